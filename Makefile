@@ -1,0 +1,62 @@
+# Development tasks. `make help` lists them.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.DEFAULT_GOAL := help
+.PHONY: help install install-dev run migrate seed test lint format typecheck check bench clean
+
+help: ## List the tasks
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed ## Create .venv and install the runtime requirements
+
+install-dev: $(VENV)/.installed-dev ## Install the development requirements too
+
+migrate: install ## Migrate the database (DATABASE_URL, default instance/dispatcher.db)
+	$(BIN)/flask --app app db upgrade
+
+seed: migrate ## Seed the demo network into an empty database
+	DEMO_MODE=1 $(BIN)/flask --app app seed-demo --base-url http://$(HOST):$(PORT)
+
+run: seed ## Run the demo: web + worker + pump, embedded Redis; Ctrl-C stops all
+	DEMO_MODE=1 POSTBACK_ALLOWED_NETWORKS=$${POSTBACK_ALLOWED_NETWORKS:-127.0.0.0/8} HOST=$(HOST) PORT=$(PORT) \
+		$(BIN)/python app.py
+
+test: install-dev ## Run the whole test suite (starts its own Redis)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$status
+
+lint: install-dev ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev ## Apply ruff's formatting and fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install-dev ## mypy (strict) on app.py, dispatcher, workers, macros
+	$(BIN)/mypy
+
+check: lint typecheck test ## Everything CI runs
+
+bench: install-dev ## Run the benchmarks
+	@for module in $$(ls bench/*.py | xargs -n1 basename | grep -v '^_' | sed 's/\.py$$//'); do \
+		echo "== bench.$$module"; $(BIN)/python -m bench.$$module || exit 1; done
+
+clean: ## Remove .venv and caches (keeps instance/, your development data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

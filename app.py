@@ -1,0 +1,43 @@
+"""The application factory. It only wires: configuration, database, Redis, blueprints and commands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+
+from dispatcher import broker, cli, config, db, errors
+from dispatcher.web import demo, health, home
+
+ROOT = Path(__file__).resolve().parent
+
+
+def create_app(settings: Mapping[str, object] | None = None) -> Flask:
+    """Build the app from the environment, or, when `settings` is given (tests), from that dict alone."""
+    resolved = config.from_env() if settings is None else config.from_mapping(settings)
+    app = Flask(
+        __name__,
+        instance_path=str(resolved.instance_path),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "dispatcher" / "static"),
+    )
+    app.config.update(SECRET_KEY=resolved.secret_key, **resolved.extra)
+    app.extensions["dispatcher.settings"] = resolved
+
+    db.init_app(app, db.Database(resolved.database_url))
+    broker.init_app(app, broker.Broker(resolved))
+    errors.init_app(app)
+    cli.init_app(app)
+
+    app.register_blueprint(home.blueprint)
+    app.register_blueprint(health.blueprint)
+    if resolved.demo_mode:
+        app.register_blueprint(demo.blueprint)
+    return app
+
+
+if __name__ == "__main__":
+    from dispatcher.devserver import main
+
+    main()

@@ -1,0 +1,1 @@
+"""The service: configuration, data, ledger, outbox, authentication and the web layer."""

@@ -1,0 +1,151 @@
+"""Configuration: read once, from the environment or from a dict (tests), and validated loudly."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_INSTANCE_PATH = Path(__file__).resolve().parent.parent / "instance"
+
+# Every key the service reads; anything else in a config dict is passed to Flask untouched.
+KNOWN_KEYS = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "POSTBACK_ALLOWED_NETWORKS",
+    "INSTANCE_PATH",
+    "DEMO_MODE",
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the variable and the value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str | None
+    secret_key: str
+    allowed_networks: tuple[IPNetwork, ...]
+    instance_path: Path
+    demo_mode: bool = False
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings for a real run: environment variables, with development defaults."""
+    env = os.environ if environ is None else environ
+    return _build({key: env[key] for key in KNOWN_KEYS if env.get(key)})
+
+
+def from_mapping(config: Mapping[str, object]) -> Settings:
+    """Settings for tests and embedding: the dict alone, never the environment."""
+    return _build(config)
+
+
+def _build(raw: Mapping[str, object]) -> Settings:
+    instance_path = Path(str(raw.get("INSTANCE_PATH") or DEFAULT_INSTANCE_PATH)).resolve()
+    database_url = _database_url(raw.get("DATABASE_URL"), instance_path)
+    redis_url = _redis_url(raw.get("REDIS_URL"))
+    secret_key = _secret_key(raw.get("SECRET_KEY"), instance_path)
+    networks = _networks(raw.get("POSTBACK_ALLOWED_NETWORKS"))
+    demo_mode = _flag("DEMO_MODE", raw.get("DEMO_MODE"))
+    extra = {key: value for key, value in raw.items() if key not in KNOWN_KEYS}
+    return Settings(database_url, redis_url, secret_key, networks, instance_path, demo_mode, extra)
+
+
+def _database_url(value: object, instance_path: Path) -> str:
+    if value is None or value == "":
+        return f"sqlite:///{instance_path / 'dispatcher.db'}"
+    url = _text("DATABASE_URL", value)
+    scheme = url.split(":", 1)[0]
+    if scheme not in ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg"):
+        raise ConfigError(
+            f"DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL, got {url!r}",
+        )
+    if scheme == "postgresql":
+        # SQLAlchemy's bare "postgresql" means psycopg2, which we do not ship; psycopg 3 is the driver.
+        url = "postgresql+psycopg" + url[len("postgresql") :]
+    return url
+
+
+def _redis_url(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    url = _text("REDIS_URL", value)
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise ConfigError(f"REDIS_URL must look like redis://host:6379/0, got {url!r}")
+    try:
+        parts.port  # noqa: B018 - evaluating it validates the port
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL has a bad port: {url!r}") from exc
+    return url
+
+
+def _secret_key(value: object, instance_path: Path) -> str:
+    if value is not None and value != "":
+        key = _text("SECRET_KEY", value)
+        if len(key) < 16:
+            raise ConfigError(f"SECRET_KEY must be at least 16 characters, got {len(key)} characters")
+        return key
+    # Development: one generated key kept under instance/, so sessions survive restarts.
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def _networks(value: object) -> tuple[IPNetwork, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, (list, tuple)):
+        items = [str(item) for item in value]
+    else:
+        items = _text("POSTBACK_ALLOWED_NETWORKS", value).split(",")
+    networks = []
+    for item in (piece.strip() for piece in items):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ConfigError(
+                f"POSTBACK_ALLOWED_NETWORKS must be comma-separated CIDRs such as 127.0.0.0/8, got {item!r}",
+            ) from exc
+    return tuple(networks)
+
+
+def _flag(name: str, value: object) -> bool:
+    if value is None or value == "" or value is False:
+        return False
+    if value is True:
+        return True
+    word = _text(name, value).lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true/false), got {value!r}")
+
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {value!r}")
+    return value.strip()

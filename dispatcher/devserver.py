@@ -1,0 +1,59 @@
+"""`python app.py`: the development run.
+
+The web server runs in the foreground; the worker and the pump run as child processes once they exist; all
+share one Redis (the embedded one when REDIS_URL is unset). Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from flask import Flask
+
+from dispatcher import demo
+from dispatcher.broker import get_broker
+
+BACKGROUND_COMMANDS = ("worker", "pump")
+
+
+def main() -> None:
+    from app import create_app
+
+    app = create_app()
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "5000"))
+    broker = get_broker(app)
+    env = dict(os.environ, REDIS_URL=broker.url)  # children share our Redis instead of starting their own
+    children = _start_children(app, env)
+    settings = app.extensions["dispatcher.settings"]
+    print(f"\n  Postback Dispatcher on http://{host}:{port}/   (Ctrl-C stops everything)")
+    print(f"  Redis: {broker.url}{' (embedded, development only)' if broker.embedded else ''}")
+    if settings.demo_mode:
+        print(f"  Demo publisher: {demo.DEMO_PUBLISHER_EMAIL} / {demo.DEMO_PASSWORD}")
+        print(f"  Demo staff:     {demo.DEMO_STAFF_EMAIL} / {demo.DEMO_PASSWORD}")
+        print(f"  Demo receiver:  http://{host}:{port}/demo/receipts\n")
+    try:
+        app.run(host=host, port=port, use_reloader=False, threaded=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        broker.close()
+
+
+def _start_children(app: Flask, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    children = []
+    for name in BACKGROUND_COMMANDS:
+        if name not in app.cli.commands:
+            print(f"  {name}: not started: the delivery engine does not provide it yet")
+            continue
+        children.append(subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", name], env=env))
+    return children

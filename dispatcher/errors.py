@@ -1,0 +1,32 @@
+"""Errors as the contract promises: JSON `{"error", "fields"}` for the API, a page for browsers."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from dispatcher.validation import FieldError
+
+
+def wants_json() -> bool:
+    return request.path.startswith(("/api/", "/s2s/", "/healthz")) or request.is_json
+
+
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
+    status = exc.code or 500
+    if wants_json():
+        return jsonify({"error": exc.description or exc.name, "fields": {}}), status
+    return render_template("error.html", status=status, title=exc.name, message=exc.description), status
+
+
+def _field_error(exc: FieldError) -> ResponseReturnValue:
+    message = f"{exc.field}: {exc.problem}, got {exc.value!r}"
+    if wants_json():
+        return jsonify({"error": message, "fields": {exc.field: exc.problem}}), 400
+    return render_template("error.html", status=400, title="Bad request", message=message), 400
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(FieldError, _field_error)

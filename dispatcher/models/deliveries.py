@@ -1,0 +1,116 @@
+"""The outbox and its log: one delivery per postback x transaction event, one attempt row per try."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from dispatcher.models.base import Base, one_of
+from dispatcher.models.postbacks import JSONColumn
+from dispatcher.models.types import BigId, UTCDateTime, utcnow
+
+RESPONSE_EXCERPT_BYTES = 4096
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # waiting for its first or next attempt (a lease marks one being sent)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # permanent failure or attempts exhausted; a replay re-opens it
+
+
+class AttemptOutcome(StrEnum):
+    SENDING = "sending"  # written before the request leaves, so nothing is sent without a trace
+    SUCCEEDED = "succeeded"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+class ErrorClass(StrEnum):
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    DNS = "dns"
+    SSRF = "ssrf"
+    TLS = "tls"
+    HTTP_STATUS = "http_status"
+    BODY_MISMATCH = "body_mismatch"
+    REDIRECT = "redirect"
+    TEMPLATE = "template"
+    INTERRUPTED = "interrupted"  # the worker died mid-attempt; found by the sweeper
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # At most one delivery per postback and event: re-running the outbox never double-fires.
+        UniqueConstraint("postback_id", "transaction_event_id"),
+        one_of("state", DeliveryState),
+        CheckConstraint("attempt_count >= 0", name="attempt_count_not_negative"),
+        # The pump's question: which pending deliveries are due?
+        Index(None, "state", "next_attempt_at"),
+        Index(None, "publisher_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    postback_id: Mapped[int] = mapped_column(ForeignKey("postbacks.id", ondelete="RESTRICT"), index=True)
+    transaction_event_id: Mapped[int] = mapped_column(
+        ForeignKey("transaction_events.id", ondelete="RESTRICT"), index=True
+    )
+    # Copied from the event's transaction and the postback so searches need no joins.
+    transaction_id: Mapped[int] = mapped_column(
+        ForeignKey("transactions.id", ondelete="RESTRICT"), index=True
+    )
+    publisher_id: Mapped[int] = mapped_column(ForeignKey("publishers.id", ondelete="RESTRICT"))
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING.value)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    # A claim: the worker holding it may send until the lease expires; after that anyone may.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    leased_by: Mapped[str | None] = mapped_column(String(100))
+    # The request as last expanded (macros like #attempt# and #ts# change between attempts).
+    method: Mapped[str | None] = mapped_column(String(8))
+    url: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    destination_host: Mapped[str | None] = mapped_column(String(255), index=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error_class: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    attempts: Mapped[list[Attempt]] = relationship(back_populates="delivery", order_by="Attempt.number")
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "number"),
+        one_of("outcome", AttemptOutcome),
+        CheckConstraint("number >= 1", name="number_positive"),
+        Index(None, "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16), default=AttemptOutcome.SENDING.value)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(8))
+    url: Mapped[str] = mapped_column(Text)
+    request_headers: Mapped[dict[str, Any]] = mapped_column(JSONColumn, default=dict)
+    request_body: Mapped[str | None] = mapped_column(Text)
+    resolved_ip: Mapped[str | None] = mapped_column(String(45))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSONColumn)
+    # At most RESPONSE_EXCERPT_BYTES of the receiver's body: hostile text, always shown escaped.
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(100))
+
+    delivery: Mapped[Delivery] = relationship(back_populates="attempts")

@@ -1,0 +1,99 @@
+"""Checks at the boundary (CLI, forms, API). Every failure names the field and the bad value."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urlsplit
+
+from dispatcher.currencies import is_currency
+from dispatcher.models.parties import CommissionType
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD_LENGTH = 8
+MAX_URL_LENGTH = 2048
+
+
+class FieldError(ValueError):
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{field}: {problem}, got {value!r}")
+
+
+def text(field: str, value: str, *, max_length: int = 200) -> str:
+    cleaned = value.strip()
+    if not cleaned:
+        raise FieldError(field, value, "must not be empty")
+    if len(cleaned) > max_length:
+        raise FieldError(field, value, f"must be at most {max_length} characters")
+    if any(ord(char) < 32 for char in cleaned):
+        raise FieldError(field, value, "must not contain control characters")
+    return cleaned
+
+
+def email(field: str, value: str) -> str:
+    cleaned = value.strip().lower()
+    if len(cleaned) > 254 or not EMAIL_PATTERN.match(cleaned):
+        raise FieldError(field, value, "must be an email address like name@example.com")
+    return cleaned
+
+
+def password(field: str, value: str) -> str:
+    if len(value) < MIN_PASSWORD_LENGTH:
+        raise FieldError(field, "***", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    return value
+
+
+def positive_id(field: str, value: str | int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise FieldError(field, value, "must be a whole number") from None
+    if number < 1:
+        raise FieldError(field, value, "must be a positive id")
+    return number
+
+
+def http_url(field: str, value: str) -> str:
+    cleaned = value.strip()
+    if len(cleaned) > MAX_URL_LENGTH:
+        raise FieldError(field, value, f"must be at most {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(cleaned)
+        parts.port  # noqa: B018 - evaluating it validates the port
+    except ValueError:
+        raise FieldError(field, value, "must be an absolute http:// or https:// URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FieldError(field, value, "must be an absolute http:// or https:// URL")
+    if any(char.isspace() or ord(char) < 32 for char in cleaned):
+        raise FieldError(field, value, "must not contain spaces or control characters")
+    return cleaned
+
+
+def currency(field: str, value: str) -> str:
+    code = value.strip().upper()
+    if not is_currency(code):
+        raise FieldError(field, value, "must be an ISO 4217 currency code such as USD or EUR")
+    return code
+
+
+def commission(field: str, value: str) -> tuple[CommissionType, Decimal]:
+    """`10%` is a percent of the sale amount; `5.00` is a flat amount per event."""
+    raw = value.strip()
+    is_percent = raw.endswith("%")
+    number = raw[:-1].strip() if is_percent else raw
+    try:
+        amount = Decimal(number)
+    except InvalidOperation:
+        raise FieldError(field, value, "must be a percent like 10% or a flat amount like 5.00") from None
+    if not amount.is_finite() or amount < 0:
+        raise FieldError(field, value, "must be a percent like 10% or a flat amount like 5.00")
+    if amount.as_tuple().exponent < -4:  # type: ignore[operator]
+        raise FieldError(field, value, "must have at most 4 decimals")
+    if is_percent:
+        if amount > 100:
+            raise FieldError(field, value, "must be a percent between 0% and 100%")
+        return CommissionType.PERCENT, amount
+    return CommissionType.FLAT, amount

@@ -1,0 +1,119 @@
+"""The development demo: seeding, the demo receiver, and `python app.py` (what `make run` starts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from app import create_app
+from dispatcher import config, demo
+from dispatcher.db import get_db
+from dispatcher.models import Postback, Publisher, StaffUser, TrafficSource
+from dispatcher.redis_server import STATE_FILE, free_port
+from tests.conftest import app_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_seed_fills_an_empty_database_once(app: Flask) -> None:
+    with get_db(app).session() as session:
+        first = demo.seed(session, "http://127.0.0.1:5000")
+    with get_db(app).session() as session:
+        second = demo.seed(session, "http://127.0.0.1:5000")
+        counts = [session.scalar(select(func.count()).select_from(model)) for model in (Publisher, StaffUser)]
+        sources = session.scalars(select(TrafficSource.name).order_by(TrafficSource.name)).all()
+        postback = session.scalars(select(Postback)).one()
+
+    assert first.seeded and not second.seeded
+    assert counts == [1, 1]
+    assert sources == ["Blog", "Newsletter"]
+    assert postback.url_template == "http://127.0.0.1:5000" + demo.DEMO_POSTBACK_PATH
+    assert first.details["publisher"]["api_token"].startswith("pub_")
+
+
+def test_the_demo_receiver_records_and_shows_what_it_receives_escaped(client: FlaskClient) -> None:
+    hostile = "<script>alert(1)</script>"
+
+    received = client.get("/demo/receiver", query_string={"sid": hostile, "order": "A-1"})
+    posted = client.post("/demo/receiver", data="amount=1.00")
+    page = client.get("/demo/receipts")
+
+    assert received.status_code == posted.status_code == 200
+    assert hostile.encode() not in page.data
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in page.data
+    assert b"amount=1.00" in page.data
+
+
+def test_demo_routes_exist_only_in_demo_mode(tmp_path: Path, sqlite_url: str, redis_url: str) -> None:
+    app = create_app(app_settings(tmp_path, sqlite_url, redis_url))
+
+    assert app.test_client().get("/demo/receiver").status_code == 404
+
+
+def _clean_env(tmp_path: Path, port: int) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in config.KNOWN_KEYS}
+    env.update(INSTANCE_PATH=str(tmp_path / "instance"), DEMO_MODE="1", PORT=str(port))
+    env["POSTBACK_ALLOWED_NETWORKS"] = "127.0.0.0/8"
+    return env
+
+
+def _wait_for(url: str, process: subprocess.Popen[str], seconds: float = 30) -> requests.Response:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            return requests.get(url, timeout=2)
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer in {seconds} s")
+
+
+def test_the_development_run_serves_with_an_embedded_redis_and_stops_it_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    env = _clean_env(tmp_path, port)
+    flask = [sys.executable, "-m", "flask", "--app", "app"]
+    subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, timeout=60)
+    seeded = subprocess.run(
+        [*flask, "seed-demo", "--base-url", f"http://127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(seeded.stdout)["seeded"] is True
+
+    process = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        health = _wait_for(f"http://127.0.0.1:{port}/healthz", process)
+        assert health.status_code == 200, health.text
+        assert health.json()["checks"] == {"database": "ok", "redis": "ok"}
+        redis_pid = json.loads((tmp_path / "instance" / "redis" / STATE_FILE).read_text())["pid"]
+        landing = requests.get(f"http://127.0.0.1:{port}/demo/landing?clickid=abc", timeout=5)
+        assert "abc" in landing.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+
+    assert process.returncode == 0, output
+    assert f"http://127.0.0.1:{port}/" in output
+    assert demo.DEMO_PUBLISHER_EMAIL in output
+    assert not Path(f"/proc/{redis_pid}").exists()
