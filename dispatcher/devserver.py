@@ -7,8 +7,10 @@ share one Redis (the embedded one when REDIS_URL is unset). Ctrl-C stops everyth
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from types import FrameType
 
 from flask import Flask
 
@@ -22,6 +24,9 @@ def main() -> None:
     from app import create_app
 
     app = create_app()
+    # A terminal closing or `kill` must clean up like Ctrl-C does, or the embedded Redis is left running.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGHUP, _exit_cleanly)
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
     broker = get_broker(app)
@@ -36,7 +41,7 @@ def main() -> None:
         print(f"  Demo receiver:  http://{host}:{port}/demo/receipts\n")
     try:
         app.run(host=host, port=port, use_reloader=False, threaded=True)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         for child in children:
@@ -57,3 +62,7 @@ def _start_children(app: Flask, env: dict[str, str]) -> list[subprocess.Popen[by
             continue
         children.append(subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", name], env=env))
     return children
+
+
+def _exit_cleanly(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
@@ -78,7 +79,10 @@ def _wait_for(url: str, process: subprocess.Popen[str], seconds: float = 30) -> 
     raise AssertionError(f"{url} did not answer in {seconds} s")
 
 
-def test_the_development_run_serves_with_an_embedded_redis_and_stops_it_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_the_development_run_serves_with_an_embedded_redis_and_stops_it_on_exit(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
     port = free_port()
     env = _clean_env(tmp_path, port)
     flask = [sys.executable, "-m", "flask", "--app", "app"]
@@ -110,7 +114,7 @@ def test_the_development_run_serves_with_an_embedded_redis_and_stops_it_on_ctrl_
         landing = requests.get(f"http://127.0.0.1:{port}/demo/landing?clickid=abc", timeout=5)
         assert "abc" in landing.text
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         output, _ = process.communicate(timeout=30)
 
     assert process.returncode == 0, output
