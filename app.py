@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask
 
 from dispatcher import broker, cli, config, db, errors
-from dispatcher.web import demo, health, home
+from dispatcher.web import advertiser_api, clicks, demo, health, home, s2s
 
 ROOT = Path(__file__).resolve().parent
 
@@ -32,6 +32,9 @@ def create_app(settings: Mapping[str, object] | None = None) -> Flask:
 
     app.register_blueprint(home.blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(clicks.blueprint)
+    app.register_blueprint(advertiser_api.blueprint)
+    app.register_blueprint(s2s.blueprint)
     if resolved.demo_mode:
         app.register_blueprint(demo.blueprint)
     return app

@@ -116,3 +116,8 @@ def delivery(session: Session, hook: Postback, happened: TransactionEvent, **fie
     session.add(row)
     session.flush()
     return row
+
+
+def next_number() -> int:
+    """A number no other row of this run has used: for order numbers and names."""
+    return next(_sequence)

@@ -1,0 +1,71 @@
+"""Who is calling: advertisers by API key (Bearer header) or S2S token (query string).
+
+A token is `<kind>_<key id>_<secret>`: one indexed lookup by key id, then a salted SHA-256 of the secret (see
+`dispatcher.credentials`). Cheap on purpose: it runs on every reported sale. Failures are 401 with a JSON body
+that says what was wrong with the credentials, never whose they might be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import abort, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dispatcher.accounts import ADVERTISER_KEY_KIND, S2S_TOKEN_KIND
+from dispatcher.credentials import check_secret, split_token
+from dispatcher.models import Advertiser
+
+
+@dataclass(frozen=True)
+class AdvertiserIdentity:
+    id: int
+    name: str
+
+
+def advertiser_by_token(session: Session, token: str, kind: str) -> AdvertiserIdentity | None:
+    """The active advertiser whose API key (`adv`) or S2S token (`s2s`) this is, else None."""
+    parts = split_token(token.strip(), kind)
+    if parts is None:
+        return None
+    key_column, hash_column = (
+        (Advertiser.api_key_id, Advertiser.api_key_hash)
+        if kind == ADVERTISER_KEY_KIND
+        else (Advertiser.s2s_token_id, Advertiser.s2s_token_hash)
+    )
+    row = session.execute(
+        select(Advertiser.id, Advertiser.name, Advertiser.active, hash_column).where(
+            key_column == parts.key_id
+        )
+    ).first()
+    if row is None or not row.active or not check_secret(row[3], parts.secret):
+        return None
+    return AdvertiserIdentity(row.id, row.name)
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def require_advertiser_api_key(session: Session) -> AdvertiserIdentity:
+    token = bearer_token()
+    if token is None:
+        abort(401, description="Authorization: expected 'Bearer <advertiser API key>'")
+    identity = advertiser_by_token(session, token, ADVERTISER_KEY_KIND)
+    if identity is None:
+        abort(401, description="Authorization: the API key is not valid (or its advertiser is inactive)")
+    return identity
+
+
+def require_advertiser_s2s_token(session: Session, token: str | None) -> AdvertiserIdentity:
+    if not token:
+        abort(401, description="token: the S2S token is required (?token=s2s_...)")
+    identity = advertiser_by_token(session, token, S2S_TOKEN_KIND)
+    if identity is None:
+        abort(401, description="token: the S2S token is not valid (or its advertiser is inactive)")
+    return identity

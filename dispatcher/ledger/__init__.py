@@ -1,0 +1,35 @@
+"""The ledger: clicks, transactions, commissions, status changes, and the outbox they write.
+
+Entry points for other code:
+- `record_click(session, ClickRequest)` -> landing URL with the click id;
+- `record_sales(session, advertiser_id, [SaleReport], channel)` -> one outcome per report
+  (every intake channel);
+- `change_status(session, advertiser_id, sales_id, StatusChange, channel)`;
+- `outbox.create_deliveries(session, [FiredEvent], postback_ids=..., skip_existing=...)`
+  for backfill and replay.
+Each writes in one database transaction and commits; the caller then hands the new delivery ids to RQ with
+`dispatcher.ledger.handoff.hand_over`.
+"""
+
+from dispatcher.ledger.clicks import ClickRequest, ProgramNotFound, record_click
+from dispatcher.ledger.errors import StatusConflict, TransactionNotFound
+from dispatcher.ledger.intake import record_sales
+from dispatcher.ledger.reports import SaleReport
+from dispatcher.ledger.results import Outcome, Recorded, Rejected
+from dispatcher.ledger.status import Changed, StatusChange, change_status
+
+__all__ = [
+    "Changed",
+    "ClickRequest",
+    "Outcome",
+    "ProgramNotFound",
+    "Recorded",
+    "Rejected",
+    "SaleReport",
+    "StatusChange",
+    "StatusConflict",
+    "TransactionNotFound",
+    "change_status",
+    "record_click",
+    "record_sales",
+]

@@ -1,0 +1,179 @@
+"""Who gets the credit for a reported transaction: the click it names, or, without one, the publisher and
+traffic source the advertiser names (only on programs that allow it).
+
+One query for all the clicks of a batch, and two more only when some report has no click. A click keeps its
+credit even if its program was paused since: the sale came from a click that was valid when it was made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dispatcher.ledger.commission import CommissionRule
+from dispatcher.ledger.reports import CheckedReport
+from dispatcher.models import Click, Program, Publisher, TrafficSource
+from dispatcher.validation import FieldError
+
+
+@dataclass(frozen=True)
+class ProgramTerms:
+    id: int
+    advertiser_id: int
+    active: bool
+    currency: str
+    allow_clickless: bool
+    rule: CommissionRule
+
+
+@dataclass(frozen=True)
+class Attribution:
+    program: ProgramTerms
+    publisher_id: int
+    traffic_source_id: int | None
+    click_pk: int | None = None
+    click_time: datetime | None = None
+
+
+_PROGRAM_COLUMNS = (
+    Program.id.label("program_id"),
+    Program.advertiser_id,
+    Program.active,
+    Program.currency,
+    Program.commission_type,
+    Program.commission_value,
+    Program.allow_clickless,
+    Program.allow_advertiser_commission,
+)
+
+
+def attribute(
+    session: Session, advertiser_id: int, reports: Sequence[CheckedReport]
+) -> list[Attribution | FieldError]:
+    clicks = _clicks(session, {r.click_id for r in reports if r.click_id is not None})
+    clickless = [r for r in reports if r.click_id is None]
+    programs = _programs_of(session, advertiser_id) if clickless else {}
+    sources = _sources(session, {r.traffic_source_id for r in clickless if r.traffic_source_id is not None})
+    results: list[Attribution | FieldError] = []
+    for report in reports:
+        try:
+            if report.click_id is not None:
+                results.append(_by_click(report.click_id, clicks.get(report.click_id), advertiser_id))
+            else:
+                results.append(_without_click(report, programs, sources))
+        except FieldError as error:
+            results.append(error)
+    return results
+
+
+def _by_click(click_id: str, found: Attribution | None, advertiser_id: int) -> Attribution:
+    if found is None:
+        raise FieldError("click_id", click_id, "is not a click of this network")
+    if found.program.advertiser_id != advertiser_id:
+        raise FieldError("click_id", click_id, "is a click on another advertiser's program")
+    return found
+
+
+def _without_click(
+    report: CheckedReport, programs: dict[int, ProgramTerms], sources: dict[int, tuple[int, bool]]
+) -> Attribution:
+    program = _program_for(report, programs)
+    if not program.allow_clickless:
+        raise FieldError(
+            "click_id", None, f"is required: program {program.id} only accepts transactions with a click"
+        )
+    if report.publisher_id is None:
+        raise FieldError("publisher_id", None, "is required for a transaction without a click_id")
+    if report.traffic_source_id is None:
+        raise FieldError("traffic_source_id", None, "is required for a transaction without a click_id")
+    owner, publisher_active = sources.get(report.traffic_source_id, (None, False))
+    if owner != report.publisher_id:
+        raise FieldError(
+            "traffic_source_id",
+            report.traffic_source_id,
+            f"is not a traffic source of publisher {report.publisher_id}",
+        )
+    if not publisher_active:
+        raise FieldError("publisher_id", report.publisher_id, "is not an active publisher")
+    return Attribution(program, report.publisher_id, report.traffic_source_id)
+
+
+def _program_for(report: CheckedReport, programs: dict[int, ProgramTerms]) -> ProgramTerms:
+    if report.program_id is not None:
+        program = programs.get(report.program_id)
+        if program is None or not program.active:
+            raise FieldError("program_id", report.program_id, "is not an active program of this advertiser")
+        return program
+    active = [program for program in programs.values() if program.active]
+    if len(active) != 1:
+        raise FieldError(
+            "program_id",
+            None,
+            "is required for a transaction without a click_id when the advertiser has several programs",
+        )
+    return active[0]
+
+
+def _clicks(session: Session, click_ids: set[str]) -> dict[str, Attribution]:
+    if not click_ids:
+        return {}
+    query = (
+        select(
+            Click.click_id,
+            Click.id,
+            Click.created_at,
+            Click.publisher_id,
+            Click.traffic_source_id,
+            *_PROGRAM_COLUMNS,
+        )
+        .join(Program, Program.id == Click.program_id)
+        .where(Click.click_id.in_(click_ids))
+    )
+    return {
+        row.click_id: Attribution(
+            program=_terms(row),
+            publisher_id=row.publisher_id,
+            traffic_source_id=row.traffic_source_id,
+            click_pk=row.id,
+            click_time=row.created_at,
+        )
+        for row in session.execute(query)
+    }
+
+
+def _programs_of(session: Session, advertiser_id: int) -> dict[int, ProgramTerms]:
+    query = select(*_PROGRAM_COLUMNS).where(Program.advertiser_id == advertiser_id)
+    return {row.program_id: _terms(row) for row in session.execute(query)}
+
+
+def _sources(session: Session, source_ids: set[int]) -> dict[int, tuple[int, bool]]:
+    """traffic source id -> (its publisher, whether that publisher is active)."""
+    if not source_ids:
+        return {}
+    query = (
+        select(TrafficSource.id, TrafficSource.publisher_id, Publisher.active)
+        .join(Publisher, Publisher.id == TrafficSource.publisher_id)
+        .where(TrafficSource.id.in_(source_ids))
+    )
+    return {row.id: (row.publisher_id, row.active) for row in session.execute(query)}
+
+
+def _terms(row: Any) -> ProgramTerms:
+    return ProgramTerms(
+        id=row.program_id,
+        advertiser_id=row.advertiser_id,
+        active=row.active,
+        currency=row.currency,
+        allow_clickless=row.allow_clickless,
+        rule=CommissionRule(
+            commission_type=row.commission_type,
+            value=row.commission_value,
+            currency=row.currency,
+            allow_advertiser_commission=row.allow_advertiser_commission,
+        ),
+    )

@@ -1,0 +1,121 @@
+"""CSV uploads of missed or offline sales: read line by line, recorded in chunks through `record_sales`.
+
+Format: `click_id,order_number,sale_amount[,currency,event,status,event_time]`, one sale per line. A first
+line whose cells are all column names is a header; with a header, columns may come in any order and the
+clickless columns (`publisher_id`, `traffic_source_id`, `program_id`) and `commission` may be added. Blank
+lines are skipped. Line numbers are the file's own (the header is line 1), so an advertiser can find the line.
+
+The file is streamed: a chunk of lines is parsed, recorded and answered before the next is read, so a 50,000
+line file needs neither the memory for all of it nor a request that says nothing until the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from sqlalchemy.orm import Session
+
+from dispatcher.ledger.intake import record_sales
+from dispatcher.ledger.reports import FIELD_NAMES, SaleReport
+from dispatcher.ledger.results import Outcome, Rejected
+from dispatcher.validation import FieldError
+
+POSITIONAL_COLUMNS = ("click_id", "order_number", "sale_amount", "currency", "event", "status", "event_time")
+REQUIRED_COLUMNS = ("order_number", "sale_amount")
+CHUNK_LINES = 500
+MAX_CELL_CHARS = 4096  # a longer cell is an error of that line, not a reason to hold it in memory
+
+
+@dataclass(frozen=True)
+class LineOutcome:
+    line: int
+    outcome: Outcome
+
+
+class CsvFile:
+    """An open upload: its columns are known once the first line is read (a bad header is a FieldError)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+        csv.field_size_limit(MAX_CELL_CHARS)
+        self._reader = csv.reader(text)
+        self._first: tuple[int, list[str]] | None = None
+        self.columns: tuple[str, ...] = POSITIONAL_COLUMNS
+        self.has_header = False
+        first = self._next_row()
+        if first is not None and _looks_like_header(first[1]):
+            self.columns = _header_columns(first[1])
+            self.has_header = True
+        else:
+            self._first = first
+
+    def rows(self) -> Iterator[tuple[int, SaleReport | FieldError]]:
+        if self._first is not None:
+            yield self._first[0], self._report(self._first[1])
+        while (row := self._next_row()) is not None:
+            yield row[0], self._report(row[1])
+
+    def _next_row(self) -> tuple[int, list[str]] | None:
+        while True:
+            try:
+                cells = next(self._reader)
+            except StopIteration:
+                return None
+            except csv.Error as exc:
+                return self._reader.line_num, [f"\0{exc}"]
+            if any(cell.strip() for cell in cells):
+                return self._reader.line_num, cells
+
+    def _report(self, cells: list[str]) -> SaleReport | FieldError:
+        if len(cells) == 1 and cells[0].startswith("\0"):
+            return FieldError("line", cells[0][1:], "is not readable CSV")
+        if len(cells) > len(self.columns):
+            return FieldError("line", len(cells), f"has more than {len(self.columns)} columns")
+        return SaleReport(**dict(zip(self.columns, cells, strict=False)))
+
+
+def record_csv(
+    session: Session, advertiser_id: int, upload: CsvFile, channel: str
+) -> Iterator[list[LineOutcome]]:
+    """Records the file chunk by chunk, committing each; yields each chunk's outcomes once committed."""
+    chunk: list[tuple[int, SaleReport | FieldError]] = []
+    for row in upload.rows():
+        chunk.append(row)
+        if len(chunk) == CHUNK_LINES:
+            yield _record_chunk(session, advertiser_id, chunk, channel)
+            chunk = []
+    if chunk:
+        yield _record_chunk(session, advertiser_id, chunk, channel)
+
+
+def _record_chunk(
+    session: Session, advertiser_id: int, chunk: list[tuple[int, SaleReport | FieldError]], channel: str
+) -> list[LineOutcome]:
+    good = [(line, report) for line, report in chunk if isinstance(report, SaleReport)]
+    recorded = iter(record_sales(session, advertiser_id, [report for _, report in good], channel))
+    return [
+        LineOutcome(line, Rejected(report) if isinstance(report, FieldError) else next(recorded))
+        for line, report in chunk
+    ]
+
+
+def _looks_like_header(cells: list[str]) -> bool:
+    names = [cell.strip().lower() for cell in cells]
+    return bool(names) and names[0] in FIELD_NAMES and not any(cell.strip().isdigit() for cell in cells)
+
+
+def _header_columns(cells: list[str]) -> tuple[str, ...]:
+    names = tuple(cell.strip().lower() for cell in cells)
+    for name in names:
+        if name not in FIELD_NAMES:
+            raise FieldError("header", name, f"is not a column; known: {', '.join(FIELD_NAMES)}")
+    if len(set(names)) != len(names):
+        raise FieldError("header", ",".join(names), "names a column twice")
+    for required in REQUIRED_COLUMNS:
+        if required not in names:
+            raise FieldError("header", ",".join(names), f"must have a {required} column")
+    return names

@@ -1,0 +1,146 @@
+"""Parsing the raw values advertisers send (JSON, query strings, CSV cells) into typed ones.
+
+Every failure is a `FieldError` naming the field and the value. Values arrive as `object` because JSON may
+give a number where a query string gives text; floats never arrive
+(JSON is parsed with `parse_float=Decimal`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from dispatcher.currencies import is_currency, minor_units
+from dispatcher.validation import FieldError
+
+# Money columns hold NUMERIC(18, 4); anything this large is a typo, not a sale.
+MAX_AMOUNT = Decimal("1000000000000")
+# Clocks differ: an event time up to this far in the future is taken as now-ish, not refused.
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_TIME_LENGTH = 40
+
+
+def is_blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def text(field: str, value: object, *, max_length: int) -> str:
+    """Required text; JSON numbers are taken as their digits (order numbers are often numeric)."""
+    if is_blank(value):
+        raise FieldError(field, value, "is required")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise FieldError(field, value, "must be text")
+    cleaned = str(value).strip()
+    if len(cleaned) > max_length:
+        raise FieldError(field, _clip(value), f"must be at most {max_length} characters")
+    if any(ord(char) < 32 or ord(char) == 127 for char in cleaned):
+        raise FieldError(field, value, "must not contain control characters")
+    return cleaned
+
+
+def optional_text(field: str, value: object, *, max_length: int) -> str | None:
+    return None if is_blank(value) else text(field, value, max_length=max_length)
+
+
+def optional_id(field: str, value: object) -> int | None:
+    if is_blank(value):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise FieldError(field, value, "must be a whole number")
+    raw = str(value).strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise FieldError(field, _clip(value), "must be a positive whole number")
+    number = int(raw)
+    if number < 1:
+        raise FieldError(field, value, "must be a positive whole number")
+    return number
+
+
+def choice(field: str, value: object, choices: tuple[str, ...], default: str) -> str:
+    if is_blank(value):
+        return default
+    word = str(value).strip().lower() if isinstance(value, str) else value
+    if word not in choices:
+        raise FieldError(field, _clip(value), f"must be one of {', '.join(choices)}")
+    assert isinstance(word, str)
+    return word
+
+
+def currency(field: str, value: object) -> str | None:
+    if is_blank(value):
+        return None
+    code = value.strip().upper() if isinstance(value, str) else ""
+    if not is_currency(code):
+        raise FieldError(field, _clip(value), "must be an ISO 4217 currency code such as USD or EUR")
+    return code
+
+
+def amount(field: str, value: object) -> Decimal:
+    """A non-negative decimal amount given as a JSON number or as text like "19.99"."""
+    if is_blank(value):
+        raise FieldError(field, value, "is required")
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise FieldError(field, value, "must be a number like 19.99")
+    if isinstance(value, str) and len(value) > 40:
+        raise FieldError(field, _clip(value), "must be a number like 19.99")
+    try:
+        number = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
+        raise FieldError(field, value, "must be a number like 19.99") from None
+    if not number.is_finite():
+        raise FieldError(field, value, "must be a number like 19.99")
+    if number < 0:
+        raise FieldError(field, value, "must not be negative")
+    if number >= MAX_AMOUNT:
+        raise FieldError(field, value, f"must be less than {MAX_AMOUNT}")
+    return number
+
+
+def in_currency(field: str, number: Decimal, code: str, raw: object) -> Decimal:
+    """`number` checked against the currency's minor units: 19.999 USD or 5.5 JPY are refused."""
+    digits = minor_units(code)
+    exponent = number.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    if -exponent > digits:
+        raise FieldError(field, raw, f"must have at most {digits} decimals for {code}")
+    return number.quantize(minor_unit(code))
+
+
+def minor_unit(code: str) -> Decimal:
+    """The smallest amount of the currency: 0.01 USD, 1 JPY, 0.001 KWD."""
+    return Decimal(1).scaleb(-minor_units(code))
+
+
+def event_time(field: str, value: object, now: datetime, *, not_before: datetime | None) -> datetime:
+    """ISO 8601 (a time without offset is UTC) or Unix seconds; at most CLOCK_SKEW in the future."""
+    if is_blank(value):
+        return now
+    moment = _parse_time(field, value)
+    if moment > now + CLOCK_SKEW:
+        raise FieldError(field, value, "must not be in the future")
+    if not_before is not None and moment < not_before:
+        raise FieldError(field, value, f"must not be before the click ({not_before.isoformat()})")
+    return moment
+
+
+def _parse_time(field: str, value: object) -> datetime:
+    problem = "must be an ISO 8601 time like 2026-11-20T14:30:00Z or Unix seconds"
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise FieldError(field, value, problem)
+    raw = str(value).strip()
+    if len(raw) > MAX_TIME_LENGTH:
+        raise FieldError(field, _clip(value), problem)
+    try:
+        if raw.isascii() and raw.isdigit():
+            return datetime.fromtimestamp(int(raw), UTC)
+        parsed = datetime.fromisoformat(raw)
+    except (ValueError, OverflowError, OSError):
+        raise FieldError(field, value, problem) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _clip(value: object) -> object:
+    """Oversize values are echoed in errors only in part."""
+    if isinstance(value, str) and len(value) > 64:
+        return value[:64] + "..."
+    return value

@@ -1,0 +1,250 @@
+"""The one way transactions come in: `record_sales`, for every channel (API, S2S, pixel, CSV).
+
+A report is checked (values, then click or clickless attribution, then commission), and every good one is
+written in one database transaction with its first event and the deliveries it fires (the outbox). The same
+(program, order number, event) reported again is a duplicate: the original is answered, nothing is written.
+The unique constraint decides, not a prior SELECT, so concurrent identical reports make exactly one
+transaction; a batch that meets a concurrent duplicate is redone report by report.
+
+Reads and writes are separate database transactions: SQLite cannot upgrade a read transaction to a write one
+once another writer has committed (it fails at once instead of waiting), so the write transaction starts with
+its INSERT and waits its turn like any writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dispatcher.ledger import fields, ids, reports
+from dispatcher.ledger.attribution import Attribution, attribute
+from dispatcher.ledger.commission import commission
+from dispatcher.ledger.outbox import FiredEvent, create_deliveries
+from dispatcher.ledger.reports import CheckedReport, SaleReport
+from dispatcher.ledger.results import Outcome, Recorded, Rejected
+from dispatcher.models import Delivery, EventKind, Transaction, TransactionEvent
+from dispatcher.models.types import utcnow
+from dispatcher.validation import FieldError
+
+Key = tuple[int, str, str]  # program, order number, event type: the business key
+
+
+@dataclass(frozen=True)
+class NewSale:
+    key: Key
+    attribution: Attribution
+    sale_amount: Decimal
+    commission: Decimal
+    currency: str
+    status: str
+    event_time: datetime
+
+
+def record_sales(
+    session: Session,
+    advertiser_id: int,
+    sale_reports: Sequence[SaleReport],
+    channel: str,
+    *,
+    now: datetime | None = None,
+) -> list[Outcome]:
+    """One outcome per report, in order. Commits; the caller hands `new_delivery_ids` to RQ afterwards."""
+    moment = now or utcnow()
+    outcomes: list[Outcome | None] = [None] * len(sale_reports)
+    checked: dict[int, CheckedReport] = {}
+    for index, raw in enumerate(sale_reports):
+        try:
+            checked[index] = reports.check(raw)
+        except FieldError as error:
+            outcomes[index] = Rejected(error)
+    attributions = attribute(session, advertiser_id, list(checked.values()))
+    sales: dict[int, NewSale] = {}
+    for (index, report), attribution in zip(checked.items(), attributions, strict=True):
+        try:
+            if isinstance(attribution, FieldError):
+                raise attribution
+            sales[index] = _priced(report, attribution, moment)
+        except FieldError as error:
+            outcomes[index] = Rejected(error)
+    first_of: dict[Key, int] = {}
+    for index, sale in sales.items():
+        first_of.setdefault(sale.key, index)
+    written = _write(session, [sales[index] for index in first_of.values()], channel, moment)
+    for index, sale in sales.items():
+        result = written[sale.key]
+        if first_of[sale.key] != index:  # the same order twice in one batch: the second is a duplicate
+            result = _as_duplicate(result)
+        outcomes[index] = result
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _priced(report: CheckedReport, attribution: Attribution, now: datetime) -> NewSale:
+    program = attribution.program
+    currency = report.currency or program.currency
+    amount = fields.in_currency("sale_amount", report.sale_amount, currency, report.raw_sale_amount)
+    event_time = reports.event_time(report, now, attribution.click_time)
+    return NewSale(
+        key=(program.id, report.order_number, report.event_type),
+        attribution=attribution,
+        sale_amount=amount,
+        commission=commission(program.rule, amount, currency, report.raw_commission),
+        currency=currency,
+        status=report.status,
+        event_time=event_time,
+    )
+
+
+def _write(session: Session, sales: list[NewSale], channel: str, now: datetime) -> dict[Key, Recorded]:
+    if not sales:
+        session.commit()
+        return {}
+    # Batches look for earlier reports first, so a re-uploaded file is not redone line by line.
+    known = existing(session, [sale.key for sale in sales]) if len(sales) > 1 else {}
+    fresh = [sale for sale in sales if sale.key not in known]
+    session.commit()  # ends the read transaction; see the module docstring
+    try:
+        written = _insert(session, fresh, channel, now) if fresh else {}
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if len(fresh) > 1:
+            for sale in fresh:
+                known.update(_write(session, [sale], channel, now))
+            return known
+        found = existing(session, [sale.key for sale in fresh])
+        session.commit()
+        if len(found) != len(fresh):
+            raise  # not a duplicate: a real fault, not the advertiser's
+        return {**known, **found}
+    return {**known, **written}
+
+
+def _insert(session: Session, sales: list[NewSale], channel: str, now: datetime) -> dict[Key, Recorded]:
+    sales_ids = [ids.new_sales_id() for _ in sales]
+    transaction_rows = [
+        _transaction_row(sale, sales_id, channel, now)
+        for sale, sales_id in zip(sales, sales_ids, strict=True)
+    ]
+    transaction_ids = _insert_returning_ids(session, Transaction, transaction_rows)
+    event_rows = [
+        {
+            "transaction_id": transaction_id,
+            "kind": EventKind.CREATED.value,
+            "status": sale.status,
+            "sale_amount": sale.sale_amount,
+            "commission": sale.commission,
+            "channel": channel,
+            "occurred_at": sale.event_time,
+            "created_at": now,
+        }
+        for sale, transaction_id in zip(sales, transaction_ids, strict=True)
+    ]
+    event_ids = _insert_returning_ids(session, TransactionEvent, event_rows)
+    fired = [
+        FiredEvent(
+            event_id=event_id,
+            transaction_id=transaction_id,
+            publisher_id=sale.attribution.publisher_id,
+            traffic_source_id=sale.attribution.traffic_source_id,
+            program_id=sale.key[0],
+            trigger=sale.key[2],  # a first report fires as its type: sale or lead
+            status=sale.status,
+        )
+        for sale, transaction_id, event_id in zip(sales, transaction_ids, event_ids, strict=True)
+    ]
+    deliveries = create_deliveries(session, fired, now=now)
+    return {
+        sale.key: Recorded(
+            sales_id=sales_id,
+            status=sale.status,
+            commission=sale.commission,
+            currency=sale.currency,
+            deliveries=len(deliveries[event.event_id]),
+            new_delivery_ids=tuple(deliveries[event.event_id]),
+        )
+        for sale, sales_id, event in zip(sales, sales_ids, fired, strict=True)
+    }
+
+
+def _transaction_row(sale: NewSale, sales_id: str, channel: str, now: datetime) -> dict[str, Any]:
+    program_id, order_number, event_type = sale.key
+    return {
+        "sales_id": sales_id,
+        "program_id": program_id,
+        "click_pk": sale.attribution.click_pk,
+        "publisher_id": sale.attribution.publisher_id,
+        "traffic_source_id": sale.attribution.traffic_source_id,
+        "order_number": order_number,
+        "sale_amount": sale.sale_amount,
+        "commission": sale.commission,
+        "currency": sale.currency,
+        "event_type": event_type,
+        "status": sale.status,
+        "channel": channel,
+        "event_time": sale.event_time,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _insert_returning_ids(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> list[int]:
+    statement = insert(model).returning(model.id, sort_by_parameter_order=True)
+    return list(session.scalars(statement, rows).all())
+
+
+def existing(session: Session, keys: Sequence[Key]) -> dict[Key, Recorded]:
+    """The transactions already recorded under these business keys, answered as duplicates."""
+    first_deliveries = (
+        select(func.count(Delivery.id))
+        .join(TransactionEvent, TransactionEvent.id == Delivery.transaction_event_id)
+        .where(
+            TransactionEvent.transaction_id == Transaction.id,
+            TransactionEvent.kind == EventKind.CREATED.value,
+        )
+        .scalar_subquery()
+    )
+    matches = or_(
+        *(
+            and_(Transaction.program_id == p, Transaction.order_number == o, Transaction.event_type == e)
+            for p, o, e in set(keys)
+        )
+    )
+    query = select(
+        Transaction.program_id,
+        Transaction.order_number,
+        Transaction.event_type,
+        Transaction.sales_id,
+        Transaction.status,
+        Transaction.commission,
+        Transaction.currency,
+        first_deliveries.label("deliveries"),
+    ).where(matches)
+    return {
+        (row.program_id, row.order_number, row.event_type): Recorded(
+            sales_id=row.sales_id,
+            status=row.status,
+            commission=row.commission,
+            currency=row.currency,
+            deliveries=row.deliveries,
+            duplicate=True,
+        )
+        for row in session.execute(query)
+    }
+
+
+def _as_duplicate(result: Recorded) -> Recorded:
+    return Recorded(
+        sales_id=result.sales_id,
+        status=result.status,
+        commission=result.commission,
+        currency=result.currency,
+        deliveries=result.deliveries,
+        duplicate=True,
+    )
