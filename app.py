@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from flask import Flask
 
-from dispatcher import broker, cli, config, db, errors
-from dispatcher.web import advertiser_api, clicks, demo, health, home, s2s
+from dispatcher import broker, cli, config, db, errors, login
+from dispatcher.web import advertiser_api, clicks, demo, health, home, portal, publisher_api, s2s
 
 ROOT = Path(__file__).resolve().parent
 
@@ -29,9 +30,13 @@ def create_app(settings: Mapping[str, object] | None = None) -> Flask:
     broker.init_app(app, broker.Broker(resolved))
     errors.init_app(app)
     cli.init_app(app)
+    login.init_app(app, os.environ if settings is None else None)
+    login.init_csrf(app)
 
     app.register_blueprint(home.blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(portal.blueprint)
+    app.register_blueprint(publisher_api.blueprint)
     app.register_blueprint(clicks.blueprint)
     app.register_blueprint(advertiser_api.blueprint)
     app.register_blueprint(s2s.blueprint)

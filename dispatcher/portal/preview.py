@@ -1,0 +1,119 @@
+"""Live preview: a postback's templates expanded for a sample transaction, with the linter's findings.
+
+The same findings block saving in `rules.check`; here they are shown as the publisher types, warnings too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import macros
+from dispatcher.config import IPNetwork
+from dispatcher.portal.rules import CONTENT_TYPES, destination_problem
+
+
+@dataclass(frozen=True)
+class Note:
+    field: str  # url | body_template | headers
+    severity: str  # error | warning
+    code: str
+    message: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Preview:
+    method: str
+    url: str | None  # None while the URL template has errors
+    body: str | None
+    content_type: str | None
+    notes: tuple[Note, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(note.severity == "error" for note in self.notes)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "url": self.url,
+            "body": self.body,
+            "content_type": self.content_type,
+            "ok": self.ok,
+            "findings": [asdict(note) for note in self.notes],
+        }
+
+
+def sample_values(status_map: Mapping[str, str] | None = None) -> dict[str, object]:
+    """The catalog's sample transaction, with its status in the receiver's word as a real send would be."""
+    values = macros.sample_values()
+    status = str(values.get("status", ""))
+    if status_map and status_map.get(status):
+        values["status"] = status_map[status]
+    return values
+
+
+def preview(values: Mapping[str, Any], allowed_networks: Sequence[IPNetwork] = ()) -> Preview:
+    method = str(values.get("method") or "GET").upper()
+    url = _text(values.get("url"))
+    status_map = _mapping(values.get("status_map"))
+    sample = sample_values(status_map)
+    notes = _notes("url", url, macros.Context.URL)
+    refused = destination_problem(url, allowed_networks) if url else None
+    if refused:
+        notes.append(Note("url", "error", "private_address", refused, 0, len(url)))
+    expanded_url = _expand(url, macros.Context.URL, sample) if url and not _errors(notes) else None
+    body, content_type = None, None
+    if method == "POST":
+        body, content_type, body_notes = _body(values, sample)
+        notes.extend(body_notes)
+    for name, value in _mapping(values.get("headers")).items():
+        for finding in macros.lint(_text(value), macros.Context.TEXT):
+            notes.append(Note("headers", finding.severity, finding.code, f"{name}: {finding.message}", 0, 0))
+    return Preview(method, expanded_url, body, content_type, tuple(notes))
+
+
+def _body(
+    values: Mapping[str, Any], sample: Mapping[str, object]
+) -> tuple[str | None, str | None, list[Note]]:
+    template = _text(values.get("body_template"))
+    if not template.strip():
+        return None, None, []
+    content_type = _text(values.get("content_type")).strip().lower() or (
+        "application/json" if template.lstrip()[:1] in ("{", "[") else "application/x-www-form-urlencoded"
+    )
+    context = CONTENT_TYPES.get(content_type, macros.Context.TEXT)
+    notes = _notes("body_template", template, context)
+    body = None if _errors(notes) else _expand(template, context, sample)
+    return body, content_type, notes
+
+
+def _notes(name: str, template: str, context: macros.Context) -> list[Note]:
+    if not template:
+        return []
+    return [
+        Note(name, finding.severity, finding.code, finding.message, finding.start, finding.end)
+        for finding in macros.lint(template, context)
+    ]
+
+
+def _expand(template: str, context: macros.Context, sample: Mapping[str, object]) -> str | None:
+    try:
+        return macros.parse(template, context).expand(sample)
+    except macros.MacroError:
+        return None
+
+
+def _errors(notes: list[Note]) -> bool:
+    return any(note.severity == "error" for note in notes)
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,364 @@
+"""What a postback may be: one check shared by the portal form and the JSON API, so both say the same words.
+
+`check` takes plain values (the API's JSON, or the form turned into the same shape by `form_values`) and
+returns a clean `PostbackSpec`, or raises `Invalid` naming every bad field and its value at once. Lint
+warnings never block saving; lint errors do.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import macros
+from dispatcher.config import IPNetwork
+from dispatcher.models.ledger import TransactionStatus
+from dispatcher.models.postbacks import DEFAULT_EVENTS, DEFAULT_STATUSES, POSTBACK_EVENTS
+
+METHODS = ("GET", "POST")
+STATUSES = tuple(status.value for status in TransactionStatus)
+CONTENT_TYPES = {
+    "application/json": macros.Context.JSON,
+    "application/x-www-form-urlencoded": macros.Context.FORM,
+}
+# Set by the dispatcher or by the connection itself; a postback may not override them.
+FORBIDDEN_HEADERS = {
+    "host": "is set from the URL",
+    "content-length": "is computed from the body",
+    "connection": "is a hop-by-hop header",
+    "keep-alive": "is a hop-by-hop header",
+    "proxy-connection": "is a hop-by-hop header",
+    "proxy-authenticate": "is a hop-by-hop header",
+    "proxy-authorization": "is a hop-by-hop header",
+    "te": "is a hop-by-hop header",
+    "trailer": "is a hop-by-hop header",
+    "transfer-encoding": "is a hop-by-hop header",
+    "upgrade": "is a hop-by-hop header",
+}
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+MAX_HEADERS = 20
+MAX_HEADER_VALUE = 1000
+MAX_BODY = 8192
+MAX_WORD = 100
+_LEGACY_IPV4 = re.compile(r"^[0-9a-fA-FxX.]+$")
+
+
+@dataclass(frozen=True)
+class PostbackSpec:
+    url: str
+    method: str = "GET"
+    name: str = ""
+    traffic_source_ids: tuple[int, ...] = ()  # empty: every traffic source of the publisher
+    events: tuple[str, ...] = tuple(DEFAULT_EVENTS)
+    statuses: tuple[str, ...] = tuple(DEFAULT_STATUSES)
+    body_template: str | None = None
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    status_map: dict[str, str] = field(default_factory=dict)
+    success_body_contains: str | None = None
+    active: bool = True
+
+    def as_values(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "url": self.url,
+            "method": self.method,
+            "traffic_source_ids": list(self.traffic_source_ids),
+            "events": list(self.events),
+            "statuses": list(self.statuses),
+            "body_template": self.body_template,
+            "content_type": self.content_type,
+            "headers": dict(self.headers),
+            "status_map": dict(self.status_map),
+            "success_body_contains": self.success_body_contains,
+            "active": self.active,
+        }
+
+
+class Invalid(ValueError):
+    """Every problem found, as {field: problem}; the problem names the bad value."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        return "; ".join(f"{name}: {problem}" for name, problem in self.problems.items())
+
+    def as_json(self) -> dict[str, Any]:
+        return {"error": self.message, "fields": self.problems}
+
+
+def check(
+    values: Mapping[str, Any],
+    *,
+    own_source_ids: Collection[int],
+    allowed_networks: Sequence[IPNetwork] = (),
+) -> PostbackSpec:
+    """A clean spec from plain values, or `Invalid` with every problem."""
+    checker = _Checker(values)
+    method = checker.run("method", lambda v: _method(v), "GET")
+    url = checker.run("url", lambda v: _url(v, allowed_networks), None)
+    body_type = checker.run("content_type", lambda v: _content_type(v, values.get("body_template")), None)
+    if "content_type" not in checker.problems and body_type is None:
+        body_type = _default_content_type(values.get("body_template"))
+    spec = PostbackSpec(
+        url=url or "",
+        method=method or "GET",
+        name=checker.run("name", _name, "") or "",
+        traffic_source_ids=checker.run("traffic_source_ids", lambda v: _sources(v, own_source_ids), ()),
+        events=checker.run("events", lambda v: _choices(v, POSTBACK_EVENTS, "events"), tuple(DEFAULT_EVENTS)),
+        statuses=checker.run(
+            "statuses", lambda v: _choices(v, STATUSES, "statuses"), tuple(DEFAULT_STATUSES)
+        ),
+        body_template=checker.run("body_template", lambda v: _body(v, body_type), None),
+        content_type=body_type,
+        headers=checker.run("headers", _headers, {}) or {},
+        status_map=checker.run("status_map", _status_map, {}) or {},
+        success_body_contains=checker.run("success_body_contains", _success_text, None),
+        active=checker.run("active", _active, True),
+    )
+    if "url" not in values or values.get("url") in (None, ""):
+        checker.problems.setdefault("url", "is required: paste your tracker's postback URL")
+    if checker.problems:
+        raise Invalid(checker.problems)
+    if spec.method == "GET":
+        # A GET sends no body: a template left over from switching methods is dropped, not an error.
+        return replace(spec, body_template=None, content_type=None)
+    return spec
+
+
+class _Checker:
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.values = values
+        self.problems: dict[str, str] = {}
+
+    def run(self, name: str, checker: Any, default: Any) -> Any:
+        if name not in self.values or self.values[name] is None:
+            return default
+        try:
+            return checker(self.values[name])
+        except _Problem as problem:
+            self.problems[name] = str(problem)
+            return default
+
+
+class _Problem(Exception):
+    pass
+
+
+def _got(problem: str, value: object) -> _Problem:
+    return _Problem(f"{problem}, got {value!r}")
+
+
+def _string(value: object, *, max_length: int) -> str:
+    if not isinstance(value, str):
+        raise _got("must be text", value)
+    if len(value) > max_length:
+        raise _Problem(f"must be at most {max_length} characters, got {len(value)}")
+    return value
+
+
+def _method(value: object) -> str:
+    word = _string(value, max_length=10).strip().upper()
+    if word not in METHODS:
+        raise _got("must be GET or POST", value)
+    return word
+
+
+def _name(value: object) -> str:
+    text = _string(value, max_length=200).strip()
+    if any(ord(char) < 32 for char in text):
+        raise _got("must not contain control characters", value)
+    return text
+
+
+def _url(value: object, allowed: Sequence[IPNetwork]) -> str:
+    url = _string(value, max_length=4096).strip()
+    if not url:
+        raise _Problem("is required: paste your tracker's postback URL")
+    if any(char.isspace() or ord(char) < 32 for char in url):
+        raise _got("must not contain spaces or control characters", url)
+    errors = [finding.message for finding in macros.lint(url) if finding.severity == "error"]
+    if errors:
+        raise _Problem(" ".join(errors))
+    refused = destination_problem(url, allowed)
+    if refused:
+        raise _Problem(refused)
+    return url
+
+
+def destination_problem(url: str, allowed: Sequence[IPNetwork] = ()) -> str | None:
+    """Why a URL whose host is a literal non-public address may not be saved (DNS is vetted when sending)."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return None
+    address = _literal_address(host)
+    if address is None:
+        return None
+    if any(address in network for network in allowed if network.version == address.version):
+        return None
+    if address.is_global:
+        return None
+    kind = "loopback" if address.is_loopback else "private" if address.is_private else "non-public"
+    return f"{host} is a {kind} address; postbacks only go to public addresses"
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if host == "localhost" or host.endswith(".localhost"):
+        return ipaddress.ip_address("127.0.0.1")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if _LEGACY_IPV4.match(host):
+        # 2130706433, 0x7f.1 and 127.1 are 127.0.0.1 to the system resolver.
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def _content_type(value: object, body: object) -> str | None:
+    text = _string(value, max_length=100).strip().lower()
+    if not text:
+        return _default_content_type(body)
+    if text not in CONTENT_TYPES:
+        raise _got(f"must be one of {', '.join(CONTENT_TYPES)}", value)
+    return text
+
+
+def _default_content_type(body: object) -> str | None:
+    if not isinstance(body, str) or not body.strip():
+        return None
+    return "application/json" if body.lstrip()[:1] in ("{", "[") else "application/x-www-form-urlencoded"
+
+
+def _body(value: object, content_type: str | None) -> str | None:
+    text = _string(value, max_length=MAX_BODY)
+    if not text.strip():
+        return None
+    context = CONTENT_TYPES.get(content_type or _default_content_type(text) or "", macros.Context.TEXT)
+    errors = [finding.message for finding in macros.lint(text, context) if finding.severity == "error"]
+    if errors:
+        raise _Problem(" ".join(errors))
+    return text
+
+
+def _sources(value: object, own: Collection[int]) -> tuple[int, ...]:
+    if not isinstance(value, list | tuple):
+        raise _got("must be a list of traffic source ids ([] for all)", value)
+    ids: list[int] = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int | str) or not str(item).strip().isdigit():
+            raise _got("must hold traffic source ids (whole numbers)", item)
+        number = int(item)
+        if number not in own:
+            raise _Problem(f"{number} is not one of your traffic sources")
+        ids.append(number)
+    return tuple(sorted(set(ids)))
+
+
+def _choices(value: object, allowed: Sequence[str], what: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise _got(f"must be a list of {what}", value)
+    if not value:
+        raise _Problem(f"choose at least one of {', '.join(allowed)}")
+    chosen = []
+    for item in value:
+        if item not in allowed:
+            raise _got(f"must each be one of {', '.join(allowed)}", item)
+        chosen.append(item)
+    return tuple(word for word in allowed if word in chosen)
+
+
+def _headers(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _got('must be an object of header names and values, e.g. {"X-Token": "abc"}', value)
+    if len(value) > MAX_HEADERS:
+        raise _Problem(f"must be at most {MAX_HEADERS} headers, got {len(value)}")
+    clean: dict[str, str] = {}
+    for raw_name, raw_value in value.items():
+        name = str(raw_name).strip()
+        if not HEADER_NAME.match(name):
+            raise _got("names must be letters, digits and - (no spaces or colons)", raw_name)
+        reason = FORBIDDEN_HEADERS.get(name.lower())
+        if reason:
+            raise _Problem(f"{name} {reason} and cannot be set")
+        if name.lower() in (known.lower() for known in clean):
+            raise _Problem(f"{name} is given twice")
+        text = _string(raw_value, max_length=MAX_HEADER_VALUE)
+        if any(ord(char) < 32 and char != "\t" for char in text):
+            raise _got(f"the value of {name} must not contain line breaks or control characters", text)
+        errors = [f.message for f in macros.lint(text, macros.Context.TEXT) if f.severity == "error"]
+        if errors:
+            raise _Problem(f"the value of {name}: {' '.join(errors)}")
+        clean[name] = text
+    return clean
+
+
+def _status_map(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _got('must be an object of our status to your word, e.g. {"approved": "sale"}', value)
+    clean: dict[str, str] = {}
+    for status, word in value.items():
+        if status not in STATUSES:
+            raise _got(f"keys must be one of {', '.join(STATUSES)}", status)
+        if word is None or (isinstance(word, str) and not word.strip()):
+            continue  # no word: the status is sent as it is
+        text = _string(word, max_length=MAX_WORD).strip()
+        if any(ord(char) < 32 for char in text):
+            raise _got(f"the word for {status} must not contain control characters", word)
+        clean[status] = text
+    return clean
+
+
+def _success_text(value: object) -> str | None:
+    text = _string(value, max_length=200)
+    return text if text.strip() else None
+
+
+def _active(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _got("must be true or false", value)
+    return value
+
+
+def form_values(form: Any) -> dict[str, Any]:
+    """The portal form (a MultiDict) in the API's shape, so both go through `check`."""
+    names = form.getlist("header_name")
+    header_values = form.getlist("header_value")
+    headers = {
+        name.strip(): value
+        for name, value in zip(names, header_values, strict=False)
+        if name.strip() or value.strip()
+    }
+    scope_all = form.get("scope", "all") == "all"
+    return {
+        "name": form.get("name", ""),
+        "url": form.get("url", ""),
+        "method": form.get("method", "GET"),
+        "traffic_source_ids": [] if scope_all else form.getlist("traffic_source_ids"),
+        "events": form.getlist("events"),
+        "statuses": form.getlist("statuses"),
+        "body_template": form.get("body_template", ""),
+        "content_type": form.get("content_type", ""),
+        "headers": headers,
+        "status_map": {status: form.get(f"status_map.{status}", "") for status in STATUSES},
+        "success_body_contains": form.get("success_body_contains", ""),
+    }
+
+
+def scope_problem(form: Any) -> str | None:
+    """A form that says "only these sources" must name at least one (the API's [] means all)."""
+    if form.get("scope", "all") != "all" and not form.getlist("traffic_source_ids"):
+        return "choose at least one traffic source, or all traffic sources"
+    return None

@@ -1,0 +1,109 @@
+"""Send test: fire a postback now with the sample transaction, the way a worker would send a delivery.
+
+The request is built by the workers' own `render.build_request` (same encoding, headers, User-Agent and
+signature) and sent by their `egress.EgressClient` (same SSRF guard on the resolved address, timeouts, no
+redirects, capped read): a destination the workers would refuse is refused here, with the same words. Nothing
+is recorded: there is no transaction behind a test, so it is not a delivery. `workers` is imported inside the
+function on purpose: the web process loads the egress client only when someone presses the button.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import macros
+from dispatcher.config import IPNetwork
+from dispatcher.models import Postback
+from dispatcher.models.types import utcnow
+from dispatcher.portal.preview import sample_values
+
+EXCERPT_CHARS = 2000
+TEST_DELIVERY_ID = 0  # the sample's #deliveryid# and signature id; no real delivery has id 0
+
+
+@dataclass(frozen=True)
+class TestResult:
+    method: str
+    url: str
+    body: str | None
+    ok: bool
+    status_code: int | None = None
+    reason: str = ""
+    duration_ms: int = 0
+    resolved_ip: str | None = None
+    excerpt: str | None = None
+    error_class: str | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "request": {"method": self.method, "url": self.url, "body": self.body},
+            "status_code": self.status_code,
+            "reason": self.reason,
+            "duration_ms": self.duration_ms,
+            "resolved_ip": self.resolved_ip,
+            "response_excerpt": self.excerpt,
+            "error_class": self.error_class,
+            "error": self.error,
+        }
+
+
+def send_test(
+    postback: Postback, allowed_networks: tuple[IPNetwork, ...], now: datetime | None = None
+) -> TestResult:
+    from workers import egress, render
+    from workers.settings import USER_AGENT
+
+    claimed = render.Claimed(
+        delivery_id=TEST_DELIVERY_ID,
+        number=1,
+        attempt_in_schedule=1,
+        postback_id=postback.id,
+        sendable=True,
+        paused_reason=None,
+        success_body_contains=postback.success_body_contains,
+        values={**sample_values(postback.status_map), "deliveryid": TEST_DELIVERY_ID},
+        postback=postback,
+    )
+    try:
+        request = render.build_request(claimed, now or utcnow(), USER_AGENT)
+    except macros.MacroError as exc:
+        return TestResult(
+            postback.method, postback.url_template, None, False, error_class="template", error=str(exc)
+        )
+    body = request.body.decode("utf-8", "replace") if request.body is not None else None
+    client = egress.EgressClient(allowed_networks)
+    try:
+        exchange = client.send(request)
+    finally:
+        client.close()
+    excerpt = exchange.excerpt[:EXCERPT_CHARS] if exchange.excerpt is not None else None
+    error_class, error = _judge(exchange, postback.success_body_contains)
+    return TestResult(
+        method=request.method,
+        url=request.url,
+        body=body,
+        ok=error is None,
+        status_code=exchange.status_code,
+        reason=exchange.reason,
+        duration_ms=exchange.duration_ms,
+        resolved_ip=exchange.resolved_ip,
+        excerpt=excerpt,
+        error_class=error_class,
+        error=error,
+    )
+
+
+def _judge(exchange: Any, success_text: str | None) -> tuple[str | None, str | None]:
+    """Success as for deliveries: a 2xx, holding the success text when the postback sets one."""
+    if exchange.error is not None:
+        return str(exchange.error.error_class), str(exchange.error.message)
+    status = exchange.status_code
+    if status is None or not 200 <= status < 300:
+        return "http_status", f"the receiver answered {status} {exchange.reason}".strip()
+    if success_text and success_text not in (exchange.excerpt or ""):
+        return "body_mismatch", f"the answer does not contain {success_text!r} (your success rule)"
+    return None, None

@@ -1,0 +1,74 @@
+"""What every portal page shares: the blueprint, CSRF on every form, a strict CSP, the login guard.
+
+JavaScript lives in static files only (the CSP forbids inline script), and templates autoescape: receivers'
+response bodies shown in the delivery log are hostile text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+from flask import Blueprint, Response, abort, current_app, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user  # type: ignore[import-untyped]
+
+from dispatcher.config import Settings
+from dispatcher.login import PUBLISHER, csrf
+
+P = ParamSpec("P")
+
+blueprint = Blueprint("portal", __name__, url_prefix="/portal")
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+
+@blueprint.before_request
+def _protect_forms() -> None:
+    csrf.protect()
+
+
+@blueprint.after_request
+def _security_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def publisher_required(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:
+    """Pages for signed-in publishers; anyone else goes to the login page (and comes back after)."""
+
+    @wraps(view)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
+        if not current_user.is_authenticated or current_user.kind != PUBLISHER:
+            return redirect(url_for("portal.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def publisher_id() -> int:
+    number: int = current_user.id
+    return number
+
+
+def settings() -> Settings:
+    found: Settings = current_app.extensions["dispatcher.settings"]
+    return found
+
+
+T = TypeVar("T")
+
+
+def found(row: T | None) -> T:
+    """Someone else's id and a missing id look the same: 404."""
+    if row is None:
+        abort(404)
+    return row

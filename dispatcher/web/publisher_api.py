@@ -1,0 +1,185 @@
+"""The publisher API (`/api/v1/postbacks`, `/api/v1/deliveries`): the portal's powers for scripts.
+
+Bearer-token authenticated (no cookies, so no CSRF); the same checks and messages as the portal's forms.
+Another publisher's ids answer 404, exactly like missing ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from dispatcher.config import Settings
+from dispatcher.db import request_session
+from dispatcher.models import Postback
+from dispatcher.portal import deliveries, postbacks, replays, rules, shapes, test_send
+from dispatcher.portal.preview import preview
+from dispatcher.portal.rules import Invalid
+from dispatcher.publisher_auth import current_publisher_id, token_required
+
+blueprint = Blueprint("publisher_api", __name__, url_prefix="/api/v1")
+
+FIELDS = (
+    "name",
+    "url",
+    "method",
+    "traffic_source_ids",
+    "events",
+    "statuses",
+    "body_template",
+    "content_type",
+    "headers",
+    "status_map",
+    "success_body_contains",
+    "active",
+)
+# Not a template field: true makes a new signing secret (rotating any old one), false removes it.
+SIGNING = "signing_secret"
+
+
+def _settings() -> Settings:
+    found: Settings = current_app.extensions["dispatcher.settings"]
+    return found
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        abort(400, description="The body must be a JSON object, sent with Content-Type: application/json")
+    unknown = {key: "is not a postback field" for key in data if key not in (*FIELDS, SIGNING)}
+    if unknown:
+        raise Invalid(unknown)
+    signing = data.get(SIGNING)
+    if SIGNING in data and not isinstance(signing, bool):
+        raise Invalid({SIGNING: f"must be true (make a new secret) or false (remove it), got {signing!r}"})
+    return data
+
+
+def _own(postback_id: int) -> Postback:
+    postback = postbacks.get_postback(request_session(), current_publisher_id(), postback_id)
+    if postback is None:
+        abort(404, description=f"postback {postback_id} not found")
+    return postback
+
+
+def _checked(values: dict[str, Any]) -> rules.PostbackSpec:
+    own = postbacks.own_source_ids(request_session(), current_publisher_id())
+    return rules.check(values, own_source_ids=own, allowed_networks=_settings().allowed_networks)
+
+
+def _one(postback: Postback) -> dict[str, Any]:
+    health = postbacks.health(request_session(), [postback.id])[postback.id]
+    return shapes.postback_json(postback, health)
+
+
+@blueprint.errorhandler(Invalid)
+def _invalid(invalid: Invalid) -> ResponseReturnValue:
+    return jsonify(invalid.as_json()), 400
+
+
+@blueprint.get("/postbacks")
+@token_required
+def list_postbacks() -> ResponseReturnValue:
+    session = request_session()
+    rows = postbacks.list_postbacks(session, current_publisher_id())
+    states = postbacks.health(session, [row.id for row in rows])
+    return jsonify({"postbacks": [shapes.postback_json(row, states[row.id]) for row in rows]})
+
+
+@blueprint.post("/postbacks")
+@token_required
+def create_postback() -> ResponseReturnValue:
+    session = request_session()
+    data = _body()
+    spec = _checked({key: value for key, value in data.items() if key != SIGNING})
+    postback = postbacks.create_postback(session, current_publisher_id(), spec)
+    if data.get(SIGNING):
+        postbacks.set_signing(postback, True)
+    session.commit()
+    return jsonify(_one(postback)), 201
+
+
+@blueprint.get("/postbacks/<int:postback_id>")
+@token_required
+def get_postback(postback_id: int) -> ResponseReturnValue:
+    return jsonify(_one(_own(postback_id)))
+
+
+@blueprint.put("/postbacks/<int:postback_id>")
+@token_required
+def update_postback(postback_id: int) -> ResponseReturnValue:
+    """Fields left out keep their values, so a script can send only what it changes."""
+    session = request_session()
+    postback = _own(postback_id)
+    data = _body()
+    changes = {key: value for key, value in data.items() if key != SIGNING}
+    spec = _checked({**postbacks.spec_of(postback).as_values(), **changes})
+    postbacks.update_postback(session, postback, spec)
+    if SIGNING in data:
+        postbacks.set_signing(postback, bool(data[SIGNING]))
+    session.commit()
+    return jsonify(_one(postback))
+
+
+@blueprint.delete("/postbacks/<int:postback_id>")
+@token_required
+def delete_postback(postback_id: int) -> ResponseReturnValue:
+    session = request_session()
+    postbacks.delete_postback(_own(postback_id))
+    session.commit()
+    return "", 204
+
+
+@blueprint.post("/postbacks/preview")
+@token_required
+def preview_postback() -> ResponseReturnValue:
+    data = _body()
+    return jsonify(preview(data, _settings().allowed_networks).as_json())
+
+
+@blueprint.post("/postbacks/<int:postback_id>/test")
+@token_required
+def test_postback(postback_id: int) -> ResponseReturnValue:
+    result = test_send.send_test(_own(postback_id), _settings().allowed_networks)
+    return jsonify(result.as_json())
+
+
+@blueprint.get("/deliveries")
+@token_required
+def list_deliveries() -> ResponseReturnValue:
+    filters = deliveries.parse_filters(request.args)
+    rows = deliveries.search(request_session(), current_publisher_id(), filters, deliveries.PAGE_SIZE + 1)
+    more = len(rows) > deliveries.PAGE_SIZE
+    rows = rows[: deliveries.PAGE_SIZE]
+    return jsonify(
+        {
+            "deliveries": [shapes.log_row_json(row) for row in rows],
+            "next_before": rows[-1].delivery.id if more else None,
+        }
+    )
+
+
+@blueprint.get("/deliveries/<int:delivery_id>")
+@token_required
+def get_delivery(delivery_id: int) -> ResponseReturnValue:
+    delivery = deliveries.get_delivery(request_session(), current_publisher_id(), delivery_id)
+    if delivery is None:
+        abort(404, description=f"delivery {delivery_id} not found")
+    body = shapes.delivery_json(delivery)
+    body["attempts"] = [shapes.attempt_json(attempt) for attempt in delivery.attempts]
+    return jsonify(body)
+
+
+@blueprint.post("/deliveries/<int:delivery_id>/replay")
+@token_required
+def replay_delivery(delivery_id: int) -> ResponseReturnValue:
+    session = request_session()
+    delivery = deliveries.get_delivery(session, current_publisher_id(), delivery_id)
+    if delivery is None:
+        abort(404, description=f"delivery {delivery_id} not found")
+    outcome = replays.replay(session, delivery)
+    if not outcome.replayed:
+        return jsonify({"error": outcome.message, "fields": {}}), 409
+    return jsonify({"replayed": True, "message": outcome.message, "delivery": shapes.delivery_json(delivery)})
