@@ -10,6 +10,7 @@ from flask import Flask
 
 from dispatcher import broker, cli, config, db, errors, login
 from dispatcher.web import advertiser_api, clicks, demo, health, home, portal, publisher_api, s2s
+from workers import cli as workers_cli
 
 ROOT = Path(__file__).resolve().parent
 
@@ -30,6 +31,7 @@ def create_app(settings: Mapping[str, object] | None = None) -> Flask:
     broker.init_app(app, broker.Broker(resolved))
     errors.init_app(app)
     cli.init_app(app)
+    workers_cli.init_app(app)
     login.init_app(app, os.environ if settings is None else None)
     login.init_csrf(app)
 

@@ -39,7 +39,8 @@ class ErrorClass(StrEnum):
     BODY_MISMATCH = "body_mismatch"
     REDIRECT = "redirect"
     TEMPLATE = "template"
-    INTERRUPTED = "interrupted"  # the worker died mid-attempt; found by the sweeper
+    INTERRUPTED = "interrupted"  # the worker died mid-attempt; found when the delivery is claimed again
+    PAUSED = "paused"  # the postback was paused or deleted before this delivery could be sent
 
 
 class Delivery(Base):
@@ -67,6 +68,12 @@ class Delivery(Base):
     state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING.value)
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    # When the delivery was last handed to RQ. The creator enqueues right after commit, hence the default;
+    # NULL means "nobody has queued it": the pump hands it over as soon as it is due. A value that grows old
+    # while the delivery is still due means the job was lost (Redis flushed, worker killed).
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    # Attempts made before the last replay: a replayed delivery starts the retry schedule afresh.
+    replayed_after_attempts: Mapped[int] = mapped_column(Integer, default=0)
     # A claim: the worker holding it may send until the lease expires; after that anyone may.
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     leased_by: Mapped[str | None] = mapped_column(String(100))

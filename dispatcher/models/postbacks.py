@@ -72,6 +72,8 @@ class Postback(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     paused_reason: Mapped[str | None] = mapped_column(Text)
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Start of the current run of failed attempts (any success clears it): failing for 5 days pauses it.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Deleted postbacks stay as rows so their deliveries keep their history.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 00:28:14.264450
+Create Date: 2026-11-21 00:40:22.315816
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("paused_reason", sa.Text(), nullable=True),
         sa.Column("paused_at", dispatcher.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("failing_since", dispatcher.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("deleted_at", dispatcher.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", dispatcher.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", dispatcher.models.types.UTCDateTime(timezone=True), nullable=False),
@@ -399,6 +400,8 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempt_count", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", dispatcher.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("queued_at", dispatcher.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("replayed_after_attempts", sa.Integer(), nullable=False),
         sa.Column("lease_expires_at", dispatcher.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("leased_by", sa.String(length=100), nullable=True),
         sa.Column("method", sa.String(length=8), nullable=True),

@@ -1,0 +1,124 @@
+"""Replay: re-open failed (or finished) deliveries so they are sent again, keeping their attempt history.
+
+Re-opened deliveries are pending, due now and marked as not queued, so the pump hands them to a worker within
+a second; callers may also enqueue them at once after commit (`queueing.enqueue_deliveries(..., retry=True)`).
+A replayed delivery starts the retry schedule afresh. Bulk replays run as a job (`enqueue_bulk_replay`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+import redis
+from rq import Queue
+from sqlalchemy import Select, Table, select, update
+from sqlalchemy.orm import Session
+
+from dispatcher.models import Delivery, DeliveryState
+from dispatcher.queueing import RETRY_QUEUE
+
+REPLAY_JOB = "workers.jobs.replay_failed"
+REPLAY_CHUNK = 1000
+deliveries = cast(Table, Delivery.__table__)
+
+
+class ReplayError(ValueError):
+    """The delivery cannot be replayed (unknown, or still pending); the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ReplayFilter:
+    """Failed deliveries completed since `since`, optionally narrowed; empty fields match everything."""
+
+    since: datetime
+    publisher_id: int | None = None
+    postback_id: int | None = None
+    error_class: str | None = None
+    status_code: int | None = None
+    destination_host: str | None = None
+
+    def to_job_args(self) -> dict[str, object]:
+        return {**asdict(self), "since": self.since.isoformat()}
+
+    @classmethod
+    def from_job_args(cls, args: Mapping[str, object]) -> ReplayFilter:
+        fields = dict(args)
+        fields["since"] = datetime.fromisoformat(str(fields["since"]))
+        return cls(**fields)  # type: ignore[arg-type]
+
+
+def reopen_delivery(session: Session, delivery_id: int, *, now: datetime | None = None) -> Delivery:
+    """Re-open one delivery that succeeded or failed; its attempts are kept and numbering continues."""
+    delivery = session.get(Delivery, delivery_id, with_for_update=True)
+    if delivery is None:
+        raise ReplayError(f"delivery {delivery_id} does not exist")
+    if delivery.state == DeliveryState.PENDING.value:
+        raise ReplayError(f"delivery {delivery_id} is still pending: it will be sent without a replay")
+    _reopen(delivery, now or datetime.now(UTC))
+    return delivery
+
+
+def matching_failed(criteria: ReplayFilter) -> Select[tuple[int]]:
+    """The ids a bulk replay re-opens (also what a support view would count before confirming)."""
+    query = select(Delivery.id).where(
+        Delivery.state == DeliveryState.FAILED.value, Delivery.completed_at >= criteria.since
+    )
+    for column, value in (
+        (Delivery.publisher_id, criteria.publisher_id),
+        (Delivery.postback_id, criteria.postback_id),
+        (Delivery.last_error_class, criteria.error_class),
+        (Delivery.last_status_code, criteria.status_code),
+        (Delivery.destination_host, criteria.destination_host),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return query.order_by(Delivery.id)
+
+
+def reopen_matching(
+    session: Session, criteria: ReplayFilter, *, after_id: int = 0, limit: int = REPLAY_CHUNK
+) -> list[int]:
+    """Re-open up to `limit` matching deliveries with ids above `after_id`, in id order.
+
+    Call again (new transaction) with the last id returned until it returns []: the cursor keeps a delivery
+    that fails again meanwhile from being re-opened twice by one replay.
+    """
+    query = matching_failed(criteria).where(Delivery.id > after_id).limit(limit)
+    ids = list(session.scalars(query))
+    if ids:
+        now = datetime.now(UTC)
+        session.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids), deliveries.c.state == DeliveryState.FAILED.value)
+            .values(
+                state=DeliveryState.PENDING.value,
+                next_attempt_at=now,
+                queued_at=None,
+                completed_at=None,
+                lease_expires_at=None,
+                leased_by=None,
+                replayed_after_attempts=deliveries.c.attempt_count,
+            )
+        )
+    return ids
+
+
+def enqueue_bulk_replay(connection: redis.Redis, criteria: ReplayFilter) -> str:
+    """Hand a bulk replay to the workers; returns the job id (the same filter twice is one job)."""
+    job_id = "replay-" + "-".join(f"{v}" for v in criteria.to_job_args().values()).replace(":", "")
+    queue = Queue(RETRY_QUEUE, connection=connection)
+    job = queue.enqueue(REPLAY_JOB, args=(criteria.to_job_args(),), job_id=job_id[:120], job_timeout=3600)
+    return str(job.id)
+
+
+def _reopen(delivery: Delivery, now: datetime) -> None:
+    delivery.state = DeliveryState.PENDING.value
+    delivery.next_attempt_at = now
+    delivery.queued_at = None
+    delivery.completed_at = None
+    delivery.lease_expires_at = None
+    delivery.leased_by = None
+    delivery.replayed_after_attempts = delivery.attempt_count

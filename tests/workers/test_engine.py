@@ -1,0 +1,366 @@
+"""The engine in this process, a real receiver and a real database: outcomes, retries, the attempt log."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from dispatcher.db import Database
+from dispatcher.models import Postback
+from dispatcher.models.deliveries import RESPONSE_EXCERPT_BYTES
+from tests.workers.conftest import (
+    FAST,
+    Receiver,
+    Reply,
+    attempt_rows,
+    delivery_row,
+    make_delivery,
+    make_engine,
+    postback_row,
+    send_now,
+)
+from workers.engine import Engine
+
+
+@pytest.fixture
+def engine(database: Database) -> Iterator[Engine]:
+    running = make_engine(database)
+    yield running
+    running.close()
+
+
+def test_a_delivery_that_gets_200_succeeds_and_its_attempt_is_logged(
+    database: Database, engine: Engine, receiver: Receiver
+) -> None:
+    delivery_id, _ = make_delivery(
+        database, receiver.url("/pb?cid=#fobs#&amount=#sa#&n=#attempt#&d=#deliveryid#")
+    )
+
+    send_now(engine, delivery_id)
+
+    [hit] = receiver.hits("/pb")
+    assert hit.path == f"/pb?cid=trk-1&amount=100.00&n=1&d={delivery_id}"
+    assert hit.headers["User-Agent"].startswith("PostbackDispatcher/")
+    row = delivery_row(database, delivery_id)
+    assert (row.state, row.attempt_count, row.last_status_code, row.leased_by) == ("succeeded", 1, 200, None)
+    assert row.url == receiver.url(f"/pb?cid=trk-1&amount=100.00&n=1&d={delivery_id}")
+    [attempt] = attempt_rows(database, delivery_id)
+    assert (attempt.number, attempt.outcome, attempt.status_code) == (1, "succeeded", 200)
+    assert (attempt.method, attempt.resolved_ip, attempt.response_excerpt) == ("GET", "127.0.0.1", "ok")
+    assert attempt.duration_ms is not None and attempt.error_class is None
+    assert attempt.worker == "test-worker"
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "state"),
+    [
+        (500, "retry", "pending"),
+        (502, "retry", "pending"),
+        (503, "retry", "pending"),
+        (504, "retry", "pending"),
+        (408, "retry", "pending"),
+        (429, "retry", "pending"),
+        (400, "failed", "failed"),
+        (401, "failed", "failed"),
+        (403, "failed", "failed"),
+        (404, "failed", "failed"),
+        (422, "failed", "failed"),
+        (410, "failed", "failed"),
+    ],
+)
+def test_status_codes_are_retried_or_failed_for_good(
+    database: Database, engine: Engine, receiver: Receiver, status: int, outcome: str, state: str
+) -> None:
+    receiver.script["/pb"] = [Reply(status=status, body=b"nope")]
+    delivery_id, _ = make_delivery(database, receiver.url("/pb"))
+
+    send_now(engine, delivery_id)
+
+    [attempt] = attempt_rows(database, delivery_id)
+    assert (attempt.outcome, attempt.status_code, attempt.error_class) == (outcome, status, "http_status")
+    row = delivery_row(database, delivery_id)
+    assert (row.state, row.last_status_code) == (state, status)
+    assert (row.next_attempt_at is not None) == (state == "pending")
+
+
+def test_a_retry_is_sent_again_when_due_and_exhausting_the_schedule_fails_it(
+    database: Database, engine: Engine, receiver: Receiver
+) -> None:
+    receiver.script["/pb"] = [Reply(status=503)]
+    delivery_id, _ = make_delivery(database, receiver.url("/pb?n=#attempt#"))
+
+    for _ in range(FAST.max_attempts):
+        _make_due(database, delivery_id)
+        send_now(engine, delivery_id)
+
+    assert [a.outcome for a in attempt_rows(database, delivery_id)] == ["retry", "retry", "retry", "failed"]
+    assert [h.path for h in receiver.hits("/pb")] == ["/pb?n=1", "/pb?n=2", "/pb?n=3", "/pb?n=4"]
+    assert delivery_row(database, delivery_id).state == "failed"
+
+
+def test_a_delivery_not_yet_due_is_not_sent(database: Database, engine: Engine, receiver: Receiver) -> None:
+    receiver.script["/pb"] = [Reply(status=503), Reply(status=200)]
+    delivery_id, _ = make_delivery(database, receiver.url("/pb"))
+    send_now(engine, delivery_id)
+
+    send_now(engine, delivery_id)  # the retry is scheduled 1 s later: this job finds nothing due
+
+    assert len(receiver.hits("/pb")) == 1
+
+
+@pytest.mark.parametrize(("retry_after", "expected_s"), [("3", 3), ("1", 2), ("100", 4), (None, 2)])
+def test_retry_after_is_honoured_between_the_scheduled_delay_and_twice_it(
+    database: Database, receiver: Receiver, retry_after: str | None, expected_s: float
+) -> None:
+    engine = make_engine(database, replace(FAST, retry_schedule_s=(0, 2, 2)))
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    receiver.script["/pb"] = [Reply(status=429, headers=headers)]
+    delivery_id, _ = make_delivery(database, receiver.url("/pb"))
+
+    send_now(engine, delivery_id)
+    engine.close()
+
+    row = delivery_row(database, delivery_id)
+    [attempt] = attempt_rows(database, delivery_id)
+    assert row.next_attempt_at is not None
+    waited = (row.next_attempt_at - attempt.started_at).total_seconds()
+    assert expected_s <= waited < expected_s + 1.5
+
+
+def test_after_a_timeout_the_next_try_waits_at_least_the_throttle_floor(
+    database: Database, receiver: Receiver
+) -> None:
+    engine = make_engine(database, replace(FAST, total_timeout_s=0.5, throttle_min_s=60))
+    receiver.script["/slow"] = [Reply(delay_s=3)]
+    delivery_id, _ = make_delivery(database, receiver.url("/slow"))
+
+    send_now(engine, delivery_id)
+    engine.close()
+
+    [attempt] = attempt_rows(database, delivery_id)
+    assert (attempt.outcome, attempt.error_class, attempt.status_code) == ("retry", "timeout", None)
+    assert attempt.duration_ms is not None and 400 <= attempt.duration_ms < 2000
+    row = delivery_row(database, delivery_id)
+    assert row.next_attempt_at is not None
+    assert (row.next_attempt_at - attempt.started_at).total_seconds() >= 59
+
+
+def test_410_fails_the_delivery_and_pauses_the_postback_with_the_reason(
+    database: Database, engine: Engine, receiver: Receiver
+) -> None:
+    receiver.script["/gone"] = [Reply(status=410)]
+    delivery_id, postback_id = make_delivery(database, receiver.url("/gone"))
+
+    send_now(engine, delivery_id)
+
+    hook = postback_row(database, postback_id)
+    assert (hook.active, hook.paused_at is not None) == (False, True)
+    assert "410" in (hook.paused_reason or "")
+    assert delivery_row(database, delivery_id).state == "failed"
+
+
+def test_a_paused_postback_is_not_sent_and_its_delivery_says_why(
+    database: Database, engine: Engine, receiver: Receiver
+) -> None:
+    delivery_id, postback_id = make_delivery(database, receiver.url("/pb"))
+    with database.session() as session:
+        session.execute(
+            update(Postback)
+            .where(Postback.id == postback_id)
+            .values(active=False, paused_reason="by the publisher", paused_at=datetime.now(UTC))
+        )
+
+    send_now(engine, delivery_id)
+
+    row = delivery_row(database, delivery_id)
+    assert (row.state, row.last_error_class, row.attempt_count) == ("failed", "paused", 0)
+    assert "by the publisher" in (row.last_error or "")
+    assert receiver.hits("/pb") == [] and attempt_rows(database, delivery_id) == []
+
+
+def test_failing_for_five_days_pauses_the_postback_and_a_success_resets_the_streak(
+    database: Database, engine: Engine, receiver: Receiver
+) -> None:
+    receiver.script["/down"] = [Reply(status=500)]
+    failing_id, postback_id = make_delivery(database, receiver.url("/down"))
+    send_now(engine, failing_id)
+    assert postback_row(database, postback_id).failing_since is not None
+    assert postback_row(database, postback_id).active
+
+    with database.session() as session:
+        five_days_ago = datetime.now(UTC) - timedelta(days=5, minutes=1)
+        session.execute(
+            update(Postback).where(Postback.id == postback_id).values(failing_since=five_days_ago)
+        )
+    _make_due(database, failing_id)
+    send_now(engine, failing_id)
+
+    hook = postback_row(database, postback_id)
+    assert not hook.active and "5 days" in (hook.paused_reason or "")
+
+
+def test_any_success_clears_the_failing_streak(
+    database: Database, engine: Engine, receiver: Receiver
+) -> None:
+    receiver.script["/flaky"] = [Reply(status=500), Reply(status=200)]
+    delivery_id, postback_id = make_delivery(database, receiver.url("/flaky"))
+    send_now(engine, delivery_id)
+    assert postback_row(database, postback_id).failing_since is not None
+
+    _make_due(database, delivery_id)
+    send_now(engine, delivery_id)
+
+    assert postback_row(database, postback_id).failing_since is None
+    assert delivery_row(database, delivery_id).state == "succeeded"
+
+
+def test_redirects_are_not_followed_and_the_location_is_logged(
+    database: Database, engine: Engine, receiver: Receiver
+) -> None:
+    receiver.script["/moved"] = [
+        Reply(status=302, headers={"Location": "http://169.254.169.254/latest/meta-data"})
+    ]
+    delivery_id, _ = make_delivery(database, receiver.url("/moved"))
+
+    send_now(engine, delivery_id)
+
+    [attempt] = attempt_rows(database, delivery_id)
+    assert (attempt.outcome, attempt.error_class, attempt.status_code) == ("failed", "redirect", 302)
+    assert "http://169.254.169.254/latest/meta-data" in (attempt.error_message or "")
+    assert len(receiver.received) == 1
+
+
+def test_the_response_read_is_capped(database: Database, engine: Engine, receiver: Receiver) -> None:
+    receiver.script["/big"] = [Reply(body=b"x" * 1_000_000)]
+    delivery_id, _ = make_delivery(database, receiver.url("/big"))
+
+    send_now(engine, delivery_id)
+
+    [attempt] = attempt_rows(database, delivery_id)
+    assert attempt.outcome == "succeeded"
+    assert attempt.response_excerpt == "x" * RESPONSE_EXCERPT_BYTES
+
+
+def test_a_2xx_without_the_expected_body_text_fails(
+    database: Database, engine: Engine, receiver: Receiver
+) -> None:
+    receiver.script["/tune"] = [Reply(body=b"success=false")]
+    delivery_id, _ = make_delivery(database, receiver.url("/tune"), success_body_contains="success=true")
+
+    send_now(engine, delivery_id)
+
+    [attempt] = attempt_rows(database, delivery_id)
+    assert (attempt.outcome, attempt.error_class) == ("failed", "body_mismatch")
+
+
+def test_a_post_carries_the_expanded_json_body_and_a_verifiable_signature(
+    database: Database, engine: Engine, receiver: Receiver
+) -> None:
+    secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+    delivery_id, _ = make_delivery(
+        database,
+        receiver.url("/hook"),
+        method="POST",
+        content_type="application/json",
+        body_template='{"cid": "#fobs#", "amount": #sa#, "status": "#status#"}',
+        status_map={"pending": "hold"},
+        signing_secret=secret,
+    )
+
+    send_now(engine, delivery_id)
+
+    [hit] = receiver.hits("/hook")
+    assert json.loads(hit.body) == {"cid": "trk-1", "amount": 100.00, "status": "hold"}
+    assert hit.headers["Content-Type"] == "application/json"
+    assert hit.headers["webhook-id"] == f"dlv_{delivery_id}"
+    assert _standard_webhooks_valid(secret, hit.headers, hit.body)
+    [attempt] = attempt_rows(database, delivery_id)
+    assert attempt.request_body == hit.body.decode()
+
+
+def test_a_template_that_cannot_expand_is_a_permanent_template_failure(
+    database: Database, engine: Engine, receiver: Receiver
+) -> None:
+    delivery_id, _ = make_delivery(database, receiver.url("/pb?x=#sa:nonsense#"))
+
+    send_now(engine, delivery_id)
+
+    [attempt] = attempt_rows(database, delivery_id)
+    assert (attempt.outcome, attempt.error_class) == ("failed", "template")
+    assert delivery_row(database, delivery_id).state == "failed"
+    assert receiver.received == []
+
+
+def test_a_host_name_resolving_to_loopback_is_refused_when_not_allowed(
+    database: Database, receiver: Receiver
+) -> None:
+    engine = make_engine(database, allowed="")
+    delivery_id, _ = make_delivery(database, receiver.url("/pb", host="localhost"))
+
+    send_now(engine, delivery_id)
+    engine.close()
+
+    [attempt] = attempt_rows(database, delivery_id)
+    assert (attempt.outcome, attempt.error_class) == ("failed", "ssrf")
+    assert "loopback" in (attempt.error_message or "")
+    assert receiver.received == []
+
+
+def test_a_connection_refused_is_retried(database: Database, engine: Engine) -> None:
+    delivery_id, _ = make_delivery(database, "http://127.0.0.1:9/pb")
+
+    send_now(engine, delivery_id)
+
+    [attempt] = attempt_rows(database, delivery_id)
+    assert (attempt.outcome, attempt.error_class) == ("retry", "connect")
+
+
+def test_a_host_with_all_slots_busy_gets_its_delivery_deferred_not_waited_for(
+    database: Database, receiver: Receiver
+) -> None:
+    engine = make_engine(database, replace(FAST, host_concurrency=1))
+    receiver.script["/slow"] = [Reply(delay_s=1)]
+    first, _ = make_delivery(database, receiver.url("/slow"))
+    second, _ = make_delivery(database, receiver.url("/slow"))
+
+    result = engine.send_batch([first, second])
+    engine.drain(10)
+    engine.close()
+
+    assert result == {"claimed": 2, "sent": 1, "deferred": 1}
+    deferred = delivery_row(database, second)
+    assert (deferred.state, deferred.attempt_count, deferred.queued_at, deferred.leased_by) == (
+        "pending",
+        0,
+        None,
+        None,
+    )
+
+
+def _make_due(database: Database, delivery_id: int) -> None:
+    from dispatcher.models import Delivery
+
+    with database.session() as session:
+        session.execute(
+            update(Delivery).where(Delivery.id == delivery_id).values(next_attempt_at=datetime.now(UTC))
+        )
+
+
+def _standard_webhooks_valid(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The verification every Standard Webhooks library does, written out independently of our signer."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    offered = [
+        part.split(",", 1)[1] for part in headers["webhook-signature"].split(" ") if part.startswith("v1,")
+    ]
+    fresh = abs(int(headers["webhook-timestamp"]) - datetime.now(UTC).timestamp()) < 300
+    return fresh and any(hmac.compare_digest(expected, sig) for sig in offered)

@@ -1,0 +1,208 @@
+"""The attempt log and the outcome of each delivery, written in bulk.
+
+Order of writes, so that nothing is sent without a trace: the attempt row ("sending") commits with the claim,
+before the request leaves; its outcome, the delivery's next state and the postback's health commit after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import ColumnElement, Table, and_, bindparam, insert, or_, update
+from sqlalchemy.orm import Session
+
+from dispatcher.models import AttemptOutcome, DeliveryState, ErrorClass, Postback
+from workers.claims import attempts, deliveries
+from workers.egress import Exchange, OutboundRequest
+from workers.errors import DeliveryError
+from workers.render import Claimed
+from workers.retry_policy import Decision
+
+postbacks = cast(Table, Postback.__table__)
+MESSAGE_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    claimed: Claimed
+    token: str
+    request: OutboundRequest
+    exchange: Exchange
+    error: DeliveryError | None
+    decision: Decision
+    finished_at: datetime
+
+
+def write_sending(
+    session: Session, sends: Sequence[tuple[Claimed, OutboundRequest]], *, worker: str, now: datetime
+) -> None:
+    if not sends:
+        return
+    session.execute(
+        insert(attempts),
+        [
+            {
+                "delivery_id": claimed.delivery_id,
+                "number": claimed.number,
+                "outcome": AttemptOutcome.SENDING.value,
+                "started_at": now,
+                "method": request.method,
+                "url": request.url,
+                "request_headers": dict(request.headers),
+                "request_body": request.body.decode("utf-8", "replace") if request.body is not None else None,
+                "worker": worker,
+            }
+            for claimed, request in sends
+        ],
+    )
+
+
+def fail_unsendable(session: Session, claims: Sequence[Claimed], *, token: str, now: datetime) -> None:
+    """Deliveries of a paused, deactivated or deleted postback end here, without an attempt."""
+    for claimed in claims:
+        session.execute(
+            update(deliveries)
+            .where(deliveries.c.id == claimed.delivery_id, deliveries.c.leased_by == token)
+            .values(
+                state=DeliveryState.FAILED.value,
+                attempt_count=deliveries.c.attempt_count - 1,
+                lease_expires_at=None,
+                leased_by=None,
+                next_attempt_at=None,
+                last_error_class=ErrorClass.PAUSED.value,
+                last_error=f"not sent: the postback is paused ({claimed.paused_reason})",
+                completed_at=now,
+            )
+        )
+
+
+def write_outcomes(session: Session, outcomes: Sequence[Outcome], *, auto_pause_after_s: float) -> None:
+    if not outcomes:
+        return
+    session.execute(_complete_attempt, [_attempt_values(o) for o in outcomes])
+    session.execute(_settle_delivery, [_delivery_values(o) for o in outcomes])
+    _track_postback_health(session, outcomes, auto_pause_after_s)
+
+
+_complete_attempt = (
+    update(attempts)
+    .where(attempts.c.delivery_id == bindparam("b_delivery_id"), attempts.c.number == bindparam("b_number"))
+    .values(
+        outcome=bindparam("b_outcome"),
+        duration_ms=bindparam("b_duration_ms"),
+        resolved_ip=bindparam("b_resolved_ip"),
+        status_code=bindparam("b_status_code"),
+        response_headers=bindparam("b_response_headers"),
+        response_excerpt=bindparam("b_response_excerpt"),
+        error_class=bindparam("b_error_class"),
+        error_message=bindparam("b_error_message"),
+    )
+)
+
+# Only the holder of the lease settles the delivery: a worker whose lease expired (and was re-claimed by
+# another) still completes its attempt row but leaves the delivery to the new holder.
+_settle_delivery = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"), deliveries.c.leased_by == bindparam("b_token"))
+    .values(
+        state=bindparam("b_state"),
+        next_attempt_at=bindparam("b_next_attempt_at"),
+        lease_expires_at=None,
+        leased_by=None,
+        queued_at=None,
+        method=bindparam("b_method"),
+        url=bindparam("b_url"),
+        body=bindparam("b_body"),
+        destination_host=bindparam("b_host"),
+        last_status_code=bindparam("b_status_code"),
+        last_error_class=bindparam("b_error_class"),
+        last_error=bindparam("b_error"),
+        completed_at=bindparam("b_completed_at"),
+    )
+)
+
+
+def _attempt_values(outcome: Outcome) -> dict[str, object]:
+    exchange, error = outcome.exchange, outcome.error
+    return {
+        "b_delivery_id": outcome.claimed.delivery_id,
+        "b_number": outcome.claimed.number,
+        "b_outcome": outcome.decision.outcome.value,
+        "b_duration_ms": exchange.duration_ms,
+        "b_resolved_ip": exchange.resolved_ip,
+        "b_status_code": exchange.status_code,
+        "b_response_headers": exchange.headers,
+        "b_response_excerpt": exchange.excerpt,
+        "b_error_class": error.error_class.value if error else None,
+        "b_error_message": error.message[:MESSAGE_LIMIT] if error else None,
+    }
+
+
+def _delivery_values(outcome: Outcome) -> dict[str, object]:
+    from workers.render import destination
+
+    decision, error, request = outcome.decision, outcome.error, outcome.request
+    retry = decision.outcome is AttemptOutcome.RETRY
+    state = {
+        AttemptOutcome.SUCCEEDED: DeliveryState.SUCCEEDED,
+        AttemptOutcome.RETRY: DeliveryState.PENDING,
+        AttemptOutcome.FAILED: DeliveryState.FAILED,
+    }[decision.outcome]
+    return {
+        "b_id": outcome.claimed.delivery_id,
+        "b_token": outcome.token,
+        "b_state": state.value,
+        "b_next_attempt_at": outcome.finished_at + timedelta(seconds=decision.delay_s or 0)
+        if retry
+        else None,
+        "b_method": request.method,
+        "b_url": request.url,
+        "b_body": request.body.decode("utf-8", "replace") if request.body is not None else None,
+        "b_host": destination(request.url)[:255],
+        "b_status_code": outcome.exchange.status_code,
+        "b_error_class": error.error_class.value if error else None,
+        "b_error": error.message[:MESSAGE_LIMIT] if error else None,
+        "b_completed_at": None if retry else outcome.finished_at,
+    }
+
+
+def _track_postback_health(session: Session, outcomes: Sequence[Outcome], auto_pause_after_s: float) -> None:
+    """Any success clears the failing streak; 5 days of failures, or a 410, pause the postback."""
+    now = max(o.finished_at for o in outcomes)
+    failed = sorted({o.claimed.postback_id for o in outcomes if o.error is not None})
+    succeeded = sorted({o.claimed.postback_id for o in outcomes if o.error is None})
+    gone = {o.claimed.postback_id: o.error.pause_reason for o in outcomes if o.error and o.error.pause_reason}
+    if failed:
+        session.execute(
+            update(postbacks)
+            .where(postbacks.c.id.in_(failed), postbacks.c.failing_since.is_(None))
+            .values(failing_since=now)
+        )
+    if succeeded:
+        session.execute(
+            update(postbacks)
+            .where(postbacks.c.id.in_(succeeded), postbacks.c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+    still_failing = [pid for pid in failed if pid not in succeeded]
+    if still_failing:
+        since = now - timedelta(seconds=auto_pause_after_s)
+        _pause(
+            session,
+            [postbacks.c.id.in_(still_failing), postbacks.c.failing_since <= since],
+            f"paused automatically: every attempt failed for {auto_pause_after_s / 86400:g} days",
+            now,
+        )
+    for postback_id, reason in sorted(gone.items()):
+        _pause(session, [postbacks.c.id == postback_id], reason or "gone", now)
+
+
+def _pause(session: Session, conditions: Iterable[ColumnElement[bool]], reason: str, now: datetime) -> None:
+    session.execute(
+        update(postbacks)
+        .where(and_(*conditions), or_(postbacks.c.paused_at.is_(None), postbacks.c.active.is_(True)))
+        .values(active=False, paused_reason=reason, paused_at=now)
+    )

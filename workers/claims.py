@@ -1,0 +1,105 @@
+"""Claiming deliveries: the database is the queue of record, and a lease says who is sending what.
+
+A claim is one UPDATE that only touches deliveries that are pending, due and not leased (or whose lease
+has expired), so two workers can never hold the same delivery. PostgreSQL picks the rows with FOR UPDATE
+SKIP LOCKED (concurrent claimers skip each other's rows instead of waiting); on SQLite the single UPDATE is
+atomic because SQLite has one writer at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import ColumnElement, Table, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from dispatcher.models import AttemptOutcome, Delivery, DeliveryState, ErrorClass
+from dispatcher.models.deliveries import Attempt
+
+deliveries = cast(Table, Delivery.__table__)
+attempts = cast(Table, Attempt.__table__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: int
+    number: int  # the attempt number this claim will make (attempt_count after the claim)
+
+
+def claimable(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        deliveries.c.state == DeliveryState.PENDING.value,
+        deliveries.c.next_attempt_at <= now,
+        or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now),
+    )
+
+
+def claim(session: Session, ids: Sequence[int], *, token: str, lease_s: float, now: datetime) -> list[Claim]:
+    """Lease those of `ids` that are due and free; returns them with the attempt number each will make."""
+    if not ids:
+        return []
+    chosen: ColumnElement[bool] = and_(deliveries.c.id.in_(ids), claimable(now))
+    if session.get_bind().dialect.name == "postgresql":
+        locked = select(deliveries.c.id).where(chosen).with_for_update(skip_locked=True)
+        chosen = deliveries.c.id.in_(locked.scalar_subquery())
+    statement = (
+        update(deliveries)
+        .where(chosen)
+        .values(
+            attempt_count=deliveries.c.attempt_count + 1,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            leased_by=token,
+            # Claimed is no longer queued: if this worker dies, the pump re-hands it once the lease expires.
+            queued_at=None,
+        )
+        .returning(deliveries.c.id, deliveries.c.attempt_count)
+    )
+    claims = [Claim(row.id, row.attempt_count) for row in session.execute(statement)]
+    _close_interrupted(session, [c.delivery_id for c in claims if c.number > 1])
+    return claims
+
+
+def release(session: Session, ids: Sequence[int], *, token: str, retry_at: datetime) -> None:
+    """Give claims back unsent (no host slot free): the attempt they counted is not made."""
+    if not ids:
+        return
+    session.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(ids), deliveries.c.leased_by == token)
+        .values(
+            attempt_count=deliveries.c.attempt_count - 1,
+            lease_expires_at=None,
+            leased_by=None,
+            next_attempt_at=retry_at,
+            queued_at=None,
+        )
+    )
+
+
+def postpone(session: Session, ids: Sequence[int], *, retry_at: datetime, now: datetime) -> None:
+    """Leave unclaimed deliveries of a job to the pump (this process has no capacity for them now)."""
+    if not ids:
+        return
+    session.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(ids), claimable(now))
+        .values(next_attempt_at=retry_at, queued_at=None)
+    )
+
+
+def _close_interrupted(session: Session, ids: Sequence[int]) -> None:
+    """An attempt still "sending" on a delivery we could claim belongs to a worker that died mid-send."""
+    if not ids:
+        return
+    session.execute(
+        update(attempts)
+        .where(attempts.c.delivery_id.in_(ids), attempts.c.outcome == AttemptOutcome.SENDING.value)
+        .values(
+            outcome=AttemptOutcome.RETRY.value,
+            error_class=ErrorClass.INTERRUPTED.value,
+            error_message="the worker stopped before recording the outcome; the receiver may have got it",
+        )
+    )

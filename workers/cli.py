@@ -1,0 +1,65 @@
+"""`flask --app app worker` and `flask --app app pump`: the delivery engine's commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+import click
+import redis
+from flask import Flask
+
+from dispatcher import config
+from dispatcher.broker import Broker
+from dispatcher.db import Database
+from workers import pump as pump_module
+from workers import settings
+from workers.worker import run_pool, run_worker
+
+
+@click.command("worker", help="Run RQ workers that send postbacks (SimpleWorker; --processes for more).")
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option(
+    "--processes", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes."
+)
+def worker_command(burst: bool, processes: int) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if processes > 1:
+        sys.exit(run_pool(processes, burst=burst))
+    run_worker(burst=burst)
+
+
+@click.command("pump", help="Hand due deliveries (retries, lost jobs, expired leases) to RQ every second.")
+@click.option("--once", is_flag=True, help="One pass, print what was handed out, exit.")
+def pump_command(once: bool) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    resolved = config.from_env()
+    tuning = settings.from_env()
+    broker = Broker(resolved)
+    connection = redis.Redis.from_url(broker.url, socket_connect_timeout=2, socket_timeout=10)
+    database = Database(resolved.database_url)
+    try:
+        if once:
+            handed = pump_module.hand_out(database, connection, tuning)
+            click.echo(json.dumps({"first": handed.first, "retry": handed.retry}))
+            return
+        stop = threading.Event()
+
+        def request_stop(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        pump_module.run(database, connection, tuning, stop=stop)
+    finally:
+        database.dispose()
+        connection.close()
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(worker_command)
+    app.cli.add_command(pump_command)

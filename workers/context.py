@@ -1,0 +1,35 @@
+"""The worker process's engine: installed by the entry point, or built from the environment on first use.
+
+Jobs must not create the Flask app or read configuration at import time: they get what they need here.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from dispatcher import config
+from dispatcher.db import Database
+from workers import settings
+from workers.engine import Engine
+
+_engine: Engine | None = None
+_lock = threading.Lock()
+
+
+def install(engine: Engine) -> None:
+    global _engine
+    with _lock:
+        _engine = engine
+
+
+def engine() -> Engine:
+    global _engine
+    with _lock:
+        if _engine is None:
+            resolved = config.from_env()
+            _engine = Engine(Database(resolved.database_url), resolved, settings.from_env())
+        return _engine
+
+
+def installed() -> Engine | None:
+    return _engine

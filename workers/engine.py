@@ -1,0 +1,201 @@
+"""The sending machinery of one worker process: claim a batch, send it concurrently, settle it in bulk.
+
+A job returns as soon as its batch is claimed, logged and handed to the sending threads: a worker process then
+takes the next job while earlier requests are still in flight, so a receiver answering in 100 ms (or never)
+does not hold the process. Outcomes are written in bulk by one flusher thread. What is in flight when the
+process dies is not lost: its leases expire and the pump hands the deliveries out again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import macros
+from dispatcher.config import Settings
+from dispatcher.db import Database
+from dispatcher.models import ErrorClass
+from workers import attempts, claims, render
+from workers.egress import EgressClient, Exchange, OutboundRequest
+from workers.errors import DeliveryError
+from workers.hosts import HostSlots
+from workers.retry_policy import decide, judge
+from workers.settings import EngineSettings
+
+log = logging.getLogger(__name__)
+
+# How long a job waits for sending capacity before leaving the rest of its batch to the pump.
+CAPACITY_WAIT_S = 10.0
+FLUSH_MAX = 1000
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:60]
+
+
+class Engine:
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        tuning: EngineSettings,
+        *,
+        client: EgressClient | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.database = database
+        self.tuning = tuning
+        self.name = name or worker_name()
+        self.client = client or EgressClient(
+            settings.allowed_networks,
+            connect_timeout_s=tuning.connect_timeout_s,
+            total_timeout_s=tuning.total_timeout_s,
+            pool_size=tuning.max_in_flight,
+        )
+        self.slots = HostSlots(tuning.host_concurrency, tuning.circuit_timeouts)
+        self._pool = ThreadPoolExecutor(tuning.max_in_flight, thread_name_prefix="send")
+        self._capacity = threading.Condition()
+        self._in_use = 0  # claimed and not yet settled in the database
+        self._outcomes: queue.SimpleQueue[attempts.Outcome] = queue.SimpleQueue()
+        self._flusher = threading.Thread(target=self._flush_forever, name="flusher", daemon=True)
+        self._flusher.start()
+
+    def send_batch(self, delivery_ids: Sequence[int]) -> dict[str, int]:
+        """Claim, log and start sending what is due among `delivery_ids`; returns counts (the job result)."""
+        ids = list(dict.fromkeys(delivery_ids))
+        granted = self._reserve(len(ids))
+        token = f"{self.name}/{uuid.uuid4().hex[:8]}"
+        now = datetime.now(UTC)
+        later = now + timedelta(seconds=self.tuning.defer_s)
+        with self.database.session() as session:
+            claimed = claims.claim(session, ids[:granted], token=token, lease_s=self.tuning.lease_s, now=now)
+            claims.postpone(session, ids[granted:], retry_at=later, now=now)
+            batch = render.load(session, {c.delivery_id: c.number for c in claimed})
+            attempts.fail_unsendable(session, [c for c in batch if not c.sendable], token=token, now=now)
+            sends, broken, busy = self._prepare([c for c in batch if c.sendable], now)
+            claims.release(session, [c.delivery_id for c in busy], token=token, retry_at=later)
+            logged = [*sends, *((claimed_one, request) for claimed_one, request, _ in broken)]
+            attempts.write_sending(session, logged, worker=self.name, now=now)
+        self._unreserve(granted - len(sends) - len(broken))
+        for claimed_one, request, problem in broken:
+            error = DeliveryError(ErrorClass.TEMPLATE, problem, permanent=True)
+            self._settle(claimed_one, token, request, Exchange(), error)
+        for claimed_one, request in sends:
+            self._pool.submit(self._send, claimed_one, token, request)
+        return {"claimed": len(claimed), "sent": len(sends), "deferred": len(busy) + len(ids) - granted}
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until everything in flight is settled in the database (worker shutdown)."""
+        deadline = time.monotonic() + timeout_s
+        with self._capacity:
+            while self._in_use > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._capacity.wait(left)
+        return True
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+    def _prepare(
+        self, batch: Sequence[render.Claimed], now: datetime
+    ) -> tuple[
+        list[tuple[render.Claimed, OutboundRequest]],
+        list[tuple[render.Claimed, OutboundRequest, str]],
+        list[render.Claimed],
+    ]:
+        sends: list[tuple[render.Claimed, OutboundRequest]] = []
+        broken: list[tuple[render.Claimed, OutboundRequest, str]] = []
+        busy: list[render.Claimed] = []
+        for claimed in batch:
+            try:
+                request = render.build_request(claimed, now, self.tuning.user_agent)
+            except (macros.MacroError, TypeError, ValueError) as exc:
+                # Logged as an attempt with the template as its URL, so the publisher sees what to fix.
+                postback = claimed.postback
+                logged = OutboundRequest(postback.method, postback.url_template)
+                broken.append((claimed, logged, f"the template cannot be expanded: {exc}"))
+                continue
+            if not self.slots.try_acquire(render.destination(request.url)):
+                busy.append(claimed)
+                continue
+            sends.append((claimed, request))
+        return sends, broken, busy
+
+    def _send(self, claimed: render.Claimed, token: str, request: OutboundRequest) -> None:
+        host = render.destination(request.url)
+        exchange = Exchange()
+        try:
+            exchange = self.client.send(request)
+        except Exception as exc:  # noqa: BLE001 - a bug here must still settle the delivery (as a retry)
+            log.exception("sending delivery %s failed unexpectedly", claimed.delivery_id)
+            exchange.error = DeliveryError(ErrorClass.CONNECT, f"internal error: {exc!r}", permanent=False)
+        finally:
+            timed_out = exchange.error is not None and exchange.error.error_class is ErrorClass.TIMEOUT
+            self.slots.release(host, timed_out=timed_out)
+        self._settle(claimed, token, request, exchange, judge(exchange, claimed.success_body_contains))
+
+    def _settle(
+        self,
+        claimed: render.Claimed,
+        token: str,
+        request: OutboundRequest,
+        exchange: Exchange,
+        error: DeliveryError | None,
+    ) -> None:
+        decision = decide(error, claimed.attempt_in_schedule, self.tuning)
+        finished = datetime.now(UTC)
+        self._outcomes.put(attempts.Outcome(claimed, token, request, exchange, error, decision, finished))
+
+    def _reserve(self, wanted: int) -> int:
+        wanted = min(wanted, self.tuning.max_in_flight)
+        deadline = time.monotonic() + CAPACITY_WAIT_S
+        with self._capacity:
+            while self.tuning.max_in_flight - self._in_use < wanted:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._capacity.wait(left)
+            granted = max(0, min(wanted, self.tuning.max_in_flight - self._in_use))
+            self._in_use += granted
+            return granted
+
+    def _unreserve(self, count: int) -> None:
+        if count <= 0:
+            return
+        with self._capacity:
+            self._in_use -= count
+            self._capacity.notify_all()
+
+    def _flush_forever(self) -> None:
+        while True:
+            batch = [self._outcomes.get()]
+            while len(batch) < FLUSH_MAX:
+                try:
+                    batch.append(self._outcomes.get_nowait())
+                except queue.Empty:
+                    break
+            self._flush(batch)
+            self._unreserve(len(batch))
+
+    def _flush(self, batch: list[attempts.Outcome]) -> None:
+        for attempt in range(1, 6):
+            try:
+                with self.database.session() as session:
+                    attempts.write_outcomes(session, batch, auto_pause_after_s=self.tuning.auto_pause_after_s)
+                return
+            except Exception:  # noqa: BLE001 - the database may be restarting; the leases cover us meanwhile
+                log.exception("writing %d outcomes failed (try %d of 5)", len(batch), attempt)
+                time.sleep(attempt)
+        # Not recorded: the attempts stay "sending" and the leases expire, so the deliveries are sent again.
+        log.error("gave up writing %d outcomes; they will be sent again", len(batch))

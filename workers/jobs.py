@@ -1,0 +1,31 @@
+"""RQ jobs. They take ids (or a filter), never objects, and get their engine from the worker process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rq import get_current_job
+
+from dispatcher.queueing import enqueue_deliveries
+from dispatcher.replay import ReplayFilter, reopen_matching
+from workers import context
+
+
+def send_deliveries(delivery_ids: list[int]) -> dict[str, int]:
+    """Claim and send whichever of these deliveries are due; the others are someone else's or not yet due."""
+    return context.engine().send_batch(delivery_ids)
+
+
+def replay_failed(criteria: Mapping[str, object]) -> dict[str, int]:
+    """Bulk replay: re-open every failed delivery matching the filter, in chunks, and queue them."""
+    database = context.engine().database
+    job = get_current_job()
+    reopened, last_id = 0, 0
+    while True:
+        with database.session() as session:
+            ids = reopen_matching(session, ReplayFilter.from_job_args(criteria), after_id=last_id)
+        if not ids:
+            return {"reopened": reopened}
+        reopened, last_id = reopened + len(ids), ids[-1]
+        if job is not None:
+            enqueue_deliveries(job.connection, ids, retry=True)

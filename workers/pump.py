@@ -1,0 +1,98 @@
+"""The pump: hands due deliveries to RQ every second. Redis only carries work; this is what makes that true.
+
+It finds, in the database, deliveries that are pending, due, not leased and not queued recently: retries whose
+time has come, first attempts whose job was lost (Redis flushed, enqueue failed), and deliveries whose worker
+died (lease expired). Marking them queued and selecting them is one UPDATE (SKIP LOCKED on PostgreSQL), so
+several pumps can run at once without handing the same delivery out twice in one pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import redis
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from dispatcher.db import Database
+from dispatcher.queueing import enqueue_or_raise
+from workers.claims import claimable, deliveries
+from workers.settings import EngineSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Handed:
+    first: int = 0
+    retry: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.first + self.retry
+
+
+def hand_out(
+    database: Database, connection: redis.Redis, tuning: EngineSettings, *, now: datetime | None = None
+) -> Handed:
+    """One pass; returns how many deliveries were handed to each lane."""
+    now = now or datetime.now(UTC)
+    with database.session() as session:
+        rows = _mark_queued(session, tuning, now)
+    first = [row_id for row_id, attempts in rows if attempts == 0]
+    retry = [row_id for row_id, attempts in rows if attempts > 0]
+    try:
+        enqueue_or_raise(connection, first)
+        enqueue_or_raise(connection, retry, retry=True)
+    except redis.RedisError:
+        with database.session() as session:  # not queued after all: offer them again on the next pass
+            session.execute(
+                update(deliveries).where(deliveries.c.id.in_(first + retry)).values(queued_at=None)
+            )
+        raise
+    return Handed(len(first), len(retry))
+
+
+def run(
+    database: Database,
+    connection: redis.Redis,
+    tuning: EngineSettings,
+    *,
+    once: bool = False,
+    stop: threading.Event | None = None,
+) -> None:
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        try:
+            handed = hand_out(database, connection, tuning)
+        except Exception:  # noqa: BLE001 - Redis or the database restarting must not end the pump
+            log.exception("pump pass failed; trying again")
+            handed = Handed()
+        if handed.total:
+            log.info("handed out %d first attempts and %d retries", handed.first, handed.retry)
+        if once:
+            return
+        if handed.total < tuning.pump_batch:  # a full pass means more is waiting: go again at once
+            stop.wait(tuning.pump_interval_s)
+
+
+def _mark_queued(session: Session, tuning: EngineSettings, now: datetime) -> list[tuple[int, int]]:
+    stale = now - timedelta(seconds=tuning.rehand_after_s)
+    due: ColumnElement[bool] = and_(
+        claimable(now), or_(deliveries.c.queued_at.is_(None), deliveries.c.queued_at < stale)
+    )
+    picked = (
+        select(deliveries.c.id).where(due).order_by(deliveries.c.next_attempt_at).limit(tuning.pump_batch)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        picked = picked.with_for_update(skip_locked=True)
+    statement = (
+        update(deliveries)
+        .where(deliveries.c.id.in_(picked.scalar_subquery()), due)
+        .values(queued_at=now)
+        .returning(deliveries.c.id, deliveries.c.attempt_count)
+    )
+    return [(row.id, row.attempt_count) for row in session.execute(statement)]

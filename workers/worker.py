@@ -1,0 +1,96 @@
+"""The worker entry point: RQ `SimpleWorker`s (no fork per job) around this process's delivery engine.
+
+`flask --app app worker [--burst] [--processes N]` lands here; so does `python -m workers.worker`.
+Configuration comes from the environment (`dispatcher.config.from_env`, `workers.settings.from_env`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Sequence
+from types import FrameType
+
+import redis
+from rq import Queue, SimpleWorker
+from rq.worker import DequeueStrategy
+
+from dispatcher import config
+from dispatcher.broker import Broker
+from dispatcher.db import Database
+from dispatcher.queueing import LANES
+from workers import context, settings
+from workers.engine import Engine, worker_name
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(*, burst: bool = False, queues: Sequence[str] = LANES) -> None:
+    resolved = config.from_env()
+    tuning = settings.from_env()
+    broker = Broker(resolved)
+    connection = redis.Redis.from_url(broker.url)
+    database = Database(resolved.database_url)
+    engine = Engine(database, resolved, tuning)
+    context.install(engine)
+    worker = SimpleWorker(
+        [Queue(name, connection=connection) for name in queues],
+        connection=connection,
+        name=f"{worker_name()}-{uuid.uuid4().hex[:6]}",
+    )
+    try:
+        # Round robin: neither lane starves the other when both have work.
+        worker.work(
+            burst=burst,
+            logging_level="WARNING",
+            with_scheduler=False,
+            dequeue_strategy=DequeueStrategy.ROUND_ROBIN,
+        )
+    finally:
+        # Requests still in flight finish and are recorded; a harder stop leaves them to their leases.
+        engine.drain(tuning.total_timeout_s + 5)
+        engine.close()
+        database.dispose()
+        connection.close()
+
+
+def run_pool(processes: int, *, burst: bool = False) -> int:
+    """N worker processes; SIGINT/SIGTERM are passed on and waited for. Returns the worst exit status."""
+    resolved = config.from_env()
+    broker = Broker(resolved)
+    env = dict(os.environ, REDIS_URL=broker.url)  # all share one Redis (the embedded one, if unset)
+    command = [sys.executable, "-m", "workers.worker", *(["--burst"] if burst else [])]
+    children = [subprocess.Popen(command, env=env) for _ in range(processes)]
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return max(child.wait() for child in children)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        broker.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m workers.worker", description=__doc__)
+    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    parser.add_argument("--processes", type=int, default=1, help="number of worker processes")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.processes > 1:
+        sys.exit(run_pool(args.processes, burst=args.burst))
+    run_worker(burst=args.burst)
+
+
+if __name__ == "__main__":
+    main()
