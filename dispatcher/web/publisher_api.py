@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from dispatcher.broker import get_broker
 from dispatcher.config import Settings
 from dispatcher.db import request_session
 from dispatcher.models import Postback
@@ -179,7 +180,7 @@ def replay_delivery(delivery_id: int) -> ResponseReturnValue:
     delivery = deliveries.get_delivery(session, current_publisher_id(), delivery_id)
     if delivery is None:
         abort(404, description=f"delivery {delivery_id} not found")
-    outcome = replays.replay(session, delivery)
+    outcome = replays.replay(session, get_broker(current_app).client(), delivery)
     if not outcome.replayed:
         return jsonify({"error": outcome.message, "fields": {}}), 409
     return jsonify({"replayed": True, "message": outcome.message, "delivery": shapes.delivery_json(delivery)})

@@ -13,8 +13,16 @@ from app import create_app
 from tests.conftest import app_settings
 from tests.portal.conftest import PASSWORD, Account, csrf_token, log_in
 
-PAGES = ["/portal/", "/portal/postbacks", "/portal/postbacks/new", "/portal/postbacks/1", "/portal/sources",
-         "/portal/account", "/portal/deliveries", "/portal/deliveries/1"]
+PAGES = [
+    "/portal/",
+    "/portal/postbacks",
+    "/portal/postbacks/new",
+    "/portal/postbacks/1",
+    "/portal/sources",
+    "/portal/account",
+    "/portal/deliveries",
+    "/portal/deliveries/1",
+]
 
 
 def login(client: FlaskClient, email: str, password: str, **extra: str) -> object:

@@ -28,18 +28,51 @@ def test_a_pasted_flexoffers_url_is_accepted_with_defaults() -> None:
     ("values", "expected"),
     [
         ({"method": "PUT"}, {"method": "must be GET or POST, got 'PUT'"}),
-        ({"events": []}, {"events": "choose at least one of sale, lead, approved, declined, reversed, adjusted"}),
-        ({"events": ["sold"]}, {"events": "must each be one of sale, lead, approved, declined, reversed, adjusted, got 'sold'"}),
-        ({"statuses": ["done"]}, {"statuses": "must each be one of pending, approved, declined, reversed, got 'done'"}),
+        (
+            {"events": []},
+            {"events": "choose at least one of sale, lead, approved, declined, reversed, adjusted"},
+        ),
+        (
+            {"events": ["sold"]},
+            {"events": "must each be one of sale, lead, approved, declined, reversed, adjusted, got 'sold'"},
+        ),
+        (
+            {"statuses": ["done"]},
+            {"statuses": "must each be one of pending, approved, declined, reversed, got 'done'"},
+        ),
         ({"traffic_source_ids": [3]}, {"traffic_source_ids": "3 is not one of your traffic sources"}),
-        ({"traffic_source_ids": "all"}, {"traffic_source_ids": "must be a list of traffic source ids ([] for all), got 'all'"}),
+        (
+            {"traffic_source_ids": "all"},
+            {"traffic_source_ids": "must be a list of traffic source ids ([] for all), got 'all'"},
+        ),
         ({"headers": {"Host": "evil.example"}}, {"headers": "Host is set from the URL and cannot be set"}),
-        ({"headers": {"Transfer-Encoding": "chunked"}}, {"headers": "Transfer-Encoding is a hop-by-hop header and cannot be set"}),
-        ({"headers": {"X Bad": "1"}}, {"headers": "names must be letters, digits and - (no spaces or colons), got 'X Bad'"}),
-        ({"headers": {"X-A": "a\r\nB: c"}}, {"headers": "the value of X-A must not contain line breaks or control characters, got 'a\\r\\nB: c'"}),
-        ({"status_map": {"paid": "sale"}}, {"status_map": "keys must be one of pending, approved, declined, reversed, got 'paid'"}),
+        (
+            {"headers": {"Transfer-Encoding": "chunked"}},
+            {"headers": "Transfer-Encoding is a hop-by-hop header and cannot be set"},
+        ),
+        (
+            {"headers": {"X Bad": "1"}},
+            {"headers": "names must be letters, digits and - (no spaces or colons), got 'X Bad'"},
+        ),
+        (
+            {"headers": {"X-A": "a\r\nB: c"}},
+            {
+                "headers": "the value of X-A must not contain line breaks or control characters,"
+                " got 'a\\r\\nB: c'"
+            },
+        ),
+        (
+            {"status_map": {"paid": "sale"}},
+            {"status_map": "keys must be one of pending, approved, declined, reversed, got 'paid'"},
+        ),
         ({"active": "yes"}, {"active": "must be true or false, got 'yes'"}),
-        ({"method": "POST", "content_type": "text/xml", "body_template": "x"}, {"content_type": "must be one of application/json, application/x-www-form-urlencoded, got 'text/xml'"}),
+        (
+            {"method": "POST", "content_type": "text/xml", "body_template": "x"},
+            {
+                "content_type": "must be one of application/json, application/x-www-form-urlencoded,"
+                " got 'text/xml'"
+            },
+        ),
     ],
 )
 def test_each_bad_field_is_named_with_its_value(values: dict[str, object], expected: dict[str, str]) -> None:
@@ -50,7 +83,8 @@ def test_lint_errors_block_saving_with_the_linters_words() -> None:
     found = problems(url="https://t.example/pb?cid=REPLACE&x=#fob#")
 
     assert found == {
-        "url": "REPLACE is your tracker's placeholder, left from its postback URL, and would arrive literally;"
+        "url": "REPLACE is your tracker's placeholder, left from its postback URL,"
+        " and would arrive literally;"
         " for cid put #fobs#. Unknown macro #fob#; did you mean #fobs#?"
     }
 
@@ -69,8 +103,8 @@ def test_a_missing_url_and_several_problems_are_reported_together() -> None:
 
 def test_a_json_body_is_linted_as_json_and_a_get_drops_any_body() -> None:
     assert problems(method="POST", body_template='{"cid": #fobs#') == {
-        "body_template": "With sample values the body is not valid JSON (Expecting ',' delimiter); check quotes"
-        " and commas around macros."
+        "body_template": "With sample values the body is not valid JSON (Expecting ',' delimiter);"
+        " check quotes and commas around macros."
     }
     spec = check(
         {"url": "https://t.example/pb?cid=#fobs#", "method": "GET", "body_template": "a=#on#"},
@@ -94,9 +128,15 @@ def test_post_body_content_type_is_guessed_from_the_body() -> None:
         ("https://127.0.0.1/pb", "127.0.0.1 is a loopback address; postbacks only go to public addresses"),
         ("https://10.1.2.3/pb", "10.1.2.3 is a private address; postbacks only go to public addresses"),
         ("https://[::1]/pb", "::1 is a loopback address; postbacks only go to public addresses"),
-        ("https://localhost:8080/pb", "localhost is a loopback address; postbacks only go to public addresses"),
+        (
+            "https://localhost:8080/pb",
+            "localhost is a loopback address; postbacks only go to public addresses",
+        ),
         ("https://2130706433/pb", "2130706433 is a loopback address; postbacks only go to public addresses"),
-        ("https://169.254.169.254/latest", "169.254.169.254 is a private address; postbacks only go to public addresses"),
+        (
+            "https://169.254.169.254/latest",
+            "169.254.169.254 is a private address; postbacks only go to public addresses",
+        ),
         ("https://tracker.example/pb", None),
         ("https://8.8.8.8/pb", None),
     ],

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from dispatcher.broker import get_broker
 from dispatcher.db import request_session
 from dispatcher.portal import deliveries, postbacks, replays
 from dispatcher.validation import FieldError
@@ -53,6 +54,6 @@ def delivery_detail(delivery_id: int) -> ResponseReturnValue:
 def replay_delivery(delivery_id: int) -> ResponseReturnValue:
     session = request_session()
     delivery = found(deliveries.get_delivery(session, publisher_id(), delivery_id))
-    outcome = replays.replay(session, delivery)
+    outcome = replays.replay(session, get_broker(current_app).client(), delivery)
     flash(outcome.message, "success" if outcome.replayed else "error")
     return redirect(url_for("portal.delivery_detail", delivery_id=delivery_id))

@@ -1,0 +1,194 @@
+"""Send test from the page (through the workers' SSRF-guarded egress) and backfill of past transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from app import create_app
+from dispatcher.db import get_db
+from dispatcher.models import Base, Delivery, Postback
+from tests.conftest import app_settings
+from tests.dispatcher import factories
+from tests.portal.conftest import Account, Receiver, csrf_token, log_in, make_publisher
+
+
+def hook(app: Flask, owner: Account, url: str, **fields: object) -> int:
+    with get_db(app).session() as session:
+        row = Postback(publisher_id=owner.id, url_template=url, **fields)
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def test_send_test_shows_the_receivers_status_latency_and_answer_escaped(
+    app: Flask, portal: FlaskClient, publisher: Account, token: str, receiver: Receiver
+) -> None:
+    receiver.body = b"<img src=x onerror=alert(1)> OK"
+    postback_id = hook(app, publisher, receiver.url + "/pb?cid=#fobs#&amount=#sa#")
+
+    page = portal.post(f"/portal/postbacks/{postback_id}/test", data={"csrf_token": token}).get_data(
+        as_text=True
+    )
+
+    assert "<strong>Success</strong>" in page and "HTTP 200 OK" in page and " ms" in page
+    assert "&lt;img src=x onerror=alert(1)&gt; OK" in page and "<img src=x" not in page
+    assert [call.path for call in receiver.received] == ["/pb?cid=cl1ck-4f2a&amount=125.00"]
+
+
+def test_send_test_applies_the_success_rule(
+    app: Flask, portal: FlaskClient, publisher: Account, token: str, receiver: Receiver
+) -> None:
+    receiver.body = b"success=false"
+    postback_id = hook(app, publisher, receiver.url + "/pb?cid=#fobs#", success_body_contains="success=true")
+
+    page = portal.post(f"/portal/postbacks/{postback_id}/test", data={"csrf_token": token}).get_data(
+        as_text=True
+    )
+
+    assert "<strong>Failed</strong>" in page
+    assert "body_mismatch: the answer does not contain &#39;success=true&#39; (your success rule)" in page
+
+
+@pytest.fixture
+def strict_app(tmp_path: Path, sqlite_url: str, redis_url: str) -> Iterator[Flask]:
+    """An app as in production: no private range allowed."""
+    app = create_app(app_settings(tmp_path, sqlite_url, redis_url, POSTBACK_ALLOWED_NETWORKS=""))
+    Base.metadata.create_all(get_db(app).engine)
+    yield app
+    get_db(app).dispose()
+
+
+def test_send_test_goes_through_the_ssrf_guard(
+    strict_app: Flask, receiver: Receiver, clean_redis: redis.Redis
+) -> None:
+    owner = make_publisher(strict_app)
+    # Saved before the rule existed, or a host name resolving to loopback: the guard at send time stops it.
+    postback_id = hook(strict_app, owner, receiver.url + "/pb?cid=#fobs#")
+    client = strict_app.test_client()
+    log_in(client, owner)
+
+    page = client.post(
+        f"/portal/postbacks/{postback_id}/test", data={"csrf_token": csrf_token(client, "/portal/postbacks")}
+    ).get_data(as_text=True)
+
+    assert (
+        "ssrf: 127.0.0.1 resolves to 127.0.0.1, a loopback address; postbacks only go to public ones" in page
+    )
+    assert receiver.received == []
+
+
+NOW = datetime.now(UTC)
+SINCE = (NOW - timedelta(days=10)).date().isoformat()
+RECENT = NOW - timedelta(days=5)
+OLD = NOW - timedelta(days=30)
+
+
+def _history(app: Flask, owner: Account, times: list[datetime]) -> list[int]:
+    """One sale per time, each with its first event; returns the event ids."""
+    with get_db(app).session() as session:
+        them = session.get(factories.Publisher, owner.id)
+        shop = factories.program(session)
+        return [
+            factories.event(session, factories.transaction(session, them, shop, event_time=moment)).id
+            for moment in times
+        ]
+
+
+def _deliveries(app: Flask, postback_id: int) -> list[int]:
+    with get_db(app).session() as session:
+        query = select(Delivery.transaction_event_id).where(Delivery.postback_id == postback_id)
+        return sorted(session.scalars(query))
+
+
+def test_backfill_sends_past_transactions_once(
+    app: Flask, portal: FlaskClient, publisher: Account, token: str, clean_redis: redis.Redis
+) -> None:
+    old, *recent = _history(app, publisher, [OLD] + [RECENT] * 3)
+    postback_id = hook(app, publisher, "https://tracker.example/pb?cid=#fobs#")
+    url = f"/portal/postbacks/{postback_id}/backfill"
+
+    first = portal.post(
+        url, data={"csrf_token": token, "since": SINCE}, headers={"Accept": "application/json"}
+    )
+    second = portal.post(url, data={"csrf_token": token, "since": SINCE}, follow_redirects=True)
+    progress = portal.get(url).get_json()
+
+    assert first.get_json()["created"] == 3 and first.get_json()["events"] == 3
+    assert _deliveries(app, postback_id) == recent  # the old sale is before "since"
+    assert (
+        "0 past transactions queued for sending, 3 skipped (already sent or not matching)."
+        in second.get_data(as_text=True)
+    )
+    assert {key: progress[key] for key in ("state", "total", "done", "created")} == {
+        "state": "done",
+        "total": 3,
+        "done": 3,
+        "created": 0,
+    }
+    assert clean_redis.llen("rq:queue:postbacks") == 1  # the three new deliveries, in one batch job
+    assert old not in _deliveries(app, postback_id)
+
+
+def test_backfill_skips_events_that_already_have_a_delivery(
+    app: Flask, portal: FlaskClient, publisher: Account, token: str, clean_redis: redis.Redis
+) -> None:
+    first, second = _history(app, publisher, [RECENT] * 2)
+    postback_id = hook(app, publisher, "https://tracker.example/pb?cid=#fobs#")
+    with get_db(app).session() as session:
+        event = session.get(factories.TransactionEvent, first)
+        factories.delivery(session, session.get(Postback, postback_id), event)  # type: ignore[arg-type]
+
+    answer = portal.post(
+        f"/portal/postbacks/{postback_id}/backfill",
+        data={"csrf_token": token, "since": SINCE},
+        headers={"Accept": "application/json"},
+    ).get_json()
+
+    assert answer["created"] == 1
+    assert _deliveries(app, postback_id) == [first, second]
+
+
+@pytest.mark.parametrize(
+    ("since", "message"),
+    [
+        ("", "since: must be a date like 2026-11-01, got ''"),
+        ("2999-01-01", "since: must not be in the future, got '2999-01-01'"),
+        ("2001-01-01", "since: must be within the last 90 days, got '2001-01-01'"),
+    ],
+)
+def test_backfill_names_a_bad_date(
+    app: Flask, portal: FlaskClient, publisher: Account, token: str, since: str, message: str
+) -> None:
+    postback_id = hook(app, publisher, "https://tracker.example/pb?cid=#fobs#")
+
+    response = portal.post(
+        f"/portal/postbacks/{postback_id}/backfill",
+        data={"csrf_token": token, "since": since},
+        headers={"Accept": "application/json"},
+    )
+
+    assert response.status_code == 400 and response.get_json()["error"] == message
+
+
+def test_a_paused_postback_is_not_backfilled(
+    app: Flask, portal: FlaskClient, publisher: Account, token: str
+) -> None:
+    _history(app, publisher, [RECENT])
+    postback_id = hook(app, publisher, "https://tracker.example/pb?cid=#fobs#", active=False)
+
+    response = portal.post(
+        f"/portal/postbacks/{postback_id}/backfill", data={"csrf_token": token, "since": SINCE}
+    )
+
+    assert response.status_code == 400
+    assert "is paused; resume it before sending past transactions" in response.get_data(as_text=True)
+    with get_db(app).session() as session:
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 0
