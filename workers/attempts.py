@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, insert, or_, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, insert, or_, update
 from sqlalchemy.orm import Session
 
 from dispatcher.models import AttemptOutcome, DeliveryState, ErrorClass, Postback
-from workers.claims import attempts, deliveries
+from workers.claims import attempts, deliveries, release
 from workers.egress import Exchange, OutboundRequest
 from workers.errors import DeliveryError
 from workers.render import Claimed
@@ -34,6 +34,14 @@ class Outcome:
     error: DeliveryError | None
     decision: Decision
     finished_at: datetime
+
+
+@dataclass(frozen=True)
+class GiveBack:
+    """A claimed send that never started (its host had no slot in time): undo its attempt and its claim."""
+
+    claimed: Claimed
+    token: str
 
 
 def write_sending(
@@ -58,6 +66,22 @@ def write_sending(
             for claimed, request in sends
         ],
     )
+
+
+def give_back(session: Session, items: Sequence[GiveBack], *, retry_at: datetime) -> None:
+    if not items:
+        return
+    session.execute(
+        delete(attempts).where(
+            attempts.c.delivery_id == bindparam("b_delivery_id"),
+            attempts.c.number == bindparam("b_number"),
+            attempts.c.outcome == AttemptOutcome.SENDING.value,
+        ),
+        [{"b_delivery_id": item.claimed.delivery_id, "b_number": item.claimed.number} for item in items],
+    )
+    for token in sorted({item.token for item in items}):
+        ids = [item.claimed.delivery_id for item in items if item.token == token]
+        release(session, ids, token=token, retry_at=retry_at)
 
 
 def fail_unsendable(session: Session, claims: Sequence[Claimed], *, token: str, now: datetime) -> None:

@@ -32,6 +32,8 @@ from workers.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
+Send = tuple[render.Claimed, OutboundRequest]
+
 # How long a job waits for sending capacity before leaving the rest of its batch to the pump.
 CAPACITY_WAIT_S = 10.0
 FLUSH_MAX = 1000
@@ -60,11 +62,11 @@ class Engine:
             total_timeout_s=tuning.total_timeout_s,
             pool_size=tuning.max_in_flight,
         )
-        self.slots = HostSlots(tuning.host_concurrency, tuning.circuit_timeouts)
         self._pool = ThreadPoolExecutor(tuning.max_in_flight, thread_name_prefix="send")
+        self.slots = HostSlots(tuning.host_concurrency, tuning.circuit_timeouts, self._pool)
         self._capacity = threading.Condition()
         self._in_use = 0  # claimed and not yet settled in the database
-        self._outcomes: queue.SimpleQueue[attempts.Outcome] = queue.SimpleQueue()
+        self._outcomes: queue.SimpleQueue[attempts.Outcome | attempts.GiveBack] = queue.SimpleQueue()
         self._flusher = threading.Thread(target=self._flush_forever, name="flusher", daemon=True)
         self._flusher.start()
 
@@ -75,22 +77,35 @@ class Engine:
         token = f"{self.name}/{uuid.uuid4().hex[:8]}"
         now = datetime.now(UTC)
         later = now + timedelta(seconds=self.tuning.defer_s)
-        with self.database.session() as session:
-            claimed = claims.claim(session, ids[:granted], token=token, lease_s=self.tuning.lease_s, now=now)
-            claims.postpone(session, ids[granted:], retry_at=later, now=now)
-            batch = render.load(session, {c.delivery_id: c.number for c in claimed})
-            attempts.fail_unsendable(session, [c for c in batch if not c.sendable], token=token, now=now)
-            sends, broken, busy = self._prepare([c for c in batch if c.sendable], now)
-            claims.release(session, [c.delivery_id for c in busy], token=token, retry_at=later)
-            logged = [*sends, *((claimed_one, request) for claimed_one, request, _ in broken)]
-            attempts.write_sending(session, logged, worker=self.name, now=now)
-        self._unreserve(granted - len(sends) - len(broken))
+        # A send must start early enough to finish (total timeout) before its lease runs out.
+        start_by = time.monotonic() + max(0.5, self.tuning.lease_s - self.tuning.total_timeout_s - 2)
+        gate = _Gate()
+        try:
+            with self.database.session() as session:
+                claimed = claims.claim(
+                    session, ids[:granted], token=token, lease_s=self.tuning.lease_s, now=now
+                )
+                claims.postpone(session, ids[granted:], retry_at=later, now=now)
+                batch = render.load(session, {c.delivery_id: c.number for c in claimed})
+                attempts.fail_unsendable(session, [c for c in batch if not c.sendable], token=token, now=now)
+                sends, broken = self._prepare([c for c in batch if c.sendable], now)
+                taken: list[Send] = []
+                busy: list[Send] = []
+                for send in sends:
+                    (taken if self._offer(send, token, start_by, gate) else busy).append(send)
+                claims.release(session, [c.delivery_id for c, _ in busy], token=token, retry_at=later)
+                logged = [*taken, *((claimed_one, request) for claimed_one, request, _ in broken)]
+                attempts.write_sending(session, logged, worker=self.name, now=now)
+        except BaseException:
+            gate.open(go=False)  # nothing was committed: the offered sends stand down unsent
+            self._unreserve(granted)
+            raise
+        gate.open(go=True)
+        self._unreserve(granted - len(taken) - len(broken))
         for claimed_one, request, problem in broken:
             error = DeliveryError(ErrorClass.TEMPLATE, problem, permanent=True)
             self._settle(claimed_one, token, request, Exchange(), error)
-        for claimed_one, request in sends:
-            self._pool.submit(self._send, claimed_one, token, request)
-        return {"claimed": len(claimed), "sent": len(sends), "deferred": len(busy) + len(ids) - granted}
+        return {"claimed": len(claimed), "sent": len(taken), "deferred": len(busy) + len(ids) - granted}
 
     def drain(self, timeout_s: float) -> bool:
         """Wait until everything in flight is settled in the database (worker shutdown)."""
@@ -109,14 +124,9 @@ class Engine:
 
     def _prepare(
         self, batch: Sequence[render.Claimed], now: datetime
-    ) -> tuple[
-        list[tuple[render.Claimed, OutboundRequest]],
-        list[tuple[render.Claimed, OutboundRequest, str]],
-        list[render.Claimed],
-    ]:
-        sends: list[tuple[render.Claimed, OutboundRequest]] = []
+    ) -> tuple[list[Send], list[tuple[render.Claimed, OutboundRequest, str]]]:
+        sends: list[Send] = []
         broken: list[tuple[render.Claimed, OutboundRequest, str]] = []
-        busy: list[render.Claimed] = []
         for claimed in batch:
             try:
                 request = render.build_request(claimed, now, self.tuning.user_agent)
@@ -126,14 +136,26 @@ class Engine:
                 logged = OutboundRequest(postback.method, postback.url_template)
                 broken.append((claimed, logged, f"the template cannot be expanded: {exc}"))
                 continue
-            if not self.slots.try_acquire(render.destination(request.url)):
-                busy.append(claimed)
-                continue
             sends.append((claimed, request))
-        return sends, broken, busy
+        return sends, broken
 
-    def _send(self, claimed: render.Claimed, token: str, request: OutboundRequest) -> None:
+    def _offer(self, send: Send, token: str, start_by: float, gate: _Gate) -> bool:
+        claimed, request = send
         host = render.destination(request.url)
+
+        def run() -> None:
+            if gate.wait():
+                self._send(claimed, token, request, host)
+            else:
+                self.slots.release(host, timed_out=False)
+
+        def give_up() -> None:
+            if gate.wait():
+                self._outcomes.put(attempts.GiveBack(claimed, token))
+
+        return self.slots.submit(host, start_by, run, give_up)
+
+    def _send(self, claimed: render.Claimed, token: str, request: OutboundRequest, host: str) -> None:
         exchange = Exchange()
         try:
             exchange = self.client.send(request)
@@ -179,23 +201,50 @@ class Engine:
 
     def _flush_forever(self) -> None:
         while True:
-            batch = [self._outcomes.get()]
-            while len(batch) < FLUSH_MAX:
+            try:
+                batch = [self._outcomes.get(timeout=0.5)]
+            except queue.Empty:
+                batch = []
+            while batch and len(batch) < FLUSH_MAX:
                 try:
                     batch.append(self._outcomes.get_nowait())
                 except queue.Empty:
                     break
-            self._flush(batch)
-            self._unreserve(len(batch))
+            self.slots.expire()
+            if batch:
+                self._flush(batch)
+                self._unreserve(len(batch))
 
-    def _flush(self, batch: list[attempts.Outcome]) -> None:
+    def _flush(self, batch: list[attempts.Outcome | attempts.GiveBack]) -> None:
+        outcomes = [item for item in batch if isinstance(item, attempts.Outcome)]
+        given_back = [item for item in batch if isinstance(item, attempts.GiveBack)]
+        retry_at = datetime.now(UTC) + timedelta(seconds=self.tuning.defer_s)
         for attempt in range(1, 6):
             try:
                 with self.database.session() as session:
-                    attempts.write_outcomes(session, batch, auto_pause_after_s=self.tuning.auto_pause_after_s)
+                    attempts.write_outcomes(
+                        session, outcomes, auto_pause_after_s=self.tuning.auto_pause_after_s
+                    )
+                    attempts.give_back(session, given_back, retry_at=retry_at)
                 return
             except Exception:  # noqa: BLE001 - the database may be restarting; the leases cover us meanwhile
                 log.exception("writing %d outcomes failed (try %d of 5)", len(batch), attempt)
                 time.sleep(attempt)
         # Not recorded: the attempts stay "sending" and the leases expire, so the deliveries are sent again.
         log.error("gave up writing %d outcomes; they will be sent again", len(batch))
+
+
+class _Gate:
+    """Sends offered inside the claim transaction start only once it has committed (or stand down)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._go = False
+
+    def open(self, *, go: bool) -> None:
+        self._go = go
+        self._event.set()
+
+    def wait(self) -> bool:
+        self._event.wait()
+        return self._go

@@ -323,26 +323,44 @@ def test_a_connection_refused_is_retried(database: Database, engine: Engine) -> 
     assert (attempt.outcome, attempt.error_class) == ("retry", "connect")
 
 
-def test_a_host_with_all_slots_busy_gets_its_delivery_deferred_not_waited_for(
+def test_sends_beyond_a_hosts_slots_wait_in_line_without_a_thread(
     database: Database, receiver: Receiver
 ) -> None:
-    engine = make_engine(database, replace(FAST, host_concurrency=1))
-    receiver.script["/slow"] = [Reply(delay_s=1)]
-    first, _ = make_delivery(database, receiver.url("/slow"))
-    second, _ = make_delivery(database, receiver.url("/slow"))
+    engine = make_engine(database, replace(FAST, host_concurrency=2, max_in_flight=4))
+    receiver.script["/slow"] = [Reply(delay_s=0.3)]
+    ids = [make_delivery(database, receiver.url("/slow"))[0] for _ in range(6)]
 
-    result = engine.send_batch([first, second])
-    engine.drain(10)
+    result = engine.send_batch(ids)
+    assert engine.drain(10)
     engine.close()
 
-    assert result == {"claimed": 2, "sent": 1, "deferred": 1}
-    deferred = delivery_row(database, second)
-    assert (deferred.state, deferred.attempt_count, deferred.queued_at, deferred.leased_by) == (
+    assert result == {"claimed": 4, "sent": 4, "deferred": 2}  # 4 fit in flight; 2 left for the pump
+    assert [delivery_row(database, i).state for i in ids] == ["succeeded"] * 4 + ["pending"] * 2
+
+
+def test_a_send_that_cannot_start_before_its_deadline_is_given_back_unsent(
+    database: Database, receiver: Receiver
+) -> None:
+    # lease 5 s - total timeout 2 s - 2 s margin: a send must start within 1 s of its claim.
+    engine = make_engine(database, replace(FAST, host_concurrency=1, total_timeout_s=2))
+    receiver.script["/stuck"] = [Reply(delay_s=3)]
+    first, _ = make_delivery(database, receiver.url("/stuck"))
+    second, _ = make_delivery(database, receiver.url("/stuck"))
+
+    result = engine.send_batch([first, second])
+    assert engine.drain(10)
+    engine.close()
+
+    assert result == {"claimed": 2, "sent": 2, "deferred": 0}
+    assert attempt_rows(database, second) == []  # its "sending" row is gone: it was never sent
+    given_back = delivery_row(database, second)
+    assert (given_back.state, given_back.attempt_count, given_back.leased_by, given_back.queued_at) == (
         "pending",
         0,
         None,
         None,
     )
+    assert len(receiver.hits("/stuck")) == 1
 
 
 def _make_due(database: Database, delivery_id: int) -> None:
