@@ -7,6 +7,8 @@ A replayed delivery starts the retry schedule afresh. Bulk replays run as a job 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -108,9 +110,12 @@ def reopen_matching(
 
 def enqueue_bulk_replay(connection: redis.Redis, criteria: ReplayFilter) -> str:
     """Hand a bulk replay to the workers; returns the job id (the same filter twice is one job)."""
-    job_id = "replay-" + "-".join(f"{v}" for v in criteria.to_job_args().values()).replace(":", "")
+    args = criteria.to_job_args()
+    digest = hashlib.sha1(json.dumps(args, sort_keys=True).encode()).hexdigest()[:20]
     queue = Queue(RETRY_QUEUE, connection=connection)
-    job = queue.enqueue(REPLAY_JOB, args=(criteria.to_job_args(),), job_id=job_id[:120], job_timeout=3600)
+    job = queue.enqueue(
+        REPLAY_JOB, args=(args,), job_id=f"replay-{digest}", job_timeout=3600, result_ttl=3600
+    )
     return str(job.id)
 
 
