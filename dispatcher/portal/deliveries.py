@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from dispatcher.ledger.outbox import trigger_of
 from dispatcher.models import Click, Delivery, DeliveryState, Postback, Transaction, TransactionEvent
 from dispatcher.portal.postbacks import health
 from dispatcher.validation import FieldError, positive_id
@@ -47,7 +48,7 @@ class LogRow:
     postback_deleted: bool
     order_number: str
     sales_id: str
-    event_kind: str
+    event_kind: str  # the trigger word: sale or lead for the first report, then approved, declined...
     fobs: str | None
 
 
@@ -88,7 +89,7 @@ def search(session: Session, publisher_id: int, filters: Filters, limit: int = P
             row.deleted_at is not None,
             row.order_number,
             row.sales_id,
-            row.kind,
+            trigger_of(row.kind, row.event_type),  # sale | lead | approved | ...: what postbacks subscribe to
             row.fobs,
         )
         for row in session.execute(query)
@@ -104,6 +105,7 @@ def _query(publisher_id: int, filters: Filters) -> Select[Any]:
             Transaction.order_number,
             Transaction.sales_id,
             TransactionEvent.kind,
+            Transaction.event_type,
             Click.fobs,
         )
         .join(Postback, Postback.id == Delivery.postback_id)

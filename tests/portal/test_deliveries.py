@@ -196,7 +196,7 @@ def test_the_api_lists_filters_and_pages_deliveries(
     assert (row["order_number"], row["sub_id"], row["event"], row["state"]) == (
         "A-1",
         "sub-abc",
-        "created",
+        "sale",
         "failed",
     )
     assert [row["id"] for row in older["deliveries"]] == [log.succeeded, log.failed]
