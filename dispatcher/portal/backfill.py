@@ -12,10 +12,12 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from time import sleep
 from typing import Any
 
 import redis
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.ledger.outbox import FiredEvent, create_deliveries, trigger_of
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 BATCH = 500
 PROGRESS_TTL_S = 7 * 24 * 3600
 MAX_DAYS_BACK = 90
+BATCH_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -90,15 +93,9 @@ def run(
     events = created = 0
     after_id = 0
     while True:
-        with sessions() as session, session.begin():
-            rows = session.execute(
-                _events(publisher_id, since).where(TransactionEvent.id > after_id).limit(batch)
-            ).all()
-            if not rows:
-                break
-            fired = [_fired(row) for row in rows]
-            made = create_deliveries(session, fired, postback_ids=[postback_id], skip_existing=True)
-        new_ids = [delivery_id for ids in made.values() for delivery_id in ids]
+        rows, new_ids = _batch(sessions, publisher_id, postback_id, since, after_id, batch)
+        if not rows:
+            break
         enqueue_deliveries(client, new_ids)
         after_id = rows[-1].event_id
         events += len(rows)
@@ -106,6 +103,47 @@ def run(
         progress.update(events, created)
     progress.finish(events, created)
     return BackfillResult(since, events, created)
+
+
+def _batch(
+    sessions: sessionmaker[Session],
+    publisher_id: int,
+    postback_id: int,
+    since: datetime,
+    after_id: int,
+    size: int,
+) -> tuple[list[Any], list[int]]:
+    """One batch in its own transaction, redone when a concurrent writer got in the way.
+
+    Another run (a double click, the outbox firing a status change) may insert the same (postback, event)
+    between our check and our insert: the unique constraint refuses it and the redo skips what the other made.
+    On SQLite a transaction that read before a concurrent writer committed cannot write ("database is
+    locked"); the redo starts afresh.
+    """
+    for attempt in range(1, BATCH_TRIES + 1):
+        try:
+            return _one_batch(sessions, publisher_id, postback_id, since, after_id, size)
+        except (IntegrityError, OperationalError):
+            if attempt == BATCH_TRIES:
+                raise
+            sleep(0.05 * attempt)
+    raise AssertionError("unreachable: the last try returns or raises")
+
+
+def _one_batch(
+    sessions: sessionmaker[Session],
+    publisher_id: int,
+    postback_id: int,
+    since: datetime,
+    after_id: int,
+    size: int,
+) -> tuple[list[Any], list[int]]:
+    with sessions() as session, session.begin():
+        query = _events(publisher_id, since).where(TransactionEvent.id > after_id).limit(size)
+        rows = list(session.execute(query))
+        fired = [_fired(row) for row in rows]
+        made = create_deliveries(session, fired, postback_ids=[postback_id], skip_existing=True)
+    return rows, [delivery_id for ids in made.values() for delivery_id in ids]
 
 
 def _check_postback(session: Session, publisher_id: int, postback_id: int) -> None:

@@ -1,7 +1,7 @@
 """Checking a login, with a limit on failures kept in Redis.
 
 Failures are counted per (client IP, email) and per client IP in fixed windows: 5 wrong passwords for one
-email from one address, or 30 from one address for any emails, lock that pair or address out for the rest
+email from one address, or 100 from one address for any emails, lock that pair or address out for the rest
 of the 15-minute window. A success clears the pair's count. Redis holds only these counters; if it is down
 the limit is not enforced (logged), because refusing every login would lock out every publisher.
 """
@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 WINDOW_S = 15 * 60
 MAX_PER_EMAIL = 5
-MAX_PER_IP = 30
+# Generous: behind a proxy without ProxyFix every publisher shares one address.
+MAX_PER_IP = 100
 # Compared when the email is unknown, so a wrong email takes as long as a wrong password.
 _DUMMY_HASH = "scrypt:32768:8:1$dummysaltdummys$" + "0" * 128
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from app import create_app
 from dispatcher.db import get_db
 from dispatcher.models import Base, Delivery, Postback
+from dispatcher.portal import backfill
 from tests.conftest import app_settings
 from tests.dispatcher import factories
 from tests.portal.conftest import Account, Receiver, csrf_token, log_in, make_publisher
@@ -192,3 +194,25 @@ def test_a_paused_postback_is_not_backfilled(
     assert "is paused; resume it before sending past transactions" in response.get_data(as_text=True)
     with get_db(app).session() as session:
         assert session.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+def test_concurrent_backfills_of_one_postback_send_each_transaction_once(
+    app: Flask, publisher: Account, clean_redis: redis.Redis
+) -> None:
+    events = _history(app, publisher, [RECENT] * 12)
+    postback_id = hook(app, publisher, "https://tracker.example/pb?cid=#fobs#")
+    since = datetime.fromisoformat(SINCE).replace(tzinfo=UTC)
+    sessions = get_db(app).session_factory
+    results: list[int] = []
+
+    def run() -> None:
+        results.append(backfill.run(sessions, clean_redis, publisher.id, postback_id, since, batch=3).created)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(results) == 3 and sum(results) == 12
+    assert _deliveries(app, postback_id) == events
