@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from dispatcher.ledger.outbox import trigger_of
 from dispatcher.models import Click, Delivery, DeliveryState, Postback, Transaction, TransactionEvent
-from dispatcher.portal.postbacks import health
+from dispatcher.portal.postbacks import health, status_of
 from dispatcher.validation import FieldError, positive_id
 
 PAGE_SIZE = 50
@@ -157,4 +157,4 @@ def troubled_postbacks(session: Session, publisher_id: int) -> list[Postback]:
     live = select(Postback).where(Postback.publisher_id == publisher_id, Postback.deleted_at.is_(None))
     postbacks = list(session.scalars(live.order_by(Postback.id)))
     states = health(session, [postback.id for postback in postbacks])
-    return [p for p in postbacks if not p.active or states[p.id].failing]
+    return [p for p in postbacks if status_of(p, states[p.id]) != "active"]

@@ -51,7 +51,8 @@ class Health:
 def status_of(postback: Postback, health: Health) -> str:
     if not postback.active:
         return "paused"
-    return "failing" if health.failing else "active"
+    # `failing_since` is the engine's record of a run of failures; the last result covers retries in flight.
+    return "failing" if postback.failing_since is not None or health.failing else "active"
 
 
 def own_source_ids(session: Session, publisher_id: int) -> set[int]:
@@ -151,6 +152,8 @@ def set_active(postback: Postback, active: bool, reason: str = PAUSED_BY_PUBLISH
     if active:
         postback.paused_reason = None
         postback.paused_at = None
+        # A fresh start: the engine's auto-pause counts days of failure from here, not from before the pause.
+        postback.failing_since = None
     else:
         postback.paused_reason = reason
         postback.paused_at = utcnow()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -301,3 +302,19 @@ def test_a_token_from_another_session_is_refused(app: Flask, portal: FlaskClient
     response = portal.post("/portal/postbacks", data=form(foreign_token))
 
     assert response.status_code == 400
+
+
+def test_the_engines_failing_mark_shows_and_resuming_clears_it(
+    app: Flask, portal: FlaskClient, publisher: Account, token: str
+) -> None:
+    since = datetime(2026, 11, 18, 9, 30, tzinfo=UTC)
+    postback_id = create(app, publisher, failing_since=since)
+
+    listing = portal.get("/portal/postbacks").get_data(as_text=True)
+    banner = portal.get("/portal/deliveries").get_data(as_text=True)
+    portal.post(f"/portal/postbacks/{postback_id}/pause", data={"csrf_token": token})
+    portal.post(f"/portal/postbacks/{postback_id}/resume", data={"csrf_token": token})
+
+    assert "badge-failing" in listing and "since 2026-11-18 09:30 UTC" in listing
+    assert "has been failing since 2026-11-18 09:30 UTC" in banner
+    assert stored(app, postback_id).failing_since is None
