@@ -8,9 +8,10 @@ that says what was wrong with the credentials, never whose they might be.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from flask import abort, request
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from dispatcher.accounts import ADVERTISER_KEY_KIND, S2S_TOKEN_KIND
@@ -29,19 +30,21 @@ def advertiser_by_token(session: Session, token: str, kind: str) -> AdvertiserId
     parts = split_token(token.strip(), kind)
     if parts is None:
         return None
-    key_column, hash_column = (
-        (Advertiser.api_key_id, Advertiser.api_key_hash)
-        if kind == ADVERTISER_KEY_KIND
-        else (Advertiser.s2s_token_id, Advertiser.s2s_token_hash)
-    )
-    row = session.execute(
-        select(Advertiser.id, Advertiser.name, Advertiser.active, hash_column).where(
-            key_column == parts.key_id
-        )
-    ).first()
-    if row is None or not row.active or not check_secret(row[3], parts.secret):
+    statement = _BY_API_KEY if kind == ADVERTISER_KEY_KIND else _BY_S2S_TOKEN
+    row = session.connection().execute(statement, {"key_id": parts.key_id}).first()
+    if row is None or not row.active or not check_secret(row.secret_hash, parts.secret):
         return None
     return AdvertiserIdentity(row.id, row.name)
+
+
+_advertisers = cast(Table, Advertiser.__table__)
+_IDENTITY = (_advertisers.c.id, _advertisers.c.name, _advertisers.c.active)
+_BY_API_KEY = select(*_IDENTITY, _advertisers.c.api_key_hash.label("secret_hash")).where(
+    _advertisers.c.api_key_id == bindparam("key_id")
+)
+_BY_S2S_TOKEN = select(*_IDENTITY, _advertisers.c.s2s_token_hash.label("secret_hash")).where(
+    _advertisers.c.s2s_token_id == bindparam("key_id")
+)
 
 
 def bearer_token() -> str | None:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from dispatcher.ledger.commission import CommissionRule
 from dispatcher.ledger.reports import CheckedReport
-from dispatcher.models import Click, Program, Publisher, TrafficSource
+from dispatcher.ledger.tables import clicks, programs, publishers, traffic_sources
 from dispatcher.validation import FieldError
 
 
@@ -41,14 +41,32 @@ class Attribution:
 
 
 _PROGRAM_COLUMNS = (
-    Program.id.label("program_id"),
-    Program.advertiser_id,
-    Program.active,
-    Program.currency,
-    Program.commission_type,
-    Program.commission_value,
-    Program.allow_clickless,
-    Program.allow_advertiser_commission,
+    programs.c.id.label("program_id"),
+    programs.c.advertiser_id,
+    programs.c.active,
+    programs.c.currency,
+    programs.c.commission_type,
+    programs.c.commission_value,
+    programs.c.allow_clickless,
+    programs.c.allow_advertiser_commission,
+)
+_CLICKS = (
+    select(
+        clicks.c.click_id,
+        clicks.c.id,
+        clicks.c.created_at,
+        clicks.c.publisher_id,
+        clicks.c.traffic_source_id,
+        *_PROGRAM_COLUMNS,
+    )
+    .join(programs, programs.c.id == clicks.c.program_id)
+    .where(clicks.c.click_id.in_(bindparam("click_ids", expanding=True)))
+)
+_PROGRAMS_OF = select(*_PROGRAM_COLUMNS).where(programs.c.advertiser_id == bindparam("advertiser_id"))
+_SOURCES = (
+    select(traffic_sources.c.id, traffic_sources.c.publisher_id, publishers.c.active)
+    .join(publishers, publishers.c.id == traffic_sources.c.publisher_id)
+    .where(traffic_sources.c.id.in_(bindparam("source_ids", expanding=True)))
 )
 
 
@@ -122,18 +140,6 @@ def _program_for(report: CheckedReport, programs: dict[int, ProgramTerms]) -> Pr
 def _clicks(session: Session, click_ids: set[str]) -> dict[str, Attribution]:
     if not click_ids:
         return {}
-    query = (
-        select(
-            Click.click_id,
-            Click.id,
-            Click.created_at,
-            Click.publisher_id,
-            Click.traffic_source_id,
-            *_PROGRAM_COLUMNS,
-        )
-        .join(Program, Program.id == Click.program_id)
-        .where(Click.click_id.in_(click_ids))
-    )
     return {
         row.click_id: Attribution(
             program=_terms(row),
@@ -142,25 +148,21 @@ def _clicks(session: Session, click_ids: set[str]) -> dict[str, Attribution]:
             click_pk=row.id,
             click_time=row.created_at,
         )
-        for row in session.execute(query)
+        for row in session.connection().execute(_CLICKS, {"click_ids": list(click_ids)})
     }
 
 
 def _programs_of(session: Session, advertiser_id: int) -> dict[int, ProgramTerms]:
-    query = select(*_PROGRAM_COLUMNS).where(Program.advertiser_id == advertiser_id)
-    return {row.program_id: _terms(row) for row in session.execute(query)}
+    rows = session.connection().execute(_PROGRAMS_OF, {"advertiser_id": advertiser_id})
+    return {row.program_id: _terms(row) for row in rows}
 
 
 def _sources(session: Session, source_ids: set[int]) -> dict[int, tuple[int, bool]]:
     """traffic source id -> (its publisher, whether that publisher is active)."""
     if not source_ids:
         return {}
-    query = (
-        select(TrafficSource.id, TrafficSource.publisher_id, Publisher.active)
-        .join(Publisher, Publisher.id == TrafficSource.publisher_id)
-        .where(TrafficSource.id.in_(source_ids))
-    )
-    return {row.id: (row.publisher_id, row.active) for row in session.execute(query)}
+    rows = session.connection().execute(_SOURCES, {"source_ids": list(source_ids)})
+    return {row.id: (row.publisher_id, row.active) for row in rows}
 
 
 def _terms(row: Any) -> ProgramTerms:

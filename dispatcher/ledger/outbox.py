@@ -16,15 +16,17 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, literal, select, tuple_, union_all
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
+from dispatcher.ledger.rows import inserted_ids
+from dispatcher.ledger.tables import deliveries, postbacks
 from dispatcher.models import (
     Delivery,
     DeliveryState,
     EventKind,
-    Postback,
     Transaction,
     TransactionEvent,
     postback_programs,
@@ -118,29 +120,31 @@ def create_deliveries(
         }
         for hook_id, event in pairs
     ]
-    ids = session.scalars(insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True), rows).all()
-    for (_hook_id, event), delivery_id in zip(pairs, ids, strict=True):
-        created[event.event_id].append(delivery_id)
+    ids = inserted_ids(session, deliveries, rows, "postback_id", "transaction_event_id")
+    for hook_id, event in pairs:
+        created[event.event_id].append(ids[(hook_id, event.event_id)])
     return created
 
 
 def active_postbacks(
     session: Session, publisher_ids: Collection[int], postback_ids: Collection[int] | None = None
 ) -> list[PostbackFilter]:
-    """The publishers' live postbacks with their scopes: two queries, whatever the number of postbacks."""
+    """The publishers' live postbacks with their scopes, in one query whatever their number."""
     if not publisher_ids:
         return []
-    query = select(Postback.id, Postback.publisher_id, Postback.events, Postback.statuses).where(
-        Postback.publisher_id.in_(publisher_ids),
-        Postback.active.is_(True),
-        Postback.deleted_at.is_(None),
-    )
+    params: dict[str, Any] = {"publisher_ids": list(publisher_ids)}
     if postback_ids is not None:
-        query = query.where(Postback.id.in_(postback_ids))
-    rows = session.execute(query).all()
-    if not rows:
-        return []
-    sources, programs = _scopes(session, [row.id for row in rows])
+        params["postback_ids"] = list(postback_ids)
+    statement = _LIVE if postback_ids is None else _LIVE_AMONG
+    found: dict[int, Any] = {}
+    sources: dict[int, set[int]] = defaultdict(set)
+    programs: dict[int, set[int]] = defaultdict(set)
+    for row in session.connection().execute(statement, params):
+        found.setdefault(row.id, row)
+        if row.traffic_source_id is not None:
+            sources[row.id].add(row.traffic_source_id)
+        if row.program_id is not None:
+            programs[row.id].add(row.program_id)
     return [
         PostbackFilter(
             id=row.id,
@@ -150,26 +154,29 @@ def active_postbacks(
             traffic_source_ids=frozenset(sources.get(row.id, ())),
             program_ids=frozenset(programs.get(row.id, ())),
         )
-        for row in rows
+        for row in found.values()
     ]
 
 
-def _scopes(session: Session, ids: list[int]) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
-    by_source = select(
-        postback_traffic_sources.c.postback_id,
-        literal("source").label("scope"),
-        postback_traffic_sources.c.traffic_source_id.label("target"),
-    ).where(postback_traffic_sources.c.postback_id.in_(ids))
-    by_program = select(
-        postback_programs.c.postback_id,
-        literal("program").label("scope"),
-        postback_programs.c.program_id.label("target"),
-    ).where(postback_programs.c.postback_id.in_(ids))
-    sources: dict[int, set[int]] = defaultdict(set)
-    programs: dict[int, set[int]] = defaultdict(set)
-    for postback_id, scope, target in session.execute(union_all(by_source, by_program)):
-        (sources if scope == "source" else programs)[postback_id].add(target)
-    return sources, programs
+# One row per postback x scope entry: a postback scoped to 2 sources and 3 programs gives 6 rows, few enough.
+_LIVE = (
+    select(
+        postbacks.c.id,
+        postbacks.c.publisher_id,
+        postbacks.c.events,
+        postbacks.c.statuses,
+        postback_traffic_sources.c.traffic_source_id,
+        postback_programs.c.program_id,
+    )
+    .outerjoin(postback_traffic_sources, postback_traffic_sources.c.postback_id == postbacks.c.id)
+    .outerjoin(postback_programs, postback_programs.c.postback_id == postbacks.c.id)
+    .where(
+        postbacks.c.publisher_id.in_(bindparam("publisher_ids", expanding=True)),
+        postbacks.c.active.is_(True),
+        postbacks.c.deleted_at.is_(None),
+    )
+)
+_LIVE_AMONG = _LIVE.where(postbacks.c.id.in_(bindparam("postback_ids", expanding=True)))
 
 
 def _existing_pairs(session: Session, pairs: list[tuple[int, FiredEvent]]) -> set[tuple[int, int]]:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from dispatcher.ledger import fields
 from dispatcher.ledger.commission import CommissionRule, commission, rounded
 from dispatcher.ledger.errors import StatusConflict, TransactionNotFound
+from dispatcher.ledger.gate import write_turn
 from dispatcher.ledger.outbox import FiredEvent, create_deliveries
 from dispatcher.models import EventKind, Program, Transaction, TransactionEvent, TransactionStatus
 from dispatcher.models.types import utcnow
@@ -90,14 +91,32 @@ def change_status(
         earned = commission(_rule(row), amount, row.currency, change.commission)
     new_status = target or current
     session.commit()  # end the read transaction before writing (see dispatcher.ledger.intake)
+    with write_turn(session):
+        event_id, deliveries = _write(session, row, kind, new_status, amount, earned, channel, moment)
+    if event_id is None:  # the status changed since it was read: decide again against the new one
+        return change_status(session, advertiser_id, sales_id, change, channel, now=moment)
+    return Changed(sales_id, kind, new_status, amount, earned, row.currency, tuple(deliveries))
+
+
+def _write(
+    session: Session,
+    row: Any,
+    kind: str,
+    new_status: str,
+    amount: Decimal,
+    earned: Decimal,
+    channel: str,
+    moment: datetime,
+) -> tuple[int | None, list[int]]:
+    """The guarded UPDATE, the event and its deliveries, committed; (None, []) if the status moved since."""
     guarded = (
         update(Transaction)
-        .where(Transaction.id == row.id, Transaction.status == current)
+        .where(Transaction.id == row.id, Transaction.status == row.status)
         .values(status=new_status, sale_amount=amount, commission=earned, updated_at=moment)
     )
     if session.execute(guarded).rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
-        return change_status(session, advertiser_id, sales_id, change, channel, now=moment)
+        return None, []
     event_id = session.scalars(
         insert(TransactionEvent).returning(TransactionEvent.id),
         [
@@ -124,7 +143,7 @@ def change_status(
     )
     deliveries = create_deliveries(session, [fired], now=moment)[event_id]
     session.commit()
-    return Changed(sales_id, kind, new_status, amount, earned, row.currency, tuple(deliveries))
+    return event_id, deliveries
 
 
 def _target(change: StatusChange) -> str | None:

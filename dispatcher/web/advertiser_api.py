@@ -7,6 +7,8 @@ the values to the ledger, and, after the ledger has committed, hands the new del
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -66,7 +68,8 @@ def batch() -> ResponseReturnValue:
     advertiser = require_advertiser_api_key(session)
     if (request.content_length or 0) > MAX_CSV_BYTES:
         abort(413, description=f"file: must be at most {MAX_CSV_BYTES // (1024 * 1024)} MB")
-    upload = CsvFile(_csv_stream())
+    stream = _csv_stream()
+    upload = CsvFile(stream)
     results = record_csv(session, advertiser.id, upload, Channel.CSV.value)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
@@ -83,7 +86,9 @@ def batch() -> ResponseReturnValue:
         summary = {"lines": sum(counts.values()), **counts}
         yield f'], "summary": {json.dumps(summary)}}}\n'
 
-    return Response(stream_with_context(body()), status=200, mimetype="application/json")
+    response = Response(stream_with_context(body()), status=200, mimetype="application/json")
+    response.call_on_close(stream.close)
+    return response
 
 
 def json_body() -> dict[str, Any]:
@@ -115,7 +120,11 @@ def _csv_stream() -> Any:
         upload = request.files.get("file")
         if upload is None:
             raise FieldError("file", None, "is required (curl -F file=@sales.csv)")
-        return upload.stream
+        # Flask closes the request's files when the view returns, before the streamed answer is read.
+        copy = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the response, after streaming
+        shutil.copyfileobj(upload.stream, copy)
+        copy.seek(0)
+        return copy
     return request.stream
 
 

@@ -1,0 +1,57 @@
+"""Taking turns to write to SQLite without its busy-wait.
+
+SQLite has one writer at a time; a second one that finds the lock taken sleeps and retries (1, 2, 5, 10 ... up
+to 100 ms per try). Under load, with several gunicorn workers, those sleeps are most of a request's time. This
+gate queues the ledger's writers on a file lock next to the database (and a thread lock within a process),
+which wakes the next writer the moment the previous one commits. It changes no outcome, only the waiting:
+SQLite's own locking still decides, and writers that do not take the gate are served as before. On PostgreSQL
+it does nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session
+
+_locks: dict[tuple[int, str], tuple[int, threading.Lock]] = {}
+_locks_guard = threading.Lock()
+
+
+@contextmanager
+def write_turn(session: Session) -> Iterator[None]:
+    """Hold the SQLite database's write turn for the block (a no-op on other databases)."""
+    path = _lock_path(session)
+    if path is None:
+        yield
+        return
+    descriptor, thread_lock = _lock_for(path)
+    with thread_lock:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+
+def _lock_path(session: Session) -> str | None:
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        return None
+    database = bind.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return f"{os.path.abspath(database)}.write-turn"
+
+
+def _lock_for(path: str) -> tuple[int, threading.Lock]:
+    # Keyed by process id too: a descriptor inherited across fork() would share the lock with the parent.
+    key = (os.getpid(), path)
+    with _locks_guard:
+        if key not in _locks:
+            _locks[key] = (os.open(path, os.O_RDWR | os.O_CREAT, 0o600), threading.Lock())
+        return _locks[key]
