@@ -1,0 +1,50 @@
+"""Fifty identical reports at the same moment make exactly one transaction: the unique constraint decides."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dispatcher.db import Database
+from dispatcher.ledger import Recorded, SaleReport, record_sales
+from dispatcher.models import Base, Delivery, Transaction, TransactionEvent
+from tests.dispatcher import factories
+
+REPORTERS = 50
+
+
+def test_fifty_concurrent_identical_reports_make_one_transaction_and_one_delivery(database_url: str) -> None:
+    database = Database(database_url, pool_size=REPORTERS, max_overflow=0)
+    Base.metadata.create_all(database.engine)
+    with database.session() as session:
+        owner, shop = factories.publisher(session), factories.program(session)
+        click_id = factories.click(session, owner, shop).click_id
+        factories.postback(session, owner)
+        advertiser_id = shop.advertiser_id
+    report = SaleReport(click_id=click_id, order_number="RACE-1", sale_amount="10.00")
+    start = threading.Barrier(REPORTERS)
+
+    def reporter(_: int) -> Recorded:
+        with Session(database.engine, expire_on_commit=False) as session:
+            start.wait()
+            [outcome] = record_sales(session, advertiser_id, [report], "api")
+            assert isinstance(outcome, Recorded), outcome
+            return outcome
+
+    with ThreadPoolExecutor(REPORTERS) as pool:
+        outcomes = list(pool.map(reporter, range(REPORTERS)))
+
+    assert sum(not outcome.duplicate for outcome in outcomes) == 1
+    assert len({outcome.sales_id for outcome in outcomes}) == 1
+    assert {outcome.deliveries for outcome in outcomes} == {1}
+    assert sum(len(outcome.new_delivery_ids) for outcome in outcomes) == 1
+    with database.session() as session:
+        counts = [
+            session.scalar(select(func.count()).select_from(t)) for t in (Transaction, TransactionEvent)
+        ]
+        assert counts == [1, 1]
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 1
+    database.dispose()
