@@ -12,10 +12,9 @@ line file needs neither the memory for all of it nor a request that says nothing
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -28,6 +27,11 @@ POSITIONAL_COLUMNS = ("click_id", "order_number", "sale_amount", "currency", "ev
 REQUIRED_COLUMNS = ("order_number", "sale_amount")
 CHUNK_LINES = 500
 MAX_CELL_CHARS = 4096  # a longer cell is an error of that line, not a reason to hold it in memory
+MAX_LINE_BYTES = 64 * 1024  # read at most this much at once, whatever the line
+
+
+class Readable(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,9 @@ class LineOutcome:
 class CsvFile:
     """An open upload: its columns are known once the first line is read (a bad header is a FieldError)."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+    def __init__(self, stream: Readable) -> None:
         csv.field_size_limit(MAX_CELL_CHARS)
-        self._reader = csv.reader(text)
+        self._reader = csv.reader(_decoded_lines(stream))
         self._first: tuple[int, list[str]] | None = None
         self.columns: tuple[str, ...] = POSITIONAL_COLUMNS
         self.has_header = False
@@ -101,6 +104,20 @@ def _record_chunk(
         LineOutcome(line, Rejected(report) if isinstance(report, FieldError) else next(recorded))
         for line, report in chunk
     ]
+
+
+def _decoded_lines(stream: Readable) -> Iterator[str]:
+    """UTF-8 lines (a byte-order mark dropped, bad bytes replaced) from anything with `readline`.
+
+    Only `readline` is asked of the stream: gunicorn's request body offers no `readable()`, so it cannot be
+    wrapped in io.TextIOWrapper.
+    """
+    first = True
+    while raw := stream.readline(MAX_LINE_BYTES):
+        line = raw.decode("utf-8", "replace")
+        if first:
+            line, first = line.removeprefix("\ufeff"), False
+        yield line
 
 
 def _looks_like_header(cells: list[str]) -> bool:

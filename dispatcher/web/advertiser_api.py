@@ -68,7 +68,7 @@ def batch() -> ResponseReturnValue:
     advertiser = require_advertiser_api_key(session)
     if (request.content_length or 0) > MAX_CSV_BYTES:
         abort(413, description=f"file: must be at most {MAX_CSV_BYTES // (1024 * 1024)} MB")
-    stream = _csv_stream()
+    stream, owned = _csv_stream()
     upload = CsvFile(stream)
     results = record_csv(session, advertiser.id, upload, Channel.CSV.value)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -87,7 +87,8 @@ def batch() -> ResponseReturnValue:
         yield f'], "summary": {json.dumps(summary)}}}\n'
 
     response = Response(stream_with_context(body()), status=200, mimetype="application/json")
-    response.call_on_close(stream.close)
+    if owned:
+        response.call_on_close(stream.close)
     return response
 
 
@@ -115,7 +116,8 @@ def _no_constants(name: str) -> object:
     raise ValueError(f"{name} is not a number")
 
 
-def _csv_stream() -> Any:
+def _csv_stream() -> tuple[Any, bool]:
+    """The upload to read, and whether it is ours to close (a copy) rather than the server's (the body)."""
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
@@ -124,8 +126,8 @@ def _csv_stream() -> Any:
         copy = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the response, after streaming
         shutil.copyfileobj(upload.stream, copy)
         copy.seek(0)
-        return copy
-    return request.stream
+        return copy, True
+    return request.stream, False
 
 
 def _new_ids(line: LineOutcome) -> tuple[int, ...]:

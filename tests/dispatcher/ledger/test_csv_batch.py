@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select, update
 
+from dispatcher.ledger import SaleReport
+from dispatcher.ledger.csv_batch import CsvFile
 from dispatcher.models import Click, Delivery, Program, Transaction
 from tests.dispatcher.ledger.conftest import Network
 
@@ -192,3 +194,25 @@ def test_a_50000_line_file_completes_in_one_streamed_request(network: Network) -
     # since the machines running this suite are shared. bench/intake.py's figures are the measure.
     assert elapsed < 120, f"{lines} lines took {elapsed:.1f} s"
     print(f"{lines} lines in {elapsed:.1f} s")
+
+
+class ReadlineOnly:
+    """The shape of gunicorn's request body: `readline` and `read`, no `readable()`, no `close()`."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readline(self, size: int = -1, /) -> bytes:
+        return self._data.readline(size)
+
+
+def test_an_upload_is_read_with_readline_alone_as_gunicorn_gives_it() -> None:
+    raw = b'\xef\xbb\xbfclick_id,order_number,sale_amount\r\nc1,"A,1",2.50\r\n\r\nc2,A-\xff,1\r\n'
+
+    upload = CsvFile(ReadlineOnly(raw))
+
+    assert upload.has_header
+    assert list(upload.rows()) == [
+        (2, SaleReport(click_id="c1", order_number="A,1", sale_amount="2.50")),
+        (4, SaleReport(click_id="c2", order_number="A-\ufffd", sale_amount="1")),
+    ]
