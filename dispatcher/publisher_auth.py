@@ -23,13 +23,15 @@ from dispatcher.models import Publisher
 P = ParamSpec("P")
 R = TypeVar("R")
 
+HEX = frozenset("0123456789abcdef")
 UNAUTHORIZED = "Authorization: Bearer <publisher API token> is missing or not valid"
 
 
 def publisher_for_token(session: Session, token: str) -> int | None:
     """The id of the active publisher that owns `token`, or None."""
     parts = split_token(token, PUBLISHER_TOKEN_KIND)
-    if parts is None:
+    # Key ids are hex; anything else (a NUL, which PostgreSQL refuses in text) cannot match a row.
+    if parts is None or not all(char in HEX for char in parts.key_id):
         return None
     row = session.execute(
         select(Publisher.id, Publisher.api_token_hash, Publisher.active).where(

@@ -64,6 +64,12 @@ def parse_filters(args: Any) -> Filters:
         except ValueError:
             raise FieldError(name, raw, "must be a date like 2026-11-01") from None
 
+    def text(name: str) -> str | None:
+        raw = (args.get(name) or "").strip()
+        if any(ord(char) < 32 for char in raw):
+            raise FieldError(name, raw, "must not contain control characters")
+        return raw[:255] or None
+
     state = (args.get("state") or "").strip() or None
     if state is not None and state not in STATES:
         raise FieldError("state", state, f"must be one of {', '.join(STATES)}")
@@ -74,8 +80,8 @@ def parse_filters(args: Any) -> Filters:
         state=state,
         day_from=day("from"),
         day_to=day("to"),
-        order_number=(args.get("order_number") or "").strip()[:255] or None,
-        sub_id=(args.get("sub_id") or "").strip()[:255] or None,
+        order_number=text("order_number"),
+        sub_id=text("sub_id"),
         before_id=positive_id("before", before) if before else None,
     )
 

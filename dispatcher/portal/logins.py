@@ -72,7 +72,9 @@ class LoginLimiter:
 
 
 def authenticate(session: Session, email: str, password: str) -> Publisher | None:
-    publisher = session.scalar(select(Publisher).where(Publisher.email == email.strip().lower()))
+    clean = email.strip().lower()
+    # PostgreSQL refuses NUL in text: such an email cannot be anyone's, so it is not looked up.
+    publisher = None if "\x00" in clean else session.scalar(select(Publisher).where(Publisher.email == clean))
     if publisher is None:
         check_password(_DUMMY_HASH, password)
         return None

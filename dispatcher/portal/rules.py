@@ -244,6 +244,8 @@ def _default_content_type(body: object) -> str | None:
 
 def _body(value: object, content_type: str | None) -> str | None:
     text = _string(value, max_length=MAX_BODY)
+    if any(ord(char) < 32 and char not in "\t\r\n" for char in text):
+        raise _got("must not contain control characters other than tabs and line breaks", text)
     if not text.strip():
         return None
     context = CONTENT_TYPES.get(content_type or _default_content_type(text) or "", macros.Context.TEXT)
@@ -323,6 +325,8 @@ def _status_map(value: object) -> dict[str, str]:
 
 def _success_text(value: object) -> str | None:
     text = _string(value, max_length=200)
+    if any(ord(char) < 32 for char in text):
+        raise _got("must not contain control characters", text)
     return text if text.strip() else None
 
 
