@@ -163,3 +163,13 @@ def test_a_publisher_registers_tests_and_watches_a_postback(
     page.get_by_role("link", name="Postbacks").click()
     assert "100%" in (page.locator("table").text_content() or "")
     screenshots(page, "7-postbacks-list")
+
+    page.get_by_role("link", name="Traffic sources").click()
+    page.get_by_label("Name", exact=True).fill("Newsletter")
+    page.get_by_role("button", name="Add", exact=True).click()
+    assert page.get_by_text("Traffic source “Newsletter” added").is_visible()
+    screenshots(page, "8-traffic-sources")
+    page.get_by_role("link", name="API token").click()
+    page.get_by_role("button", name="Replace with a new token").click()
+    assert page.get_by_label("API token").input_value().startswith("pub_")
+    screenshots(page, "9-api-token")
