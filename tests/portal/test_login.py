@@ -22,6 +22,7 @@ PAGES = [
     "/portal/account",
     "/portal/deliveries",
     "/portal/deliveries/1",
+    "/portal/postbacks/1/backfill",
 ]
 
 
@@ -172,3 +173,29 @@ def test_a_logged_in_publisher_skips_the_login_page(client: FlaskClient, publish
     log_in(client, publisher)
 
     assert client.get("/portal/login").location == "/portal/postbacks"
+
+
+ANONYMOUS_POSTS = [
+    "/portal/postbacks",
+    "/portal/postbacks/preview",
+    "/portal/postbacks/1",
+    "/portal/postbacks/1/pause",
+    "/portal/postbacks/1/resume",
+    "/portal/postbacks/1/delete",
+    "/portal/postbacks/1/secret",
+    "/portal/postbacks/1/test",
+    "/portal/postbacks/1/backfill",
+    "/portal/sources",
+    "/portal/sources/1",
+    "/portal/account/token",
+    "/portal/account/token/revoke",
+    "/portal/deliveries/1/replay",
+]
+
+
+@pytest.mark.parametrize("path", ANONYMOUS_POSTS)
+def test_anonymous_form_posts_go_to_the_login_page(client: FlaskClient, path: str) -> None:
+    response = client.post(path, data={"csrf_token": csrf_token(client), "url": "https://t.example/"})
+
+    assert response.status_code == 302
+    assert response.location.startswith("/portal/login?next=")
