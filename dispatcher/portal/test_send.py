@@ -1,8 +1,9 @@
 """Send test: fire a postback now with the sample transaction, the way a worker would send a delivery.
 
 The request is built by the workers' own `render.build_request` (same encoding, headers, User-Agent and
-signature) and sent by their `egress.EgressClient` (same SSRF guard on the resolved address, timeouts, no
-redirects, capped read): a destination the workers would refuse is refused here, with the same words. Nothing
+signature), sent by their `egress.EgressClient` (same SSRF guard on the resolved address, timeouts, no
+redirects, capped read) and judged by their `retry_policy.judge`: a destination the workers would refuse is
+refused here, and an answer they would count as a failure is one here, with the same words. Nothing
 is recorded: there is no transaction behind a test, so it is not a delivery. `workers` is imported inside the
 function on purpose: the web process loads the egress client only when someone presses the button.
 """
@@ -54,7 +55,7 @@ class TestResult:
 def send_test(
     postback: Postback, allowed_networks: tuple[IPNetwork, ...], now: datetime | None = None
 ) -> TestResult:
-    from workers import egress, render
+    from workers import egress, render, retry_policy
     from workers.settings import USER_AGENT
 
     claimed = render.Claimed(
@@ -81,29 +82,18 @@ def send_test(
     finally:
         client.close()
     excerpt = exchange.excerpt[:EXCERPT_CHARS] if exchange.excerpt is not None else None
-    error_class, error = _judge(exchange, postback.success_body_contains)
+    # The engine's own verdict, so a test and a real delivery judge the same answer in the same words.
+    verdict = retry_policy.judge(exchange, postback.success_body_contains)
     return TestResult(
         method=request.method,
         url=request.url,
         body=body,
-        ok=error is None,
+        ok=verdict is None,
         status_code=exchange.status_code,
         reason=exchange.reason,
         duration_ms=exchange.duration_ms,
         resolved_ip=exchange.resolved_ip,
         excerpt=excerpt,
-        error_class=error_class,
-        error=error,
+        error_class=str(verdict.error_class) if verdict else None,
+        error=verdict.message if verdict else None,
     )
-
-
-def _judge(exchange: Any, success_text: str | None) -> tuple[str | None, str | None]:
-    """Success as for deliveries: a 2xx, holding the success text when the postback sets one."""
-    if exchange.error is not None:
-        return str(exchange.error.error_class), str(exchange.error.message)
-    status = exchange.status_code
-    if status is None or not 200 <= status < 300:
-        return "http_status", f"the receiver answered {status} {exchange.reason}".strip()
-    if success_text and success_text not in (exchange.excerpt or ""):
-        return "body_mismatch", f"the answer does not contain {success_text!r} (your success rule)"
-    return None, None

@@ -289,4 +289,19 @@ def test_send_test_reports_a_refused_answer(
     answer = post(client, publisher, f"/api/v1/postbacks/{created['id']}/test", {}).get_json()
 
     assert (answer["ok"], answer["status_code"], answer["error_class"]) == (False, 403, "http_status")
-    assert answer["error"] == "the receiver answered 403 Forbidden"
+    assert answer["error"] == "403 Forbidden"
+
+
+def test_send_test_never_follows_a_redirect(
+    client: FlaskClient, publisher: Account, receiver: Receiver
+) -> None:
+    receiver.status = 302
+    created = post(
+        client, publisher, "/api/v1/postbacks", {"url": receiver.url + "/pb?cid=#fobs#"}
+    ).get_json()
+
+    answer = post(client, publisher, f"/api/v1/postbacks/{created['id']}/test", {}).get_json()
+
+    assert (answer["ok"], answer["error_class"]) == (False, "redirect")
+    assert answer["error"].startswith("302 Found: redirects are not followed")
+    assert len(receiver.received) == 1

@@ -56,7 +56,7 @@ def test_send_test_applies_the_success_rule(
     )
 
     assert "<strong>Failed</strong>" in page
-    assert "body_mismatch: the answer does not contain &#39;success=true&#39; (your success rule)" in page
+    assert "body_mismatch: answered 200 OK but the body lacks &#39;success=true&#39;" in page
 
 
 @pytest.fixture
