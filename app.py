@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,7 +31,7 @@ def create_app(settings: Mapping[str, object] | None = None) -> Flask:
     errors.init_app(app)
     cli.init_app(app)
     workers_cli.init_app(app)
-    login.init_app(app, os.environ if settings is None else None)
+    login.init_app(app)
     login.init_csrf(app)
 
     app.register_blueprint(home.blueprint)

@@ -22,6 +22,7 @@ KNOWN_KEYS = (
     "POSTBACK_ALLOWED_NETWORKS",
     "INSTANCE_PATH",
     "DEMO_MODE",
+    "SESSION_COOKIE_SECURE",
 )
 
 
@@ -37,6 +38,8 @@ class Settings:
     allowed_networks: tuple[IPNetwork, ...]
     instance_path: Path
     demo_mode: bool = False
+    # None: decided by the app (Secure except in tests and the http:// demo).
+    session_cookie_secure: bool | None = None
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -62,8 +65,10 @@ def _build(raw: Mapping[str, object]) -> Settings:
     secret_key = _secret_key(raw.get("SECRET_KEY"), instance_path)
     networks = _networks(raw.get("POSTBACK_ALLOWED_NETWORKS"))
     demo_mode = _flag("DEMO_MODE", raw.get("DEMO_MODE"))
+    secure_value = raw.get("SESSION_COOKIE_SECURE")
+    secure = None if secure_value in (None, "") else _flag("SESSION_COOKIE_SECURE", secure_value)
     extra = {key: value for key, value in raw.items() if key not in KNOWN_KEYS}
-    return Settings(database_url, redis_url, secret_key, networks, instance_path, demo_mode, extra)
+    return Settings(database_url, redis_url, secret_key, networks, instance_path, demo_mode, secure, extra)
 
 
 def _database_url(value: object, instance_path: Path) -> str:

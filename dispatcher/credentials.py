@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import string
 from dataclasses import dataclass
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 KEY_ID_BYTES = 6
 SECRET_BYTES = 32
+_HEX = frozenset(string.hexdigits.lower())
+_URLSAFE = frozenset(string.ascii_letters + string.digits + "-_")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ def split_token(token: str, kind: str) -> TokenParts | None:
     """The parts of a token of the given kind, or None when it is not shaped like one."""
     pieces = token.split("_", 2)
     if len(pieces) != 3 or pieces[0] != kind or len(pieces[1]) != 2 * KEY_ID_BYTES or not pieces[2]:
+        return None
+    # Only the characters we generate: anything else (a NUL, say) must never reach a database query.
+    if not _HEX.issuperset(pieces[1]) or not _URLSAFE.issuperset(pieces[2]):
         return None
     return TokenParts(*pieces)
 

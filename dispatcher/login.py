@@ -3,12 +3,12 @@
 A session remembers a namespaced user id such as ``publisher:3``; each kind of user registers a loader, so the
 support console (staff) can add ``staff:<id>`` without touching the publisher side. The session cookie is
 HttpOnly and SameSite=Lax always, and Secure unless the app runs over plain http on purpose (tests, the demo):
-`SESSION_COOKIE_SECURE` in the config dict, or in the environment for a real run, overrides the default.
+`SESSION_COOKIE_SECURE` (environment or config dict, see dispatcher.config) overrides the default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,7 +16,6 @@ from flask import Flask
 from flask_login import LoginManager  # type: ignore[import-untyped]
 from flask_wtf.csrf import CSRFProtect  # type: ignore[import-untyped]
 
-from dispatcher.config import ConfigError
 from dispatcher.db import request_session
 from dispatcher.models import Publisher
 
@@ -67,8 +66,7 @@ def _load_publisher(publisher_id: int) -> PortalUser | None:
     return publisher_user(publisher)
 
 
-def init_app(app: Flask, environ: Mapping[str, str] | None = None) -> None:
-    """`environ` is given for a real run (the environment); tests configure through the config dict only."""
+def init_app(app: Flask) -> None:
     manager = LoginManager()
     manager.login_view = "portal.login"
     manager.login_message = "Please log in to continue."
@@ -81,26 +79,17 @@ def init_app(app: Flask, environ: Mapping[str, str] | None = None) -> None:
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=_secure_cookie(app, environ or {}),
+        SESSION_COOKIE_SECURE=_secure_cookie(app),
         PERMANENT_SESSION_LIFETIME=app.config.get("PERMANENT_SESSION_LIFETIME", timedelta(hours=12)),
     )
 
 
-def _secure_cookie(app: Flask, environ: Mapping[str, str]) -> bool:
-    settings = app.extensions["dispatcher.settings"]
-    # Flask always has a SESSION_COOKIE_SECURE (False), so "was it set?" is asked of our settings.
-    configured = settings.extra.get("SESSION_COOKIE_SECURE", environ.get("SESSION_COOKIE_SECURE"))
-    if configured is None or configured == "":
+def _secure_cookie(app: Flask) -> bool:
+    configured: bool | None = app.extensions["dispatcher.settings"].session_cookie_secure
+    if configured is None:
         # Tests and the demo run over http://127.0.0.1; a Secure cookie would never come back there.
-        return not (app.testing or settings.demo_mode)
-    if isinstance(configured, bool):
-        return configured
-    word = str(configured).strip().lower()
-    if word in ("1", "true", "yes", "on"):
-        return True
-    if word in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"SESSION_COOKIE_SECURE must be 1 or 0 (true/false), got {configured!r}")
+        return not (app.testing or app.extensions["dispatcher.settings"].demo_mode)
+    return configured
 
 
 def init_csrf(app: Flask) -> None:

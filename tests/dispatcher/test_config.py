@@ -66,6 +66,7 @@ def test_empty_environment_values_mean_the_default(tmp_path: Path) -> None:
         ("POSTBACK_ALLOWED_NETWORKS", "127.0.0.0/8,localhost"),
         ("POSTBACK_ALLOWED_NETWORKS", "10.0.0.0/33"),
         ("DEMO_MODE", "maybe"),
+        ("SESSION_COOKIE_SECURE", "sometimes"),
     ],
 )
 def test_a_bad_value_fails_loudly_naming_the_variable_and_the_value(

@@ -22,7 +22,19 @@ def test_the_same_secret_hashes_differently_each_time_because_of_the_salt() -> N
 
 @pytest.mark.parametrize(
     "token",
-    ["", "adv", "adv_", "pub_0123456789ab_secret", "adv_short_secret", "adv_0123456789ab_", "Bearer adv_x_y"],
+    [
+        "",
+        "adv",
+        "adv_",
+        "pub_0123456789ab_secret",
+        "adv_short_secret",
+        "adv_0123456789ab_",
+        "Bearer adv_x_y",
+        "adv_0123456789aZ_secret",
+        "adv_01234567\x0089a_secret",
+        "adv_0123456789ab_sec\x00ret",
+        "adv_0123456789ab_sec ret",
+    ],
 )
 def test_malformed_or_foreign_tokens_are_not_split(token: str) -> None:
     assert split_token(token, "adv") is None

@@ -147,18 +147,16 @@ def test_the_secure_flag_is_configurable(
     assert app.config["SESSION_COOKIE_SECURE"] is secure
 
 
-def test_a_real_run_sets_secure_cookies_unless_the_environment_says_otherwise(
+def test_a_real_run_sets_secure_cookies_unless_configured_otherwise(
     tmp_path: Path, sqlite_url: str, redis_url: str
 ) -> None:
-    from dispatcher import login as login_module
+    real_run = {**app_settings(tmp_path, sqlite_url, redis_url), "TESTING": False}
 
-    app = create_app({**app_settings(tmp_path, sqlite_url, redis_url), "TESTING": False})
-    login_module.init_app(app, {})
-    secure_by_default = app.config["SESSION_COOKIE_SECURE"]
-    login_module.init_app(app, {"SESSION_COOKIE_SECURE": "0"})
+    by_default = create_app(real_run)
+    switched_off = create_app({**real_run, "SESSION_COOKIE_SECURE": "0"})
 
-    assert secure_by_default is True
-    assert app.config["SESSION_COOKIE_SECURE"] is False
+    assert by_default.config["SESSION_COOKIE_SECURE"] is True
+    assert switched_off.config["SESSION_COOKIE_SECURE"] is False
 
 
 def test_portal_pages_forbid_inline_script(portal: FlaskClient) -> None:
