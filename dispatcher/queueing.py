@@ -23,7 +23,8 @@ SEND_JOB = "workers.jobs.send_deliveries"
 BATCH_SIZE = 50
 JOB_TIMEOUT_S = 120
 # A job with one of these statuses will still run: handing the same batch over again adds nothing.
-_LIVE = {b"queued", b"started", b"deferred", b"scheduled"}
+# Not "started": that job's worker may have been killed, and RQ only notices long after.
+_WAITING = {b"queued", b"deferred", b"scheduled"}
 
 
 def batch_job_id(delivery_ids: Sequence[int]) -> str:
@@ -62,7 +63,7 @@ def enqueue_or_raise(connection: redis.Redis, delivery_ids: Sequence[int], *, re
             failure_ttl=24 * 3600,
         )
         for batch, job_id, status in zip(batches, job_ids, statuses, strict=True)
-        if status not in _LIVE
+        if status not in _WAITING
     ]
     if jobs:
         with connection.pipeline() as pipe:

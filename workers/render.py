@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 import macros
@@ -17,6 +18,7 @@ from workers import signing
 from workers.egress import OutboundRequest
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+FOBS = ("fobs", "fobs2", "fobs3", "fobs4", "fobs5")
 
 
 @dataclass(frozen=True)
@@ -35,80 +37,80 @@ class Claimed:
 
 
 def load(session: Session, numbers: dict[int, int]) -> list[Claimed]:
-    """One query for the whole batch; `numbers` maps delivery id -> the attempt number being made."""
+    """Two queries for the whole batch; `numbers` maps delivery id -> the attempt number being made."""
     rows = session.execute(
         select(
             Delivery.id,
+            Delivery.postback_id,
             Delivery.replayed_after_attempts,
-            Postback,
-            TransactionEvent,
-            Transaction,
-            Click,
-            Program,
+            TransactionEvent.id.label("event_id"),
+            TransactionEvent.kind,
+            TransactionEvent.status,
+            TransactionEvent.sale_amount,
+            TransactionEvent.commission,
+            TransactionEvent.occurred_at,
+            Transaction.sales_id,
+            Transaction.order_number,
+            Transaction.currency,
+            Transaction.event_type,
+            Transaction.program_id,
+            Transaction.publisher_id,
+            Transaction.traffic_source_id,
+            Program.name.label("program_name"),
+            Program.advertiser_id,
+            Click.click_id,
+            *(getattr(Click, name) for name in FOBS),
         )
-        .join(Postback, Postback.id == Delivery.postback_id)
         .join(TransactionEvent, TransactionEvent.id == Delivery.transaction_event_id)
         .join(Transaction, Transaction.id == Delivery.transaction_id)
         .join(Program, Program.id == Transaction.program_id)
         .outerjoin(Click, Click.id == Transaction.click_pk)
         .where(Delivery.id.in_(list(numbers)))
     ).all()
-    jobs = []
-    for delivery_id, replayed_after, postback, event, sale, click, program in rows:
-        number = numbers[delivery_id]
-        sendable = postback.active and postback.deleted_at is None and postback.paused_at is None
-        paused = postback.paused_reason or ("deleted" if postback.deleted_at else "deactivated")
-        jobs.append(
-            Claimed(
-                delivery_id=delivery_id,
-                number=number,
-                attempt_in_schedule=number - replayed_after,
-                postback_id=postback.id,
-                sendable=sendable,
-                paused_reason=None if sendable else paused,
-                success_body_contains=postback.success_body_contains,
-                values=macro_values(delivery_id, postback, event, sale, click, program),
-                postback=postback,
-            )
-        )
-    return jobs
+    # Rows as tuples and each postback loaded once: a batch usually holds few distinct postbacks.
+    wanted = {row.postback_id for row in rows}
+    postbacks = {hook.id: hook for hook in session.scalars(select(Postback).where(Postback.id.in_(wanted)))}
+    return [_claimed(row, numbers[row.id], postbacks[row.postback_id]) for row in rows]
 
 
-def macro_values(
-    delivery_id: int,
-    postback: Postback,
-    event: TransactionEvent,
-    sale: Transaction,
-    click: Click | None,
-    program: Program,
-) -> dict[str, object]:
+def _claimed(row: Row[Any], number: int, postback: Postback) -> Claimed:
+    sendable = postback.active and postback.deleted_at is None and postback.paused_at is None
+    paused = postback.paused_reason or ("deleted" if postback.deleted_at else "deactivated")
+    return Claimed(
+        delivery_id=row.id,
+        number=number,
+        attempt_in_schedule=number - row.replayed_after_attempts,
+        postback_id=postback.id,
+        sendable=sendable,
+        paused_reason=None if sendable else paused,
+        success_body_contains=postback.success_body_contains,
+        values=macro_values(row, postback),
+        postback=postback,
+    )
+
+
+def macro_values(row: Row[Any], postback: Postback) -> dict[str, object]:
     """The values that do not change between attempts (`attempt` and `ts` are added per attempt)."""
     values: dict[str, object] = {
-        "on": sale.order_number,
-        "sa": event.sale_amount,
-        "ca": event.commission,
-        "flx_salesid": sale.sales_id,
-        "et": event.occurred_at,
-        "programid": sale.program_id,
-        "status": (postback.status_map or {}).get(event.status, event.status),
-        "event": sale.event_type if event.kind == EventKind.CREATED.value else event.kind,
-        "currency": sale.currency,
-        "programname": program.name,
-        "advertiserid": program.advertiser_id,
-        "publisherid": sale.publisher_id,
-        "tsid": sale.traffic_source_id,
-        "txid": f"{sale.sales_id}-{event.id}",
-        "deliveryid": delivery_id,
+        "on": row.order_number,
+        "sa": row.sale_amount,
+        "ca": row.commission,
+        "flx_salesid": row.sales_id,
+        "et": row.occurred_at,
+        "programid": row.program_id,
+        "status": (postback.status_map or {}).get(row.status, row.status),
+        "event": row.event_type if row.kind == EventKind.CREATED.value else row.kind,
+        "currency": row.currency,
+        "programname": row.program_name,
+        "advertiserid": row.advertiser_id,
+        "publisherid": row.publisher_id,
+        "tsid": row.traffic_source_id,
+        "txid": f"{row.sales_id}-{row.event_id}",
+        "deliveryid": row.id,
+        "clickid": row.click_id,
     }
-    if click is not None:
-        values.update(
-            clickid=click.click_id,
-            fobs=click.fobs,
-            fobs2=click.fobs2,
-            fobs3=click.fobs3,
-            fobs4=click.fobs4,
-            fobs5=click.fobs5,
-        )
+    for name in FOBS:
+        values[name] = getattr(row, name)
     return values
 
 

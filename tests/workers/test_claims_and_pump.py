@@ -161,3 +161,16 @@ def test_when_redis_is_down_the_pump_leaves_deliveries_for_its_next_pass(databas
     pump.run(database, down, FAST, once=True)
 
     assert delivery_row(database, delivery_id).queued_at is None
+
+
+def test_a_batch_whose_job_was_started_by_a_worker_that_died_can_be_queued_again(
+    redis_client: redis.Redis,
+) -> None:
+    enqueue_deliveries(redis_client, [7, 8])
+    job = Queue(FIRST_ATTEMPT_QUEUE, connection=redis_client).dequeue_any(
+        [Queue(FIRST_ATTEMPT_QUEUE, connection=redis_client)], None, connection=redis_client
+    )
+    assert job is not None
+    redis_client.hset(f"rq:job:{job[0].id}", "status", "started")  # its worker was killed mid-job
+
+    assert enqueue_deliveries(redis_client, [7, 8]) == 1

@@ -1,0 +1,521 @@
+"""Delivery throughput: the full pipeline against the raw HTTP limit of this machine, measured in one run.
+
+    python -m bench.delivery [--sales 20000]
+
+Baselines: a plain `requests.Session` loop against the sink, and the same loop in 2 processes. Pipeline: sales
+recorded (transaction, event and delivery rows committed in chunks, then handed to RQ as the ledger does) ->
+2 worker processes (`python -m workers.worker`) + a pump -> a local sink on 20 ports (20 publisher hosts);
+it ends when the sink has seen every delivery id and every attempt is logged as succeeded. Then the same
+with a sink answering in 100 ms, and with 20% of the endpoints never answering (isolation: the healthy
+throughput with hangs over the throughput without).
+
+Database: `BENCH_DATABASE_URL` or `TEST_POSTGRES_URL` (a fresh schema, dropped after), else a SQLite file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+from sqlalchemy import create_engine, func, insert, select, text
+
+from dispatcher.db import Database
+from dispatcher.models import (
+    Advertiser,
+    Attempt,
+    Base,
+    Click,
+    Delivery,
+    Postback,
+    Program,
+    Publisher,
+    Transaction,
+    TransactionEvent,
+)
+from dispatcher.queueing import enqueue_deliveries
+from dispatcher.redis_server import EmbeddedRedis, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+ENDPOINTS = 20
+RECORD_CHUNK = 500
+TEMPLATE = "http://127.0.0.1:{port}/pb?d=#deliveryid#&cid=#fobs#&amount=#sa#&payout=#ca#&n=#attempt#"
+
+
+# --- the sink: one asyncio process, many ports, counts each delivery id ---
+
+
+class Sink:
+    """Answers 200 "ok" (after `delay`), or never on hanging ports; `/_stats` and `/_config` on any port."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+        self.total = 0
+        self.delay = 0.0
+        self.hanging: set[int] = set()
+
+    async def serve(self, ports: Sequence[int]) -> None:
+        servers = []
+        for port in ports:
+            servers.append(await asyncio.start_server(self._client(port), "127.0.0.1", port, backlog=1024))
+        await asyncio.gather(*(server.serve_forever() for server in servers))
+
+    def _client(self, port: int) -> Any:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    line = await reader.readline()
+                    if not line:
+                        return
+                    length = 0
+                    while (header := await reader.readline()) not in (b"\r\n", b""):
+                        if header[:15].lower() == b"content-length:":
+                            length = int(header[15:])
+                    if length:
+                        await reader.readexactly(length)
+                    body = await self._answer(port, line.split(b" ")[1].decode())
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            except (ConnectionError, asyncio.IncompleteReadError):
+                return
+            finally:
+                writer.close()
+
+        return handle
+
+    async def _answer(self, port: int, target: str) -> bytes:
+        path, _, query = target.partition("?")
+        params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+        if path == "/_stats":
+            dups = sum(count - 1 for count in self.seen.values())
+            return json.dumps({"unique": len(self.seen), "total": self.total, "duplicates": dups}).encode()
+        if path == "/_config":
+            self.seen.clear()
+            self.total = 0
+            self.delay = float(params.get("delay", 0))
+            self.hanging = {int(p) for p in params.get("hang", "").split(",") if p}
+            return b"{}"
+        if port in self.hanging:
+            await asyncio.sleep(3600)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        delivery = params.get("d")
+        if delivery:
+            self.total += 1
+            self.seen[delivery] = self.seen.get(delivery, 0) + 1
+        return b"ok"
+
+
+def run_sink(ports: Sequence[int]) -> None:
+    asyncio.run(Sink().serve(ports))
+
+
+@dataclass
+class SinkProcess:
+    ports: list[int]
+    process: multiprocessing.Process
+
+    @property
+    def control(self) -> str:
+        return f"http://127.0.0.1:{self.ports[0]}"
+
+    def configure(self, delay: float = 0.0, hang: Sequence[int] = ()) -> None:
+        query = f"delay={delay}&hang={','.join(map(str, hang))}"
+        urllib.request.urlopen(f"{self.control}/_config?{query}", timeout=10).read()
+
+    def stats(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"{self.control}/_stats", timeout=10) as response:
+            stats: dict[str, int] = json.loads(response.read())
+            return stats
+
+
+@contextlib.contextmanager
+def sink(endpoints: int = ENDPOINTS) -> Iterator[SinkProcess]:
+    ports = [free_port() for _ in range(endpoints)]
+    process = multiprocessing.get_context("spawn").Process(target=run_sink, args=(ports,), daemon=True)
+    process.start()
+    handle = SinkProcess(ports, process)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            handle.configure()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        yield handle
+    finally:
+        process.kill()
+        process.join()
+
+
+# --- baselines ---
+
+
+def session_loop(url: str, seconds: float) -> int:
+    """The plainest possible sender: one Session, one request after another."""
+    session = requests.Session()
+    count, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        session.get(f"{url}?d=raw&n={count}", timeout=15).raise_for_status()
+        count += 1
+    return count
+
+
+def _loop_worker(url: str, seconds: float, results: Any) -> None:
+    results.put(session_loop(url, seconds))
+
+
+def raw_rate(url: str, processes: int, seconds: float = 3.0) -> float:
+    if processes == 1:
+        return session_loop(url, seconds) / seconds
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [context.Process(target=_loop_worker, args=(url, seconds, results)) for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    total = sum(results.get(timeout=seconds + 30) for _ in workers)
+    for worker in workers:
+        worker.join()
+    return total / seconds
+
+
+# --- the pipeline ---
+
+
+@contextlib.contextmanager
+def fresh_database(tmp: Path) -> Iterator[str]:
+    base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_POSTGRES_URL")
+    if not base:
+        yield f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@dataclass
+class Network:
+    """One publisher with a click, and one postback per sink port (each port stands for a publisher host)."""
+
+    publisher_id: int
+    program_id: int
+    click_pk: int
+    postback_ids: list[int]
+
+
+def seed(database: Database, ports: Sequence[int]) -> Network:
+    Base.metadata.create_all(database.engine)
+    with database.session() as session:
+        publisher = Publisher(name="Bench Media", email="bench@example.test", password_hash="x")
+        advertiser = Advertiser(name="Bench Shop")
+        session.add_all([publisher, advertiser])
+        session.flush()
+        program = Program(
+            advertiser_id=advertiser.id,
+            name="Bench",
+            landing_url="https://shop.example/",
+            commission_type="percent",
+            commission_value=Decimal("10"),
+        )
+        session.add(program)
+        session.flush()
+        click = Click(click_id="benchclick", program_id=program.id, publisher_id=publisher.id, fobs="trk")
+        hooks = [
+            Postback(publisher_id=publisher.id, url_template=TEMPLATE.format(port=port)) for port in ports
+        ]
+        session.add_all([click, *hooks])
+        session.flush()
+        return Network(publisher.id, program.id, click.id, [hook.id for hook in hooks])
+
+
+def record_sales(
+    database: Database, connection: redis.Redis, network: Network, first: int, count: int
+) -> list[int]:
+    """Sales as the ledger records them: rows committed together, then the deliveries handed to RQ."""
+    now = datetime.now(UTC)
+    with database.session() as session:
+        sale_ids = session.scalars(
+            insert(Transaction).returning(Transaction.id, sort_by_parameter_order=True),
+            [
+                {
+                    "sales_id": f"S{n}",
+                    "program_id": network.program_id,
+                    "click_pk": network.click_pk,
+                    "publisher_id": network.publisher_id,
+                    "order_number": f"order-{n}",
+                    "sale_amount": Decimal("100.00"),
+                    "commission": Decimal("10.00"),
+                    "currency": "USD",
+                    "event_time": now,
+                }
+                for n in range(first, first + count)
+            ],
+        ).all()
+        event_ids = session.scalars(
+            insert(TransactionEvent).returning(TransactionEvent.id, sort_by_parameter_order=True),
+            [
+                {
+                    "transaction_id": sale_id,
+                    "kind": "created",
+                    "status": "pending",
+                    "sale_amount": Decimal("100.00"),
+                    "commission": Decimal("10.00"),
+                    "channel": "api",
+                    "occurred_at": now,
+                }
+                for sale_id in sale_ids
+            ],
+        ).all()
+        hooks = network.postback_ids
+        delivery_ids = session.scalars(
+            insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True),
+            [
+                {
+                    "postback_id": hooks[(first + i) % len(hooks)],
+                    "transaction_event_id": event_id,
+                    "transaction_id": sale_id,
+                    "publisher_id": network.publisher_id,
+                }
+                for i, (sale_id, event_id) in enumerate(zip(sale_ids, event_ids, strict=True))
+            ],
+        ).all()
+    enqueue_deliveries(connection, list(delivery_ids))
+    return list(delivery_ids)
+
+
+def engine_env(database_url: str, redis_url: str, tmp: Path, **extra: str) -> dict[str, str]:
+    # POSTBACK_* tuning set by whoever runs the bench passes through (e.g. POSTBACK_MAX_IN_FLIGHT).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        SECRET_KEY="bench-secret-key-long-enough",
+        INSTANCE_PATH=str(tmp / "instance"),
+        POSTBACK_ALLOWED_NETWORKS="127.0.0.0/8",
+        PYTHONPATH=str(ROOT),
+        **extra,
+    )
+    return env
+
+
+def start_workers(env: dict[str, str], count: int) -> list[subprocess.Popen[bytes]]:
+    command = [sys.executable, "-m", "workers.worker"]
+    pump = [sys.executable, "-m", "flask", "--app", "app", "pump"]
+    return [subprocess.Popen(command, cwd=ROOT, env=env) for _ in range(count)] + [
+        subprocess.Popen(pump, cwd=ROOT, env=env)
+    ]
+
+
+def stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+    for process in processes:
+        process.wait()
+
+
+@dataclass
+class Run:
+    sent: int
+    seconds: float
+    per_s: float
+    duplicates: int
+
+
+def pipeline(
+    sink_process: SinkProcess,
+    redis_url: str,
+    tmp: Path,
+    sales: int,
+    *,
+    delay: float = 0.0,
+    hanging: float = 0.0,
+    workers: int = 2,
+    timeout_s: float = 180,
+) -> Run:
+    """Record `sales` sales and time until the sink has every healthy one and each attempt is logged."""
+    hang_ports = sink_process.ports[len(sink_process.ports) - round(len(sink_process.ports) * hanging) :]
+    hang_ports = hang_ports if hanging else []
+    sink_process.configure(delay=delay, hang=hang_ports)
+    connection = redis.Redis.from_url(redis_url)
+    connection.flushall()
+    with fresh_database(tmp) as url:
+        database = Database(url)
+        network = seed(database, sink_process.ports)
+        healthy_hooks = {
+            hook
+            for hook, port in zip(network.postback_ids, sink_process.ports, strict=True)
+            if port not in hang_ports
+        }
+        processes = start_workers(engine_env(url, redis_url, tmp), workers)
+        try:
+            time.sleep(2.0)  # the workers import and connect; not part of the measurement
+            cpu_before = cpu_seconds(processes, sink_process)
+            started = time.monotonic()
+            ids: list[int] = []
+            for first in range(0, sales, RECORD_CHUNK):
+                ids += record_sales(database, connection, network, first, min(RECORD_CHUNK, sales - first))
+            healthy = sum(
+                1
+                for i in range(sales)
+                if network.postback_ids[i % len(network.postback_ids)] in healthy_hooks
+            )
+            deadline = started + timeout_s
+            while sink_process.stats()["unique"] < healthy:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"only {sink_process.stats()} of {healthy} after {timeout_s} s")
+                time.sleep(0.02)
+            received = time.monotonic()
+            while _logged(database, healthy_hooks) < healthy:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("attempts were not all logged")
+                time.sleep(0.02)
+            elapsed = time.monotonic() - started
+            cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(processes, sink_process).items()}
+            stats = sink_process.stats()
+            print(
+                f"  {sales} sales ({healthy} to healthy endpoints), delay {delay * 1000:g} ms, "
+                f"{len(hang_ports)} of {len(sink_process.ports)} endpoints hanging: received in "
+                f"{received - started:.2f} s, all logged in {elapsed:.2f} s, "
+                f"duplicates {stats['duplicates']}",
+                flush=True,
+            )
+            per_k = ", ".join(f"{name} {seconds * 1000 / healthy:.2f}" for name, seconds in cpu.items())
+            print(
+                f"    CPU seconds per 1000 deliveries: {per_k} (machine: {os.cpu_count()} CPUs)", flush=True
+            )
+            return Run(healthy, elapsed, healthy / elapsed, stats["duplicates"])
+        finally:
+            stop(processes)
+            database.dispose()
+            connection.close()
+
+
+def cpu_seconds(processes: Sequence[subprocess.Popen[bytes]], sink_process: SinkProcess) -> dict[str, float]:
+    """Where the time goes: CPU used so far by workers, pump, sink, this process and PostgreSQL."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def of(pid: int | None) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    usage = os.times()
+    postgres = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    postgres += of(int(entry.name))
+            except OSError:
+                continue
+    return {
+        "workers": sum(of(p.pid) for p in processes[:-1]),
+        "pump": of(processes[-1].pid),
+        "sink": of(sink_process.process.pid),
+        "recording (bench)": usage.user + usage.system,
+        "postgres (all)": postgres,
+    }
+
+
+def _logged(database: Database, hooks: set[int]) -> int:
+    with database.session() as session:
+        query = (
+            select(func.count())
+            .select_from(Attempt)
+            .join(Delivery, Delivery.id == Attempt.delivery_id)
+            .where(Attempt.outcome == "succeeded", Delivery.postback_id.in_(hooks))
+        )
+        return int(session.scalar(query) or 0)
+
+
+def run_only(args: argparse.Namespace, sink_process: SinkProcess, redis_url: str, tmp: Path) -> None:
+    if args.only == "fast":
+        pipeline(sink_process, redis_url, tmp, args.sales)
+    elif args.only == "slow":
+        pipeline(sink_process, redis_url, tmp, args.slow_sales, delay=0.1)
+    else:
+        pipeline(sink_process, redis_url, tmp, args.slow_sales, hanging=0.2)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.delivery", description=__doc__)
+    parser.add_argument("--sales", type=int, default=8000, help="sales for the fast-sink run")
+    parser.add_argument(
+        "--slow-sales", type=int, default=5000, help="sales for the 100 ms and isolation runs"
+    )
+    parser.add_argument("--only", choices=["fast", "slow", "isolation"], help="one scenario (for profiling)")
+    args = parser.parse_args(argv)
+    database_kind = (
+        "PostgreSQL"
+        if os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_POSTGRES_URL")
+        else "SQLite"
+    )
+    print(
+        f"delivery bench: {os.cpu_count()} CPUs, database {database_kind}, {ENDPOINTS} sink endpoints",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory() as directory, sink() as sink_process:
+        tmp = Path(directory)
+        server = EmbeddedRedis(tmp / "redis", persist=False)
+        redis_url = server.start()
+        try:
+            url = f"http://127.0.0.1:{sink_process.ports[0]}/pb"
+            if args.only:
+                run_only(args, sink_process, redis_url, tmp)
+                return
+            raw_1 = raw_rate(url, 1)
+            print(f"raw requests.Session loop, 1 process:  {raw_1:,.0f} req/s", flush=True)
+            raw_2 = raw_rate(url, 2)
+            print(f"raw requests.Session loop, 2 processes: {raw_2:,.0f} req/s", flush=True)
+            print("pipeline, 2 worker processes, fast sink:", flush=True)
+            fast = pipeline(sink_process, redis_url, tmp, args.sales)
+            print(f"delivered: {fast.per_s:,.0f} per s", flush=True)
+            print("pipeline, 2 worker processes, sink answering in 100 ms:", flush=True)
+            slow = pipeline(sink_process, redis_url, tmp, args.slow_sales, delay=0.1)
+            print(f"delivered: {slow.per_s:,.0f} per s", flush=True)
+            print("isolation, fast sink, without and with 20% of the endpoints hanging:", flush=True)
+            calm = pipeline(sink_process, redis_url, tmp, args.slow_sales)
+            stormy = pipeline(sink_process, redis_url, tmp, args.slow_sales, hanging=0.2)
+            print(
+                f"healthy throughput: {calm.per_s:,.0f} per s without hangs, {stormy.per_s:,.0f} with",
+                flush=True,
+            )
+        finally:
+            server.stop()
+    print(f"delivery_vs_raw: {fast.per_s / raw_2:.2f}")
+    print(f"delivery_100ms_per_s: {slow.per_s:.0f}")
+    print(f"isolation_ratio: {stormy.per_s / calm.per_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()
