@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_
+from sqlalchemy import Connection, bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
-from dispatcher.ledger.rows import inserted_ids
+from dispatcher.ledger.rows import connection_of, inserted_ids
 from dispatcher.ledger.tables import deliveries, postbacks
 from dispatcher.models import (
     Delivery,
@@ -85,7 +85,7 @@ def fired_event(transaction: Transaction, event: TransactionEvent) -> FiredEvent
 
 
 def create_deliveries(
-    session: Session,
+    db: Session | Connection,
     events: Sequence[FiredEvent],
     *,
     postback_ids: Collection[int] | None = None,
@@ -98,10 +98,10 @@ def create_deliveries(
     pairs that already have a delivery (a re-run), which the unique constraint would otherwise refuse.
     """
     created: dict[int, list[int]] = {event.event_id: [] for event in events}
-    postbacks = active_postbacks(session, {event.publisher_id for event in events}, postback_ids)
+    postbacks = active_postbacks(db, {event.publisher_id for event in events}, postback_ids)
     pairs = [(hook.id, event) for event in events for hook in postbacks if hook.matches(event)]
     if skip_existing and pairs:
-        existing = _existing_pairs(session, pairs)
+        existing = _existing_pairs(db, pairs)
         pairs = [(hook_id, event) for hook_id, event in pairs if (hook_id, event.event_id) not in existing]
     if not pairs:
         return created
@@ -120,14 +120,14 @@ def create_deliveries(
         }
         for hook_id, event in pairs
     ]
-    ids = inserted_ids(session, deliveries, rows, "postback_id", "transaction_event_id")
+    ids = inserted_ids(db, deliveries, rows, "postback_id", "transaction_event_id")
     for hook_id, event in pairs:
         created[event.event_id].append(ids[(hook_id, event.event_id)])
     return created
 
 
 def active_postbacks(
-    session: Session, publisher_ids: Collection[int], postback_ids: Collection[int] | None = None
+    db: Session | Connection, publisher_ids: Collection[int], postback_ids: Collection[int] | None = None
 ) -> list[PostbackFilter]:
     """The publishers' live postbacks with their scopes, in one query whatever their number."""
     if not publisher_ids:
@@ -139,7 +139,7 @@ def active_postbacks(
     found: dict[int, Any] = {}
     sources: dict[int, set[int]] = defaultdict(set)
     programs: dict[int, set[int]] = defaultdict(set)
-    for row in session.connection().execute(statement, params):
+    for row in connection_of(db).execute(statement, params):
         found.setdefault(row.id, row)
         if row.traffic_source_id is not None:
             sources[row.id].add(row.traffic_source_id)
@@ -179,9 +179,9 @@ _LIVE = (
 _LIVE_AMONG = _LIVE.where(postbacks.c.id.in_(bindparam("postback_ids", expanding=True)))
 
 
-def _existing_pairs(session: Session, pairs: list[tuple[int, FiredEvent]]) -> set[tuple[int, int]]:
+def _existing_pairs(db: Session | Connection, pairs: list[tuple[int, FiredEvent]]) -> set[tuple[int, int]]:
     keys = {(hook_id, event.event_id) for hook_id, event in pairs}
     query = select(Delivery.postback_id, Delivery.transaction_event_id).where(
         tuple_(Delivery.postback_id, Delivery.transaction_event_id).in_(keys)
     )
-    return {(row.postback_id, row.transaction_event_id) for row in session.execute(query)}
+    return {(row.postback_id, row.transaction_event_id) for row in connection_of(db).execute(query)}

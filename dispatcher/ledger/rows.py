@@ -11,15 +11,20 @@ from sqlalchemy.orm import Session
 PIPELINE_FROM_ROWS = 50
 
 
+def connection_of(target: Session | Connection) -> Connection:
+    """The connection to run statements on, from a session (its current transaction's) or as given."""
+    return target.connection() if isinstance(target, Session) else target
+
+
 def inserted_ids(
-    session: Session, table: Table, rows: list[dict[str, Any]], *key: str
+    target: Session | Connection, table: Table, rows: list[dict[str, Any]], *key: str
 ) -> dict[tuple[Any, ...], int]:
     """Insert `rows` and map each row's `key` values (unique among them) to its new id.
 
     Mapping by key rather than relying on RETURNING order: asking SQLAlchemy to keep the order
     (`sort_by_parameter_order`) makes it insert one row per statement on SQLite, ten times slower.
     """
-    connection = session.connection()
+    connection = connection_of(target)
     if connection.dialect.name == "postgresql" and len(rows) >= PIPELINE_FROM_ROWS:
         return _pipelined(connection, table, rows, key)
     columns = [table.c[name] for name in key]
