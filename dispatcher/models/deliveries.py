@@ -53,6 +53,15 @@ class Delivery(Base):
         # The pump's question: which pending deliveries are due?
         Index(None, "state", "next_attempt_at"),
         Index(None, "publisher_id", "created_at"),
+        # Support search (newest first, keyset on created_at, id): one index per filter that narrows alone.
+        Index(None, "created_at"),
+        Index(None, "postback_id", "created_at"),
+        Index(None, "state", "created_at"),
+        Index(None, "destination_host", "created_at"),
+        Index(None, "last_error_class", "created_at"),
+        Index(None, "last_status_code", "created_at"),
+        # Bulk replay's "failed since T" count and retention's "succeeded before T".
+        Index(None, "state", "completed_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -82,6 +82,8 @@ class Transaction(Base):
         CheckConstraint("CAST(commission AS NUMERIC) >= 0", name="commission_not_negative"),
         Index(None, "order_number"),
         Index(None, "publisher_id", "created_at"),
+        # Support search by program (and advertiser, through its programs).
+        Index(None, "program_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -102,5 +102,8 @@ class StaffUser(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(16), default=StaffRole.SUPPORT.value)
+    # Staff API token (`stf_<key id>_<secret>`), as for publishers: the key id finds the row, the hash checks.
+    api_token_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    api_token_hash: Mapped[str | None] = mapped_column(String(128))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 00:40:22.315816
+Create Date: 2026-11-21 01:04:49.062726
 """
 
 from __future__ import annotations
@@ -71,10 +71,13 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("password_hash", sa.String(length=256), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("api_token_id", sa.String(length=32), nullable=True),
+        sa.Column("api_token_hash", sa.String(length=128), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", dispatcher.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint("role IN ('support', 'admin')", name=op.f("ck_staff_users_role")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_users")),
+        sa.UniqueConstraint("api_token_id", name=op.f("uq_staff_users_api_token_id")),
         sa.UniqueConstraint("email", name=op.f("uq_staff_users_email")),
     )
     op.create_table(
@@ -348,6 +351,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_transactions_click_pk"), ["click_pk"], unique=False)
         batch_op.create_index(batch_op.f("ix_transactions_order_number"), ["order_number"], unique=False)
         batch_op.create_index(
+            batch_op.f("ix_transactions_program_id_created_at"), ["program_id", "created_at"], unique=False
+        )
+        batch_op.create_index(
             batch_op.f("ix_transactions_publisher_id_created_at"),
             ["publisher_id", "created_at"],
             unique=False,
@@ -446,12 +452,37 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_deliveries_created_at"), ["created_at"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_deliveries_destination_host"), ["destination_host"], unique=False
         )
+        batch_op.create_index(
+            batch_op.f("ix_deliveries_destination_host_created_at"),
+            ["destination_host", "created_at"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_deliveries_last_error_class_created_at"),
+            ["last_error_class", "created_at"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_deliveries_last_status_code_created_at"),
+            ["last_status_code", "created_at"],
+            unique=False,
+        )
         batch_op.create_index(batch_op.f("ix_deliveries_postback_id"), ["postback_id"], unique=False)
         batch_op.create_index(
+            batch_op.f("ix_deliveries_postback_id_created_at"), ["postback_id", "created_at"], unique=False
+        )
+        batch_op.create_index(
             batch_op.f("ix_deliveries_publisher_id_created_at"), ["publisher_id", "created_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_deliveries_state_completed_at"), ["state", "completed_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_deliveries_state_created_at"), ["state", "created_at"], unique=False
         )
         batch_op.create_index(
             batch_op.f("ix_deliveries_state_next_attempt_at"), ["state", "next_attempt_at"], unique=False
@@ -515,9 +546,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_deliveries_transaction_id"))
         batch_op.drop_index(batch_op.f("ix_deliveries_transaction_event_id"))
         batch_op.drop_index(batch_op.f("ix_deliveries_state_next_attempt_at"))
+        batch_op.drop_index(batch_op.f("ix_deliveries_state_created_at"))
+        batch_op.drop_index(batch_op.f("ix_deliveries_state_completed_at"))
         batch_op.drop_index(batch_op.f("ix_deliveries_publisher_id_created_at"))
+        batch_op.drop_index(batch_op.f("ix_deliveries_postback_id_created_at"))
         batch_op.drop_index(batch_op.f("ix_deliveries_postback_id"))
+        batch_op.drop_index(batch_op.f("ix_deliveries_last_status_code_created_at"))
+        batch_op.drop_index(batch_op.f("ix_deliveries_last_error_class_created_at"))
+        batch_op.drop_index(batch_op.f("ix_deliveries_destination_host_created_at"))
         batch_op.drop_index(batch_op.f("ix_deliveries_destination_host"))
+        batch_op.drop_index(batch_op.f("ix_deliveries_created_at"))
 
     op.drop_table("deliveries")
     with op.batch_alter_table("transaction_events", schema=None) as batch_op:
@@ -526,6 +564,7 @@ def downgrade() -> None:
     op.drop_table("transaction_events")
     with op.batch_alter_table("transactions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_transactions_publisher_id_created_at"))
+        batch_op.drop_index(batch_op.f("ix_transactions_program_id_created_at"))
         batch_op.drop_index(batch_op.f("ix_transactions_order_number"))
         batch_op.drop_index(batch_op.f("ix_transactions_click_pk"))
 
