@@ -27,7 +27,7 @@ from dispatcher.ledger import fields, ids, reports, tables
 from dispatcher.ledger.attribution import Attribution, attribute
 from dispatcher.ledger.commission import commission
 from dispatcher.ledger.gate import write_turn
-from dispatcher.ledger.outbox import FiredEvent, create_deliveries
+from dispatcher.ledger.outbox import FiredEvent, PostbackFilter, active_postbacks, create_deliveries
 from dispatcher.ledger.reports import CheckedReport, SaleReport
 from dispatcher.ledger.results import Outcome, Recorded, Rejected
 from dispatcher.ledger.rows import inserted_ids
@@ -78,7 +78,9 @@ def record_sales(
     first_of: dict[Key, int] = {}
     for index, sale in sales.items():
         first_of.setdefault(sale.key, index)
-    written = _write(session, [sales[index] for index in first_of.values()], channel, moment)
+    # Read now, not inside the write: SQLite's write lock is held for less time.
+    postbacks = active_postbacks(session, {sale.attribution.publisher_id for sale in sales.values()})
+    written = _write(session, [sales[index] for index in first_of.values()], channel, moment, postbacks)
     for index, sale in sales.items():
         result = written[sale.key]
         if first_of[sale.key] != index:  # the same order twice in one batch: the second is a duplicate
@@ -103,7 +105,9 @@ def _priced(report: CheckedReport, attribution: Attribution, now: datetime) -> N
     )
 
 
-def _write(session: Session, sales: list[NewSale], channel: str, now: datetime) -> dict[Key, Recorded]:
+def _write(
+    session: Session, sales: list[NewSale], channel: str, now: datetime, postbacks: list[PostbackFilter]
+) -> dict[Key, Recorded]:
     if not sales:
         session.commit()
         return {}
@@ -116,7 +120,7 @@ def _write(session: Session, sales: list[NewSale], channel: str, now: datetime) 
     with write_turn(session), session.get_bind().engine.connect() as connection:
         transaction = connection.begin()
         try:
-            written = _insert(connection, fresh, channel, now) if fresh else {}
+            written = _insert(connection, fresh, channel, now, postbacks) if fresh else {}
             transaction.commit()
         except IntegrityError:
             transaction.rollback()
@@ -124,7 +128,7 @@ def _write(session: Session, sales: list[NewSale], channel: str, now: datetime) 
     if written is None:  # someone recorded one of these orders meanwhile
         if len(fresh) > 1:
             for sale in fresh:
-                known.update(_write(session, [sale], channel, now))
+                known.update(_write(session, [sale], channel, now, postbacks))
             return known
         found = existing(session, [sale.key for sale in fresh])
         session.commit()
@@ -138,7 +142,13 @@ class DuplicateLost(RuntimeError):
     """The insert broke a unique constraint, yet no transaction has the key: a fault, not the advertiser's."""
 
 
-def _insert(connection: Connection, sales: list[NewSale], channel: str, now: datetime) -> dict[Key, Recorded]:
+def _insert(
+    connection: Connection,
+    sales: list[NewSale],
+    channel: str,
+    now: datetime,
+    postbacks: list[PostbackFilter],
+) -> dict[Key, Recorded]:
     sales_ids = [ids.new_sales_id() for _ in sales]
     transaction_rows = [
         _transaction_row(sale, sales_id, channel, now)
@@ -173,7 +183,7 @@ def _insert(connection: Connection, sales: list[NewSale], channel: str, now: dat
         )
         for sale, transaction_id, event_id in zip(sales, transaction_ids, event_ids, strict=True)
     ]
-    deliveries = create_deliveries(connection, fired, now=now)
+    deliveries = create_deliveries(connection, fired, postbacks=postbacks, now=now)
     return {
         sale.key: Recorded(
             sales_id=sales_id,

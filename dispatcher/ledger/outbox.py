@@ -89,16 +89,20 @@ def create_deliveries(
     events: Sequence[FiredEvent],
     *,
     postback_ids: Collection[int] | None = None,
+    postbacks: Sequence[PostbackFilter] | None = None,
     skip_existing: bool = False,
     now: datetime | None = None,
 ) -> dict[int, list[int]]:
     """Add one pending delivery per matching postback x event; returns {event id: [delivery ids]}.
 
-    `postback_ids` limits matching to those postbacks (backfill of one postback); `skip_existing` leaves out
-    pairs that already have a delivery (a re-run), which the unique constraint would otherwise refuse.
+    `postback_ids` limits matching to those postbacks (backfill of one postback); `postbacks`, the result of
+    `active_postbacks` read beforehand, saves the query (intake reads them before taking SQLite's write
+    lock); `skip_existing` leaves out pairs that already have a delivery (a re-run), which the unique
+    constraint would otherwise refuse.
     """
     created: dict[int, list[int]] = {event.event_id: [] for event in events}
-    postbacks = active_postbacks(db, {event.publisher_id for event in events}, postback_ids)
+    if postbacks is None:
+        postbacks = active_postbacks(db, {event.publisher_id for event in events}, postback_ids)
     pairs = [(hook.id, event) for event in events for hook in postbacks if hook.matches(event)]
     if skip_existing and pairs:
         existing = _existing_pairs(db, pairs)
