@@ -37,14 +37,31 @@ def claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def claim(session: Session, ids: Sequence[int], *, token: str, lease_s: float, now: datetime) -> list[Claim]:
-    """Lease those of `ids` that are due and free; returns them with the attempt number each will make."""
-    if not ids:
+def claim(
+    session: Session, ids: Sequence[int], *, token: str, lease_s: float, now: datetime, top_up: int = 0
+) -> list[Claim]:
+    """Lease those of `ids` that are due and free; returns them with the attempt number each will make.
+
+    `top_up` also leases up to that many other due first attempts: the web app queues one small job per sale,
+    and a job that fills its batch sends far more per unit of overhead (the other jobs then find nothing).
+    """
+    if not ids and top_up <= 0:
         return []
+    postgres = session.get_bind().dialect.name == "postgresql"
     chosen: ColumnElement[bool] = and_(deliveries.c.id.in_(ids), claimable(now))
-    if session.get_bind().dialect.name == "postgresql":
+    if postgres:
         locked = select(deliveries.c.id).where(chosen).with_for_update(skip_locked=True)
         chosen = deliveries.c.id.in_(locked.scalar_subquery())
+    if top_up > 0:
+        others = (
+            select(deliveries.c.id)
+            .where(claimable(now), deliveries.c.attempt_count == 0, deliveries.c.id.not_in(ids))
+            .order_by(deliveries.c.next_attempt_at)
+            .limit(top_up)
+        )
+        if postgres:
+            others = others.with_for_update(skip_locked=True)
+        chosen = and_(claimable(now), or_(chosen, deliveries.c.id.in_(others.scalar_subquery())))
     statement = (
         update(deliveries)
         .where(chosen)

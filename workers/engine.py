@@ -36,6 +36,7 @@ Send = tuple[render.Claimed, OutboundRequest]
 
 # How long a job waits for sending capacity before leaving the rest of its batch to the pump.
 CAPACITY_WAIT_S = 10.0
+TOP_UP_TO = 50
 FLUSH_MAX = 1000
 
 
@@ -74,6 +75,8 @@ class Engine:
         """Claim, log and start sending what is due among `delivery_ids`; returns counts (the job result)."""
         ids = list(dict.fromkeys(delivery_ids))
         granted = self._reserve(len(ids))
+        # Room left in the batch (with capacity free now) is filled with other due first attempts.
+        top_up = self._reserve(TOP_UP_TO - len(ids), wait=False) if granted == len(ids) else 0
         token = f"{self.name}/{uuid.uuid4().hex[:8]}"
         now = datetime.now(UTC)
         later = now + timedelta(seconds=self.tuning.defer_s)
@@ -83,7 +86,12 @@ class Engine:
         try:
             with self.database.session() as session:
                 claimed = claims.claim(
-                    session, ids[:granted], token=token, lease_s=self.tuning.lease_s, now=now
+                    session,
+                    ids[:granted],
+                    token=token,
+                    lease_s=self.tuning.lease_s,
+                    now=now,
+                    top_up=top_up,
                 )
                 claims.postpone(session, ids[granted:], retry_at=later, now=now)
                 batch = render.load(session, {c.delivery_id: c.number for c in claimed})
@@ -98,14 +106,18 @@ class Engine:
                 attempts.write_sending(session, logged, worker=self.name, now=now)
         except BaseException:
             gate.open(go=False)  # nothing was committed: the offered sends stand down unsent
-            self._unreserve(granted)
+            self._unreserve(granted + top_up)
             raise
         gate.open(go=True)
-        self._unreserve(granted - len(taken) - len(broken))
+        self._unreserve(granted + top_up - len(taken) - len(broken))
         for claimed_one, request, problem in broken:
             error = DeliveryError(ErrorClass.TEMPLATE, problem, permanent=True)
             self._settle(claimed_one, token, request, Exchange(), error)
-        return {"claimed": len(claimed), "sent": len(taken), "deferred": len(busy) + len(ids) - granted}
+        return {
+            "claimed": len(claimed),
+            "sent": len(taken),
+            "deferred": len(busy) + len(ids) - granted,
+        }
 
     def drain(self, timeout_s: float) -> bool:
         """Wait until everything in flight is settled in the database (worker shutdown)."""
@@ -179,9 +191,9 @@ class Engine:
         finished = datetime.now(UTC)
         self._outcomes.put(attempts.Outcome(claimed, token, request, exchange, error, decision, finished))
 
-    def _reserve(self, wanted: int) -> int:
-        wanted = min(wanted, self.tuning.max_in_flight)
-        deadline = time.monotonic() + CAPACITY_WAIT_S
+    def _reserve(self, wanted: int, *, wait: bool = True) -> int:
+        wanted = max(0, min(wanted, self.tuning.max_in_flight))
+        deadline = time.monotonic() + (CAPACITY_WAIT_S if wait else 0)
         with self._capacity:
             while self.tuning.max_in_flight - self._in_use < wanted:
                 left = deadline - time.monotonic()

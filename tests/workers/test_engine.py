@@ -382,3 +382,25 @@ def _standard_webhooks_valid(secret: str, headers: dict[str, str], body: bytes) 
     ]
     fresh = abs(int(headers["webhook-timestamp"]) - datetime.now(UTC).timestamp()) < 300
     return fresh and any(hmac.compare_digest(expected, sig) for sig in offered)
+
+
+def test_a_small_job_fills_its_batch_with_other_due_first_attempts(
+    database: Database, engine: Engine, receiver: Receiver
+) -> None:
+    mine, _ = make_delivery(database, receiver.url("/pb"))
+    waiting, _ = make_delivery(database, receiver.url("/pb"))  # its own job is still in the queue
+    retry, _ = make_delivery(database, receiver.url("/pb"))
+    from dispatcher.models import Delivery
+
+    with database.session() as session:
+        session.execute(update(Delivery).where(Delivery.id == retry).values(attempt_count=1))
+
+    result = engine.send_batch([mine])
+    assert engine.drain(10)
+
+    assert result["claimed"] == 2
+    assert [delivery_row(database, i).state for i in (mine, waiting, retry)] == [
+        "succeeded",
+        "succeeded",
+        "pending",
+    ]
