@@ -256,3 +256,16 @@ class _empty_database:  # noqa: N801 - used as a context manager, reads like one
             with engine.begin() as connection:
                 connection.execute(text(f'DROP SCHEMA "{self.schema}" CASCADE'))
             engine.dispose()
+
+
+def test_worker_processes_option_runs_several_workers(
+    database: Database, redis_url: str, redis_client: redis.Redis, receiver: Receiver, tmp_path: Path
+) -> None:
+    ids = [make_delivery(database, receiver.url(f"/p{n}"))[0] for n in range(3)]
+    for delivery_id in ids:
+        enqueue_deliveries(redis_client, [delivery_id])
+
+    done = run_command(worker_env(database.url, redis_url, tmp_path), "worker", "--burst", "--processes", "2")
+
+    assert done.returncode == 0, done.stderr
+    assert [delivery_row(database, i).state for i in ids] == ["succeeded"] * 3
