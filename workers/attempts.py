@@ -18,7 +18,7 @@ from dispatcher.models import AttemptOutcome, DeliveryState, ErrorClass, Postbac
 from workers.claims import attempts, deliveries, release
 from workers.egress import Exchange, OutboundRequest
 from workers.errors import DeliveryError
-from workers.render import Claimed
+from workers.render import Claimed, destination
 from workers.retry_policy import Decision
 
 postbacks = cast(Table, Postback.__table__)
@@ -166,8 +166,6 @@ def _attempt_values(outcome: Outcome) -> dict[str, object]:
 
 
 def _delivery_values(outcome: Outcome) -> dict[str, object]:
-    from workers.render import destination
-
     decision, error, request = outcome.decision, outcome.error, outcome.request
     retry = decision.outcome is AttemptOutcome.RETRY
     state = {

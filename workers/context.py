@@ -29,7 +29,3 @@ def engine() -> Engine:
             resolved = config.from_env()
             _engine = Engine(Database(resolved.database_url), resolved, settings.from_env())
         return _engine
-
-
-def installed() -> Engine | None:
-    return _engine
