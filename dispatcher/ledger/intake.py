@@ -115,12 +115,14 @@ def _write(
     known = existing(session, [sale.key for sale in sales]) if len(sales) > 1 else {}
     fresh = [sale for sale in sales if sale.key not in known]
     session.commit()  # ends the read transaction; see the module docstring
+    if not fresh:
+        return known
     # The write runs on its own connection of the session's engine: it needs none of the session's
     # bookkeeping, which costs as much as the statements themselves.
     with write_turn(session), session.get_bind().engine.connect() as connection:
         transaction = connection.begin()
         try:
-            written = _insert(connection, fresh, channel, now, postbacks) if fresh else {}
+            written = _insert(connection, fresh, channel, now, postbacks)
             transaction.commit()
         except IntegrityError:
             transaction.rollback()
