@@ -39,7 +39,7 @@ from dispatcher.ledger.ids import new_click_id
 from dispatcher.models import Attempt, Base, Click, Delivery, Postback
 from dispatcher.redis_server import EmbeddedRedis, free_port
 
-KILL_EVERY_S = 3.0
+KILL_EVERY_S = 5.0
 POSTERS = 4
 SINK_DELAY_S = 0.05
 POSTBACKS = 2  # two publisher hosts per sale, so every sale fans out
