@@ -8,7 +8,18 @@ from pathlib import Path
 from flask import Flask
 
 from dispatcher import broker, cli, config, db, errors, login
-from dispatcher.web import advertiser_api, clicks, demo, health, home, portal, publisher_api, s2s
+from dispatcher.web import (
+    advertiser_api,
+    clicks,
+    demo,
+    health,
+    home,
+    metrics,
+    portal,
+    publisher_api,
+    s2s,
+    support,
+)
 from workers import cli as workers_cli
 
 ROOT = Path(__file__).resolve().parent
@@ -37,6 +48,8 @@ def create_app(settings: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(home.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(portal.blueprint)
+    support.init_app(app)
+    app.register_blueprint(metrics.blueprint)
     app.register_blueprint(publisher_api.blueprint)
     app.register_blueprint(clicks.blueprint)
     app.register_blueprint(advertiser_api.blueprint)

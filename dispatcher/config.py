@@ -23,6 +23,7 @@ KNOWN_KEYS = (
     "INSTANCE_PATH",
     "DEMO_MODE",
     "SESSION_COOKIE_SECURE",
+    "METRICS_TOKEN",
 )
 
 
@@ -40,6 +41,8 @@ class Settings:
     demo_mode: bool = False
     # None: decided by the app (Secure except in tests and the http:// demo).
     session_cookie_secure: bool | None = None
+    # Bearer token for GET /metrics; None: only direct requests from this host are answered.
+    metrics_token: str | None = None
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -67,8 +70,20 @@ def _build(raw: Mapping[str, object]) -> Settings:
     demo_mode = _flag("DEMO_MODE", raw.get("DEMO_MODE"))
     secure_value = raw.get("SESSION_COOKIE_SECURE")
     secure = None if secure_value in (None, "") else _flag("SESSION_COOKIE_SECURE", secure_value)
+    metrics_token = _metrics_token(raw.get("METRICS_TOKEN"))
     extra = {key: value for key, value in raw.items() if key not in KNOWN_KEYS}
-    return Settings(database_url, redis_url, secret_key, networks, instance_path, demo_mode, secure, extra)
+    return Settings(
+        database_url, redis_url, secret_key, networks, instance_path, demo_mode, secure, metrics_token, extra
+    )
+
+
+def _metrics_token(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    token = _text("METRICS_TOKEN", value)
+    if len(token) < 16:
+        raise ConfigError(f"METRICS_TOKEN must be at least 16 characters, got {len(token)} characters")
+    return token
 
 
 def _database_url(value: object, instance_path: Path) -> str:

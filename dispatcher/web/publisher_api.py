@@ -19,6 +19,8 @@ from dispatcher.portal import deliveries, postbacks, replays, rules, shapes, tes
 from dispatcher.portal.preview import preview
 from dispatcher.portal.rules import Invalid
 from dispatcher.publisher_auth import current_publisher_id, token_required
+from dispatcher.staff_auth import staff_alternative
+from dispatcher.web import support_api
 
 blueprint = Blueprint("publisher_api", __name__, url_prefix="/api/v1")
 
@@ -148,6 +150,7 @@ def test_postback(postback_id: int) -> ResponseReturnValue:
 
 
 @blueprint.get("/deliveries")
+@staff_alternative(support_api.list_deliveries)  # a staff token sees every publisher's
 @token_required
 def list_deliveries() -> ResponseReturnValue:
     filters = deliveries.parse_filters(request.args)
@@ -163,6 +166,7 @@ def list_deliveries() -> ResponseReturnValue:
 
 
 @blueprint.get("/deliveries/<int:delivery_id>")
+@staff_alternative(support_api.get_delivery)  # a staff token sees every publisher's
 @token_required
 def get_delivery(delivery_id: int) -> ResponseReturnValue:
     delivery = deliveries.get_delivery(request_session(), current_publisher_id(), delivery_id)
@@ -174,6 +178,7 @@ def get_delivery(delivery_id: int) -> ResponseReturnValue:
 
 
 @blueprint.post("/deliveries/<int:delivery_id>/replay")
+@staff_alternative(support_api.replay_delivery)  # a staff token sees every publisher's
 @token_required
 def replay_delivery(delivery_id: int) -> ResponseReturnValue:
     session = request_session()

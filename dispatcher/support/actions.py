@@ -1,0 +1,79 @@
+"""What staff change: replay one delivery, pause or resume a postback. Each writes its audit entry in the
+same database transaction as the change, then commits; the delivery is handed to the retry lane after commit
+(if Redis is down it stays re-opened and the pump sends it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy.orm import Session
+
+from dispatcher.models import Postback
+from dispatcher.portal.postbacks import set_active
+from dispatcher.queueing import enqueue_deliveries
+from dispatcher.replay import ReplayError, reopen_delivery
+from dispatcher.support import audit
+from dispatcher.validation import FieldError
+
+REASON_MAX = 500
+
+
+@dataclass(frozen=True)
+class Outcome:
+    done: bool
+    message: str
+
+
+def replay_delivery(session: Session, client: redis.Redis, staff_id: int, delivery_id: int) -> Outcome:
+    try:
+        delivery = reopen_delivery(session, delivery_id)
+    except ReplayError as exc:
+        session.rollback()
+        return Outcome(False, f"Not replayed: {exc}.")
+    audit.record(
+        session,
+        staff_id,
+        "replay",
+        "delivery",
+        delivery_id,
+        attempts_before=delivery.attempt_count,
+        publisher_id=delivery.publisher_id,
+    )
+    session.commit()
+    enqueue_deliveries(client, [delivery_id], retry=True)
+    return Outcome(True, f"Delivery {delivery_id} will be sent again in a moment.")
+
+
+def pause_postback(session: Session, staff_id: int, postback: Postback, reason: str) -> Outcome:
+    clean = " ".join(reason.split())
+    if not clean:
+        raise FieldError("reason", reason, "is required: say why, the publisher sees it")
+    if len(clean) > REASON_MAX:
+        raise FieldError("reason", clean[:40] + "...", f"must be at most {REASON_MAX} characters")
+    if not postback.active:
+        return Outcome(False, f"Postback {postback.id} is already paused.")
+    set_active(postback, False, f"Paused by support: {clean}")
+    audit.record(session, staff_id, "pause", "postback", postback.id, reason=clean)
+    session.commit()
+    return Outcome(True, f"Postback {postback.id} paused.")
+
+
+def resume_postback(session: Session, staff_id: int, postback: Postback, reason: str = "") -> Outcome:
+    if postback.deleted_at is not None:
+        return Outcome(False, f"Postback {postback.id} was deleted by its publisher; it cannot be resumed.")
+    if postback.active:
+        return Outcome(False, f"Postback {postback.id} is already active.")
+    previous = postback.paused_reason
+    set_active(postback, True)
+    audit.record(
+        session,
+        staff_id,
+        "resume",
+        "postback",
+        postback.id,
+        reason=" ".join(reason.split()),
+        paused_reason=previous,
+    )
+    session.commit()
+    return Outcome(True, f"Postback {postback.id} resumed.")

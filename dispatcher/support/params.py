@@ -1,0 +1,54 @@
+"""Query parameters of the console's forms: text, choices, status codes and moments, each refused with a
+`FieldError` naming the parameter."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from dispatcher.validation import FieldError
+
+
+def text(args: Any, name: str) -> str | None:
+    raw = str(args.get(name) or "").strip()
+    if any(ord(char) < 32 for char in raw):
+        raise FieldError(name, raw, "must not contain control characters")
+    if len(raw) > 255:
+        raise FieldError(name, raw[:40] + "...", "must be at most 255 characters")
+    return raw or None
+
+
+def choice(args: Any, name: str, choices: tuple[str, ...]) -> str | None:
+    raw = text(args, name)
+    if raw is not None and raw not in choices:
+        raise FieldError(name, raw, f"must be one of {', '.join(choices)}")
+    return raw
+
+
+def status_code(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 100 <= int(raw) <= 599:
+        raise FieldError("status_code", raw, "must be an HTTP status code from 100 to 599")
+    return int(raw)
+
+
+def moment(args: Any, name: str, *, end: bool) -> datetime | None:
+    """A date (`to` includes the whole day) or an ISO 8601 time (UTC unless it says otherwise)."""
+    raw = text(args, name)
+    if raw is None:
+        return None
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            return datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise FieldError(
+            name, raw, "must be a date like 2026-11-01 or a time like 2026-11-01T14:30"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") + "Z"

@@ -1,0 +1,49 @@
+"""GET /metrics: Prometheus text format, for a scraper only.
+
+With `METRICS_TOKEN` set, a request needs `Authorization: Bearer <METRICS_TOKEN>`. Without it, only a direct
+request from this host (a loopback client and no proxy header) is answered, so a public deployment never shows
+its volumes by accident; everything else is 403 naming the setting.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from flask import Blueprint, Response, abort, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from dispatcher import metrics
+from dispatcher.broker import get_broker
+from dispatcher.config import Settings
+from dispatcher.db import get_db
+
+blueprint = Blueprint("metrics", __name__)
+PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
+
+
+@blueprint.get("/metrics")
+def scrape() -> Response:
+    _allowed_or_abort()
+    found = metrics.registry(get_db(current_app).session_factory, get_broker(current_app).client())
+    return Response(generate_latest(found), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _allowed_or_abort() -> None:
+    settings: Settings = current_app.extensions["dispatcher.settings"]
+    if settings.metrics_token:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), settings.metrics_token):
+            abort(401, description="Authorization: Bearer <METRICS_TOKEN> is missing or wrong")
+        return
+    if not _direct_local_request():
+        abort(403, description="metrics are only served to this host; set METRICS_TOKEN to scrape remotely")
+
+
+def _direct_local_request() -> bool:
+    if any(header in request.headers for header in PROXY_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False

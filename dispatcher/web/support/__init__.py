@@ -1,0 +1,16 @@
+"""The support console's pages (`/support/...`), one module per subject; `common` holds what they share."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from dispatcher import staff_auth
+from dispatcher.web.support import account, auth, dashboard, deliveries, postbacks, replays
+from dispatcher.web.support.common import blueprint
+
+__all__ = ["account", "auth", "blueprint", "dashboard", "deliveries", "init_app", "postbacks", "replays"]
+
+
+def init_app(app: Flask) -> None:
+    staff_auth.register()
+    app.register_blueprint(blueprint)

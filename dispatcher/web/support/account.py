@@ -1,0 +1,57 @@
+"""The staff member's own API token (shown once, replaceable, revocable) and the audit log."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from dispatcher.db import request_session
+from dispatcher.models import StaffUser
+from dispatcher.staff_auth import issue_token, revoke_token
+from dispatcher.support import audit
+from dispatcher.validation import positive_id
+from dispatcher.web.support.common import blueprint, found, staff_id, staff_required
+
+
+def _me() -> StaffUser:
+    return found(request_session().get(StaffUser, staff_id()))
+
+
+@blueprint.get("/account")
+@staff_required
+def account() -> ResponseReturnValue:
+    return render_template("support/account.html", me=_me(), new_token=None)
+
+
+@blueprint.post("/account/token")
+@staff_required
+def new_token() -> ResponseReturnValue:
+    session = request_session()
+    me = _me()
+    token = issue_token(me)
+    audit.record(session, me.id, "issue_api_token", "staff_user", me.id, key_id=me.api_token_id)
+    session.commit()
+    # Rendered, not redirected: the secret must not travel through the (readable) session cookie.
+    return render_template("support/account.html", me=me, new_token=token)
+
+
+@blueprint.post("/account/token/revoke")
+@staff_required
+def revoke() -> ResponseReturnValue:
+    session = request_session()
+    me = _me()
+    audit.record(session, me.id, "revoke_api_token", "staff_user", me.id, key_id=me.api_token_id)
+    revoke_token(me)
+    session.commit()
+    flash("API token revoked: scripts using it now get 401.", "info")
+    return redirect(url_for("support.account"))
+
+
+@blueprint.get("/audit")
+@staff_required
+def audit_log() -> ResponseReturnValue:
+    before = request.args.get("before", "").strip()
+    before_id = positive_id("before", before) if before else None
+    rows = audit.recent(request_session(), before_id)
+    next_before = rows[-1].entry.id if len(rows) == audit.PAGE_SIZE else None
+    return render_template("support/audit.html", rows=rows, next_before=next_before)

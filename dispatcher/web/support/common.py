@@ -1,0 +1,97 @@
+"""What every support page shares: the blueprint, CSRF on every form, a strict CSP, the staff guards.
+
+Only a `staff:<id>` session passes `staff_required`; anyone else (anonymous or a publisher) is sent to the
+support login before any data is read. JavaScript lives in static files (the CSP forbids inline script), and
+templates autoescape: receivers' answers shown here are hostile text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import redis
+from flask import Blueprint, Response, abort, current_app, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user  # type: ignore[import-untyped]
+
+from dispatcher.broker import get_broker
+from dispatcher.currencies import MINOR_UNITS
+from dispatcher.login import csrf
+from dispatcher.staff_auth import STAFF
+from dispatcher.web.portal.common import CSP
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+blueprint = Blueprint("support", __name__, url_prefix="/support")
+
+
+@blueprint.before_request
+def _protect_forms() -> None:
+    csrf.protect()
+
+
+@blueprint.after_request
+def _security_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@blueprint.app_template_filter("money")
+def money(amount: Decimal | None, currency: str) -> str:
+    """An amount at its currency's decimals (PostgreSQL keeps four: 100.0000 is shown as 100.00)."""
+    if amount is None:
+        return ""
+    return f"{amount.quantize(Decimal(1).scaleb(-MINOR_UNITS.get(currency, 2)))}"
+
+
+def is_staff() -> bool:
+    return bool(current_user.is_authenticated) and current_user.kind == STAFF
+
+
+def staff_required(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:
+    """Pages for signed-in staff; anyone else goes to the support login (and comes back after)."""
+
+    @wraps(view)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
+        if not is_staff():
+            return redirect(url_for("support.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def admin_required(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:
+    """Staff pages only admins may use (bulk replay); support staff get 403."""
+
+    @wraps(view)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
+        if not is_staff():
+            return redirect(url_for("support.login", next=request.full_path.rstrip("?")))
+        if not current_user.is_admin:
+            abort(403, description="This needs the admin role.")
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def staff_id() -> int:
+    number: int = current_user.id
+    return number
+
+
+def redis_client() -> redis.Redis:
+    return get_broker(current_app).client()
+
+
+def found(row: T | None) -> T:
+    if row is None:
+        abort(404)
+    return row

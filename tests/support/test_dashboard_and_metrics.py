@@ -1,0 +1,163 @@
+"""The dashboard renders the last 24 h from real rows; /metrics answers Prometheus text to whom it should."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+from rq import Queue
+
+from dispatcher.db import get_db
+from dispatcher.models import Attempt
+from dispatcher.support import dashboard
+from tests.conftest import app_settings
+from tests.dispatcher import factories
+from tests.support.conftest import Network
+
+METRICS_TOKEN = "scrape-token-0123456789"
+
+
+def _recent_activity(app: Flask) -> dict[str, int]:
+    """Ten attempts in the last hour (7 succeeded, 3 failed), one failed delivery, one pending, one paused."""
+    now = datetime.now(UTC)
+    with get_db(app).session() as session:
+        owner = factories.publisher(session)
+        owner.name = "Noisy Media"
+        hook = factories.postback(session, owner, active=False, paused_reason="Endpoint gone", paused_at=now)
+        shop = factories.program(session)
+        failed = factories.delivery(
+            session,
+            hook,
+            factories.event(session, factories.transaction(session, owner, shop)),
+            state="failed",
+            destination_host="down.example",
+            completed_at=now - timedelta(minutes=5),
+        )
+        factories.delivery(
+            session,
+            hook,
+            factories.event(session, factories.transaction(session, owner, shop)),
+            state="pending",
+            created_at=now - timedelta(minutes=7),
+        )
+        for n in range(10):
+            session.add(
+                Attempt(
+                    delivery_id=failed.id,
+                    number=n + 1,
+                    outcome="succeeded" if n < 7 else "failed",
+                    started_at=now - timedelta(minutes=20 + n),
+                    duration_ms=100 * (n + 1),
+                    method="GET",
+                    url="http://x/",
+                )
+            )
+        return {"hook": hook.id, "publisher": owner.id}
+
+
+def test_the_dashboard_shows_charts_trouble_spots_queues_and_paused_postbacks(
+    app: Flask, console: FlaskClient, redis_client: redis.Redis
+) -> None:
+    made = _recent_activity(app)
+    Queue("postbacks", connection=redis_client).enqueue("workers.jobs.send_deliveries", args=([1],))
+
+    page = console.get("/support/").get_data(as_text=True)
+
+    assert page.count("<svg") == 4 and "<polyline" in page
+    assert '<span class="stat-value" id="stat-attempts">10</span>' in page
+    assert '<span class="stat-value" id="stat-success">70.0%</span>' in page
+    assert '<span class="stat-value" id="queue-postbacks">1</span>' in page
+    assert '<span class="stat-value" id="stat-pending">1</span>' in page
+    assert "7 min" in page.split('id="stat-oldest">')[1].split("<")[0]
+    assert "down.example" in page.split('id="failing-hosts"')[1]
+    assert "Noisy Media" in page.split('id="failing-publishers"')[1]
+    assert f"/support/postbacks/{made['hook']}" in page.split('id="paused"')[1]
+
+
+def test_dashboard_percentiles_and_buckets_cover_the_whole_day(app: Flask) -> None:
+    _recent_activity(app)
+    with get_db(app).session() as session:
+        board = dashboard.build(session, redis.Redis.from_url("redis://127.0.0.1:1"))
+
+    busy = [bucket for bucket in board.buckets if bucket.attempts]
+    assert 96 <= len(board.buckets) <= 97
+    assert sum(b.attempts for b in busy) == 10 and sum(b.succeeded for b in busy) == 7
+    assert all(b.p50_ms is not None and b.p95_ms is not None and b.p50_ms <= b.p95_ms for b in busy)
+    assert board.queues.depths is None  # Redis unreachable is shown, not an error
+
+
+def test_an_empty_dashboard_renders(console: FlaskClient) -> None:
+    page = console.get("/support/")
+
+    assert page.status_code == 200 and "no data in the last 24 h" in page.get_data(as_text=True)
+
+
+def _samples(text: str) -> dict[str, float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            found[f"{sample.name}{{{labels}}}"] = sample.value
+    return found
+
+
+def test_metrics_are_prometheus_text_computed_from_the_database_and_rq(
+    app: Flask, client: FlaskClient, network: Network
+) -> None:
+    _recent_activity(app)
+
+    response = client.get("/metrics")
+    samples = _samples(response.get_data(as_text=True))
+
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    assert samples["postback_deliveries_created_total{}"] == 7
+    assert samples["postback_transactions_recorded_total{}"] == 7
+    assert samples["postback_clicks_recorded_total{}"] == 4
+    assert samples["postback_deliveries_completed_last_hour{outcome=failed}"] == 1
+    assert samples["postback_deliveries_pending{}"] == 2
+    assert samples["postback_oldest_pending_age_seconds{}"] > 3600  # network's pending one is from 2026-11-10
+    assert samples["postback_attempt_duration_seconds_gcount{}"] == 10
+    assert samples["postback_attempt_duration_seconds_bucket{le=0.25}"] == 2
+    assert samples["postback_queue_depth{queue=postbacks}"] == 0
+    assert samples["postback_workers{}"] == 0
+    assert samples["postback_postbacks_paused{}"] == 1
+
+
+@pytest.mark.parametrize(
+    ("environ", "headers", "status"),
+    [
+        ({"REMOTE_ADDR": "127.0.0.1"}, {}, 200),
+        ({"REMOTE_ADDR": "10.1.2.3"}, {}, 403),
+        ({"REMOTE_ADDR": "127.0.0.1"}, {"X-Forwarded-For": "198.51.100.9"}, 403),
+    ],
+)
+def test_without_a_token_only_direct_local_scrapes_are_answered(
+    client: FlaskClient, environ: dict[str, str], headers: dict[str, str], status: int
+) -> None:
+    assert client.get("/metrics", environ_base=environ, headers=headers).status_code == status
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [(f"Bearer {METRICS_TOKEN}", 200), ("Bearer wrong-token-0123456789", 401), ("", 401)],
+)
+def test_with_a_token_every_scrape_needs_it(
+    tmp_path: object, database_url: str, redis_url: str, authorization: str, status: int
+) -> None:
+    from pathlib import Path
+
+    from app import create_app
+    from dispatcher.models import Base
+
+    app = create_app(app_settings(Path(str(tmp_path)), database_url, redis_url, METRICS_TOKEN=METRICS_TOKEN))
+    Base.metadata.create_all(get_db(app).engine)
+    headers = {"Authorization": authorization} if authorization else {}
+
+    response = app.test_client().get("/metrics", headers=headers, environ_base={"REMOTE_ADDR": "10.1.2.3"})
+
+    assert response.status_code == status
+    get_db(app).dispose()
