@@ -15,6 +15,7 @@ from dispatcher import accounts, demo
 from dispatcher.db import get_db
 from dispatcher.migrate import db_group
 from dispatcher.models import StaffRole
+from dispatcher.retention import prune_command
 from dispatcher.validation import FieldError
 
 
@@ -136,6 +137,7 @@ def init_app(app: Flask) -> None:
         create_program,
         create_staff,
         seed_demo,
+        prune_command,
     ):
         app.cli.add_command(command)
     app.cli.add_command(db_group)

@@ -135,7 +135,8 @@ def _job_state(client: redis.Redis, job_id: str) -> tuple[str, int | None]:
         return "gone", None
     except redis.RedisError:
         return "unknown", None
-    status = str(job.get_status(refresh=False) or "unknown")
+    found = job.get_status(refresh=False)
+    status = str(getattr(found, "value", found) or "unknown")  # RQ's JobStatus enum, or None
     result = job.return_value() if status == "finished" else None
     reopened = int(result["reopened"]) if isinstance(result, dict) and "reopened" in result else None
     return status, reopened

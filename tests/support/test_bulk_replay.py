@@ -1,0 +1,130 @@
+"""Bulk replay from the console: a count to confirm, the engine's job on a real worker, a progress bar that
+ends at the job's count, every matching delivery re-sent to a real receiver, and one audit entry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from dispatcher.db import get_db
+from dispatcher.models import AuditEntry, Postback
+from dispatcher.queueing import enqueue_deliveries
+from tests.dispatcher import factories
+from tests.support.conftest import Staff, csrf_of
+from tests.workers.conftest import Receiver, Reply, delivery_row, run_command, worker_env
+
+
+def _failed_deliveries(app: Flask, receiver: Receiver, path: str, count: int) -> tuple[int, list[int]]:
+    """`count` deliveries of one new publisher to `path`; returns (publisher id, delivery ids)."""
+    with get_db(app).session() as session:
+        owner = factories.publisher(session)
+        shop = factories.program(session)
+        hook = Postback(publisher_id=owner.id, url_template=receiver.url(path + "?d=#deliveryid#"))
+        session.add(hook)
+        session.flush()
+        ids = [
+            factories.delivery(
+                session, hook, factories.event(session, factories.transaction(session, owner, shop))
+            ).id
+            for _ in range(count)
+        ]
+        return owner.id, ids
+
+
+def test_a_bulk_replay_resends_every_matching_failure_with_progress_and_audit(
+    app: Flask,
+    admin_console: FlaskClient,
+    admin: Staff,
+    receiver: Receiver,
+    redis_client: redis.Redis,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    receiver.script["/mine"] = [Reply(404), Reply(404), Reply(404), Reply(200)]
+    receiver.script["/theirs"] = [Reply(404)]
+    publisher_id, mine = _failed_deliveries(app, receiver, "/mine", 3)
+    _, theirs = _failed_deliveries(app, receiver, "/theirs", 1)
+    env = worker_env(get_db(app).url, redis_url, tmp_path)
+    enqueue_deliveries(redis_client, mine + theirs)
+    assert run_command(env, "worker", "--burst").returncode == 0
+    since = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")
+
+    confirm = admin_console.get(f"/support/replays/new?since={since}&publisher_id={publisher_id}")
+    assert 'id="replay-count">3<' in confirm.get_data(as_text=True)
+    started = admin_console.post(
+        "/support/replays",
+        data={
+            "csrf_token": csrf_of(admin_console, "/support/account"),
+            "since": since,
+            "publisher_id": str(publisher_id),
+            "confirmed_count": "3",
+        },
+    )
+    status_url = started.headers["Location"]
+    before = admin_console.get(status_url, headers={"Accept": "application/json"}).get_json()
+    assert run_command(env, "worker", "--burst").returncode == 0  # the replay job, which queues the sends
+    assert run_command(env, "worker", "--burst").returncode == 0  # the sends
+    after = admin_console.get(status_url, headers={"Accept": "application/json"}).get_json()
+    page = admin_console.get(status_url).get_data(as_text=True)
+
+    assert before == {"status": "queued", "total": 3, "done": 0, "reopened": None, "percent": 0}
+    assert after == {"status": "finished", "total": 3, "done": 3, "reopened": 3, "percent": 100}
+    assert 'id="replay-bar" max="100" value="100"' in page
+    assert [delivery_row(get_db(app), i).state for i in mine] == ["succeeded"] * 3
+    assert delivery_row(get_db(app), theirs[0]).state == "failed"
+    assert len(receiver.hits("/mine")) == 6 and len(receiver.hits("/theirs")) == 1
+    with get_db(app).session() as session:
+        [entry] = session.scalars(select(AuditEntry))
+        assert (entry.staff_user_id, entry.action, entry.detail["total"]) == (admin.id, "bulk_replay", 3)
+        assert entry.detail["filter"]["publisher_id"] == publisher_id
+        assert entry.target_id.startswith("replay-")
+
+
+def test_a_changed_count_must_be_confirmed_again_and_starts_nothing(
+    app: Flask, admin_console: FlaskClient, receiver: Receiver, redis_client: redis.Redis
+) -> None:
+    publisher_id, ids = _failed_deliveries(app, receiver, "/x", 2)
+    with get_db(app).session() as session:
+        for delivery_id in ids:
+            row = session.get(factories.Delivery, delivery_id)
+            assert row is not None
+            row.state, row.completed_at = "failed", datetime.now(UTC)
+
+    response = admin_console.post(
+        "/support/replays",
+        data={
+            "csrf_token": csrf_of(admin_console, "/support/account"),
+            "since": "2026-01-01",
+            "publisher_id": str(publisher_id),
+            "confirmed_count": "1",
+        },
+    )
+
+    assert response.status_code == 409
+    assert 'id="replay-count">2<' in response.get_data(as_text=True)
+    assert redis_client.keys("rq:job:replay-*") == []
+    with get_db(app).session() as session:
+        assert list(session.scalars(select(AuditEntry))) == []
+
+
+def test_the_bulk_form_names_a_bad_value_and_needs_since(admin_console: FlaskClient) -> None:
+    bad = admin_console.get("/support/replays/new?since=2026-01-01&status_code=abc")
+    empty = admin_console.get("/support/replays/new")
+    nothing = admin_console.get("/support/replays/new?since=2026-01-01")
+
+    assert bad.status_code == 400 and "status_code: must be an HTTP status code" in bad.get_data(as_text=True)
+    assert empty.status_code == 200 and "replay-count" not in empty.get_data(as_text=True)
+    assert "No failed delivery matches" in nothing.get_data(as_text=True)
+
+
+def test_support_staff_cannot_start_a_bulk_replay(console: FlaskClient) -> None:
+    token = csrf_of(console, "/support/account")
+
+    response = console.post("/support/replays", data={"csrf_token": token, "since": "2026-01-01"})
+
+    assert response.status_code == 403
