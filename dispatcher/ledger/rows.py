@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, text
+from sqlalchemy import Connection, Insert, Table, insert, text
 from sqlalchemy.orm import Session
 
 # Below this, one multi-row INSERT ... RETURNING is as good as anything.
@@ -27,9 +28,16 @@ def inserted_ids(
     connection = connection_of(target)
     if connection.dialect.name == "postgresql" and len(rows) >= PIPELINE_FROM_ROWS:
         return _pipelined(connection, table, rows, key)
-    columns = [table.c[name] for name in key]
-    result = connection.execute(insert(table).returning(table.c.id, *columns), rows)
+    statement = _insert_returning(table, key)
+    # One row is a plain execute: a list, even of one, goes through SQLAlchemy's batching machinery.
+    result = connection.execute(statement, rows[0] if len(rows) == 1 else rows)
     return {tuple(row[1:]): row[0] for row in result}
+
+
+@functools.cache
+def _insert_returning(table: Table, key: tuple[str, ...]) -> Insert:
+    """Built once per table and key: building it costs as much as running it."""
+    return insert(table).returning(table.c.id, *(table.c[name] for name in key))
 
 
 def _pipelined(
