@@ -42,6 +42,7 @@ class GiveBack:
 
     claimed: Claimed
     token: str
+    retry_after_s: float
 
 
 def write_sending(
@@ -68,7 +69,7 @@ def write_sending(
     )
 
 
-def give_back(session: Session, items: Sequence[GiveBack], *, retry_at: datetime) -> None:
+def give_back(session: Session, items: Sequence[GiveBack], *, now: datetime) -> None:
     if not items:
         return
     session.execute(
@@ -79,9 +80,11 @@ def give_back(session: Session, items: Sequence[GiveBack], *, retry_at: datetime
         ),
         [{"b_delivery_id": item.claimed.delivery_id, "b_number": item.claimed.number} for item in items],
     )
-    for token in sorted({item.token for item in items}):
-        ids = [item.claimed.delivery_id for item in items if item.token == token]
-        release(session, ids, token=token, retry_at=retry_at)
+    for token, wait_s in sorted({(item.token, item.retry_after_s) for item in items}):
+        ids = [
+            item.claimed.delivery_id for item in items if (item.token, item.retry_after_s) == (token, wait_s)
+        ]
+        release(session, ids, token=token, retry_at=now + timedelta(seconds=wait_s))
 
 
 def fail_unsendable(session: Session, claims: Sequence[Claimed], *, token: str, now: datetime) -> None:

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 import macros
 from dispatcher.config import Settings
 from dispatcher.db import Database
@@ -101,7 +103,7 @@ class Engine:
                 busy: list[Send] = []
                 for send in sends:
                     (taken if self._offer(send, token, start_by, gate) else busy).append(send)
-                claims.release(session, [c.delivery_id for c, _ in busy], token=token, retry_at=later)
+                self._release_refused(session, busy, token, now)
                 logged = [*taken, *((claimed_one, request) for claimed_one, request, _ in broken)]
                 attempts.write_sending(session, logged, worker=self.name, now=now)
         except BaseException:
@@ -163,9 +165,26 @@ class Engine:
 
         def give_up() -> None:
             if gate.wait():
-                self._outcomes.put(attempts.GiveBack(claimed, token))
+                self._outcomes.put(attempts.GiveBack(claimed, token, self._wait_for(host)))
 
         return self.slots.submit(host, start_by, run, give_up)
+
+    def _release_refused(self, session: Session, refused: Sequence[Send], token: str, now: datetime) -> None:
+        """Sends their host could not take: soon again if it is busy, later if it stopped answering."""
+        by_wait: dict[float, list[int]] = {}
+        for claimed, request in refused:
+            by_wait.setdefault(self._wait_for(render.destination(request.url)), []).append(
+                claimed.delivery_id
+            )
+        for wait_s, ids in sorted(by_wait.items()):
+            claims.release(session, ids, token=token, retry_at=now + timedelta(seconds=wait_s))
+
+    def _wait_for(self, host: str) -> float:
+        """When to offer a host its refused work again: soon if it is busy, after about one timeout if it
+        has stopped answering (offering a hanging host its deliveries every few seconds only costs claims)."""
+        if self.slots.stalled(host):
+            return max(self.tuning.defer_s, self.tuning.total_timeout_s)
+        return self.tuning.defer_s
 
     def _send(self, claimed: render.Claimed, token: str, request: OutboundRequest, host: str) -> None:
         exchange = Exchange()
@@ -230,14 +249,14 @@ class Engine:
     def _flush(self, batch: list[attempts.Outcome | attempts.GiveBack]) -> None:
         outcomes = [item for item in batch if isinstance(item, attempts.Outcome)]
         given_back = [item for item in batch if isinstance(item, attempts.GiveBack)]
-        retry_at = datetime.now(UTC) + timedelta(seconds=self.tuning.defer_s)
+        now = datetime.now(UTC)
         for attempt in range(1, 6):
             try:
                 with self.database.session() as session:
                     attempts.write_outcomes(
                         session, outcomes, auto_pause_after_s=self.tuning.auto_pause_after_s
                     )
-                    attempts.give_back(session, given_back, retry_at=retry_at)
+                    attempts.give_back(session, given_back, now=now)
                 return
             except Exception:  # noqa: BLE001 - the database may be restarting; the leases cover us meanwhile
                 log.exception("writing %d outcomes failed (try %d of 5)", len(batch), attempt)

@@ -32,6 +32,7 @@ class _Waiting:
 @dataclass
 class _Host:
     progress_at: float  # last answer, or when it was first seen
+    answered: bool = False  # a host that never answered gets a short line: it may be dead
     busy: int = 0
     timeouts: int = 0
     line: deque[_Waiting] = field(default_factory=deque)
@@ -75,6 +76,7 @@ class HostSlots:
             state.timeouts = state.timeouts + 1 if timed_out else 0
             if not timed_out:
                 state.progress_at = now
+                state.answered = True
             while state.line and state.busy < self._limit(state):
                 waiting = state.line.popleft()
                 if waiting.start_by < now:
@@ -96,6 +98,15 @@ class HostSlots:
                 self._forget_if_idle(host, state)
         self._dispatch([], expired)
 
+    def stalled(self, host: str) -> bool:
+        """All slots busy and no answer for a while (or tripped): more work would only wait."""
+        with self._lock:
+            state = self._hosts.get(host)
+            if state is None:
+                return False
+            full = state.busy >= self._limit(state)
+            return self._tripped(state) or (full and time.monotonic() - state.progress_at >= STALL_S)
+
     def busy(self, host: str) -> int:
         with self._lock:
             state = self._hosts.get(host)
@@ -106,6 +117,11 @@ class HostSlots:
             waiting.give_up()
         for waiting in start:
             self._executor.submit(waiting.run)
+
+    def _may_wait(self, state: _Host, now: float) -> bool:
+        line_max = self._limit(state) * (LINE_PER_SLOT if state.answered else 1)
+        progressing = now - state.progress_at < STALL_S
+        return not self._tripped(state) and progressing and len(state.line) < line_max
 
     def _limit(self, state: _Host) -> int:
         return 1 if self._tripped(state) else self.per_host

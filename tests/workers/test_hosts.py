@@ -53,3 +53,14 @@ def test_a_waiting_send_past_its_start_by_is_given_back() -> None:
     slots.expire()
 
     assert given_back == ["late"]
+
+
+def test_a_tripped_or_silent_host_reports_itself_stalled() -> None:
+    slots = HostSlots(per_host=1, trip_after_timeouts=1, executor=ThreadPoolExecutor(1))
+    assert slots.submit("h", FAR, noop, noop)
+    assert not slots.stalled("h")
+    time.sleep(hosts.STALL_S + 0.05)
+    assert slots.stalled("h")
+    slots.release("h", timed_out=True)
+
+    assert slots.stalled("h") and not slots.stalled("never-seen")
