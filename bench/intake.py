@@ -4,8 +4,8 @@
 
 Starts the app under gunicorn (2 sync workers, as in production) on a fresh SQLite database with its own
 Redis, seeds one advertiser, program, publisher, traffic source and one matching postback, then measures for
-a few seconds each: `GET /hello` (a route that only returns text), `GET /c/<program>` (a click: one SELECT,
-one INSERT, a redirect) and `POST /api/v1/transactions` (a new order every request: auth, click lookup, the
+a few seconds each: `GET /hello` (a route that only returns text), `GET /c/<program>` (a click: one INSERT,
+one SELECT, a redirect) and `POST /api/v1/transactions` (a new order every request: auth, click lookup, the
 transaction, its event and one delivery in one database transaction, then the hand-over to RQ).
 
 The load generator is wrk when it is on PATH (Debian: `apt-get install wrk`), else a Python one (threads,
