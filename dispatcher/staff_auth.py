@@ -9,6 +9,7 @@ hash of the secret) and are accepted on the publisher API's delivery routes, whe
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import ParamSpec
 
@@ -31,20 +32,19 @@ STAFF_TOKEN_KIND = "stf"
 _DUMMY_HASH = "scrypt:32768:8:1$dummysaltdummys$" + "0" * 128
 
 
+@dataclass(frozen=True)
 class StaffPrincipal(PortalUser):
-    """A signed-in staff member; `name` holds the role so templates can show it."""
+    """A signed-in staff member (staff have no display name: `name` is their email)."""
 
-    @property
-    def role(self) -> str:
-        return self.name
+    role: str = StaffRole.SUPPORT.value
 
     @property
     def is_admin(self) -> bool:
-        return self.name == StaffRole.ADMIN.value
+        return self.role == StaffRole.ADMIN.value
 
 
 def staff_user(staff: StaffUser) -> StaffPrincipal:
-    return StaffPrincipal(STAFF, staff.id, staff.role, staff.email, staff.active)
+    return StaffPrincipal(STAFF, staff.id, staff.email, staff.email, staff.active, role=staff.role)
 
 
 def _load_staff(staff_id: int) -> PortalUser | None:

@@ -61,7 +61,28 @@ class Progress:
         }
 
 
+# Search filters the engine's replay cannot narrow by: refused rather than silently dropped, so a bulk replay
+# never re-sends more than the search it came from showed.
+NOT_NARROWABLE = ("sales_id", "order_number", "click_id", "sub_id", "program_id", "advertiser_id", "to")
+
+
+def check_narrowable(args: Any) -> None:
+    """Refuse the search filters a bulk replay cannot apply, naming the first one."""
+    for name in NOT_NARROWABLE:
+        if text(args, name) is not None:
+            raise FieldError(
+                name,
+                args.get(name),
+                "cannot narrow a bulk replay; remove it (bulk replay takes since, "
+                "publisher, postback, destination host, error class and status code)",
+            )
+    state = text(args, "state")
+    if state not in (None, "failed"):
+        raise FieldError("state", state, "bulk replay re-sends failed deliveries only")
+
+
 def parse_filter(args: Any) -> ReplayFilter:
+    check_narrowable(args)
     since = moment(args, "since", end=False)
     if since is None:
         raise FieldError("since", "", "is required: replay failures completed since when?")

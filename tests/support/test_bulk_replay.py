@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
@@ -128,3 +129,32 @@ def test_support_staff_cannot_start_a_bulk_replay(console: FlaskClient) -> None:
     response = console.post("/support/replays", data={"csrf_token": token, "since": "2026-01-01"})
 
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("order_number=ORD-1", "order_number"),
+        ("sales_id=S1", "sales_id"),
+        ("sub_id=x", "sub_id"),
+        ("program_id=3", "program_id"),
+        ("advertiser_id=3", "advertiser_id"),
+        ("to=2026-11-10", "to"),
+        ("state=pending", "state"),
+    ],
+)
+def test_a_search_filter_bulk_replay_cannot_apply_is_refused_not_dropped(
+    admin_console: FlaskClient, query: str, field: str
+) -> None:
+    for path in (f"/support/replays/new?{query}", f"/support/replays/new?since=2026-11-01&{query}"):
+        response = admin_console.get(path)
+
+        assert response.status_code == 400
+        assert f"{field}: " in response.get_data(as_text=True)
+        assert "replay-count" not in response.get_data(as_text=True)
+
+
+def test_the_search_pages_failed_filter_carries_over_to_the_bulk_form(admin_console: FlaskClient) -> None:
+    response = admin_console.get("/support/replays/new?since=2026-11-01&state=failed&publisher_id=7")
+
+    assert response.status_code == 200 and "No failed delivery matches" in response.get_data(as_text=True)

@@ -17,9 +17,10 @@ FORM = "support/bulk_replay.html"
 @admin_required
 def bulk_replay_form() -> ResponseReturnValue:
     """With `since` (and any narrowing) in the query: the confirmation, with the count."""
-    if not request.args.get("since"):
-        return render_template(FORM, args=request.args, count=None, error=None)
     try:
+        bulk.check_narrowable(request.args)
+        if not request.args.get("since"):
+            return render_template(FORM, args=request.args, count=None, error=None)
         criteria = bulk.parse_filter(request.args)
     except FieldError as error:
         return render_template(FORM, args=request.args, count=None, error=error), 400
