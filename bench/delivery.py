@@ -52,7 +52,7 @@ from dispatcher.models import (
     TransactionEvent,
 )
 from dispatcher.queueing import enqueue_deliveries
-from dispatcher.redis_server import EmbeddedRedis, free_port
+from dispatcher.redis_server import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = 20
@@ -72,14 +72,17 @@ class Sink:
         self.delay = 0.0
         self.hanging: set[int] = set()
 
-    async def serve(self, ports: Sequence[int]) -> None:
-        servers = []
-        for port in ports:
-            servers.append(await asyncio.start_server(self._client(port), "127.0.0.1", port, backlog=1024))
+    async def serve(self, endpoints: int, ports: Any) -> None:
+        """Listens on ports the kernel picks (no race with other processes); reports them on `ports`."""
+        servers = [
+            await asyncio.start_server(self._client(), "127.0.0.1", 0, backlog=1024) for _ in range(endpoints)
+        ]
+        ports.put([server.sockets[0].getsockname()[1] for server in servers])
         await asyncio.gather(*(server.serve_forever() for server in servers))
 
-    def _client(self, port: int) -> Any:
+    def _client(self) -> Any:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            port = writer.get_extra_info("sockname")[1]
             try:
                 while True:
                     line = await reader.readline()
@@ -123,8 +126,8 @@ class Sink:
         return b"ok"
 
 
-def run_sink(ports: Sequence[int]) -> None:
-    asyncio.run(Sink().serve(ports))
+def run_sink(endpoints: int, ports: Any) -> None:
+    asyncio.run(Sink().serve(endpoints, ports))
 
 
 @dataclass
@@ -148,19 +151,11 @@ class SinkProcess:
 
 @contextlib.contextmanager
 def sink(endpoints: int = ENDPOINTS) -> Iterator[SinkProcess]:
-    ports = [free_port() for _ in range(endpoints)]
-    process = multiprocessing.get_context("spawn").Process(target=run_sink, args=(ports,), daemon=True)
+    context = multiprocessing.get_context("spawn")
+    reported = context.Queue()
+    process = context.Process(target=run_sink, args=(endpoints, reported), daemon=True)
     process.start()
-    handle = SinkProcess(ports, process)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            handle.configure()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    handle = SinkProcess(reported.get(timeout=30), process)
     try:
         yield handle
     finally:
