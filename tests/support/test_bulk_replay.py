@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from dispatcher.db import get_db
-from dispatcher.models import AuditEntry, Postback
+from dispatcher.models import AuditEntry, Delivery, Postback
 from dispatcher.queueing import enqueue_deliveries
 from tests.dispatcher import factories
 from tests.support.conftest import Staff, csrf_of
@@ -92,7 +92,7 @@ def test_a_changed_count_must_be_confirmed_again_and_starts_nothing(
     publisher_id, ids = _failed_deliveries(app, receiver, "/x", 2)
     with get_db(app).session() as session:
         for delivery_id in ids:
-            row = session.get(factories.Delivery, delivery_id)
+            row = session.get(Delivery, delivery_id)
             assert row is not None
             row.state, row.completed_at = "failed", datetime.now(UTC)
 

@@ -134,7 +134,7 @@ def _walk(app: Flask, limit: int) -> list[list[int]]:
     pages, cursor = [], None
     with get_db(app).session() as session:
         while True:
-            args = {"before": str(cursor)} if cursor else {}
+            args: dict[str, str] = {"before": str(cursor)} if cursor else {}
             page = search.search(session, search.parse_filters(args), limit)
             pages.append([row.delivery.id for row in page.rows])
             cursor = page.next_before
