@@ -14,15 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import redis
+from rq import Queue
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher.db import Database
-from dispatcher.queueing import enqueue_or_raise
+from dispatcher.queueing import LANES, enqueue_or_raise
 from workers.claims import claimable, deliveries
 from workers.settings import EngineSettings
 
 log = logging.getLogger(__name__)
+
+EMPTY_LANE_REHAND_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,9 @@ def hand_out(
 ) -> Handed:
     """One pass; returns how many deliveries were handed to each lane."""
     now = now or datetime.now(UTC)
+    stale_after = _stale_after(connection, tuning)
     with database.session() as session:
-        rows = _mark_queued(session, tuning, now)
+        rows = _mark_queued(session, tuning, now, stale_after)
     first = [row_id for row_id, attempts in rows if attempts == 0]
     retry = [row_id for row_id, attempts in rows if attempts > 0]
     try:
@@ -79,10 +83,30 @@ def run(
             stop.wait(tuning.pump_interval_s)
 
 
-def _mark_queued(session: Session, tuning: EngineSettings, now: datetime) -> list[tuple[int, int]]:
-    stale = now - timedelta(seconds=tuning.rehand_after_s)
+def _stale_after(connection: redis.Redis, tuning: EngineSettings) -> dict[bool, float]:
+    """Seconds after which a queued delivery still due counts as lost, for first attempts and for retries.
+
+    While a lane's queue holds jobs, a delivery may just be waiting its turn: give it `rehand_after_s`. When
+    the lane is empty its job is gone (flushed, or taken by a worker that died) or running right now; handing
+    it out again after a few seconds costs at most a job that finds nothing to claim.
+    """
+    with connection.pipeline(transaction=False) as pipe:
+        for name in LANES:
+            pipe.llen(Queue(name, connection=connection).key)
+        first, retry = pipe.execute()
+    short = min(EMPTY_LANE_REHAND_S, tuning.rehand_after_s)
+    return {False: tuning.rehand_after_s if first else short, True: tuning.rehand_after_s if retry else short}
+
+
+def _mark_queued(
+    session: Session, tuning: EngineSettings, now: datetime, stale_after: dict[bool, float]
+) -> list[tuple[int, int]]:
+    def stale(retry: bool) -> ColumnElement[bool]:
+        lane = deliveries.c.attempt_count > 0 if retry else deliveries.c.attempt_count == 0
+        return and_(lane, deliveries.c.queued_at < now - timedelta(seconds=stale_after[retry]))
+
     due: ColumnElement[bool] = and_(
-        claimable(now), or_(deliveries.c.queued_at.is_(None), deliveries.c.queued_at < stale)
+        claimable(now), or_(deliveries.c.queued_at.is_(None), stale(False), stale(True))
     )
     picked = (
         select(deliveries.c.id).where(due).order_by(deliveries.c.next_attempt_at).limit(tuning.pump_batch)

@@ -174,3 +174,16 @@ def test_a_batch_whose_job_was_started_by_a_worker_that_died_can_be_queued_again
     redis_client.hset(f"rq:job:{job[0].id}", "status", "started")  # its worker was killed mid-job
 
     assert enqueue_deliveries(redis_client, [7, 8]) == 1
+
+
+def test_a_queued_delivery_is_rehanded_sooner_when_its_lane_is_empty(
+    database: Database, redis_client: redis.Redis
+) -> None:
+    tuning = replace(FAST, rehand_after_s=60)
+    delivery_id, _ = make_delivery(database, "http://127.0.0.1:9/pb")
+    enqueue_deliveries(redis_client, [delivery_id])
+    soon = datetime.now(UTC) + timedelta(seconds=pump.EMPTY_LANE_REHAND_S + 1)
+
+    assert pump.hand_out(database, redis_client, tuning, now=soon).total == 0  # its job is still waiting
+    redis_client.flushall()
+    assert pump.hand_out(database, redis_client, tuning, now=soon).first == 1  # the lane is empty: lost
