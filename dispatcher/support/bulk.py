@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from dispatcher.models import AuditEntry, Delivery
 from dispatcher.replay import ReplayFilter, enqueue_bulk_replay, matching_failed
 from dispatcher.support import audit
-from dispatcher.support.params import moment, status_code, text
+from dispatcher.support.params import moment, row_id, status_code, text
 from dispatcher.support.search import ERROR_CLASSES
-from dispatcher.validation import FieldError, positive_id
+from dispatcher.validation import FieldError
 
 ACTION = "bulk_replay"
 TARGET = "replay_job"
@@ -92,8 +92,8 @@ def parse_filter(args: Any) -> ReplayFilter:
     host = text(args, "destination_host")
     return ReplayFilter(
         since=since,
-        publisher_id=_id(args, "publisher_id"),
-        postback_id=_id(args, "postback_id"),
+        publisher_id=row_id(args, "publisher_id"),
+        postback_id=row_id(args, "postback_id"),
         error_class=error_class,
         status_code=status_code(text(args, "status_code")),
         destination_host=host.lower() if host else None,
@@ -161,8 +161,3 @@ def _job_state(client: redis.Redis, job_id: str) -> tuple[str, int | None]:
     result = job.return_value() if status == "finished" else None
     reopened = int(result["reopened"]) if isinstance(result, dict) and "reopened" in result else None
     return status, reopened
-
-
-def _id(args: Any, name: str) -> int | None:
-    raw = text(args, name)
-    return positive_id(name, raw) if raw else None

@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from dispatcher.validation import FieldError
+from dispatcher.validation import FieldError, positive_id
+
+# Ids are BIGINT: a larger number is nobody's id, and PostgreSQL would refuse to compare with it.
+MAX_ID = 2**63 - 1
 
 
 def text(args: Any, name: str) -> str | None:
@@ -52,3 +55,14 @@ def moment(args: Any, name: str, *, end: bool) -> datetime | None:
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") + "Z"
+
+
+def row_id(args: Any, name: str) -> int | None:
+    """An optional positive id within BIGINT."""
+    raw = text(args, name)
+    if raw is None:
+        return None
+    number = positive_id(name, raw)
+    if number > MAX_ID:
+        raise FieldError(name, raw, "is not an id (too large)")
+    return number

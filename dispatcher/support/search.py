@@ -28,7 +28,6 @@ from dispatcher.models import (
     TransactionEvent,
 )
 from dispatcher.support import params
-from dispatcher.validation import positive_id
 
 PAGE_SIZE = 50
 STATES = tuple(state.value for state in DeliveryState)
@@ -94,15 +93,13 @@ def parse_filters(args: Any) -> Filters:
     """Query parameters to filters; a bad value raises `FieldError` naming the parameter."""
     values: dict[str, Any] = {name: params.text(args, name) for name in TEXT_FILTERS}
     for name in ID_FILTERS:
-        raw = params.text(args, name)
-        values[name] = positive_id(name, raw) if raw else None
+        values[name] = params.row_id(args, name)
     values["state"] = params.choice(args, "state", STATES)
     values["error_class"] = params.choice(args, "error_class", ERROR_CLASSES)
     values["status_code"] = params.status_code(params.text(args, "status_code"))
     values["created_from"] = params.moment(args, "from", end=False)
     values["created_to"] = params.moment(args, "to", end=True)
-    before = params.text(args, "before")
-    values["before_id"] = positive_id("before", before) if before else None
+    values["before_id"] = params.row_id(args, "before")
     if values["destination_host"]:
         values["destination_host"] = values["destination_host"].lower()
     return Filters(**values)

@@ -22,6 +22,12 @@ from dispatcher.models import Delivery, Transaction
 from dispatcher.portal import shapes
 from dispatcher.staff_auth import current_api_staff_id
 from dispatcher.support import actions, search
+from dispatcher.support.params import MAX_ID
+
+
+def _in_range(delivery_id: int) -> None:
+    if delivery_id > MAX_ID:
+        abort(404, description=f"delivery {delivery_id} not found")
 
 
 def _row_json(row: search.Row) -> dict[str, Any]:
@@ -48,6 +54,7 @@ def list_deliveries() -> ResponseReturnValue:
 
 def get_delivery(delivery_id: int) -> ResponseReturnValue:
     session = request_session()
+    _in_range(delivery_id)
     delivery = session.scalar(
         select(Delivery).options(selectinload(Delivery.attempts)).where(Delivery.id == delivery_id)
     )
@@ -76,6 +83,7 @@ def get_delivery(delivery_id: int) -> ResponseReturnValue:
 
 def replay_delivery(delivery_id: int) -> ResponseReturnValue:
     session = request_session()
+    _in_range(delivery_id)
     if session.get(Delivery, delivery_id) is None:
         abort(404, description=f"delivery {delivery_id} not found")
     client = get_broker(current_app).client()

@@ -178,3 +178,22 @@ def test_the_login_only_returns_to_console_paths(client: FlaskClient, support_st
     )
 
     assert response.headers["Location"] == "/support/"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/support/transactions/99999999999999999999",
+        "/support/deliveries/99999999999999999999",
+        "/support/postbacks/99999999999999999999",
+        "/support/replays/99999999999999999999",
+    ],
+)
+def test_an_id_beyond_bigint_is_a_404_not_a_database_error(admin_console: FlaskClient, path: str) -> None:
+    assert admin_console.get(path).status_code == 404
+
+
+def test_a_filter_id_beyond_bigint_is_a_400_naming_it(console: FlaskClient) -> None:
+    response = console.get("/support/deliveries?publisher_id=99999999999999999999")
+
+    assert response.status_code == 400 and "publisher_id: is not an id" in response.get_data(as_text=True)

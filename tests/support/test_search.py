@@ -92,6 +92,7 @@ def test_filters_combine_as_and(
         ({"order_number": "a\x00b"}, "order_number"),
         ({"sales_id": "x" * 300}, "sales_id"),
         ({"before": "0"}, "before"),
+        ({"publisher_id": "99999999999999999999"}, "publisher_id"),
     ],
 )
 def test_a_bad_filter_value_is_refused_naming_its_parameter(args: dict[str, str], field: str) -> None:

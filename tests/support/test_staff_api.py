@@ -132,3 +132,10 @@ def test_a_bad_filter_is_a_json_400_naming_it(client: FlaskClient, staff_auth: d
 
     assert response.status_code == 400
     assert response.get_json()["fields"] == {"error_class": response.get_json()["fields"]["error_class"]}
+
+
+def test_a_delivery_id_beyond_bigint_is_a_404(client: FlaskClient, staff_auth: dict[str, str]) -> None:
+    huge = "/api/v1/deliveries/99999999999999999999"
+
+    assert client.get(huge, headers=staff_auth).status_code == 404
+    assert client.post(f"{huge}/replay", headers=staff_auth).status_code == 404

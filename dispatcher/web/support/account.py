@@ -9,7 +9,7 @@ from dispatcher.db import request_session
 from dispatcher.models import StaffUser
 from dispatcher.staff_auth import issue_token, revoke_token
 from dispatcher.support import audit
-from dispatcher.validation import positive_id
+from dispatcher.support.params import row_id
 from dispatcher.web.support.common import blueprint, found, staff_id, staff_required
 
 
@@ -50,8 +50,6 @@ def revoke() -> ResponseReturnValue:
 @blueprint.get("/audit")
 @staff_required
 def audit_log() -> ResponseReturnValue:
-    before = request.args.get("before", "").strip()
-    before_id = positive_id("before", before) if before else None
-    rows = audit.recent(request_session(), before_id)
+    rows = audit.recent(request_session(), row_id(request.args, "before"))
     next_before = rows[-1].entry.id if len(rows) == audit.PAGE_SIZE else None
     return render_template("support/audit.html", rows=rows, next_before=next_before)

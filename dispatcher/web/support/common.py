@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import redis
 from flask import Blueprint, Response, abort, current_app, redirect, request, url_for
@@ -21,6 +21,7 @@ from dispatcher.broker import get_broker
 from dispatcher.currencies import MINOR_UNITS
 from dispatcher.login import csrf
 from dispatcher.staff_auth import STAFF
+from dispatcher.support.params import MAX_ID
 from dispatcher.web.portal.common import CSP
 
 P = ParamSpec("P")
@@ -32,6 +33,13 @@ blueprint = Blueprint("support", __name__, url_prefix="/support")
 @blueprint.before_request
 def _protect_forms() -> None:
     csrf.protect()
+
+
+@blueprint.url_value_preprocessor
+def _ids_in_range(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """A path id beyond BIGINT is nobody's: 404 here, not a database error later."""
+    if values and any(isinstance(value, int) and value > MAX_ID for value in values.values()):
+        abort(404)
 
 
 @blueprint.after_request
