@@ -187,9 +187,11 @@ def test_the_login_only_returns_to_console_paths(client: FlaskClient, support_st
         "/support/deliveries/99999999999999999999",
         "/support/postbacks/99999999999999999999",
         "/support/replays/99999999999999999999",
+        "/support/sales/a%00b",
+        "/support/sales/" + "x" * 100,
     ],
 )
-def test_an_id_beyond_bigint_is_a_404_not_a_database_error(admin_console: FlaskClient, path: str) -> None:
+def test_an_id_no_row_can_have_is_a_404_not_a_database_error(admin_console: FlaskClient, path: str) -> None:
     assert admin_console.get(path).status_code == 404
 
 

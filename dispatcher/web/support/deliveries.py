@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from dispatcher.db import request_session
@@ -48,7 +48,10 @@ def transaction_detail(transaction_id: int) -> ResponseReturnValue:
 @blueprint.get("/sales/<sales_id>")
 @staff_required
 def sale_detail(sales_id: str) -> ResponseReturnValue:
-    transaction_id = found(transactions.transaction_by_sales_id(request_session(), sales_id[:64]))
+    # Nothing a sales id can hold: too long, or control characters (PostgreSQL refuses NUL in text).
+    if len(sales_id) > 64 or any(ord(char) < 32 for char in sales_id):
+        abort(404)
+    transaction_id = found(transactions.transaction_by_sales_id(request_session(), sales_id))
     return redirect(url_for("support.transaction_detail", transaction_id=transaction_id))
 
 
