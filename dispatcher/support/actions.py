@@ -45,12 +45,19 @@ def replay_delivery(session: Session, client: redis.Redis, staff_id: int, delive
     return Outcome(True, f"Delivery {delivery_id} will be sent again in a moment.")
 
 
-def pause_postback(session: Session, staff_id: int, postback: Postback, reason: str) -> Outcome:
+def _clean_reason(reason: str) -> str:
     clean = " ".join(reason.split())
-    if not clean:
-        raise FieldError("reason", reason, "is required: say why, the publisher sees it")
+    if any(ord(char) < 32 for char in clean):
+        raise FieldError("reason", clean, "must not contain control characters")
     if len(clean) > REASON_MAX:
         raise FieldError("reason", clean[:40] + "...", f"must be at most {REASON_MAX} characters")
+    return clean
+
+
+def pause_postback(session: Session, staff_id: int, postback: Postback, reason: str) -> Outcome:
+    clean = _clean_reason(reason)
+    if not clean:
+        raise FieldError("reason", reason, "is required: say why, the publisher sees it")
     if not postback.active:
         return Outcome(False, f"Postback {postback.id} is already paused.")
     set_active(postback, False, f"Paused by support: {clean}")
@@ -64,6 +71,7 @@ def resume_postback(session: Session, staff_id: int, postback: Postback, reason:
         return Outcome(False, f"Postback {postback.id} was deleted by its publisher; it cannot be resumed.")
     if postback.active:
         return Outcome(False, f"Postback {postback.id} is already active.")
+    note = _clean_reason(reason)
     previous = postback.paused_reason
     set_active(postback, True)
     audit.record(
@@ -72,7 +80,7 @@ def resume_postback(session: Session, staff_id: int, postback: Postback, reason:
         "resume",
         "postback",
         postback.id,
-        reason=" ".join(reason.split()),
+        reason=note,
         paused_reason=previous,
     )
     session.commit()

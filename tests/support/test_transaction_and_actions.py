@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
@@ -195,3 +196,21 @@ def test_staff_api_tokens_are_made_shown_once_and_revoked_with_audit(
     token = made.split('id="new-token">')[1].split("<")[0]
     assert token.startswith("stf_") and token not in again
     assert [e.action for e in _audit(app)] == ["issue_api_token", "revoke_api_token"]
+
+
+@pytest.mark.parametrize("action", ["pause", "resume"])
+def test_a_reason_with_control_characters_is_refused_naming_it(
+    app: Flask, console: FlaskClient, csrf: str, network: Network, action: str
+) -> None:
+    hook = network.postbacks["hook1"]
+    if action == "resume":
+        console.post(f"/support/postbacks/{hook}/pause", data={"csrf_token": csrf, "reason": "first"})
+
+    response = console.post(
+        f"/support/postbacks/{hook}/{action}", data={"csrf_token": csrf, "reason": "a\x00b"}
+    )
+
+    assert response.status_code == 400 and "reason: must not contain control characters" in response.get_data(
+        as_text=True
+    )
+    assert len(_audit(app)) == (1 if action == "resume" else 0)

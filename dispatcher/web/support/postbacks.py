@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
 
 from dispatcher.db import request_session
 from dispatcher.models import Postback, Publisher
@@ -33,10 +36,22 @@ def postback_detail(postback_id: int) -> ResponseReturnValue:
 @blueprint.post("/postbacks/<int:postback_id>/pause")
 @staff_required
 def pause_postback(postback_id: int) -> ResponseReturnValue:
+    return _change(postback_id, actions.pause_postback)
+
+
+@blueprint.post("/postbacks/<int:postback_id>/resume")
+@staff_required
+def resume_postback(postback_id: int) -> ResponseReturnValue:
+    return _change(postback_id, actions.resume_postback)
+
+
+def _change(
+    postback_id: int, action: Callable[[Session, int, Postback, str], actions.Outcome]
+) -> ResponseReturnValue:
     session = request_session()
     postback = _postback(postback_id)
     try:
-        outcome = actions.pause_postback(session, staff_id(), postback, request.form.get("reason", ""))
+        outcome = action(session, staff_id(), postback, request.form.get("reason", ""))
     except FieldError as error:
         session.rollback()
         page = render_template(
@@ -47,17 +62,6 @@ def pause_postback(postback_id: int) -> ResponseReturnValue:
             error=error,
         )
         return page, 400
-    flash(outcome.message, "success" if outcome.done else "error")
-    return redirect(_back(postback_id))
-
-
-@blueprint.post("/postbacks/<int:postback_id>/resume")
-@staff_required
-def resume_postback(postback_id: int) -> ResponseReturnValue:
-    session = request_session()
-    outcome = actions.resume_postback(
-        session, staff_id(), _postback(postback_id), request.form.get("reason", "")
-    )
     flash(outcome.message, "success" if outcome.done else "error")
     return redirect(_back(postback_id))
 
