@@ -11,6 +11,7 @@ from dispatcher import broker, cli, config, db, errors, login
 from dispatcher.web import (
     advertiser_api,
     clicks,
+    converters,
     demo,
     health,
     home,
@@ -45,6 +46,7 @@ def create_app(settings: Mapping[str, object] | None = None) -> Flask:
     login.init_app(app)
     login.init_csrf(app)
 
+    converters.init_app(app)
     app.register_blueprint(home.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(portal.blueprint)

@@ -11,6 +11,8 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# The largest id a BigId column can hold; a larger number is nobody's id.
+MAX_ID = 2**63 - 1
 
 MONEY_PRECISION = 18
 MONEY_SCALE = 4  # room for currencies with 3 minor digits (BHD, KWD) and a rounding digit

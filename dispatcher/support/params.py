@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from dispatcher.models.types import MAX_ID
 from dispatcher.validation import FieldError, positive_id
 
 # Ids are BIGINT: a larger number is nobody's id, and PostgreSQL would refuse to compare with it.
-MAX_ID = 2**63 - 1
 
 
 def text(args: Any, name: str) -> str | None:

@@ -19,10 +19,10 @@ from sqlalchemy.orm import selectinload
 from dispatcher.broker import get_broker
 from dispatcher.db import request_session
 from dispatcher.models import Delivery, Transaction
+from dispatcher.models.types import MAX_ID
 from dispatcher.portal import shapes
 from dispatcher.staff_auth import current_api_staff_id
 from dispatcher.support import actions, search
-from dispatcher.support.params import MAX_ID
 
 
 def _in_range(delivery_id: int) -> None:

@@ -20,8 +20,8 @@ from flask_login import current_user  # type: ignore[import-untyped]
 from dispatcher.broker import get_broker
 from dispatcher.currencies import MINOR_UNITS
 from dispatcher.login import csrf
+from dispatcher.models.types import MAX_ID
 from dispatcher.staff_auth import STAFF
-from dispatcher.support.params import MAX_ID
 from dispatcher.web.portal.common import CSP
 
 P = ParamSpec("P")
