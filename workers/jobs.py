@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from rq import get_current_job
 
+from dispatcher.portal import backfill
 from dispatcher.queueing import enqueue_deliveries
 from dispatcher.replay import ReplayFilter, reopen_matching
 from workers import context
@@ -29,3 +31,14 @@ def replay_failed(criteria: Mapping[str, object]) -> dict[str, int]:
         reopened, last_id = reopened + len(ids), ids[-1]
         if job is not None:
             enqueue_deliveries(job.connection, ids, retry=True)
+
+
+def backfill_postback(publisher_id: int, postback_id: int, since_iso: str) -> dict[str, object]:
+    """A publisher's "send past transactions": one delivery per matching past event, never two
+    (see dispatcher.portal.backfill); progress goes to Redis for the portal's progress bar."""
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("backfill_postback runs as an RQ job: it reports progress through the job's Redis")
+    sessions = context.engine().database.session_factory
+    since = datetime.fromisoformat(since_iso)
+    return backfill.run(sessions, job.connection, publisher_id, postback_id, since).as_json()

@@ -4,6 +4,9 @@ Each transaction event since the chosen time that the postback matches gets one 
 outbox (`create_deliveries` with `skip_existing`): a pair that already has a delivery is skipped, and the
 unique (postback, event) constraint guarantees it even against a concurrent run. Work goes in batches, each
 committed and handed to RQ on its own, with progress kept in Redis for the page's progress bar.
+
+`start` hands the run to the workers as an RQ job (`workers.jobs.backfill_postback`), so a long history never
+holds a web request; only when Redis cannot take the job does the request run it itself.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from time import sleep
 from typing import Any
 
 import redis
+from rq import Queue
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dispatcher.ledger.outbox import FiredEvent, create_deliveries, trigger_of
 from dispatcher.models import Postback, Transaction, TransactionEvent
 from dispatcher.models.types import utcnow
-from dispatcher.queueing import enqueue_deliveries
+from dispatcher.queueing import RETRY_QUEUE, enqueue_deliveries
 from dispatcher.validation import FieldError
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,8 @@ BATCH = 500
 PROGRESS_TTL_S = 7 * 24 * 3600
 MAX_DAYS_BACK = 90
 BATCH_TRIES = 5
+BACKFILL_JOB = "workers.jobs.backfill_postback"
+JOB_TIMEOUT_S = 3600
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,53 @@ def parse_since(raw: str, now: datetime | None = None) -> datetime:
     if (moment - since).days > MAX_DAYS_BACK:
         raise FieldError("since", raw, f"must be within the last {MAX_DAYS_BACK} days")
     return since
+
+
+@dataclass(frozen=True)
+class BackfillStart:
+    since: datetime
+    job_id: str | None  # None: Redis could not take the job, and `result` is the run done in place
+    result: BackfillResult | None = None
+
+    @property
+    def message(self) -> str:
+        if self.result is not None:
+            return self.result.message
+        return f"Backfill since {self.since:%Y-%m-%d} UTC started; its progress shows below."
+
+    def as_json(self) -> dict[str, Any]:
+        if self.result is not None:
+            return {"state": "done", **self.result.as_json()}
+        return {
+            "state": "queued",
+            "since": self.since.isoformat(),
+            "job_id": self.job_id,
+            "message": self.message,
+        }
+
+
+def start(
+    sessions: sessionmaker[Session],
+    client: redis.Redis,
+    publisher_id: int,
+    postback_id: int,
+    since: datetime,
+) -> BackfillStart:
+    """Check the postback, then queue the backfill as a job (or, with Redis down, run it here)."""
+    with sessions() as session:
+        _check_postback(session, publisher_id, postback_id)
+    try:
+        job = Queue(RETRY_QUEUE, connection=client).enqueue(
+            BACKFILL_JOB,
+            args=(publisher_id, postback_id, since.isoformat()),
+            job_timeout=JOB_TIMEOUT_S,
+            result_ttl=PROGRESS_TTL_S,
+        )
+    except redis.RedisError as exc:
+        log.warning("Redis unavailable, backfill of postback %d runs in the request: %s", postback_id, exc)
+        return BackfillStart(since, None, run(sessions, client, publisher_id, postback_id, since))
+    _Progress(client, postback_id, since, total=None)
+    return BackfillStart(since, str(job.id))
 
 
 def run(
@@ -188,11 +241,12 @@ def _fired(row: Any) -> FiredEvent:
 class _Progress:
     """Progress in Redis, for the page's progress bar; losing it (Redis down) loses only the bar."""
 
-    def __init__(self, client: redis.Redis, postback_id: int, since: datetime, total: int) -> None:
+    def __init__(self, client: redis.Redis, postback_id: int, since: datetime, total: int | None) -> None:
         self.client = client
         self.key = progress_key(postback_id)
-        self.base = {"since": since.isoformat(), "total": total, "started_at": utcnow().isoformat()}
-        self._write({"state": "running", "done": 0, "created": 0})
+        self.base = {"since": since.isoformat(), "total": total or 0, "started_at": utcnow().isoformat()}
+        # No total yet: the job, not the request, counts the history.
+        self._write({"state": "running" if total is not None else "queued", "done": 0, "created": 0})
 
     def update(self, done: int, created: int) -> None:
         self._write({"state": "running", "done": done, "created": created})

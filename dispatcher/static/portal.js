@@ -105,13 +105,15 @@
     update();
   }
 
-  // --- Backfill: submit in the background and show progress while it runs.
+  // --- Backfill: start the job in the background and follow its progress until it is done.
   function setupBackfill() {
     var form = document.getElementById("backfill-form");
     if (!form) return;
     var box = document.getElementById("backfill-progress");
     var bar = document.getElementById("backfill-bar");
     var text = document.getElementById("backfill-text");
+    var statusUrl = form.getAttribute("data-status-url");
+    var poll = null;
     function show(state) {
       if (!state) return;
       box.classList.remove("hidden");
@@ -119,16 +121,19 @@
       bar.value = state.done || 0;
       text.textContent = state.state + ": " + state.done + " of " + state.total +
         " transactions checked, " + state.created + " queued (since " + String(state.since).slice(0, 10) + ").";
+      if (state.state === "done" && poll) { clearInterval(poll); poll = null; }
     }
-    form.addEventListener("submit", function (event) {
-      event.preventDefault();
-      var statusUrl = form.getAttribute("data-status-url");
-      var poll = setInterval(function () {
+    function follow() {
+      if (poll) return;
+      poll = setInterval(function () {
         fetch(statusUrl, { credentials: "same-origin" })
           .then(function (response) { return response.json(); })
           .then(show)
           .catch(function () {});
-      }, 500);
+      }, 1000);
+    }
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
       fetch(form.action, {
         method: "POST",
         body: new FormData(form),
@@ -137,16 +142,22 @@
       })
         .then(function (response) { return response.json(); })
         .then(function (data) {
-          clearInterval(poll);
           if (data.error) {
             box.classList.remove("hidden");
             text.textContent = data.error;
             return;
           }
-          fetch(statusUrl, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(show);
+          if (data.state === "done") {  // Redis could not take the job: the request ran it
+            show({ state: "done", done: data.events, total: data.events, created: data.created, since: data.since });
+            return;
+          }
+          show({ state: "queued", done: 0, total: 0, created: 0, since: data.since });
+          follow();
         })
-        .catch(function () { clearInterval(poll); form.submit(); });
+        .catch(function () { form.submit(); });
     });
+    // A backfill started earlier (or in another tab) that is still going: keep following it.
+    if (/^(queued|running)/.test(text.textContent.trim())) follow();
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -17,9 +17,11 @@ from app import create_app
 from dispatcher.db import get_db
 from dispatcher.models import Base, Delivery, Postback
 from dispatcher.portal import backfill
+from dispatcher.redis_server import free_port
 from tests.conftest import app_settings
 from tests.dispatcher import factories
 from tests.portal.conftest import Account, Receiver, csrf_token, log_in, make_publisher
+from tests.workers.conftest import run_command, worker_env
 
 
 def hook(app: Flask, owner: Account, url: str, **fields: object) -> int:
@@ -110,51 +112,82 @@ def _deliveries(app: Flask, postback_id: int) -> list[int]:
         return sorted(session.scalars(query))
 
 
-def test_backfill_sends_past_transactions_once(
-    app: Flask, portal: FlaskClient, publisher: Account, token: str, clean_redis: redis.Redis
+def test_backfill_runs_as_a_job_that_sends_each_past_transaction_once(
+    app: Flask,
+    portal: FlaskClient,
+    publisher: Account,
+    token: str,
+    clean_redis: redis.Redis,
+    database_url: str,
+    redis_url: str,
+    tmp_path: Path,
 ) -> None:
     old, *recent = _history(app, publisher, [OLD] + [RECENT] * 3)
     postback_id = hook(app, publisher, "https://tracker.example/pb?cid=#fobs#")
     url = f"/portal/postbacks/{postback_id}/backfill"
+    worker = worker_env(database_url, redis_url, tmp_path)
 
-    first = portal.post(
+    started = portal.post(
         url, data={"csrf_token": token, "since": SINCE}, headers={"Accept": "application/json"}
     )
-    second = portal.post(url, data={"csrf_token": token, "since": SINCE}, follow_redirects=True)
-    progress = portal.get(url).get_json()
+    queued = portal.get(url).get_json()
+    before_the_job = _deliveries(app, postback_id)
+    assert run_command(worker, "worker", "--burst").returncode == 0
+    first = portal.get(url).get_json()
+    again = portal.post(url, data={"csrf_token": token, "since": SINCE}, follow_redirects=True)
+    assert run_command(worker, "worker", "--burst").returncode == 0
+    second = portal.get(url).get_json()
 
-    assert first.get_json()["created"] == 3 and first.get_json()["events"] == 3
-    assert _deliveries(app, postback_id) == recent  # the old sale is before "since"
-    assert (
-        "0 past transactions queued for sending, 3 skipped (already sent or not matching)."
-        in second.get_data(as_text=True)
-    )
-    assert {key: progress[key] for key in ("state", "total", "done", "created")} == {
+    assert started.status_code == 202 and started.get_json()["state"] == "queued"
+    assert queued["state"] == "queued" and before_the_job == []  # the request only hands it over
+    assert {key: first[key] for key in ("state", "total", "done", "created")} == {
         "state": "done",
         "total": 3,
         "done": 3,
-        "created": 0,
+        "created": 3,
     }
-    assert clean_redis.llen("rq:queue:postbacks") == 1  # the three new deliveries, in one batch job
-    assert old not in _deliveries(app, postback_id)
+    assert _deliveries(app, postback_id) == recent  # the old sale is before "since"
+    assert "started; its progress shows below." in again.get_data(as_text=True)
+    assert (second["state"], second["done"], second["created"]) == ("done", 3, 0)  # never twice
+
+
+def test_backfill_runs_in_the_request_when_redis_cannot_take_the_job(
+    tmp_path: Path, database_url: str, redis_url: str
+) -> None:
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    app = create_app(app_settings(tmp_path, database_url, dead_redis))
+    Base.metadata.create_all(get_db(app).engine)
+    publisher = make_publisher(app)
+    _history(app, publisher, [RECENT] * 2)
+    postback_id = hook(app, publisher, "https://tracker.example/pb?cid=#fobs#")
+    client = app.test_client()
+    log_in(client, publisher)
+
+    answer = client.post(
+        f"/portal/postbacks/{postback_id}/backfill",
+        data={"csrf_token": csrf_token(client, f"/portal/postbacks/{postback_id}"), "since": SINCE},
+        headers={"Accept": "application/json"},
+    )
+
+    assert answer.status_code == 200
+    assert (answer.get_json()["state"], answer.get_json()["created"]) == ("done", 2)
+    assert len(_deliveries(app, postback_id)) == 2
+    get_db(app).dispose()
 
 
 def test_backfill_skips_events_that_already_have_a_delivery(
-    app: Flask, portal: FlaskClient, publisher: Account, token: str, clean_redis: redis.Redis
+    app: Flask, publisher: Account, clean_redis: redis.Redis
 ) -> None:
     first, second = _history(app, publisher, [RECENT] * 2)
     postback_id = hook(app, publisher, "https://tracker.example/pb?cid=#fobs#")
     with get_db(app).session() as session:
         event = session.get(factories.TransactionEvent, first)
         factories.delivery(session, session.get(Postback, postback_id), event)  # type: ignore[arg-type]
+    since = datetime.fromisoformat(SINCE).replace(tzinfo=UTC)
 
-    answer = portal.post(
-        f"/portal/postbacks/{postback_id}/backfill",
-        data={"csrf_token": token, "since": SINCE},
-        headers={"Accept": "application/json"},
-    ).get_json()
+    result = backfill.run(get_db(app).session_factory, clean_redis, publisher.id, postback_id, since)
 
-    assert answer["created"] == 1
+    assert (result.events, result.created) == (2, 1)
     assert _deliveries(app, postback_id) == [first, second]
 
 

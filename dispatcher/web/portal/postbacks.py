@@ -154,14 +154,14 @@ def backfill_postback(postback_id: int) -> ResponseReturnValue:
     raw = request.form.get("since", "")
     try:
         since = backfill.parse_since(raw)
-        result = backfill.run(_sessions(), _redis(), publisher_id(), postback.id, since)
+        started = backfill.start(_sessions(), _redis(), publisher_id(), postback.id, since)
     except FieldError as error:
         if request.accept_mimetypes.best == "application/json":
             return jsonify({"error": str(error), "fields": {error.field: error.problem}}), 400
         return _form(postbacks.spec_of(postback).as_values(), {"since": str(error)}, postback, 400)
     if request.accept_mimetypes.best == "application/json":
-        return jsonify(result.as_json())
-    flash(result.message, "success")
+        return jsonify(started.as_json()), 200 if started.result else 202
+    flash(started.message, "success")
     return redirect(url_for("portal.edit_postback", postback_id=postback_id) + "#backfill")
 
 
