@@ -326,7 +326,8 @@ def test_a_connection_refused_is_retried(database: Database, engine: Engine) -> 
 def test_sends_beyond_a_hosts_slots_wait_in_line_without_a_thread(
     database: Database, receiver: Receiver
 ) -> None:
-    engine = make_engine(database, replace(FAST, host_concurrency=2, max_in_flight=4))
+    # A long lease gives the waiting sends seconds to start, so a loaded machine does not give them back.
+    engine = make_engine(database, replace(FAST, host_concurrency=2, max_in_flight=4, lease_s=12))
     receiver.script["/slow"] = [Reply(delay_s=0.3)]
     ids = [make_delivery(database, receiver.url("/slow"))[0] for _ in range(6)]
 
