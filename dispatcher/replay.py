@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.models import Delivery, DeliveryState
 from dispatcher.queueing import RETRY_QUEUE
+from dispatcher.transaction_filters import SaleValues, transaction_ids
 
 REPLAY_JOB = "workers.jobs.replay_failed"
 REPLAY_CHUNK = 1000
@@ -33,7 +34,11 @@ class ReplayError(ValueError):
 
 @dataclass(frozen=True)
 class ReplayFilter:
-    """Failed deliveries completed since `since`, optionally narrowed; empty fields match everything."""
+    """Failed deliveries completed since `since`, optionally narrowed; empty fields match everything.
+
+    The narrowing fields are the support search's, so "replay all of these" re-sends what the search showed;
+    `created_from`/`created_to` bound when the delivery was made (the search's dates), `since` its failure.
+    """
 
     since: datetime
     publisher_id: int | None = None
@@ -41,14 +46,27 @@ class ReplayFilter:
     error_class: str | None = None
     status_code: int | None = None
     destination_host: str | None = None
+    sales_id: str | None = None
+    order_number: str | None = None
+    program_id: int | None = None
+    advertiser_id: int | None = None
+    click_id: str | None = None
+    sub_id: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None  # exclusive
 
     def to_job_args(self) -> dict[str, object]:
-        return {**asdict(self), "since": self.since.isoformat()}
+        return {
+            key: value.isoformat() if isinstance(value, datetime) else value
+            for key, value in asdict(self).items()
+        }
 
     @classmethod
     def from_job_args(cls, args: Mapping[str, object]) -> ReplayFilter:
-        fields = dict(args)
-        fields["since"] = datetime.fromisoformat(str(fields["since"]))
+        fields: dict[str, object] = dict(args)
+        for name in ("since", "created_from", "created_to"):
+            if fields.get(name) is not None:
+                fields[name] = datetime.fromisoformat(str(fields[name]))
         return cls(**fields)  # type: ignore[arg-type]
 
 
@@ -77,6 +95,13 @@ def matching_failed(criteria: ReplayFilter) -> Select[tuple[int]]:
     ):
         if value is not None:
             query = query.where(column == value)
+    if criteria.created_from is not None:
+        query = query.where(Delivery.created_at >= criteria.created_from)
+    if criteria.created_to is not None:
+        query = query.where(Delivery.created_at < criteria.created_to)
+    sales = transaction_ids(SaleValues.of(criteria))
+    if sales is not None:
+        query = query.where(Delivery.transaction_id.in_(sales))
     return query.order_by(Delivery.id)
 
 

@@ -1,10 +1,10 @@
 """Bulk replay from the console: count what a filter re-opens, confirm that count, run the engine's job
 (`dispatcher.replay.enqueue_bulk_replay`), and follow its progress.
 
-The filter is the engine's `ReplayFilter`: failed deliveries completed since a time, narrowed by publisher,
-postback, destination host, error class or status code. The audit entry written when the job starts is the
-record of the replay: its detail holds the filter, the confirmed count and the start time, and progress is
-read back from the database (how many of those failures are no longer waiting to be re-opened) and RQ.
+The filter is the engine's `ReplayFilter`: failed deliveries completed since a time, narrowed by any of the
+search's filters (so "replay these" re-sends what the search showed). The audit entry written when the job
+starts is the record of the replay: its detail holds the filter, the confirmed count and the start time, and
+progress is read back from the database (how many of those failures still wait to be re-opened) and RQ.
 """
 
 from __future__ import annotations
@@ -61,21 +61,8 @@ class Progress:
         }
 
 
-# Search filters the engine's replay cannot narrow by: refused rather than silently dropped, so a bulk replay
-# never re-sends more than the search it came from showed.
-NOT_NARROWABLE = ("sales_id", "order_number", "click_id", "sub_id", "program_id", "advertiser_id", "to")
-
-
 def check_narrowable(args: Any) -> None:
-    """Refuse the search filters a bulk replay cannot apply, naming the first one."""
-    for name in NOT_NARROWABLE:
-        if text(args, name) is not None:
-            raise FieldError(
-                name,
-                args.get(name),
-                "cannot narrow a bulk replay; remove it (bulk replay takes since, "
-                "publisher, postback, destination host, error class and status code)",
-            )
+    """A bulk replay re-sends failures: a search for another state cannot become one."""
     state = text(args, "state")
     if state not in (None, "failed"):
         raise FieldError("state", state, "bulk replay re-sends failed deliveries only")
@@ -97,6 +84,14 @@ def parse_filter(args: Any) -> ReplayFilter:
         error_class=error_class,
         status_code=status_code(text(args, "status_code")),
         destination_host=host.lower() if host else None,
+        sales_id=text(args, "sales_id"),
+        order_number=text(args, "order_number"),
+        program_id=row_id(args, "program_id"),
+        advertiser_id=row_id(args, "advertiser_id"),
+        click_id=text(args, "click_id"),
+        sub_id=text(args, "sub_id"),
+        created_from=moment(args, "from", end=False),
+        created_to=moment(args, "to", end=True),
     )
 
 

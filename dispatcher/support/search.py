@@ -28,6 +28,7 @@ from dispatcher.models import (
     TransactionEvent,
 )
 from dispatcher.support import params
+from dispatcher.transaction_filters import SaleValues, transaction_ids
 
 PAGE_SIZE = 50
 STATES = tuple(state.value for state in DeliveryState)
@@ -180,39 +181,8 @@ def conditions(filters: Filters) -> list[Any]:
     return where
 
 
-def _transaction_conditions(filters: Filters) -> list[Any]:
-    where: list[Any] = []
-    if filters.sales_id is not None:
-        where.append(Transaction.sales_id == filters.sales_id)
-    if filters.order_number is not None:
-        where.append(Transaction.order_number == filters.order_number)
-    if filters.program_id is not None:
-        where.append(Transaction.program_id == filters.program_id)
-    if filters.advertiser_id is not None:
-        programs = select(Program.id).where(Program.advertiser_id == filters.advertiser_id)
-        where.append(Transaction.program_id.in_(programs))
-    return where
-
-
 def _sales(filters: Filters) -> Select[tuple[int]] | None:
-    """The ids of the transactions the transaction and click filters allow, or None when none is set."""
-    where = _transaction_conditions(filters)
-    clicks = [
-        condition
-        for condition, value in (
-            (Click.click_id == filters.click_id, filters.click_id),
-            (Click.fobs == filters.sub_id, filters.sub_id),
-        )
-        if value is not None
-    ]
-    if not where and not clicks:
-        return None
-    query = select(Transaction.id).where(*where)
-    if clicks:
-        # A join, not a nested IN: the planner then sees one small row set (the clicks, by a unique or
-        # indexed column) and walks transactions.click_pk and deliveries.transaction_id by index.
-        query = query.join(Click, Click.id == Transaction.click_pk).where(*clicks)
-    return query
+    return transaction_ids(SaleValues.of(filters))
 
 
 def _older_than(session: Session, delivery_id: int) -> Any:

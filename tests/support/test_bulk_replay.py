@@ -131,27 +131,65 @@ def test_support_staff_cannot_start_a_bulk_replay(console: FlaskClient) -> None:
     assert response.status_code == 403
 
 
-@pytest.mark.parametrize(
-    ("query", "field"),
-    [
-        ("order_number=ORD-1", "order_number"),
-        ("sales_id=S1", "sales_id"),
-        ("sub_id=x", "sub_id"),
-        ("program_id=3", "program_id"),
-        ("advertiser_id=3", "advertiser_id"),
-        ("to=2026-11-10", "to"),
-        ("state=pending", "state"),
-    ],
-)
-def test_a_search_filter_bulk_replay_cannot_apply_is_refused_not_dropped(
-    admin_console: FlaskClient, query: str, field: str
-) -> None:
-    for path in (f"/support/replays/new?{query}", f"/support/replays/new?since=2026-11-01&{query}"):
-        response = admin_console.get(path)
+def test_a_search_for_another_state_cannot_become_a_bulk_replay(admin_console: FlaskClient) -> None:
+    response = admin_console.get("/support/replays/new?since=2026-11-01&state=pending")
 
-        assert response.status_code == 400
-        assert f"{field}: " in response.get_data(as_text=True)
-        assert "replay-count" not in response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "state: bulk replay re-sends failed deliveries only" in response.get_data(as_text=True)
+    assert "replay-count" not in response.get_data(as_text=True)
+
+
+def _two_failed_sales(app: Flask) -> dict[str, str]:
+    """Two failed deliveries that differ in every sale and click value; returns the first one's values."""
+    values: dict[str, str] = {}
+    with get_db(app).session() as session:
+        owner = factories.publisher(session)
+        hook = factories.postback(session, owner)
+        for n in (1, 2):
+            shop = factories.program(session)
+            click = factories.click(session, owner, shop, fobs=f"sub-{n}")
+            sale = factories.transaction(session, owner, shop, order_number=f"ORD-{n}", click_pk=click.id)
+            factories.delivery(
+                session, hook, factories.event(session, sale), state="failed", completed_at=datetime.now(UTC)
+            )
+            if n == 1:
+                values = {
+                    "order_number": sale.order_number,
+                    "sales_id": sale.sales_id,
+                    "click_id": click.click_id,
+                    "sub_id": "sub-1",
+                    "program_id": str(shop.id),
+                    "advertiser_id": str(shop.advertiser_id),
+                }
+    return values
+
+
+@pytest.mark.parametrize(
+    "field", ["order_number", "sales_id", "click_id", "sub_id", "program_id", "advertiser_id"]
+)
+def test_a_bulk_replay_narrows_by_every_sale_and_click_filter_of_the_search(
+    app: Flask, admin_console: FlaskClient, field: str
+) -> None:
+    first = _two_failed_sales(app)
+
+    narrowed = admin_console.get(f"/support/replays/new?since=2026-01-01&{field}={first[field]}")
+    everything = admin_console.get("/support/replays/new?since=2026-01-01")
+
+    assert 'id="replay-count">1<' in narrowed.get_data(as_text=True)
+    assert 'id="replay-count">2<' in everything.get_data(as_text=True)
+
+
+def test_a_bulk_replay_narrows_by_when_the_deliveries_were_created(
+    app: Flask, admin_console: FlaskClient
+) -> None:
+    _two_failed_sales(app)
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+
+    later = admin_console.get(f"/support/replays/new?since=2026-01-01&from={tomorrow}")
+    until = admin_console.get(f"/support/replays/new?since=2026-01-01&to={tomorrow}")
+
+    assert "No failed delivery matches" in later.get_data(as_text=True)
+    assert 'id="replay-count">2<' in until.get_data(as_text=True)
 
 
 def test_the_search_pages_failed_filter_carries_over_to_the_bulk_form(admin_console: FlaskClient) -> None:
