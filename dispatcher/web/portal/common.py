@@ -10,36 +10,19 @@ from collections.abc import Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from flask import Blueprint, Response, abort, current_app, redirect, request, url_for
+from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped]
 
 from dispatcher.config import Settings
-from dispatcher.login import PUBLISHER, csrf
+from dispatcher.login import PUBLISHER
+from dispatcher.web import pages
 
 P = ParamSpec("P")
 
 blueprint = Blueprint("portal", __name__, url_prefix="/portal")
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-)
-
-
-@blueprint.before_request
-def _protect_forms() -> None:
-    csrf.protect()
-
-
-@blueprint.after_request
-def _security_headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+pages.protect(blueprint)
 
 
 def publisher_required(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:

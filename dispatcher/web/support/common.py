@@ -10,19 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import redis
-from flask import Blueprint, Response, abort, current_app, redirect, request, url_for
+from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped]
 
 from dispatcher.broker import get_broker
 from dispatcher.currencies import MINOR_UNITS
-from dispatcher.login import csrf
-from dispatcher.models.types import MAX_ID
 from dispatcher.staff_auth import STAFF
-from dispatcher.web.portal.common import CSP
+from dispatcher.web import pages
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -30,26 +28,7 @@ T = TypeVar("T")
 blueprint = Blueprint("support", __name__, url_prefix="/support")
 
 
-@blueprint.before_request
-def _protect_forms() -> None:
-    csrf.protect()
-
-
-@blueprint.url_value_preprocessor
-def _ids_in_range(_endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """A path id beyond BIGINT is nobody's: 404 here, not a database error later."""
-    if values and any(isinstance(value, int) and value > MAX_ID for value in values.values()):
-        abort(404)
-
-
-@blueprint.after_request
-def _security_headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+pages.protect(blueprint)
 
 
 @blueprint.app_template_filter("money")
