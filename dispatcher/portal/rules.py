@@ -19,6 +19,7 @@ import macros
 from dispatcher.config import IPNetwork
 from dispatcher.models.ledger import TransactionStatus
 from dispatcher.models.postbacks import DEFAULT_EVENTS, DEFAULT_STATUSES, POSTBACK_EVENTS
+from workers import ssrf
 
 METHODS = ("GET", "POST")
 STATUSES = tuple(status.value for status in TransactionStatus)
@@ -203,15 +204,15 @@ def destination_problem(url: str, allowed: Sequence[IPNetwork] = ()) -> str | No
     address = _literal_address(host)
     if address is None:
         return None
-    if any(address in network for network in allowed if network.version == address.version):
-        return None
-    if address.is_global:
+    # The workers' own rule, so 6to4, NAT64, IPv4-compatible and multicast literals are refused here too.
+    if ssrf.why_refused(address, allowed) is None:
         return None
     kind = "loopback" if address.is_loopback else "private" if address.is_private else "non-public"
     return f"{host} is a {kind} address; postbacks only go to public addresses"
 
 
 def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    host = host.rstrip(".")  # "localhost." and "127.0.0.1." are the same hosts to the resolver
     if host == "localhost" or host.endswith(".localhost"):
         return ipaddress.ip_address("127.0.0.1")
     try:
