@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import macros
+from dispatcher import addresses
 from dispatcher.config import IPNetwork
 from dispatcher.models.ledger import TransactionStatus
 from dispatcher.models.postbacks import DEFAULT_EVENTS, DEFAULT_STATUSES, POSTBACK_EVENTS
-from workers import ssrf
 
 METHODS = ("GET", "POST")
 STATUSES = tuple(status.value for status in TransactionStatus)
@@ -205,7 +205,7 @@ def destination_problem(url: str, allowed: Sequence[IPNetwork] = ()) -> str | No
     if address is None:
         return None
     # The workers' own rule, so 6to4, NAT64, IPv4-compatible and multicast literals are refused here too.
-    if ssrf.why_refused(address, allowed) is None:
+    if addresses.why_refused(address, allowed) is None:
         return None
     kind = "loopback" if address.is_loopback else "private" if address.is_private else "non-public"
     return f"{host} is a {kind} address; postbacks only go to public addresses"
