@@ -140,11 +140,16 @@ def _query(publisher_id: int, filters: Filters) -> Select[Any]:
     return query
 
 
-def get_delivery(session: Session, publisher_id: int, delivery_id: int) -> Delivery | None:
-    """The publisher's own delivery with its attempts; None for anyone else's id."""
-    delivery = session.scalar(
+def with_attempts(session: Session, delivery_id: int) -> Delivery | None:
+    """Any delivery with its attempts loaded (staff); publishers go through `get_delivery`."""
+    return session.scalar(
         select(Delivery).options(selectinload(Delivery.attempts)).where(Delivery.id == delivery_id)
     )
+
+
+def get_delivery(session: Session, publisher_id: int, delivery_id: int) -> Delivery | None:
+    """The publisher's own delivery with its attempts; None for anyone else's id."""
+    delivery = with_attempts(session, delivery_id)
     if delivery is None or delivery.publisher_id != publisher_id:
         return None
     return delivery

@@ -13,21 +13,13 @@ from typing import Any
 
 from flask import abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from dispatcher.broker import get_broker
 from dispatcher.db import request_session
 from dispatcher.models import Delivery, Transaction
-from dispatcher.models.types import MAX_ID
-from dispatcher.portal import shapes
+from dispatcher.portal import deliveries, shapes
 from dispatcher.staff_auth import current_api_staff_id
 from dispatcher.support import actions, search
-
-
-def _in_range(delivery_id: int) -> None:
-    if delivery_id > MAX_ID:
-        abort(404, description=f"delivery {delivery_id} not found")
 
 
 def _row_json(row: search.Row) -> dict[str, Any]:
@@ -54,10 +46,7 @@ def list_deliveries() -> ResponseReturnValue:
 
 def get_delivery(delivery_id: int) -> ResponseReturnValue:
     session = request_session()
-    _in_range(delivery_id)
-    delivery = session.scalar(
-        select(Delivery).options(selectinload(Delivery.attempts)).where(Delivery.id == delivery_id)
-    )
+    delivery = deliveries.with_attempts(session, delivery_id)
     if delivery is None:
         abort(404, description=f"delivery {delivery_id} not found")
     sale = session.get(Transaction, delivery.transaction_id)
@@ -83,7 +72,6 @@ def get_delivery(delivery_id: int) -> ResponseReturnValue:
 
 def replay_delivery(delivery_id: int) -> ResponseReturnValue:
     session = request_session()
-    _in_range(delivery_id)
     if session.get(Delivery, delivery_id) is None:
         abort(404, description=f"delivery {delivery_id} not found")
     client = get_broker(current_app).client()
