@@ -1,4 +1,5 @@
-"""Who is calling: advertisers by API key (Bearer header) or S2S token (query string).
+"""Who is calling: advertisers by API key (Bearer header) or S2S token (query string); the token lookup
+publishers and staff share.
 
 A token is `<kind>_<key id>_<secret>`: one indexed lookup by key id, then a salted SHA-256 of the secret (see
 `dispatcher.credentials`). Cheap on purpose: it runs on every reported sale. Failures are 401 with a JSON body
@@ -8,15 +9,44 @@ that says what was wrong with the credentials, never whose they might be.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from flask import abort, request
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from dispatcher.accounts import ADVERTISER_KEY_KIND, S2S_TOKEN_KIND
-from dispatcher.credentials import check_secret, split_token
+from dispatcher.credentials import check_password, check_secret, split_token
 from dispatcher.models import Advertiser
+
+# Checked when the email is unknown, so a wrong email costs as long as a wrong password (no account probing).
+_DUMMY_HASH = "scrypt:32768:8:1$dummysaltdummys$" + "0" * 128
+
+
+def account_for_password(session: Session, model: Any, email: str, password: str) -> Any | None:
+    """The active `model` row (Publisher, StaffUser) with this email and password, or None."""
+    clean = email.strip().lower()
+    # PostgreSQL refuses NUL in text: such an email cannot be anyone's, so it is not looked up.
+    account = None if "\x00" in clean else session.scalar(select(model).where(model.email == clean))
+    if account is None:
+        check_password(_DUMMY_HASH, password)
+        return None
+    if not check_password(account.password_hash, password) or not account.active:
+        return None
+    return account
+
+
+def account_for_token(session: Session, model: Any, kind: str, token: str) -> int | None:
+    """The id of the active `model` row (Publisher, StaffUser) owning an `<kind>_...` token, or None."""
+    parts = split_token(token, kind)
+    if parts is None:
+        return None
+    row = session.execute(
+        select(model.id, model.api_token_hash, model.active).where(model.api_token_id == parts.key_id)
+    ).first()
+    if row is None or not row.active or not check_secret(row.api_token_hash, parts.secret):
+        return None
+    return int(row.id)
 
 
 @dataclass(frozen=True)

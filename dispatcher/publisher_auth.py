@@ -10,44 +10,24 @@ from collections.abc import Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from flask import g, jsonify, request
+from flask import g, jsonify
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatcher.accounts import PUBLISHER_TOKEN_KIND
-from dispatcher.credentials import check_secret, split_token
+from dispatcher.auth import account_for_token, bearer_token
 from dispatcher.db import request_session
 from dispatcher.models import Publisher
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-HEX = frozenset("0123456789abcdef")
 UNAUTHORIZED = "Authorization: Bearer <publisher API token> is missing or not valid"
 
 
 def publisher_for_token(session: Session, token: str) -> int | None:
     """The id of the active publisher that owns `token`, or None."""
-    parts = split_token(token, PUBLISHER_TOKEN_KIND)
-    # Key ids are hex; anything else (a NUL, which PostgreSQL refuses in text) cannot match a row.
-    if parts is None or not all(char in HEX for char in parts.key_id):
-        return None
-    row = session.execute(
-        select(Publisher.id, Publisher.api_token_hash, Publisher.active).where(
-            Publisher.api_token_id == parts.key_id
-        )
-    ).first()
-    if row is None or not row.active or not check_secret(row.api_token_hash, parts.secret):
-        return None
-    return int(row.id)
-
-
-def bearer_token() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    return account_for_token(session, Publisher, PUBLISHER_TOKEN_KIND, token)
 
 
 def current_publisher_id() -> int:

@@ -15,21 +15,18 @@ from typing import ParamSpec
 
 from flask import g
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatcher.credentials import check_password, check_secret, new_token, split_token
+from dispatcher.auth import account_for_password, account_for_token, bearer_token
+from dispatcher.credentials import new_token
 from dispatcher.db import request_session
 from dispatcher.login import PortalUser, register_kind
 from dispatcher.models import StaffRole, StaffUser
-from dispatcher.publisher_auth import bearer_token
 
 P = ParamSpec("P")
 
 STAFF = "staff"
 STAFF_TOKEN_KIND = "stf"
-# Compared when the email is unknown, so a wrong email takes as long as a wrong password.
-_DUMMY_HASH = "scrypt:32768:8:1$dummysaltdummys$" + "0" * 128
 
 
 @dataclass(frozen=True)
@@ -59,14 +56,8 @@ def register() -> None:
 
 
 def authenticate(session: Session, email: str, password: str) -> StaffUser | None:
-    clean = email.strip().lower()
-    staff = None if "\x00" in clean else session.scalar(select(StaffUser).where(StaffUser.email == clean))
-    if staff is None:
-        check_password(_DUMMY_HASH, password)
-        return None
-    if not check_password(staff.password_hash, password) or not staff.active:
-        return None
-    return staff
+    account: StaffUser | None = account_for_password(session, StaffUser, email, password)
+    return account
 
 
 def issue_token(staff: StaffUser) -> str:
@@ -82,17 +73,7 @@ def revoke_token(staff: StaffUser) -> None:
 
 def staff_for_token(session: Session, token: str) -> int | None:
     """The id of the active staff user owning `token`, or None."""
-    parts = split_token(token, STAFF_TOKEN_KIND)
-    if parts is None:
-        return None
-    row = session.execute(
-        select(StaffUser.id, StaffUser.api_token_hash, StaffUser.active).where(
-            StaffUser.api_token_id == parts.key_id
-        )
-    ).first()
-    if row is None or not row.active or not check_secret(row.api_token_hash, parts.secret):
-        return None
-    return int(row.id)
+    return account_for_token(session, StaffUser, STAFF_TOKEN_KIND, token)
 
 
 def is_staff_token(token: str | None) -> bool:

@@ -14,7 +14,7 @@ its INSERT and waits its turn like any writer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -262,11 +262,4 @@ def existing(session: Session, keys: Sequence[Key]) -> dict[Key, Recorded]:
 
 
 def _as_duplicate(result: Recorded) -> Recorded:
-    return Recorded(
-        sales_id=result.sales_id,
-        status=result.status,
-        commission=result.commission,
-        currency=result.currency,
-        deliveries=result.deliveries,
-        duplicate=True,
-    )
+    return replace(result, duplicate=True)

@@ -13,10 +13,9 @@ import logging
 from dataclasses import dataclass
 
 import redis
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatcher.credentials import check_password
+from dispatcher.auth import account_for_password
 from dispatcher.models import Publisher
 
 log = logging.getLogger(__name__)
@@ -25,8 +24,6 @@ WINDOW_S = 15 * 60
 MAX_PER_EMAIL = 5
 # Generous: behind a proxy without ProxyFix every publisher shares one address.
 MAX_PER_IP = 100
-# Compared when the email is unknown, so a wrong email takes as long as a wrong password.
-_DUMMY_HASH = "scrypt:32768:8:1$dummysaltdummys$" + "0" * 128
 
 
 @dataclass(frozen=True)
@@ -72,12 +69,5 @@ class LoginLimiter:
 
 
 def authenticate(session: Session, email: str, password: str) -> Publisher | None:
-    clean = email.strip().lower()
-    # PostgreSQL refuses NUL in text: such an email cannot be anyone's, so it is not looked up.
-    publisher = None if "\x00" in clean else session.scalar(select(Publisher).where(Publisher.email == clean))
-    if publisher is None:
-        check_password(_DUMMY_HASH, password)
-        return None
-    if not check_password(publisher.password_hash, password) or not publisher.active:
-        return None
-    return publisher
+    account: Publisher | None = account_for_password(session, Publisher, email, password)
+    return account
