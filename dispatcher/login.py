@@ -4,6 +4,11 @@ A session remembers a namespaced user id such as ``publisher:3``; each kind of u
 support console (staff) can add ``staff:<id>`` without touching the publisher side. The session cookie is
 HttpOnly and SameSite=Lax always, and Secure unless the app runs over plain http on purpose (tests, the demo):
 `SESSION_COOKIE_SECURE` (environment or config dict, see dispatcher.config) overrides the default.
+
+Flask's session is a signed cookie kept by the browser, so clearing it at logout does not stop a copy of it
+from working. Each account has a `session_epoch`: a session remembers the epoch it signed in with and is only
+honoured while the account's epoch is the same; logging out (or changing the password) raises it, which ends
+every session of that account, on every device, copies included.
 """
 
 from __future__ import annotations
@@ -11,15 +16,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from flask import Flask
-from flask_login import LoginManager  # type: ignore[import-untyped]
+from flask import Flask, session
+from flask_login import LoginManager, login_user  # type: ignore[import-untyped]
 from flask_wtf.csrf import CSRFProtect  # type: ignore[import-untyped]
+from sqlalchemy import update
 
 from dispatcher.db import request_session
 from dispatcher.models import Publisher
 
 PUBLISHER = "publisher"
+EPOCH_KEY = "_epoch"  # in the session: the account's session_epoch when it signed in
 Loader = Callable[[int], "PortalUser | None"]
 
 
@@ -34,29 +42,60 @@ class PortalUser:
     is_active: bool = True
     is_authenticated: bool = True
     is_anonymous: bool = False
+    epoch: int = 0
 
     def get_id(self) -> str:
         return f"{self.kind}:{self.id}"
 
 
-_loaders: dict[str, Loader] = {}
+@dataclass(frozen=True)
+class _Kind:
+    loader: Loader
+    model: Any  # the account table (Publisher, StaffUser): it has `session_epoch`
+
+
+_kinds: dict[str, _Kind] = {}
 csrf = CSRFProtect()
 
 
-def register_kind(kind: str, loader: Loader) -> None:
-    _loaders[kind] = loader
+def register_kind(kind: str, loader: Loader, model: Any) -> None:
+    _kinds[kind] = _Kind(loader, model)
 
 
 def load_user(user_id: str) -> PortalUser | None:
     kind, _, number = user_id.partition(":")
-    loader = _loaders.get(kind)
-    if loader is None or not number.isdigit():
+    known = _kinds.get(kind)
+    if known is None or not number.isdigit():
         return None
-    return loader(int(number))
+    user = known.loader(int(number))
+    if user is None or session.get(EPOCH_KEY) != user.epoch:
+        return None  # a session from before the last logout (a replayed cookie) is nobody's
+    return user
+
+
+def start_session(user: PortalUser) -> None:
+    """Sign `user` in to the current (freshly cleared) session, bound to the account's current epoch."""
+    login_user(user)
+    session[EPOCH_KEY] = user.epoch
+
+
+def end_sessions(user: PortalUser) -> None:
+    """End every session of the account: the epoch they carry is no longer the account's. Committed."""
+    model = _kinds[user.kind].model
+    db = request_session()
+    db.execute(update(model).where(model.id == user.id).values(session_epoch=model.session_epoch + 1))
+    db.commit()
 
 
 def publisher_user(publisher: Publisher) -> PortalUser:
-    return PortalUser(PUBLISHER, publisher.id, publisher.name, publisher.email, publisher.active)
+    return PortalUser(
+        PUBLISHER,
+        publisher.id,
+        publisher.name,
+        publisher.email,
+        publisher.active,
+        epoch=publisher.session_epoch,
+    )
 
 
 def _load_publisher(publisher_id: int) -> PortalUser | None:
@@ -75,7 +114,7 @@ def init_app(app: Flask) -> None:
     manager.session_protection = "strong"
     manager.user_loader(load_user)
     manager.init_app(app)
-    register_kind(PUBLISHER, _load_publisher)
+    register_kind(PUBLISHER, _load_publisher, Publisher)
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -41,7 +41,9 @@ class StaffPrincipal(PortalUser):
 
 
 def staff_user(staff: StaffUser) -> StaffPrincipal:
-    return StaffPrincipal(STAFF, staff.id, staff.email, staff.email, staff.active, role=staff.role)
+    return StaffPrincipal(
+        STAFF, staff.id, staff.email, staff.email, staff.active, epoch=staff.session_epoch, role=staff.role
+    )
 
 
 def _load_staff(staff_id: int) -> PortalUser | None:
@@ -52,7 +54,7 @@ def _load_staff(staff_id: int) -> PortalUser | None:
 
 
 def register() -> None:
-    register_kind(STAFF, _load_staff)
+    register_kind(STAFF, _load_staff, StaffUser)
 
 
 def authenticate(session: Session, email: str, password: str) -> StaffUser | None:

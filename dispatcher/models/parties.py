@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dispatcher.models.base import Base, one_of
@@ -34,6 +34,8 @@ class Publisher(Base):
     api_token_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     api_token_hash: Mapped[str | None] = mapped_column(String(128))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Signed-in sessions carry the epoch they began in; raising it (logout) ends every one of them.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     traffic_sources: Mapped[list[TrafficSource]] = relationship(back_populates="publisher")
@@ -106,4 +108,5 @@ class StaffUser(Base):
     api_token_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     api_token_hash: Mapped[str | None] = mapped_column(String(128))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,10 +8,11 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import login_user, logout_user  # type: ignore[import-untyped]
+from flask_login import current_user, logout_user  # type: ignore[import-untyped]
 from sqlalchemy.orm import Session
 
 from dispatcher.db import request_session
+from dispatcher.login import PortalUser, end_sessions, start_session
 from dispatcher.portal.logins import LoginLimiter
 
 WRONG = "Wrong email or password."
@@ -22,7 +23,7 @@ class SignIn:
     template: str
     limiter: LoginLimiter
     authenticate: Callable[[Session, str, str], Any | None]  # the account, or None
-    principal: Callable[[Any], Any]  # the account as a Flask-Login user
+    principal: Callable[[Any], PortalUser]  # the account as a Flask-Login user
     safe_next: Callable[[str | None], str]
 
 
@@ -45,11 +46,15 @@ def submit(form: SignIn) -> ResponseReturnValue:
     # A fresh session on login: nothing from before (a planted session id, another kind of user's login,
     # stale flashes) carries over.
     session.clear()
-    login_user(form.principal(account))
+    start_session(form.principal(account))
     return redirect(form.safe_next(target))
 
 
 def sign_out(login_endpoint: str) -> ResponseReturnValue:
+    """Clearing the cookie is not enough: a copy of it would still sign in. Raising the account's session
+    epoch ends this session and every copy of it (and the account's other sessions too)."""
+    if current_user.is_authenticated:
+        end_sessions(current_user)
     logout_user()
     session.clear()
     flash("You are logged out.", "info")
