@@ -10,6 +10,7 @@ from flask import Flask
 from dispatcher import broker, cli, config, db, errors, login
 from dispatcher.web import (
     advertiser_api,
+    api_docs,
     clicks,
     converters,
     demo,
@@ -56,6 +57,7 @@ def create_app(settings: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(clicks.blueprint)
     app.register_blueprint(advertiser_api.blueprint)
     app.register_blueprint(s2s.blueprint)
+    app.register_blueprint(api_docs.blueprint)
     if resolved.demo_mode:
         app.register_blueprint(demo.blueprint)
     return app

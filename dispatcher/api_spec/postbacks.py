@@ -1,0 +1,226 @@
+"""Operations of publishers on their postbacks (`Authorization: Bearer pub_...`)."""
+
+from __future__ import annotations
+
+from dispatcher.api_spec.common import (
+    JSON,
+    NOT_A_JSON_OBJECT,
+    UNAUTHORIZED_PUBLISHER,
+    error,
+    json_body,
+    json_response,
+    path_id,
+)
+from dispatcher.api_spec.common import ref as schema
+
+TAG = "Postbacks"
+PUBLISHER: list[dict[str, list[str]]] = [{"publisherToken": []}]
+POSTBACK_ID = path_id("postback_id", "One of your postbacks (another publisher's answers 404)", 12)
+NOT_FOUND = error("No postback of yours has this id.", "postback 12 not found")
+REFUSED = error(
+    "A field is refused (each one named in `fields`), unknown, or the body is not a JSON object; "
+    "nothing saved.",
+    "url: 10.0.0.5 is a private address; postbacks only go to public addresses",
+    {"url": "10.0.0.5 is a private address; postbacks only go to public addresses"},
+)
+VOLUUM = {
+    "name": "Voluum",
+    "url": "https://tracker.example/postback?cid=#fobs#&payout=#ca#&txid=#flx_salesid#",
+    "events": ["sale", "adjusted"],
+}
+CLICKFLARE = {
+    "url": "https://tracker.example/cf/cv?click_id=#fobs#&payout=#ca#&txid=#flx_salesid#&ct=#status#",
+    "method": "GET",
+    "traffic_source_ids": [],
+    "events": ["sale", "approved", "declined", "reversed"],
+    "statuses": ["pending", "approved", "declined", "reversed"],
+    "status_map": {"pending": "sale", "approved": "sale", "declined": "refund", "reversed": "refund"},
+}
+JSON_POST = {
+    "url": "https://tracker.example/hooks/sale",
+    "method": "POST",
+    "body_template": '{"click": "#fobs#", "amount": #sa#, "order": "#on#"}',
+    "content_type": "application/json",
+    "headers": {"X-Token": "abc123"},
+    "success_body_contains": "ok",
+    "signing_secret": True,
+}
+SAVED = {
+    "id": 12,
+    "name": "Voluum",
+    "url": VOLUUM["url"],
+    "method": "GET",
+    "traffic_source_ids": [],
+    "events": ["sale", "adjusted"],
+    "statuses": ["pending", "approved", "declined", "reversed"],
+    "body_template": None,
+    "content_type": None,
+    "headers": {},
+    "status_map": {},
+    "success_body_contains": None,
+    "active": True,
+    "signing_secret": None,
+    "status": "active",
+    "paused_reason": None,
+    "last_delivery": {"id": 90412, "state": "succeeded", "status_code": 200, "error_class": None,
+                      "at": "2026-11-20T14:30:02Z"},
+    "success_rate_24h": 1.0,
+    "created_at": "2026-11-01T09:00:00Z",
+    "updated_at": "2026-11-01T09:00:00Z",
+}  # fmt: skip
+LINKS_TO_ONE = {
+    name: {"operationId": operation, "parameters": {"postback_id": "$response.body#/id"}}
+    for name, operation in (
+        ("GetPostback", "getPostback"),
+        ("UpdatePostback", "updatePostback"),
+        ("DeletePostback", "deletePostback"),
+    )
+}
+
+COLLECTION: JSON = {
+    "get": {
+        "tags": [TAG],
+        "operationId": "listPostbacks",
+        "summary": "List your postbacks, with status and the last 24 h's success rate",
+        "security": PUBLISHER,
+        "responses": {
+            "200": json_response("Your postbacks", schema("PostbackList"), {"one": {"postbacks": [SAVED]}}),
+            "401": UNAUTHORIZED_PUBLISHER,
+        },
+    },
+    "post": {
+        "tags": [TAG],
+        "operationId": "createPostback",
+        "summary": "Register a postback",
+        "description": "The same checks and messages as the portal's form: lint errors in a "
+        "template, a literal "
+        "private or loopback host (unless allowed by `POSTBACK_ALLOWED_NETWORKS`), forbidden headers and "
+        "foreign traffic sources are refused, every problem named at once.",
+        "security": PUBLISHER,
+        "requestBody": json_body(
+            schema("PostbackCreate"), {"Voluum": VOLUUM, "ClickFlare": CLICKFLARE, "JSON POST": JSON_POST}
+        ),
+        "responses": {
+            "201": {
+                **json_response("Saved", schema("Postback"), {"saved": SAVED}),
+                "links": LINKS_TO_ONE,
+            },
+            "400": REFUSED,
+            "401": UNAUTHORIZED_PUBLISHER,
+        },
+    },
+}
+ONE: JSON = {
+    "parameters": [POSTBACK_ID],
+    "get": {
+        "tags": [TAG],
+        "operationId": "getPostback",
+        "summary": "One postback",
+        "security": PUBLISHER,
+        "responses": {
+            "200": json_response("The postback", schema("Postback"), {"saved": SAVED}),
+            "401": UNAUTHORIZED_PUBLISHER,
+            "404": NOT_FOUND,
+        },
+    },
+    "put": {
+        "tags": [TAG],
+        "operationId": "updatePostback",
+        "summary": "Change a postback (only the fields sent)",
+        "description": 'Fields left out keep their values. `"signing_secret": true` makes a new secret, '
+        "`false` removes it.",
+        "security": PUBLISHER,
+        "requestBody": json_body(
+            schema("PostbackUpdate"),
+            {"pause": {"active": False}, "new status words": {"status_map": {"approved": "sale"}}},
+        ),
+        "responses": {
+            "200": json_response("Saved", schema("Postback"), {"saved": SAVED}),
+            "400": REFUSED,
+            "401": UNAUTHORIZED_PUBLISHER,
+            "404": NOT_FOUND,
+        },
+    },
+    "delete": {
+        "tags": [TAG],
+        "operationId": "deletePostback",
+        "summary": "Delete a postback (its deliveries keep their history)",
+        "security": PUBLISHER,
+        "responses": {
+            "204": {"description": "Deleted"},
+            "401": UNAUTHORIZED_PUBLISHER,
+            "404": NOT_FOUND,
+        },
+    },
+}
+PREVIEW: JSON = {
+    "post": {
+        "tags": [TAG],
+        "operationId": "previewPostback",
+        "summary": "Expand and lint templates for a sample sale; nothing is saved",
+        "security": PUBLISHER,
+        "requestBody": json_body(
+            schema("PostbackUpdate"),
+            {"Voluum": VOLUUM, "foreign placeholder": {"url": "https://t.example/pb?cid={clickid}&p=#ca#"}},
+            description="The postback's fields (none required); `url` may be left out",
+        ),
+        "responses": {
+            "200": json_response(
+                "The expanded request and the linter's findings",
+                schema("Preview"),
+                {
+                    "expanded": {
+                        "method": "GET",
+                        "url": "https://tracker.example/postback?cid=cl1ck-4f2a&payout=12.50&txid=k3Fz9QbX2LmN0pRs",
+                        "body": None,
+                        "content_type": None,
+                        "ok": True,
+                        "findings": [],
+                    }
+                },
+            ),
+            "400": NOT_A_JSON_OBJECT,
+            "401": UNAUTHORIZED_PUBLISHER,
+        },
+    }
+}
+TEST: JSON = {
+    "post": {
+        "tags": [TAG],
+        "operationId": "testPostback",
+        "summary": "Send the sample sale to the postback now",
+        "description": "Through the workers' SSRF-guarded egress client; nothing is recorded. A refused or "
+        "failing destination is a 200 with `ok: false` and the reason.",
+        "security": PUBLISHER,
+        "parameters": [POSTBACK_ID],
+        "responses": {
+            "200": json_response(
+                "What was sent and what came back",
+                schema("TestResult"),
+                {
+                    "answered": {
+                        "ok": True,
+                        "request": {"method": "GET", "url": "https://tracker.example/postback?cid=cl1ck-4f2a",
+                                    "body": None},
+                        "status_code": 200,
+                        "reason": "OK",
+                        "duration_ms": 84,
+                        "resolved_ip": "203.0.113.7",
+                        "response_excerpt": "OK",
+                        "error_class": None,
+                        "error": None,
+                    }
+                },
+            ),
+            "401": UNAUTHORIZED_PUBLISHER,
+            "404": NOT_FOUND,
+        },
+    }
+}  # fmt: skip
+
+PATHS: dict[str, JSON] = {
+    "/api/v1/postbacks": COLLECTION,
+    "/api/v1/postbacks/{postback_id}": ONE,
+    "/api/v1/postbacks/preview": PREVIEW,
+    "/api/v1/postbacks/{postback_id}/test": TEST,
+}

@@ -1,0 +1,132 @@
+"""The tracking link, the probes, and this reference itself."""
+
+from __future__ import annotations
+
+from dispatcher.api_spec.common import JSON, error, json_response, path_id, query
+from dispatcher.api_spec.common import ref as schema
+from dispatcher.models.ledger import SUB_ID_LENGTH
+
+HTML_PAGE = {"text/html": {"schema": {"type": "string"}}}
+SUB_IDS = [
+    query(
+        name,
+        f"The publisher's sub id `{name}`, at most {SUB_ID_LENGTH} characters, sent back as `#{name}#`",
+        {"type": "string", "maxLength": SUB_ID_LENGTH},
+        "their-click-id" if name == "fobs" else None,
+    )
+    for name in ("fobs", "fobs2", "fobs3", "fobs4", "fobs5")
+]
+CLICK: JSON = {
+    "get": {
+        "tags": ["Clicks"],
+        "operationId": "trackClick",
+        "summary": "A publisher's tracking link: record the click, redirect to the landing page",
+        "description": "Answers 302 to the program's landing URL with the network click id in place of "
+        "`{clickid}`, else added as `clickid=`. Refusals are HTML pages for the visitor's browser, not JSON.",
+        "parameters": [
+            path_id("program_id", "The advertiser's program", 7),
+            query("pub", "The publisher id", {"type": "string"}, "12", required=True),
+            query("ts", "One of that publisher's traffic source ids", {"type": "string"}, "3", required=True),
+            *SUB_IDS,
+        ],
+        "responses": {
+            "302": {
+                "description": "Recorded; off to the landing page (never cached)",
+                "headers": {
+                    "Location": {
+                        "description": "The landing URL with the network click id",
+                        "schema": {"type": "string"},
+                        "example": "https://shop.example/landing?utm=aff&clickid=Xq3v9aJ0kW2sN8pLrT5yBg",
+                    }
+                },
+            },
+            "400": {"description": "A missing or foreign traffic source, or a sub id too long (a "
+                "page naming it)",
+                    "content": HTML_PAGE},
+            "404": {"description": "No active program with this id (a page)", "content": HTML_PAGE},
+        },
+    }
+}  # fmt: skip
+HEALTH: JSON = {
+    "get": {
+        "tags": ["Operations"],
+        "operationId": "health",
+        "summary": "Can this process reach its database and Redis?",
+        "responses": {
+            "200": json_response(
+                "Both reachable",
+                schema("Health"),
+                {"ok": {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}},
+            ),
+            "503": json_response(
+                "Something is down, named in `error`",
+                schema("Health"),
+                {
+                    "redis down": {
+                        "status": "down",
+                        "checks": {"database": "ok", "redis": "down: ConnectionError"},
+                        "error": "unreachable: redis",
+                    }
+                },
+            ),
+        },
+    }
+}
+METRICS: JSON = {
+    "get": {
+        "tags": ["Operations"],
+        "operationId": "metrics",
+        "summary": "Prometheus metrics (text format)",
+        "description": "With `METRICS_TOKEN` set, a scrape needs `Authorization: Bearer "
+            "<METRICS_TOKEN>`; without "
+        "it only a direct request from the host itself (loopback, no proxy header) is answered.",
+        "security": [{"metricsToken": []}, {}],
+        "responses": {
+            "200": {
+                "description": "Prometheus text exposition format",
+                "content": {
+                    "text/plain": {
+                        "schema": {"type": "string"},
+                        "example": "# TYPE postback_deliveries_pending "
+                            "gauge\npostback_deliveries_pending 0.0\n",
+                    }
+                },
+            },
+            "401": error("METRICS_TOKEN is set and the bearer token is missing or wrong.",
+                         "Authorization: Bearer <METRICS_TOKEN> is missing or wrong"),
+            "403": error("Not from this host, and no METRICS_TOKEN is set.",
+                         "metrics are only served to this host; set METRICS_TOKEN to scrape remotely"),
+        },
+    }
+}  # fmt: skip
+OPENAPI: JSON = {
+    "get": {
+        "tags": ["Reference"],
+        "operationId": "openapi",
+        "summary": "This document (OpenAPI 3.1)",
+        "responses": {
+            "200": {
+                "description": "The OpenAPI document",
+                "content": {
+                    "application/json": {"schema": {"type": "object", "required": ["openapi", "paths"]}}
+                },
+            }
+        },
+    }
+}
+DOCS: JSON = {
+    "get": {
+        "tags": ["Reference"],
+        "operationId": "apiDocs",
+        "summary": "This document as a page",
+        "responses": {"200": {"description": "The reference, rendered on the server", "content": HTML_PAGE}},
+    }
+}
+
+PATHS: dict[str, JSON] = {
+    "/c/{program_id}": CLICK,
+    "/healthz": HEALTH,
+    "/metrics": METRICS,
+    "/api/openapi.json": OPENAPI,
+    "/api/docs": DOCS,
+}
