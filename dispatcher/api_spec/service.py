@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dispatcher.api_spec.common import JSON, error, json_response, path_id, query
+from dispatcher.api_spec.common import JSON, json_response, path_id, query
 from dispatcher.api_spec.common import ref as schema
 from dispatcher.models.ledger import SUB_ID_LENGTH
 
@@ -92,10 +92,11 @@ METRICS: JSON = {
                     }
                 },
             },
-            "401": error("METRICS_TOKEN is set and the bearer token is missing or wrong.",
-                         "Authorization: Bearer <METRICS_TOKEN> is missing or wrong"),
-            "403": error("Not from this host, and no METRICS_TOKEN is set.",
-                         "metrics are only served to this host; set METRICS_TOKEN to scrape remotely"),
+            # dispatcher/errors.py answers JSON only under /api/, /s2s/ and /healthz: these are pages.
+            "401": {"description": "METRICS_TOKEN is set and the bearer token is missing or wrong (a page)",
+                    "content": HTML_PAGE},
+            "403": {"description": "Not from this host, and no METRICS_TOKEN is set (a page)",
+                    "content": HTML_PAGE},
         },
     }
 }  # fmt: skip
