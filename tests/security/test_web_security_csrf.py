@@ -75,6 +75,7 @@ class World:
                 completed_at=datetime.now(UTC),
             )
             self.ids = {"source": source.id, "postback": hook.id, "paused": paused.id, "delivery": failed.id}
+            self.ids["transaction"], self.sales_id = sale.id, sale.sales_id
 
     def account(self, who: str, second: bool = False) -> Account | Staff:
         """`second`: another account of the same kind (an attacker with a session of their own)."""
