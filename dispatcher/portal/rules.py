@@ -46,6 +46,7 @@ MAX_HEADERS = 20
 MAX_HEADER_VALUE = 1000
 MAX_BODY = 8192
 MAX_WORD = 100
+MAX_ID_DIGITS = 19  # a BIGINT id has at most 19 digits
 _LEGACY_IPV4 = re.compile(r"^[0-9a-fA-FxX.]+$")
 
 
@@ -261,9 +262,13 @@ def _sources(value: object, own: Collection[int]) -> tuple[int, ...]:
         raise _got("must be a list of traffic source ids ([] for all)", value)
     ids: list[int] = []
     for item in value:
-        if isinstance(item, bool) or not isinstance(item, int | str) or not str(item).strip().isdigit():
+        # ASCII digits only: "²" passes isdigit() but not int(), and 5,000 digits pass both but int().
+        digits = str(item).strip() if isinstance(item, int | str) and not isinstance(item, bool) else ""
+        if not (digits.isascii() and digits.isdigit()):
             raise _got("must hold traffic source ids (whole numbers)", item)
-        number = int(item)
+        if len(digits) > MAX_ID_DIGITS:
+            raise _Problem(f"{digits[:MAX_ID_DIGITS]}... is not one of your traffic sources")
+        number = int(digits)
         if number not in own:
             raise _Problem(f"{number} is not one of your traffic sources")
         ids.append(number)

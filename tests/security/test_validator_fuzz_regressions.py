@@ -1,0 +1,43 @@
+"""Cases the validator fuzzing found in the publisher side, kept as plain tests once fixed (each was a 500 or
+a postback that could never be sent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from dispatcher.portal.rules import Invalid, check
+from tests.portal.conftest import Account, add_source, make_publisher
+from tests.security.fuzz_support import assert_error_shape, row_counts, written
+
+URL = "https://tracker.example/pb?cid=#fobs#"
+
+
+@pytest.fixture
+def me(app: Flask) -> Account:
+    return make_publisher(app)
+
+
+def _refused(app: Flask, client: FlaskClient, me: Account, body: dict[str, Any], field: str) -> None:
+    before = row_counts(app)
+
+    response = client.post("/api/v1/postbacks", json=body, headers=me.auth)
+
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert list(assert_error_shape(response)) == [field]
+    assert written(before, row_counts(app)) == {}
+
+
+@pytest.mark.parametrize("item", ["²", "١", "1" * 5000, 10**25, "-1", " 1 2"])
+def test_a_traffic_source_id_that_is_not_plain_digits_is_a_400_not_a_500(
+    app: Flask, client: FlaskClient, me: Account, item: object
+) -> None:
+    add_source(app, me, "Blog")
+
+    _refused(app, client, me, {"url": URL, "traffic_source_ids": [item]}, "traffic_source_ids")
+    with pytest.raises(Invalid) as refused:
+        check({"url": URL, "traffic_source_ids": [item]}, own_source_ids={1})
+    assert list(refused.value.problems) == ["traffic_source_ids"]
