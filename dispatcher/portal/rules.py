@@ -164,6 +164,9 @@ def _string(value: object, *, max_length: int) -> str:
         raise _got("must be text", value)
     if len(value) > max_length:
         raise _Problem(f"must be at most {max_length} characters, got {len(value)}")
+    # JSON may carry a lone surrogate ("\ud800"): no database can store it and no request can send it.
+    if not value.isascii() and any("\ud800" <= char <= "\udfff" for char in value):
+        raise _got("must be valid Unicode text (it holds a lone surrogate)", value)
     return value
 
 

@@ -41,3 +41,30 @@ def test_a_traffic_source_id_that_is_not_plain_digits_is_a_400_not_a_500(
     with pytest.raises(Invalid) as refused:
         check({"url": URL, "traffic_source_ids": [item]}, own_source_ids={1})
     assert list(refused.value.problems) == ["traffic_source_ids"]
+
+
+SURROGATE = "a\ud800b"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("url", URL + SURROGATE),
+        ("name", SURROGATE),
+        ("method", SURROGATE),
+        ("body_template", "cid=#fobs#" + SURROGATE),
+        ("content_type", SURROGATE),
+        ("headers", {"X-Token": SURROGATE}),
+        ("status_map", {"approved": SURROGATE}),
+        ("success_body_contains", SURROGATE),
+    ],
+)
+def test_a_lone_surrogate_in_any_text_is_a_400_not_a_database_error(
+    app: Flask, client: FlaskClient, me: Account, field: str, value: object
+) -> None:
+    body = {"url": URL, "method": "POST", "body_template": "cid=#fobs#", field: value}
+
+    _refused(app, client, me, body, field)
+    created = client.post("/api/v1/postbacks", json={"url": URL}, headers=me.auth).get_json()
+    response = client.put(f"/api/v1/postbacks/{created['id']}", json={field: value}, headers=me.auth)
+    assert response.status_code == 400 and field in response.get_json()["fields"]
