@@ -193,6 +193,12 @@ def _url(value: object, allowed: Sequence[IPNetwork]) -> str:
     errors = [finding.message for finding in macros.lint(url) if finding.severity == "error"]
     if errors:
         raise _Problem(" ".join(errors))
+    try:
+        port = urlsplit(url).port
+    except ValueError:  # not a number, or beyond 65535
+        port = 0
+    if port == 0:  # every send would fail: refused here, where the publisher can still fix it
+        raise _got("must have a port from 1 to 65535, if any", url)
     refused = destination_problem(url, allowed)
     if refused:
         raise _Problem(refused)

@@ -68,3 +68,18 @@ def test_a_lone_surrogate_in_any_text_is_a_400_not_a_database_error(
     created = client.post("/api/v1/postbacks", json={"url": URL}, headers=me.auth).get_json()
     response = client.put(f"/api/v1/postbacks/{created['id']}", json={field: value}, headers=me.auth)
     assert response.status_code == 400 and field in response.get_json()["fields"]
+
+
+@pytest.mark.parametrize("port", ["0", "99999", "65536", "-1", "8o"])
+def test_a_url_with_an_impossible_port_is_refused_when_saved(
+    app: Flask, client: FlaskClient, me: Account, port: str
+) -> None:
+    _refused(app, client, me, {"url": f"https://tracker.example:{port}/pb?cid=#fobs#"}, "url")
+
+
+def test_a_url_with_a_real_port_is_saved(client: FlaskClient, me: Account) -> None:
+    response = client.post(
+        "/api/v1/postbacks", json={"url": "https://t.example:8443/?c=#fobs#"}, headers=me.auth
+    )
+
+    assert response.status_code == 201 and response.get_json()["url"] == "https://t.example:8443/?c=#fobs#"
