@@ -13,7 +13,8 @@ from macros.catalog import Kind, MacroSpec
 Format = Callable[[object], str]
 MAX_DECIMALS = 8
 # The directives Python documents for every platform; others (e.g. %s, local-time epoch) vary or mislead.
-_STRFTIME = re.compile(r"(?:[^%\x00-\x1f]|%[YmdHMSfjaAbBpyIzZGVuwUWcxX%])*").fullmatch
+# Lone surrogates are left out too: strftime cannot encode them (UnicodeEncodeError at every expansion).
+_STRFTIME = re.compile(r"(?:[^%\x00-\x1f\ud800-\udfff]|%[YmdHMSfjaAbBpyIzZGVuwUWcxX%])*").fullmatch
 
 
 @dataclass(frozen=True, slots=True)

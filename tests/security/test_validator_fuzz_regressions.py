@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+import macros
 from dispatcher.portal.rules import Invalid, check
 from tests.portal.conftest import Account, add_source, make_publisher
 from tests.security.fuzz_support import assert_error_shape, row_counts, written
@@ -83,3 +84,26 @@ def test_a_url_with_a_real_port_is_saved(client: FlaskClient, me: Account) -> No
     )
 
     assert response.status_code == 201 and response.get_json()["url"] == "https://t.example:8443/?c=#fobs#"
+
+
+@pytest.mark.parametrize("context", list(macros.Context))
+def test_a_strftime_pattern_with_a_lone_surrogate_is_a_lint_error_not_a_crash(
+    context: macros.Context,
+) -> None:
+    template = (
+        '{"t": "#et:%Y\ud800#"}' if context is macros.Context.JSON else "https://t.example/?t=#et:%Y\ud800#"
+    )
+
+    codes = [finding.code for finding in macros.lint(template, context) if finding.severity == "error"]
+
+    assert "unknown_modifier" in codes
+    with pytest.raises(macros.MacroError):
+        macros.parse(template, context).expand(macros.sample_values())
+
+
+def test_the_preview_of_such_a_pattern_shows_the_error(client: FlaskClient, me: Account) -> None:
+    body = {"url": "https://t.example/?c=#fobs#&t=#et:%Y\ud800#"}
+
+    response = client.post("/api/v1/postbacks/preview", json=body, headers=me.auth)
+
+    assert response.status_code == 200 and response.get_json()["ok"] is False
