@@ -338,6 +338,16 @@ def _status_map(value: object) -> dict[str, str]:
     return clean
 
 
+def status_words(value: object) -> dict[str, str]:
+    """The status map alone, checked as saving checks it (the preview puts its words into `#status#`)."""
+    if value is None:
+        return {}
+    try:
+        return _status_map(value)
+    except _Problem as problem:
+        raise Invalid({"status_map": str(problem)}) from None
+
+
 def _success_text(value: object) -> str | None:
     text = _string(value, max_length=200)
     if any(ord(char) < 32 for char in text):

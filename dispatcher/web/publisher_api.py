@@ -139,7 +139,9 @@ def delete_postback(postback_id: int) -> ResponseReturnValue:
 @token_required
 def preview_postback() -> ResponseReturnValue:
     data = _body()
-    return jsonify(preview(data, _settings().allowed_networks).as_json())
+    # The words are expanded into the sample's #status#: a word that is not text is refused, as on saving.
+    words = rules.status_words(data.get("status_map"))
+    return jsonify(preview({**data, "status_map": words}, _settings().allowed_networks).as_json())
 
 
 @blueprint.post("/postbacks/<int:postback_id>/test")

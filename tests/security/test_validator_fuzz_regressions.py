@@ -107,3 +107,25 @@ def test_the_preview_of_such_a_pattern_shows_the_error(client: FlaskClient, me: 
     response = client.post("/api/v1/postbacks/preview", json=body, headers=me.auth)
 
     assert response.status_code == 200 and response.get_json()["ok"] is False
+
+
+@pytest.mark.parametrize("word", [True, 1.5, [1], {"a": "b"}, SURROGATE])
+def test_a_preview_with_a_status_word_that_is_not_text_is_a_400(
+    app: Flask, client: FlaskClient, me: Account, word: object
+) -> None:
+    body = {"url": "https://t.example/?c=#fobs#&s=#status#", "status_map": {"approved": word}}
+    before = row_counts(app)
+
+    response = client.post("/api/v1/postbacks/preview", json=body, headers=me.auth)
+
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert list(assert_error_shape(response)) == ["status_map"]
+    assert written(before, row_counts(app)) == {}
+
+
+def test_a_preview_expands_a_text_status_word(client: FlaskClient, me: Account) -> None:
+    body = {"url": "https://t.example/?c=#fobs#&s=#status#", "status_map": {"approved": "sale"}}
+
+    response = client.post("/api/v1/postbacks/preview", json=body, headers=me.auth)
+
+    assert response.status_code == 200 and response.get_json()["url"].endswith("&s=sale")
