@@ -53,6 +53,8 @@ def scan(template: str, context: Context) -> tuple[tuple[str, ...], tuple[Token,
 
 def _locate(literals: list[str], context: Context) -> list[Location]:
     count = len(literals) - 1
+    # A NUL typed into the template itself must not pass for a macro's place (the preview lints raw input).
+    literals = [literal.replace(_SENTINEL, " ") for literal in literals]
     if context is Context.URL:
         return _url_locations(_SENTINEL.join(literals))
     if context is Context.JSON:

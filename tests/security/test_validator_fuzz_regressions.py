@@ -129,3 +129,30 @@ def test_a_preview_expands_a_text_status_word(client: FlaskClient, me: Account) 
     response = client.post("/api/v1/postbacks/preview", json=body, headers=me.auth)
 
     assert response.status_code == 200 and response.get_json()["url"].endswith("&s=sale")
+
+
+@pytest.mark.parametrize(
+    ("template", "context"),
+    [
+        ("https://t.example/?a=\x00&c=#fobs#", macros.Context.URL),
+        ('{"a": "\x00", "b": #sa#}', macros.Context.JSON),
+    ],
+)
+def test_a_nul_in_a_template_is_linted_and_expanded_not_a_crash(
+    template: str, context: macros.Context
+) -> None:
+    macros.lint(template, context)
+
+    assert "\x00" in macros.parse(template, context).expand(macros.sample_values())
+
+
+def test_the_preview_of_a_template_with_a_nul_answers(client: FlaskClient, me: Account) -> None:
+    body = {
+        "url": "https://t.example/?a=\x00&c=#fobs#",
+        "method": "POST",
+        "body_template": '{"a": "\x00", "b": #sa#}',
+    }
+
+    response = client.post("/api/v1/postbacks/preview", json=body, headers=me.auth)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
