@@ -85,6 +85,12 @@ UNAUTHORIZED_S2S = error(
     "The `token` query parameter is missing, unknown, or its advertiser is inactive.",
     "token: the S2S token is not valid (or its advertiser is inactive)",
 )
+# Ids are BIGINT: a larger one matches no route, and the router may answer 405 rather than 404 when a
+# neighbouring route has other methods (dispatcher/web/converters.py).
+BEYOND_BIGINT = error(
+    "The id is beyond BIGINT, so no route matches it; the router answers 405 here.",
+    "The method is not allowed for the requested URL.",
+)
 NOT_A_JSON_OBJECT = error(
     "The body is not a JSON object, a field is unknown, or a value is refused; `fields` names each.",
     "The body must be a JSON object, sent with Content-Type: application/json",

@@ -12,7 +12,9 @@ DELIVERY_ID = path_id("delivery_id", "A delivery of yours (staff: anyone's); oth
 NOT_FOUND = error("No such delivery (or not yours).", "delivery 90412 not found")
 STATES = [state.value for state in DeliveryState]
 TEXT = {"type": "string", "maxLength": 255}
-ID = {"type": "integer", "minimum": 1, "maximum": 9223372036854775807}
+# An empty filter (`?state=`, as an HTML form sends it) is no filter.
+NONE = {"type": "string", "maxLength": 0}
+ID = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 9223372036854775807}, NONE]}
 DAY_OR_TIME = {
     "type": "string",
     "description": "A date (`to` includes the whole day); staff may also give an ISO 8601 time (UTC "
@@ -20,7 +22,7 @@ DAY_OR_TIME = {
     "says otherwise)",
 }
 PARAMETERS = [
-    query("state", "Delivery state", {"type": "string", "enum": STATES}, "failed"),
+    query("state", "Delivery state", {"type": "string", "enum": ["", *STATES]}, "failed"),
     query("postback_id", "Only this postback's", ID, 12),
     query("from", "Created on or after", DAY_OR_TIME, "2026-11-20"),
     query("to", "Created on or before", DAY_OR_TIME, "2026-11-21"),
@@ -46,10 +48,12 @@ PARAMETERS = [
     query(
         "error_class",
         "Staff only: the last error's class",
-        {"type": "string", "enum": [e.value for e in ErrorClass]},
+        {"type": "string", "enum": ["", *(e.value for e in ErrorClass)]},
     ),
     query(
-        "status_code", "Staff only: the last HTTP status", {"type": "integer", "minimum": 100, "maximum": 599}
+        "status_code",
+        "Staff only: the last HTTP status",
+        {"anyOf": [{"type": "integer", "minimum": 100, "maximum": 599}, NONE]},
     ),
 ]
 DELIVERY = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dispatcher.api_spec.common import (
+    BEYOND_BIGINT,
     JSON,
     NOT_A_JSON_OBJECT,
     UNAUTHORIZED_PUBLISHER,
@@ -139,6 +140,7 @@ ONE: JSON = {
             "400": REFUSED,
             "401": UNAUTHORIZED_PUBLISHER,
             "404": NOT_FOUND,
+            "405": BEYOND_BIGINT,
         },
     },
     "delete": {
@@ -150,6 +152,7 @@ ONE: JSON = {
             "204": {"description": "Deleted"},
             "401": UNAUTHORIZED_PUBLISHER,
             "404": NOT_FOUND,
+            "405": BEYOND_BIGINT,
         },
     },
 }
@@ -160,7 +163,7 @@ PREVIEW: JSON = {
         "summary": "Expand and lint templates for a sample sale; nothing is saved",
         "security": PUBLISHER,
         "requestBody": json_body(
-            schema("PostbackUpdate"),
+            schema("PostbackPreview"),
             {"Voluum": VOLUUM, "foreign placeholder": {"url": "https://t.example/pb?cid={clickid}&p=#ca#"}},
             description="The postback's fields (none required); `url` may be left out",
         ),

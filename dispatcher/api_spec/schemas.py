@@ -191,6 +191,14 @@ POSTBACK_FIELDS: JSON = {
 }
 POSTBACK_CREATE = _object(POSTBACK_FIELDS, ["url"])
 POSTBACK_UPDATE = {**_object(POSTBACK_FIELDS), "description": "Only the fields sent change"}
+POSTBACK_PREVIEW = {
+    "type": "object",
+    "propertyNames": {"enum": list(POSTBACK_FIELDS)},
+    "properties": {"signing_secret": POSTBACK_FIELDS["signing_secret"]},
+    "description": "The postback's fields, none required. The preview is lenient like the portal's live "
+    "preview: a value of the wrong type is taken as empty; only unknown fields and a non-boolean "
+    "`signing_secret` are refused.",
+}
 POSTBACK = _object(
     {
         "id": ID,
@@ -396,6 +404,7 @@ SCHEMAS: dict[str, JSON] = {
     "CsvResults": CSV_RESULTS,
     "PostbackCreate": POSTBACK_CREATE,
     "PostbackUpdate": POSTBACK_UPDATE,
+    "PostbackPreview": POSTBACK_PREVIEW,
     "Postback": POSTBACK,
     "PostbackList": POSTBACK_LIST,
     "Preview": PREVIEW,

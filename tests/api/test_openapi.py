@@ -16,8 +16,8 @@ from openapi_spec_validator import validate
 from werkzeug.test import TestResponse
 
 from dispatcher.api_spec import document
-from tests.api.conftest import World
 from tests.api.spec_checks import SPEC, operation, operations, response_problems, schema_errors
+from tests.api.world import World
 
 API_PREFIXES = ("/api/", "/s2s/", "/c/", "/healthz", "/metrics")
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
