@@ -146,11 +146,18 @@ def _json_findings(parsed: Template) -> Iterator[Finding]:
         return
     try:
         json.loads(parsed.expand(sample_values()))
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also an integer over 4,300 digits, or nesting too deep
+        reason = (
+            exc.msg
+            if isinstance(exc, json.JSONDecodeError)
+            else "a number has too many digits"
+            if isinstance(exc, ValueError)
+            else "nested too deeply"
+        )
         yield Finding(
             "error",
             "invalid_json",
-            f"With sample values the body is not valid JSON ({exc.msg}); check quotes and commas around"
+            f"With sample values the body is not valid JSON ({reason}); check quotes and commas around"
             " macros.",
             0,
             len(parsed.source),

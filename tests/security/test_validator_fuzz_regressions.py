@@ -156,3 +156,19 @@ def test_the_preview_of_a_template_with_a_nul_answers(client: FlaskClient, me: A
     response = client.post("/api/v1/postbacks/preview", json=body, headers=me.auth)
 
     assert response.status_code == 200, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('{"a": ' + "1" * 5000 + ', "b": #sa#}', "too many digits"),
+        ("[" * 4000 + "#sa#" + "]" * 4000, "nested"),
+    ],
+)
+def test_a_json_body_python_cannot_parse_is_a_lint_error_not_a_500(
+    app: Flask, client: FlaskClient, me: Account, body: str, reason: str
+) -> None:
+    [finding] = [f for f in macros.lint(body, macros.Context.JSON) if f.severity == "error"]
+    assert finding.code == "invalid_json" and reason in finding.message
+
+    _refused(app, client, me, {"url": URL, "method": "POST", "body_template": body}, "body_template")
