@@ -123,8 +123,13 @@ def _readable(spec: dict[str, Any], good: dict[str, str]) -> bool:
     """Files whose good lines must all be recorded: decodable as UTF-8, with LF or CRLF line ends."""
     if spec["ending"] == "\r" or spec["encoding"] == "utf-16":
         return False
-    # An unquoted line that starts a quoted cell runs on into the next lines, as CSV says it must.
-    return not any(kind == "raw" and '"' in value for kind, value in spec["lines"])
+    # An unquoted line that starts a quoted cell runs on into the next lines, as CSV says it must; so does
+    # the line after a lone CR, which csv.writer leaves unquoted in an LF file (the reader refuses that line
+    # and resumes inside its next quoted cell).
+    lone_cr = spec["ending"] == "\n" and any(
+        kind == "cells" and any("\r" in cell for cell in value) for kind, value in spec["lines"]
+    )
+    return not lone_cr and not any(kind == "raw" and '"' in value for kind, value in spec["lines"])
 
 
 def _upload(network: Network, data: bytes, multipart: bool) -> Any:

@@ -47,7 +47,7 @@ def _print_figures() -> Iterator[None]:
                 ["https://tracker.example/pb?cid=#fobs#", "http://t.example:8443/?c=#fobs#"]
             )
         },
-        optional={name: FIELD_VALUES[name] for name in RULE_FIELDS},
+        optional={name: FIELD_VALUES[name] for name in RULE_FIELDS if name != "url"},
     )
 )
 @example(values={"url": "https://t.example/?c=#fobs#", "traffic_source_ids": ["²"]})
