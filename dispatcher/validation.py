@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from dispatcher.currencies import is_currency
 from dispatcher.models.parties import CommissionType
+from dispatcher.models.types import MAX_ID
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD_LENGTH = 8
@@ -53,6 +54,8 @@ def positive_id(field: str, value: str | int) -> int:
         raise FieldError(field, value, "must be a whole number") from None
     if number < 1:
         raise FieldError(field, value, "must be a positive id")
+    if number > MAX_ID:  # ids are BIGINT: a larger number is nobody's, and the database cannot compare it
+        raise FieldError(field, value, "is not an id (too large)")
     return number
 
 
