@@ -106,9 +106,9 @@ def seed(env: Mapping[str, str]) -> dict[str, str]:
         hook = "https://tracker.example/pb?cid=#fobs#&sa=#sa#"
         session.add(Postback(publisher_id=media.publisher.id, url_template=hook))
         ids = {"key": shop.api_key, "program": program.id, "pub": media.publisher.id, "ts": source.id}
-    with database.session_factory() as session:
+    with database.link() as link:
         click = ClickRequest(program.id, media.publisher.id, source.id, {"fobs": "bench"})
-        landing = record_click(session, click)
+        landing = record_click(link, click)
     database.dispose()
     return {**{key: str(value) for key, value in ids.items()}, "click": landing.rsplit("clickid=", 1)[1]}
 

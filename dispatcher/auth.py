@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.accounts import ADVERTISER_KEY_KIND, S2S_TOKEN_KIND
 from dispatcher.credentials import check_password, check_secret, split_token
+from dispatcher.db import Link, fetch
 from dispatcher.models import Advertiser
 
 # Checked when the email is unknown, so a wrong email costs as long as a wrong password (no account probing).
@@ -55,13 +56,14 @@ class AdvertiserIdentity:
     name: str
 
 
-def advertiser_by_token(session: Session, token: str, kind: str) -> AdvertiserIdentity | None:
+def advertiser_by_token(db: Session | Link, token: str, kind: str) -> AdvertiserIdentity | None:
     """The active advertiser whose API key (`adv`) or S2S token (`s2s`) this is, else None."""
     parts = split_token(token.strip(), kind)
     if parts is None:
         return None
     statement = _BY_API_KEY if kind == ADVERTISER_KEY_KIND else _BY_S2S_TOKEN
-    row = session.connection().execute(statement, {"key_id": parts.key_id}).first()
+    rows = fetch(db, statement, {"key_id": parts.key_id})
+    row = rows[0] if rows else None
     if row is None or not row.active or not check_secret(row.secret_hash, parts.secret):
         return None
     return AdvertiserIdentity(row.id, row.name)
@@ -85,20 +87,20 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
-def require_advertiser_api_key(session: Session) -> AdvertiserIdentity:
+def require_advertiser_api_key(db: Session | Link) -> AdvertiserIdentity:
     token = bearer_token()
     if token is None:
         abort(401, description="Authorization: expected 'Bearer <advertiser API key>'")
-    identity = advertiser_by_token(session, token, ADVERTISER_KEY_KIND)
+    identity = advertiser_by_token(db, token, ADVERTISER_KEY_KIND)
     if identity is None:
         abort(401, description="Authorization: the API key is not valid (or its advertiser is inactive)")
     return identity
 
 
-def require_advertiser_s2s_token(session: Session, token: str | None) -> AdvertiserIdentity:
+def require_advertiser_s2s_token(db: Session | Link, token: str | None) -> AdvertiserIdentity:
     if not token:
         abort(401, description="token: the S2S token is required (?token=s2s_...)")
-    identity = advertiser_by_token(session, token, S2S_TOKEN_KIND)
+    identity = advertiser_by_token(db, token, S2S_TOKEN_KIND)
     if identity is None:
         abort(401, description="token: the S2S token is not valid (or its advertiser is inactive)")
     return identity

@@ -33,26 +33,39 @@ def batch_job_id(delivery_ids: Sequence[int]) -> str:
     return f"deliver-{digest}"
 
 
-def enqueue_deliveries(connection: redis.Redis, delivery_ids: Sequence[int], *, retry: bool = False) -> int:
+def enqueue_deliveries(
+    connection: redis.Redis, delivery_ids: Sequence[int], *, retry: bool = False, new: bool = False
+) -> int:
     """Enqueue deliveries in batches, in one pipeline; returns the number of jobs, 0 when Redis is down."""
     try:
-        return enqueue_or_raise(connection, delivery_ids, retry=retry)
+        return enqueue_or_raise(connection, delivery_ids, retry=retry, new=new)
     except redis.RedisError as exc:
         log.warning("Redis unavailable; %d deliveries stay pending for the pump: %s", len(delivery_ids), exc)
         return 0
 
 
-def enqueue_or_raise(connection: redis.Redis, delivery_ids: Sequence[int], *, retry: bool = False) -> int:
-    """The same, raising RedisError (for the pump, which then leaves the deliveries for its next pass)."""
+def enqueue_or_raise(
+    connection: redis.Redis, delivery_ids: Sequence[int], *, retry: bool = False, new: bool = False
+) -> int:
+    """The same, raising RedisError (for the pump, which then leaves the deliveries for its next pass).
+
+    `new`: the deliveries were created just now and never handed over, so no job of theirs can be waiting
+    and the look-up of earlier jobs is skipped: one round trip to Redis instead of two. Their `queued_at`
+    (set when they were created) keeps the pump away until they are overdue; if it hands them over anyway,
+    the second job finds nothing to claim.
+    """
     if not delivery_ids:
         return 0
     queue = Queue(RETRY_QUEUE if retry else FIRST_ATTEMPT_QUEUE, connection=connection)
     batches = [list(delivery_ids[i : i + BATCH_SIZE]) for i in range(0, len(delivery_ids), BATCH_SIZE)]
     job_ids = [batch_job_id(batch) for batch in batches]
-    with connection.pipeline(transaction=False) as pipe:
-        for job_id in job_ids:
-            pipe.hget(Job.key_for(job_id), "status")
-        statuses = pipe.execute()
+    if new:
+        statuses: list[bytes | None] = [None] * len(job_ids)
+    else:
+        with connection.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(Job.key_for(job_id), "status")
+            statuses = pipe.execute()
     jobs = [
         Queue.prepare_data(
             SEND_JOB,

@@ -1,9 +1,9 @@
 """The ledger: clicks, transactions, commissions, status changes, and the outbox they write.
 
 Entry points for other code:
-- `record_click(session, ClickRequest)` -> landing URL with the click id;
-- `record_sales(session, advertiser_id, [SaleReport], channel)` -> one outcome per report
-  (every intake channel);
+- `record_click(link, ClickRequest)` -> landing URL with the click id (on a `dispatcher.db.Link`);
+- `record_sales(session | link, advertiser_id, [SaleReport], channel)` -> one outcome per report
+  (every intake channel; one report may run on a Link, the API's and S2S's hot path);
 - `change_status(session, advertiser_id, sales_id, StatusChange, channel)`;
 - `outbox.create_deliveries(session, [FiredEvent], postback_ids=..., skip_existing=...)`
   for backfill and replay.

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from dispatcher.db import Link, fetch
 from dispatcher.ledger.commission import CommissionRule
 from dispatcher.ledger.reports import CheckedReport
 from dispatcher.ledger.tables import clicks, programs, publishers, traffic_sources
@@ -50,33 +51,32 @@ _PROGRAM_COLUMNS = (
     programs.c.allow_clickless,
     programs.c.allow_advertiser_commission,
 )
-_CLICKS = (
-    select(
-        clicks.c.click_id,
-        clicks.c.id,
-        clicks.c.created_at,
-        clicks.c.publisher_id,
-        clicks.c.traffic_source_id,
-        *_PROGRAM_COLUMNS,
-    )
-    .join(programs, programs.c.id == clicks.c.program_id)
-    .where(clicks.c.click_id.in_(bindparam("click_ids", expanding=True)))
-)
+_CLICKS_OF = select(
+    clicks.c.click_id,
+    clicks.c.id,
+    clicks.c.created_at,
+    clicks.c.publisher_id,
+    clicks.c.traffic_source_id,
+    *_PROGRAM_COLUMNS,
+).join(programs, programs.c.id == clicks.c.program_id)
+# One id is looked up with `=`, several with IN: a Link (one reported sale) runs no expanding parameters.
+_CLICK = _CLICKS_OF.where(clicks.c.click_id == bindparam("click_id"))
+_CLICKS = _CLICKS_OF.where(clicks.c.click_id.in_(bindparam("click_ids", expanding=True)))
 _PROGRAMS_OF = select(*_PROGRAM_COLUMNS).where(programs.c.advertiser_id == bindparam("advertiser_id"))
-_SOURCES = (
-    select(traffic_sources.c.id, traffic_sources.c.publisher_id, publishers.c.active)
-    .join(publishers, publishers.c.id == traffic_sources.c.publisher_id)
-    .where(traffic_sources.c.id.in_(bindparam("source_ids", expanding=True)))
+_SOURCES_OF = select(traffic_sources.c.id, traffic_sources.c.publisher_id, publishers.c.active).join(
+    publishers, publishers.c.id == traffic_sources.c.publisher_id
 )
+_SOURCE = _SOURCES_OF.where(traffic_sources.c.id == bindparam("source_id"))
+_SOURCES = _SOURCES_OF.where(traffic_sources.c.id.in_(bindparam("source_ids", expanding=True)))
 
 
 def attribute(
-    session: Session, advertiser_id: int, reports: Sequence[CheckedReport]
+    db: Session | Link, advertiser_id: int, reports: Sequence[CheckedReport]
 ) -> list[Attribution | FieldError]:
-    clicks = _clicks(session, {r.click_id for r in reports if r.click_id is not None})
+    clicks = _clicks(db, {r.click_id for r in reports if r.click_id is not None})
     clickless = [r for r in reports if r.click_id is None]
-    programs = _programs_of(session, advertiser_id) if clickless else {}
-    sources = _sources(session, {r.traffic_source_id for r in clickless if r.traffic_source_id is not None})
+    programs = _programs_of(db, advertiser_id) if clickless else {}
+    sources = _sources(db, {r.traffic_source_id for r in clickless if r.traffic_source_id is not None})
     results: list[Attribution | FieldError] = []
     for report in reports:
         try:
@@ -137,9 +137,13 @@ def _program_for(report: CheckedReport, programs: dict[int, ProgramTerms]) -> Pr
     return active[0]
 
 
-def _clicks(session: Session, click_ids: set[str]) -> dict[str, Attribution]:
+def _clicks(db: Session | Link, click_ids: set[str]) -> dict[str, Attribution]:
     if not click_ids:
         return {}
+    if len(click_ids) == 1:
+        found = fetch(db, _CLICK, {"click_id": next(iter(click_ids))})
+    else:
+        found = fetch(db, _CLICKS, {"click_ids": list(click_ids)})
     return {
         row.click_id: Attribution(
             program=_terms(row),
@@ -148,20 +152,23 @@ def _clicks(session: Session, click_ids: set[str]) -> dict[str, Attribution]:
             click_pk=row.id,
             click_time=row.created_at,
         )
-        for row in session.connection().execute(_CLICKS, {"click_ids": list(click_ids)})
+        for row in found
     }
 
 
-def _programs_of(session: Session, advertiser_id: int) -> dict[int, ProgramTerms]:
-    rows = session.connection().execute(_PROGRAMS_OF, {"advertiser_id": advertiser_id})
+def _programs_of(db: Session | Link, advertiser_id: int) -> dict[int, ProgramTerms]:
+    rows = fetch(db, _PROGRAMS_OF, {"advertiser_id": advertiser_id})
     return {row.program_id: _terms(row) for row in rows}
 
 
-def _sources(session: Session, source_ids: set[int]) -> dict[int, tuple[int, bool]]:
+def _sources(db: Session | Link, source_ids: set[int]) -> dict[int, tuple[int, bool]]:
     """traffic source id -> (its publisher, whether that publisher is active)."""
     if not source_ids:
         return {}
-    rows = session.connection().execute(_SOURCES, {"source_ids": list(source_ids)})
+    if len(source_ids) == 1:
+        rows = fetch(db, _SOURCE, {"source_id": next(iter(source_ids))})
+    else:
+        rows = fetch(db, _SOURCES, {"source_ids": list(source_ids)})
     return {row.id: (row.publisher_id, row.active) for row in rows}
 
 

@@ -18,14 +18,16 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session
 
+from dispatcher.db import Link
+
 _locks: dict[tuple[int, str], tuple[int, threading.Lock]] = {}
 _locks_guard = threading.Lock()
 
 
 @contextmanager
-def write_turn(session: Session) -> Iterator[None]:
+def write_turn(db: Session | Link) -> Iterator[None]:
     """Hold the SQLite database's write turn for the block (a no-op on other databases)."""
-    path = _lock_path(session)
+    path = _lock_path(db)
     if path is None:
         yield
         return
@@ -38,11 +40,12 @@ def write_turn(session: Session) -> Iterator[None]:
             fcntl.flock(descriptor, fcntl.LOCK_UN)
 
 
-def _lock_path(session: Session) -> str | None:
-    bind = session.get_bind()
-    if bind.dialect.name != "sqlite":
-        return None
-    database = bind.engine.url.database
+def _lock_path(db: Session | Link) -> str | None:
+    if isinstance(db, Link):
+        database = db.database_path
+    else:
+        bind = db.get_bind()
+        database = bind.engine.url.database if bind.dialect.name == "sqlite" else None
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return f"{os.path.abspath(database)}.write-turn"

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 
 def hand_over(app: Flask, delivery_ids: Iterable[int]) -> int:
-    """Enqueue in one pipeline; returns the number of jobs (0 when there was nothing or Redis is down)."""
+    """Enqueue deliveries the ledger has just created (and committed) in one pipeline, one round trip;
+    returns the number of jobs (0 when there was nothing or Redis is down)."""
     pending = list(delivery_ids)
     if not pending:
         return 0
@@ -24,4 +25,4 @@ def hand_over(app: Flask, delivery_ids: Iterable[int]) -> int:
     except RedisStartError as exc:  # the embedded development server would not start: same as Redis down
         log.warning("Redis unavailable; %d deliveries stay pending for the pump: %s", len(pending), exc)
         return 0
-    return enqueue_deliveries(client, pending)
+    return enqueue_deliveries(client, pending, new=True)

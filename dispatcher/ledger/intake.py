@@ -9,6 +9,10 @@ transaction; a batch that meets a concurrent duplicate is redone report by repor
 Reads and writes are separate database transactions: SQLite cannot upgrade a read transaction to a write one
 once another writer has committed (it fails at once instead of waiting), so the write transaction starts with
 its INSERT and waits its turn like any writer.
+
+One report (the API, S2S and pixel channels) runs on a `Link`, the database's hot-path connection: its reads
+run on their own, then one write transaction, one commit. Batches (CSV) run on the session, whose multi-row
+statements are what a batch needs.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dispatcher.db import Link, fetch
 from dispatcher.ledger import fields, ids, reports, tables
 from dispatcher.ledger.attribution import Attribution, attribute
 from dispatcher.ledger.commission import commission
@@ -50,14 +55,19 @@ class NewSale:
 
 
 def record_sales(
-    session: Session,
+    db: Session | Link,
     advertiser_id: int,
     sale_reports: Sequence[SaleReport],
     channel: str,
     *,
     now: datetime | None = None,
 ) -> list[Outcome]:
-    """One outcome per report, in order. Commits; the caller hands `new_delivery_ids` to RQ afterwards."""
+    """One outcome per report, in order. Commits; the caller hands `new_delivery_ids` to RQ afterwards.
+
+    `db` is a session, or a Link for a single report.
+    """
+    if isinstance(db, Link) and len(sale_reports) > 1:
+        raise ValueError("a Link records one report at a time; batches go through a session")
     moment = now or utcnow()
     outcomes: list[Outcome | None] = [None] * len(sale_reports)
     checked: dict[int, CheckedReport] = {}
@@ -66,7 +76,7 @@ def record_sales(
             checked[index] = reports.check(raw)
         except FieldError as error:
             outcomes[index] = Rejected(error)
-    attributions = attribute(session, advertiser_id, list(checked.values()))
+    attributions = attribute(db, advertiser_id, list(checked.values()))
     sales: dict[int, NewSale] = {}
     for (index, report), attribution in zip(checked.items(), attributions, strict=True):
         try:
@@ -79,8 +89,12 @@ def record_sales(
     for index, sale in sales.items():
         first_of.setdefault(sale.key, index)
     # Read now, not inside the write: SQLite's write lock is held for less time.
-    postbacks = active_postbacks(session, {sale.attribution.publisher_id for sale in sales.values()})
-    written = _write(session, [sales[index] for index in first_of.values()], channel, moment, postbacks)
+    postbacks = active_postbacks(db, {sale.attribution.publisher_id for sale in sales.values()})
+    fresh = [sales[index] for index in first_of.values()]
+    if isinstance(db, Link):
+        written = _write_one(db, fresh, channel, moment, postbacks)
+    else:
+        written = _write(db, fresh, channel, moment, postbacks)
     for index, sale in sales.items():
         result = written[sale.key]
         if first_of[sale.key] != index:  # the same order twice in one batch: the second is a duplicate
@@ -140,12 +154,36 @@ def _write(
     return {**known, **written}
 
 
+def _write_one(
+    link: Link, sales: list[NewSale], channel: str, now: datetime, postbacks: list[PostbackFilter]
+) -> dict[Key, Recorded]:
+    """At most one sale, on a Link: one write transaction (BEGIN IMMEDIATE on SQLite, in its write turn)."""
+    if not sales:
+        link.commit()  # ends the reads' transaction on PostgreSQL
+        return {}
+    with write_turn(link):
+        link.begin()
+        try:
+            written = _insert(link, sales, channel, now, postbacks)
+            link.commit()
+        except link.errors.IntegrityError:
+            link.rollback()
+            written = None
+    if written is not None:
+        return written
+    found = existing(link, [sale.key for sale in sales])  # someone recorded this order meanwhile
+    link.commit()
+    if len(found) != len(sales):
+        raise DuplicateLost(sales[0].key)
+    return found
+
+
 class DuplicateLost(RuntimeError):
     """The insert broke a unique constraint, yet no transaction has the key: a fault, not the advertiser's."""
 
 
 def _insert(
-    connection: Connection,
+    connection: Connection | Link,
     sales: list[NewSale],
     channel: str,
     now: datetime,
@@ -220,32 +258,23 @@ def _transaction_row(sale: NewSale, sales_id: str, channel: str, now: datetime) 
     }
 
 
-def existing(session: Session, keys: Sequence[Key]) -> dict[Key, Recorded]:
+def existing(db: Session | Link, keys: Sequence[Key]) -> dict[Key, Recorded]:
     """The transactions already recorded under these business keys, answered as duplicates."""
-    first_deliveries = (
-        select(func.count(Delivery.id))
-        .join(TransactionEvent, TransactionEvent.id == Delivery.transaction_event_id)
-        .where(
-            TransactionEvent.transaction_id == Transaction.id,
-            TransactionEvent.kind == EventKind.CREATED.value,
+    if len(keys) == 1:
+        program_id, order_number, event_type = keys[0]
+        found = fetch(
+            db,
+            _RECORDED_ONE,
+            {"program_id": program_id, "order_number": order_number, "event_type": event_type},
         )
-        .scalar_subquery()
-    )
-    query = select(
-        Transaction.program_id,
-        Transaction.order_number,
-        Transaction.event_type,
-        Transaction.sales_id,
-        Transaction.status,
-        Transaction.commission,
-        Transaction.currency,
-        first_deliveries.label("deliveries"),
-    ).where(
-        # Two plain IN lists (the order number is indexed), narrowed to exact keys below: portable, and
-        # far cheaper to build for a chunk of hundreds than as many OR-ed conditions.
-        Transaction.order_number.in_({order for _, order, _ in keys}),
-        Transaction.program_id.in_({program for program, _, _ in keys}),
-    )
+    else:
+        query = _RECORDED.where(
+            # Two plain IN lists (the order number is indexed), narrowed to exact keys below: portable, and
+            # far cheaper to build for a chunk of hundreds than as many OR-ed conditions.
+            Transaction.order_number.in_({order for _, order, _ in keys}),
+            Transaction.program_id.in_({program for program, _, _ in keys}),
+        )
+        found = fetch(db, query, {})
     wanted = set(keys)
     return {
         (row.program_id, row.order_number, row.event_type): Recorded(
@@ -256,9 +285,35 @@ def existing(session: Session, keys: Sequence[Key]) -> dict[Key, Recorded]:
             deliveries=row.deliveries,
             duplicate=True,
         )
-        for row in session.execute(query)
+        for row in found
         if (row.program_id, row.order_number, row.event_type) in wanted
     }
+
+
+_FIRST_DELIVERIES = (
+    select(func.count(Delivery.id))
+    .join(TransactionEvent, TransactionEvent.id == Delivery.transaction_event_id)
+    .where(
+        TransactionEvent.transaction_id == Transaction.id,
+        TransactionEvent.kind == EventKind.CREATED.value,
+    )
+    .scalar_subquery()
+)
+_RECORDED = select(
+    Transaction.program_id,
+    Transaction.order_number,
+    Transaction.event_type,
+    Transaction.sales_id,
+    Transaction.status,
+    Transaction.commission,
+    Transaction.currency,
+    _FIRST_DELIVERIES.label("deliveries"),
+)
+_RECORDED_ONE = _RECORDED.where(
+    Transaction.program_id == bindparam("program_id"),
+    Transaction.order_number == bindparam("order_number"),
+    Transaction.event_type == bindparam("event_type"),
+)
 
 
 def _as_duplicate(result: Recorded) -> Recorded:

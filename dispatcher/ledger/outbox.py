@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
-from dispatcher.ledger.rows import connection_of, inserted_ids
+from dispatcher.db import Link, fetch
+from dispatcher.ledger.rows import inserted_ids
 from dispatcher.ledger.tables import deliveries, postbacks
 from dispatcher.models import (
     Delivery,
@@ -85,7 +86,7 @@ def fired_event(transaction: Transaction, event: TransactionEvent) -> FiredEvent
 
 
 def create_deliveries(
-    db: Session | Connection,
+    db: Session | Connection | Link,
     events: Sequence[FiredEvent],
     *,
     postback_ids: Collection[int] | None = None,
@@ -131,19 +132,24 @@ def create_deliveries(
 
 
 def active_postbacks(
-    db: Session | Connection, publisher_ids: Collection[int], postback_ids: Collection[int] | None = None
+    db: Session | Connection | Link,
+    publisher_ids: Collection[int],
+    postback_ids: Collection[int] | None = None,
 ) -> list[PostbackFilter]:
     """The publishers' live postbacks with their scopes, in one query whatever their number."""
     if not publisher_ids:
         return []
-    params: dict[str, Any] = {"publisher_ids": list(publisher_ids)}
-    if postback_ids is not None:
-        params["postback_ids"] = list(postback_ids)
-    statement = _LIVE if postback_ids is None else _LIVE_AMONG
+    params: dict[str, Any]
+    if postback_ids is None and len(publisher_ids) == 1:  # one reported sale; a Link runs no IN lists
+        statement, params = _LIVE_OF_ONE, {"publisher_id": next(iter(publisher_ids))}
+    else:
+        statement, params = _LIVE, {"publisher_ids": list(publisher_ids)}
+        if postback_ids is not None:
+            statement, params["postback_ids"] = _LIVE_AMONG, list(postback_ids)
     found: dict[int, Any] = {}
     sources: dict[int, set[int]] = defaultdict(set)
     programs: dict[int, set[int]] = defaultdict(set)
-    for row in connection_of(db).execute(statement, params):
+    for row in fetch(db, statement, params):
         found.setdefault(row.id, row)
         if row.traffic_source_id is not None:
             sources[row.id].add(row.traffic_source_id)
@@ -163,7 +169,7 @@ def active_postbacks(
 
 
 # One row per postback x scope entry: a postback scoped to 2 sources and 3 programs gives 6 rows, few enough.
-_LIVE = (
+_LIVE_ANY = (
     select(
         postbacks.c.id,
         postbacks.c.publisher_id,
@@ -174,18 +180,18 @@ _LIVE = (
     )
     .outerjoin(postback_traffic_sources, postback_traffic_sources.c.postback_id == postbacks.c.id)
     .outerjoin(postback_programs, postback_programs.c.postback_id == postbacks.c.id)
-    .where(
-        postbacks.c.publisher_id.in_(bindparam("publisher_ids", expanding=True)),
-        postbacks.c.active.is_(True),
-        postbacks.c.deleted_at.is_(None),
-    )
+    .where(postbacks.c.active.is_(True), postbacks.c.deleted_at.is_(None))
 )
+_LIVE = _LIVE_ANY.where(postbacks.c.publisher_id.in_(bindparam("publisher_ids", expanding=True)))
+_LIVE_OF_ONE = _LIVE_ANY.where(postbacks.c.publisher_id == bindparam("publisher_id"))
 _LIVE_AMONG = _LIVE.where(postbacks.c.id.in_(bindparam("postback_ids", expanding=True)))
 
 
-def _existing_pairs(db: Session | Connection, pairs: list[tuple[int, FiredEvent]]) -> set[tuple[int, int]]:
+def _existing_pairs(
+    db: Session | Connection | Link, pairs: list[tuple[int, FiredEvent]]
+) -> set[tuple[int, int]]:
     keys = {(hook_id, event.event_id) for hook_id, event in pairs}
     query = select(Delivery.postback_id, Delivery.transaction_event_id).where(
         tuple_(Delivery.postback_id, Delivery.transaction_event_id).in_(keys)
     )
-    return {(row.postback_id, row.transaction_event_id) for row in connection_of(db).execute(query)}
+    return {(row.postback_id, row.transaction_event_id) for row in fetch(db, query, {})}

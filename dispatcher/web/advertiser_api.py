@@ -17,7 +17,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, str
 from flask.typing import ResponseReturnValue
 
 from dispatcher.auth import require_advertiser_api_key
-from dispatcher.db import request_session
+from dispatcher.db import get_db, request_session
 from dispatcher.ledger import (
     Rejected,
     SaleReport,
@@ -41,10 +41,12 @@ MAX_CSV_BYTES = 64 * 1024 * 1024
 
 @blueprint.post("")
 def report() -> ResponseReturnValue:
-    session = request_session()
-    advertiser = require_advertiser_api_key(session)
-    sale = SaleReport.from_mapping(json_body())
-    return recorded_response(record_sales(session, advertiser.id, [sale], Channel.API.value)[0])
+    # The database's hot-path connection, not the request's ORM session (see dispatcher.db.Link).
+    with get_db(current_app).link() as link:
+        advertiser = require_advertiser_api_key(link)
+        sale = SaleReport.from_mapping(json_body())
+        outcome = record_sales(link, advertiser.id, [sale], Channel.API.value)[0]
+    return recorded_response(outcome)
 
 
 @blueprint.post("/<sales_id>/status")

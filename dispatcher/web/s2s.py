@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import base64
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
 
 from dispatcher.auth import require_advertiser_s2s_token
-from dispatcher.db import request_session
+from dispatcher.db import get_db
 from dispatcher.ledger import Rejected, SaleReport, record_sales
 from dispatcher.models import Channel
 from dispatcher.validation import FieldError
@@ -40,12 +40,13 @@ TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAAB
 @blueprint.route("/transaction", methods=["GET", "POST"])
 def transaction() -> ResponseReturnValue:
     values = request.values  # query string, plus a form body when POSTed
-    session = request_session()
-    advertiser = require_advertiser_s2s_token(session, values.get("token"))
-    pixel = values.get("pixel") == "1"
-    report = SaleReport(**{field: values.get(name) for name, field in QUERY_NAMES.items()})
-    channel = Channel.PIXEL.value if pixel else Channel.S2S.value
-    outcome = record_sales(session, advertiser.id, [report], channel)[0]
+    # The database's hot-path connection, not the request's ORM session (see dispatcher.db.Link).
+    with get_db(current_app).link() as link:
+        advertiser = require_advertiser_s2s_token(link, values.get("token"))
+        pixel = values.get("pixel") == "1"
+        report = SaleReport(**{field: values.get(name) for name, field in QUERY_NAMES.items()})
+        channel = Channel.PIXEL.value if pixel else Channel.S2S.value
+        outcome = record_sales(link, advertiser.id, [report], channel)[0]
     if isinstance(outcome, Rejected):
         raise _in_query_names(outcome.error)
     response = recorded_response(outcome)  # hands the deliveries to RQ

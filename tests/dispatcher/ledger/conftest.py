@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
@@ -103,3 +105,43 @@ def network(app: Flask, client: FlaskClient) -> Iterator[Network]:
 
 def money(value: str) -> Decimal:
     return Decimal(value)
+
+
+@contextmanager
+def statements_run(engine: Engine) -> Iterator[list[str]]:
+    """Every SQL statement the database driver is given meanwhile, whoever runs it (the ORM, Core, or the
+    hot paths' DB-API `Link`, which SQLAlchemy's execute events do not see)."""
+    statements: list[str] = []
+
+    def traced(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if engine.dialect.name == "sqlite":
+            dbapi_connection.set_trace_callback(statements.append)
+        else:  # psycopg: its cursors are made by the connection's cursor_factory
+            dbapi_connection.cursor_factory = _recording_cursor(statements)
+
+    def untraced(dbapi_connection: Any, _record: Any) -> None:
+        if engine.dialect.name == "sqlite":
+            dbapi_connection.set_trace_callback(None)
+        else:
+            import psycopg
+
+            dbapi_connection.cursor_factory = psycopg.Cursor
+
+    event.listen(engine, "checkout", traced)
+    event.listen(engine, "checkin", untraced)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "checkout", traced)
+        event.remove(engine, "checkin", untraced)
+
+
+def _recording_cursor(statements: list[str]) -> Any:
+    import psycopg
+
+    class RecordingCursor(psycopg.Cursor[Any]):
+        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+            statements.append(str(query))
+            return super().execute(query, *args, **kwargs)
+
+    return RecordingCursor

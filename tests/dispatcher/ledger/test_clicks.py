@@ -7,13 +7,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from dispatcher.db import get_db
 from dispatcher.ledger.clicks import with_click_id
 from dispatcher.models import Advertiser, Click, Program
 from tests.dispatcher import factories
-from tests.dispatcher.ledger.conftest import Network
+from tests.dispatcher.ledger.conftest import Network, statements_run
 
 
 def clicks(network: Network) -> list[Click]:
@@ -125,24 +125,21 @@ def test_a_sub_id_of_exactly_255_characters_is_kept_whole(network: Network) -> N
     assert clicks(network)[0].fobs == "y" * 255
 
 
-def test_a_click_is_one_insert(network: Network) -> None:
-    statements: list[str] = []
-    engine = get_db(network.app).engine
-
-    def log(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement.split()[0].upper())
-
-    event.listen(engine, "before_cursor_execute", log)
-    try:
+def test_a_click_is_one_insert_and_nothing_else(network: Network) -> None:
+    with statements_run(get_db(network.app).engine) as statements:
         network.click()
-    finally:
-        event.remove(engine, "before_cursor_execute", log)
 
-    assert statements.count("INSERT") == 1
-    assert statements.count("SELECT") == 1
-    assert "UPDATE" not in statements
+    assert [statement.split()[0].upper() for statement in statements] == ["INSERT"]
     with network.session() as session:
         assert session.scalar(select(func.count(Click.id))) == 1
+
+
+def test_a_refused_click_costs_one_more_select_that_says_why(network: Network) -> None:
+    with statements_run(get_db(network.app).engine) as statements:
+        response = network.client.get(f"/c/{network.program_id}", query_string={"pub": 1, "ts": 999999})
+
+    assert response.status_code == 400
+    assert [statement.split()[0].upper() for statement in statements] == ["INSERT", "SELECT"]
 
 
 def _other_publishers_source(network: Network) -> int:
