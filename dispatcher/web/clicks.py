@@ -1,36 +1,136 @@
-"""GET /c/<program_id>: the tracking link. Records the click; redirects to the advertiser's landing page."""
+"""GET /c/<program_id>: the tracking link. Records the click; redirects to the advertiser's landing page.
+
+The hottest endpoint of a network, so a good click is answered in front of Flask, by `ClickFastPath`, a WSGI
+middleware: Flask's per-request work (request context, session cookie and its signing serializer, the login
+manager's hooks, URL matching, Response and Headers objects) cost more than recording the click, and a click
+needs none of it. It sends what the Flask view sent: the 302 with the same body, `Cache-Control: no-store`
+and the app's security headers. Anything else (another method or path shape, a refused click, a failure) is
+Flask's: the middleware hands the request on, with the refusal or error it met, which the view raises so
+that the usual error pages and logging answer it. A refused click is never recorded twice: the view does
+not run the statement again.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, request
+import re
+from collections.abc import Iterable
+from typing import Any, cast
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, Flask, abort, current_app, redirect, request
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
+from markupsafe import escape
+from werkzeug.urls import iri_to_uri
 
 from dispatcher.db import get_db
 from dispatcher.ledger import ClickRequest, ProgramNotFound, record_click
 from dispatcher.ledger.clicks import SUB_ID_NAMES
+from dispatcher.models.types import MAX_ID
+from dispatcher.web.pages import HEADERS
 
 blueprint = Blueprint("clicks", __name__)
+
+# Where the middleware leaves what went wrong, for the view to raise.
+FAILURE_KEY = "dispatcher.click_failure"
+# Canonical ids only (no sign, no leading zero); any other spelling is left to Flask's router.
+_PATH = re.compile(r"/c/([1-9][0-9]{0,18})")
 
 
 @blueprint.get("/c/<int:program_id>")
 def track(program_id: int) -> ResponseReturnValue:
-    # One pass over the query string: MultiDict.get raises and catches an exception for each absent name.
-    args = request.args.to_dict()
-    click = ClickRequest(
+    failure: BaseException | None = request.environ.pop(FAILURE_KEY, None)
+    try:
+        if failure is not None:
+            raise failure
+        # The same work as the middleware, for requests it does not take (HEAD, /c/007, or no middleware).
+        with get_db(current_app).link() as link:
+            landing_url = record_click(link, click_request(program_id, request.environ))
+    except ProgramNotFound:
+        abort(404, description=f"There is no active program {program_id}.")
+    response = redirect(landing_url, 302)
+    response.headers.update(_NO_STORE)
+    return response
+
+
+def click_request(program_id: int, environ: dict[str, Any]) -> ClickRequest:
+    # One pass over the query string, as werkzeug parses it (`request.args`), first value of each name.
+    pairs = parse_qsl(
+        environ.get("QUERY_STRING", "").encode("latin1").decode(),
+        keep_blank_values=True,
+        errors="werkzeug.url_quote",
+    )
+    args: dict[str, str] = {}
+    for name, value in pairs:
+        args.setdefault(name, value)
+    return ClickRequest(
         program_id=program_id,
         publisher_id=args.get("pub"),
         traffic_source_id=args.get("ts"),
         sub_ids={name: args.get(name) for name in SUB_ID_NAMES},
-        ip=request.remote_addr,
-        user_agent=request.headers.get("User-Agent") or None,
+        ip=environ.get("REMOTE_ADDR"),
+        user_agent=environ.get("HTTP_USER_AGENT") or None,
     )
-    # The database's hot-path connection, not the request's ORM session: a click needs none of it.
-    with get_db(current_app).link() as link:
+
+
+# Every click must reach us: a cached redirect would skip recording it.
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+class ClickFastPath:
+    """WSGI middleware answering good clicks without Flask (see the module docstring)."""
+
+    def __init__(self, app: Flask, wsgi_app: Any) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        program_id = _program_id(environ)
+        if program_id is None:
+            return self.wsgi_app(environ, start_response)  # type: ignore[no-any-return]
         try:
-            landing_url = record_click(link, click)
-        except ProgramNotFound:
-            abort(404, description=f"There is no active program {program_id}.")
-    response = redirect(landing_url, 302)
-    # Every click must reach us: a cached redirect would skip recording it.
-    response.headers["Cache-Control"] = "no-store"
-    return response
+            with get_db(self.app).link() as link:
+                landing_url = record_click(link, click_request(program_id, environ))
+        except Exception as exc:  # noqa: BLE001 - not swallowed: the view raises it (error page, logging)
+            environ[FAILURE_KEY] = exc
+            return self.wsgi_app(environ, start_response)  # type: ignore[no-any-return]
+        body = _redirect_page(landing_url)
+        location = iri_to_uri(landing_url)  # as werkzeug sends a Location header
+        start_response(
+            "302 FOUND",
+            [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Location", location),
+                *_NO_STORE.items(),
+                *HEADERS.items(),
+            ],
+        )
+        return [body]
+
+
+def _program_id(environ: dict[str, Any]) -> int | None:
+    if environ.get("REQUEST_METHOD") != "GET":
+        return None
+    match = _PATH.fullmatch(environ.get("PATH_INFO", ""))
+    if match is None or int(match[1]) > MAX_ID:
+        return None
+    return int(match[1])
+
+
+def _redirect_page(landing_url: str) -> bytes:
+    """The body werkzeug's `redirect` sends, for clients that do not follow redirects."""
+    link = escape(landing_url)
+    return (
+        "<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n<h1>Redirecting...</h1>\n"
+        "<p>You should be redirected automatically to the target URL: "
+        f'<a href="{link}">{link}</a>. If not, click the link.\n'
+    ).encode()
+
+
+def _install(state: BlueprintSetupState) -> None:
+    app = cast(Flask, state.app)
+    app.wsgi_app = ClickFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
+
+
+blueprint.record_once(_install)

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from dispatcher.db import get_db
 from dispatcher.ledger.clicks import with_click_id
 from dispatcher.models import Advertiser, Click, Program
+from dispatcher.web.clicks import ClickFastPath
 from tests.dispatcher import factories
 from tests.dispatcher.ledger.conftest import Network, statements_run
 
@@ -146,3 +147,27 @@ def _other_publishers_source(network: Network) -> int:
     with network.session() as session:
         stranger = factories.publisher(session)
         return factories.traffic_source(session, stranger).id
+
+
+def test_the_fast_path_answers_a_click_as_the_flask_view_does(network: Network) -> None:
+    """Good clicks are answered in front of Flask (dispatcher.web.clicks.ClickFastPath); a path it leaves
+    to Flask's router (a leading zero) reaches the view. Both record the click and answer alike."""
+    assert isinstance(network.app.wsgi_app, ClickFastPath)
+    query = {"pub": network.publisher_id, "ts": network.source_id, "fobs": "a b"}
+    fast = network.client.get(f"/c/{network.program_id}", query_string=query)
+    flask_view = network.client.get(f"/c/0{network.program_id}", query_string=query)
+
+    recorded = clicks(network)
+    assert [click.fobs for click in recorded] == ["a b", "a b"]
+    assert fast.status == flask_view.status == "302 FOUND"
+    for response, click in zip((fast, flask_view), recorded, strict=True):
+        assert (
+            response.headers["Location"] == f"https://shop.example/landing?utm=aff&clickid={click.click_id}"
+        )
+    ignored = {"Location", "Content-Length", "Vary"}  # Vary: Cookie, from Flask's session handling
+    assert {k: v for k, v in fast.headers.items() if k not in ignored} == {
+        k: v for k, v in flask_view.headers.items() if k not in ignored
+    }
+    assert fast.data.replace(recorded[0].click_id.encode(), b"ID") == flask_view.data.replace(
+        recorded[1].click_id.encode(), b"ID"
+    )
