@@ -235,13 +235,18 @@ class _Prepared:
         return maker
 
 
+# The hot paths' statements are built once, at import, so this stays small; the cap only guards against a
+# caller that builds a statement per call (each would be compiled again, and kept).
 _cache: dict[tuple[Any, ...], _Prepared] = {}
+_CACHE_LIMIT = 1000
 
 
 def _prepared(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Prepared:
     cache_key = (id(statement), dialect.name, dialect.driver, dialect.server_version_info, keys)
     found = _cache.get(cache_key)
     if found is None or found.statement is not statement:
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
         found = _cache[cache_key] = _Prepared(statement, dialect, keys)
     return found
 
