@@ -91,7 +91,3 @@ BEYOND_BIGINT = error(
     "The id is beyond BIGINT, so no route matches it; the router answers 405 here.",
     "The method is not allowed for the requested URL.",
 )
-NOT_A_JSON_OBJECT = error(
-    "The body is not a JSON object, a field is unknown, or a value is refused; `fields` names each.",
-    "The body must be a JSON object, sent with Content-Type: application/json",
-)

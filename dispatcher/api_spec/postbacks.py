@@ -5,7 +5,6 @@ from __future__ import annotations
 from dispatcher.api_spec.common import (
     BEYOND_BIGINT,
     JSON,
-    NOT_A_JSON_OBJECT,
     UNAUTHORIZED_PUBLISHER,
     error,
     json_body,
@@ -24,6 +23,12 @@ REFUSED = error(
     "url: 10.0.0.5 is a private address; postbacks only go to public addresses",
     {"url": "10.0.0.5 is a private address; postbacks only go to public addresses"},
 )
+DRAFT_REFUSED = error(
+    "A field is unknown or refused as saving would refuse it (a wrong type included), each one named in "
+    "`fields`, or the body is not a JSON object; the templates' lint errors are findings in a 200 instead.",
+    "method: must be GET or POST, got 'PATCH'",
+    {"method": "must be GET or POST, got 'PATCH'"},
+)
 VOLUUM = {
     "name": "Voluum",
     "url": "https://tracker.example/postback?cid=#fobs#&payout=#ca#&txid=#flx_salesid#",
@@ -33,6 +38,7 @@ CLICKFLARE = {
     "url": "https://tracker.example/cf/cv?click_id=#fobs#&payout=#ca#&txid=#flx_salesid#&ct=#status#",
     "method": "GET",
     "traffic_source_ids": [],
+    "program_ids": [7],
     "events": ["sale", "approved", "declined", "reversed"],
     "statuses": ["pending", "approved", "declined", "reversed"],
     "status_map": {"pending": "sale", "approved": "sale", "declined": "refund", "reversed": "refund"},
@@ -52,6 +58,7 @@ SAVED = {
     "url": VOLUUM["url"],
     "method": "GET",
     "traffic_source_ids": [],
+    "program_ids": [],
     "events": ["sale", "adjusted"],
     "statuses": ["pending", "approved", "declined", "reversed"],
     "body_template": None,
@@ -95,8 +102,8 @@ COLLECTION: JSON = {
         "summary": "Register a postback",
         "description": "The same checks and messages as the portal's form: lint errors in a "
         "template, a literal "
-        "private or loopback host (unless allowed by `POSTBACK_ALLOWED_NETWORKS`), forbidden headers and "
-        "foreign traffic sources are refused, every problem named at once.",
+        "private or loopback host (unless allowed by `POSTBACK_ALLOWED_NETWORKS`), forbidden headers, "
+        "foreign traffic sources and unknown or stopped programs are refused, every problem named at once.",
         "security": PUBLISHER,
         "requestBody": json_body(
             schema("PostbackCreate"), {"Voluum": VOLUUM, "ClickFlare": CLICKFLARE, "JSON POST": JSON_POST}
@@ -165,7 +172,8 @@ PREVIEW: JSON = {
         "requestBody": json_body(
             schema("PostbackPreview"),
             {"Voluum": VOLUUM, "foreign placeholder": {"url": "https://t.example/pb?cid={clickid}&p=#ca#"}},
-            description="The postback's fields (none required); `url` may be left out",
+            description="The postback's fields (none required); `url` may be left out. Each field sent is "
+            "checked as on saving; the templates' lint errors and private hosts are findings in the 200.",
         ),
         "responses": {
             "200": json_response(
@@ -182,7 +190,7 @@ PREVIEW: JSON = {
                     }
                 },
             ),
-            "400": NOT_A_JSON_OBJECT,
+            "400": DRAFT_REFUSED,
             "401": UNAUTHORIZED_PUBLISHER,
         },
     }

@@ -159,6 +159,17 @@ POSTBACK_FIELDS: JSON = {
             "description": "`[]`: every traffic source",
         }
     ),
+    "program_ids": nullable(
+        {
+            "type": "array",
+            "items": {
+                "type": ["integer", "string"],
+                "description": "A running program of the network (every program is open to every "
+                "publisher); one already in the postback's scope may stay after it stops",
+            },
+            "description": "`[]`: every program",
+        }
+    ),
     "events": nullable(
         {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(POSTBACK_EVENTS)}}
     ),
@@ -192,12 +203,10 @@ POSTBACK_FIELDS: JSON = {
 POSTBACK_CREATE = _object(POSTBACK_FIELDS, ["url"])
 POSTBACK_UPDATE = {**_object(POSTBACK_FIELDS), "description": "Only the fields sent change"}
 POSTBACK_PREVIEW = {
-    "type": "object",
-    "propertyNames": {"enum": list(POSTBACK_FIELDS)},
-    "properties": {"signing_secret": POSTBACK_FIELDS["signing_secret"]},
-    "description": "The postback's fields, none required. The preview is lenient like the portal's live "
-    "preview: a value of the wrong type is taken as empty; only unknown fields and a non-boolean "
-    "`signing_secret` are refused.",
+    **_object({**POSTBACK_FIELDS, "url": nullable(POSTBACK_FIELDS["url"])}),
+    "description": "The postback's fields, none required (a draft may lack its URL). Each field sent is "
+    "checked as on saving, a wrong type included (400 naming it); what the templates say (lint errors, a "
+    "private host) comes back as findings in the 200.",
 }
 POSTBACK = _object(
     {
@@ -206,6 +215,7 @@ POSTBACK = _object(
         "url": {"type": "string"},
         "method": {"type": "string", "enum": list(METHODS)},
         "traffic_source_ids": {"type": "array", "items": ID},
+        "program_ids": {"type": "array", "items": ID},
         "events": {"type": "array", "items": {"type": "string", "enum": list(POSTBACK_EVENTS)}},
         "statuses": {"type": "array", "items": {"type": "string", "enum": STATUSES}},
         "body_template": nullable({"type": "string"}),

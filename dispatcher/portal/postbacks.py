@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from dispatcher.models import Delivery, DeliveryState, Postback, TrafficSource
+from dispatcher.models import Delivery, DeliveryState, Postback, Program, TrafficSource
 from dispatcher.models.types import utcnow
 from dispatcher.portal.rules import PostbackSpec
 
@@ -142,6 +142,11 @@ def _apply(session: Session, postback: Postback, spec: PostbackSpec) -> None:
         if spec.traffic_source_ids
         else []
     )
+    postback.programs = (
+        list(session.scalars(select(Program).where(Program.id.in_(spec.program_ids))))
+        if spec.program_ids
+        else []
+    )
     set_active(postback, spec.active)
 
 
@@ -181,6 +186,7 @@ def spec_of(postback: Postback) -> PostbackSpec:
         method=postback.method,
         name=postback.name or "",
         traffic_source_ids=tuple(sorted(source.id for source in postback.traffic_sources)),
+        program_ids=tuple(sorted(program.id for program in postback.programs)),
         events=tuple(postback.events or ()),
         statuses=tuple(postback.statuses or ()),
         body_template=postback.body_template,

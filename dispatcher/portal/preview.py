@@ -1,6 +1,8 @@
 """Live preview: a postback's templates expanded for a sample transaction, with the linter's findings.
 
 The same findings block saving in `rules.check`; here they are shown as the publisher types, warnings too.
+The API checks a draft's fields first (`rules.check_preview`: a value of the wrong type is a 400 there, not
+taken as empty); the portal's live preview passes the form's values, which are text by construction.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +44,7 @@ FORBIDDEN_HEADERS = {
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 MAX_HEADERS = 20
 MAX_HEADER_VALUE = 1000
+MAX_URL = 4096
 MAX_BODY = 8192
 MAX_WORD = 100
 MAX_ID_DIGITS = 19  # a BIGINT id has at most 19 digits
@@ -56,6 +57,7 @@ class PostbackSpec:
     method: str = "GET"
     name: str = ""
     traffic_source_ids: tuple[int, ...] = ()  # empty: every traffic source of the publisher
+    program_ids: tuple[int, ...] = ()  # empty: every program
     events: tuple[str, ...] = tuple(DEFAULT_EVENTS)
     statuses: tuple[str, ...] = tuple(DEFAULT_STATUSES)
     body_template: str | None = None
@@ -71,6 +73,7 @@ class PostbackSpec:
             "url": self.url,
             "method": self.method,
             "traffic_source_ids": list(self.traffic_source_ids),
+            "program_ids": list(self.program_ids),
             "events": list(self.events),
             "statuses": list(self.statuses),
             "body_template": self.body_template,
@@ -101,9 +104,13 @@ def check(
     values: Mapping[str, Any],
     *,
     own_source_ids: Collection[int],
+    programs: Mapping[int, bool] | None = None,
     allowed_networks: Sequence[IPNetwork] = (),
 ) -> PostbackSpec:
-    """A clean spec from plain values, or `Invalid` with every problem."""
+    """A clean spec from plain values, or `Invalid` with every problem.
+
+    `programs` maps each program id the network knows to whether it may be chosen (see `_programs`).
+    """
     checker = _Checker(values)
     method = checker.run("method", lambda v: _method(v), "GET")
     url = checker.run("url", lambda v: _url(v, allowed_networks), None)
@@ -115,6 +122,7 @@ def check(
         method=method or "GET",
         name=checker.run("name", _name, "") or "",
         traffic_source_ids=checker.run("traffic_source_ids", lambda v: _sources(v, own_source_ids), ()),
+        program_ids=checker.run("program_ids", lambda v: _programs(v, programs or {}), ()),
         events=checker.run("events", lambda v: _choices(v, POSTBACK_EVENTS, "events"), tuple(DEFAULT_EVENTS)),
         statuses=checker.run(
             "statuses", lambda v: _choices(v, STATUSES, "statuses"), tuple(DEFAULT_STATUSES)
@@ -185,7 +193,7 @@ def _name(value: object) -> str:
 
 
 def _url(value: object, allowed: Sequence[IPNetwork]) -> str:
-    url = _string(value, max_length=4096).strip()
+    url = _string(value, max_length=MAX_URL).strip()
     if not url:
         raise _Problem("is required: paste your tracker's postback URL")
     if any(char.isspace() or ord(char) < 32 for char in url):
@@ -267,19 +275,52 @@ def _body(value: object, content_type: str | None) -> str | None:
 
 
 def _sources(value: object, own: Collection[int]) -> tuple[int, ...]:
+    def unknown(number: object) -> _Problem:
+        return _Problem(f"{number} is not one of your traffic sources")
+
+    return _ids(value, "traffic source", lambda number: None if number in own else unknown(number), unknown)
+
+
+def _programs(value: object, programs: Mapping[int, bool]) -> tuple[int, ...]:
+    """Programs of the network: every program is open to every publisher (there is no per-publisher list).
+
+    `programs[id]` is False for a program that is not running (it or its advertiser inactive): it brings no
+    new sales, so it cannot be added to a scope; where it already was, the caller maps it to True, so that
+    changing another field keeps it and its approvals and reversals still fire.
+    """
+
+    def unknown(number: object) -> _Problem:
+        return _Problem(f"{number} is not a program of this network")
+
+    def problem(number: int) -> _Problem | None:
+        if number not in programs:
+            return unknown(number)
+        return None if programs[number] else _Problem(f"{number} is not an active program")
+
+    return _ids(value, "program", problem, unknown)
+
+
+def _ids(
+    value: object,
+    what: str,
+    problem: Callable[[int], _Problem | None],
+    unknown: Callable[[str], _Problem],
+) -> tuple[int, ...]:
+    """A list of ids (numbers or digits as text), each passed by `problem`; sorted, without repeats."""
     if not isinstance(value, list | tuple):
-        raise _got("must be a list of traffic source ids ([] for all)", value)
+        raise _got(f"must be a list of {what} ids ([] for all)", value)
     ids: list[int] = []
     for item in value:
         # ASCII digits only: "²" passes isdigit() but not int(), and 5,000 digits pass both but int().
         digits = str(item).strip() if isinstance(item, int | str) and not isinstance(item, bool) else ""
         if not (digits.isascii() and digits.isdigit()):
-            raise _got("must hold traffic source ids (whole numbers)", item)
+            raise _got(f"must hold {what} ids (whole numbers)", item)
         if len(digits) > MAX_ID_DIGITS:
-            raise _Problem(f"{digits[:MAX_ID_DIGITS]}... is not one of your traffic sources")
+            raise unknown(f"{digits[:MAX_ID_DIGITS]}...")
         number = int(digits)
-        if number not in own:
-            raise _Problem(f"{number} is not one of your traffic sources")
+        refused = problem(number)
+        if refused is not None:
+            raise refused
         ids.append(number)
     return tuple(sorted(set(ids)))
 
@@ -297,7 +338,7 @@ def _choices(value: object, allowed: Sequence[str], what: str) -> tuple[str, ...
     return tuple(word for word in allowed if word in chosen)
 
 
-def _headers(value: object) -> dict[str, str]:
+def _headers(value: object, *, lint: bool = True) -> dict[str, str]:
     if not isinstance(value, dict):
         raise _got('must be an object of header names and values, e.g. {"X-Token": "abc"}', value)
     if len(value) > MAX_HEADERS:
@@ -316,7 +357,7 @@ def _headers(value: object) -> dict[str, str]:
         if any(ord(char) < 32 and char != "\t" for char in text):
             raise _got(f"the value of {name} must not contain line breaks or control characters", text)
         errors = [f.message for f in macros.lint(text, macros.Context.TEXT) if f.severity == "error"]
-        if errors:
+        if lint and errors:
             raise _Problem(f"the value of {name}: {' '.join(errors)}")
         clean[name] = text
     return clean
@@ -338,14 +379,48 @@ def _status_map(value: object) -> dict[str, str]:
     return clean
 
 
-def status_words(value: object) -> dict[str, str]:
-    """The status map alone, checked as saving checks it (the preview puts its words into `#status#`)."""
-    if value is None:
-        return {}
-    try:
-        return _status_map(value)
-    except _Problem as problem:
-        raise Invalid({"status_map": str(problem)}) from None
+def check_preview(
+    values: Mapping[str, Any],
+    *,
+    own_source_ids: Collection[int],
+    programs: Mapping[int, bool] | None = None,
+) -> dict[str, Any]:
+    """A draft for the preview: the values it expands, or `Invalid` naming every bad field.
+
+    Each field sent is checked as saving checks it, with two differences: nothing is required (a draft may
+    lack its URL or name), and what the templates say (URL, body, header values) is left to the preview's
+    lint findings, which are what the preview is for; their type and length are checked here.
+    """
+    checker = _Checker(values)
+    draft = {
+        "url": checker.run("url", lambda v: _template(v, MAX_URL), ""),
+        "method": checker.run("method", _method, "GET"),
+        "body_template": checker.run("body_template", lambda v: _template(v, MAX_BODY), None),
+        "content_type": checker.run(
+            "content_type", lambda v: _content_type(v, values.get("body_template")), None
+        ),
+        "headers": checker.run("headers", lambda v: _headers(v, lint=False), {}),
+        "status_map": checker.run("status_map", _status_map, {}),
+    }
+    # Not used by the preview, but a draft the API would refuse on saving is refused here too.
+    checker.run("name", _name, None)
+    checker.run("traffic_source_ids", lambda v: _sources(v, own_source_ids), None)
+    checker.run("program_ids", lambda v: _programs(v, programs or {}), None)
+    checker.run("events", lambda v: _choices(v, POSTBACK_EVENTS, "events"), None)
+    checker.run("statuses", lambda v: _choices(v, STATUSES, "statuses"), None)
+    checker.run("success_body_contains", _success_text, None)
+    checker.run("active", _active, None)
+    if checker.problems:
+        raise Invalid(checker.problems)
+    return draft
+
+
+def _template(value: object, max_length: int) -> str:
+    if not isinstance(value, str):
+        raise _got("must be text", value)
+    if len(value) > max_length:
+        raise _Problem(f"must be at most {max_length} characters, got {len(value)}")
+    return value
 
 
 def _success_text(value: object) -> str | None:
@@ -370,12 +445,15 @@ def form_values(form: Any) -> dict[str, Any]:
         for name, value in zip(names, header_values, strict=False)
         if name.strip() or value.strip()
     }
-    scope_all = form.get("scope", "all") == "all"
+    # Each scope is a radio (all, or only the boxes ticked), so unticking every box never means "all".
+    all_sources = form.get("scope", "all") == "all"
+    all_programs = form.get("program_scope", "all") == "all"
     return {
         "name": form.get("name", ""),
         "url": form.get("url", ""),
         "method": form.get("method", "GET"),
-        "traffic_source_ids": [] if scope_all else form.getlist("traffic_source_ids"),
+        "traffic_source_ids": [] if all_sources else form.getlist("traffic_source_ids"),
+        "program_ids": [] if all_programs else form.getlist("program_ids"),
         "events": form.getlist("events"),
         "statuses": form.getlist("statuses"),
         "body_template": form.get("body_template", ""),
@@ -386,8 +464,11 @@ def form_values(form: Any) -> dict[str, Any]:
     }
 
 
-def scope_problem(form: Any) -> str | None:
-    """A form that says "only these sources" must name at least one (the API's [] means all)."""
+def scope_problems(form: Any) -> dict[str, str]:
+    """A form that says "only these" must tick at least one (the API's [] means all)."""
+    problems = {}
     if form.get("scope", "all") != "all" and not form.getlist("traffic_source_ids"):
-        return "choose at least one traffic source, or all traffic sources"
-    return None
+        problems["traffic_source_ids"] = "choose at least one traffic source, or all traffic sources"
+    if form.get("program_scope", "all") != "all" and not form.getlist("program_ids"):
+        problems["program_ids"] = "choose at least one program, or all programs"
+    return problems

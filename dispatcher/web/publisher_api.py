@@ -15,7 +15,7 @@ from dispatcher.broker import get_broker
 from dispatcher.config import Settings
 from dispatcher.db import request_session
 from dispatcher.models import Postback
-from dispatcher.portal import deliveries, postbacks, replays, rules, shapes, test_send
+from dispatcher.portal import deliveries, postbacks, programs, replays, rules, shapes, test_send
 from dispatcher.portal.preview import preview
 from dispatcher.portal.rules import Invalid
 from dispatcher.publisher_auth import current_publisher_id, token_required
@@ -29,6 +29,7 @@ FIELDS = (
     "url",
     "method",
     "traffic_source_ids",
+    "program_ids",
     "events",
     "statuses",
     "body_template",
@@ -67,9 +68,15 @@ def _own(postback_id: int) -> Postback:
     return postback
 
 
-def _checked(values: dict[str, Any]) -> rules.PostbackSpec:
-    own = postbacks.own_source_ids(request_session(), current_publisher_id())
-    return rules.check(values, own_source_ids=own, allowed_networks=_settings().allowed_networks)
+def _checked(values: dict[str, Any], postback: Postback | None = None) -> rules.PostbackSpec:
+    session = request_session()
+    scoped = postbacks.spec_of(postback).program_ids if postback is not None else ()
+    return rules.check(
+        values,
+        own_source_ids=postbacks.own_source_ids(session, current_publisher_id()),
+        programs=programs.choosable(session, scoped),
+        allowed_networks=_settings().allowed_networks,
+    )
 
 
 def _one(postback: Postback) -> dict[str, Any]:
@@ -118,7 +125,7 @@ def update_postback(postback_id: int) -> ResponseReturnValue:
     postback = _own(postback_id)
     data = _body()
     changes = {key: value for key, value in data.items() if key != SIGNING}
-    spec = _checked({**postbacks.spec_of(postback).as_values(), **changes})
+    spec = _checked({**postbacks.spec_of(postback).as_values(), **changes}, postback)
     postbacks.update_postback(session, postback, spec)
     if SIGNING in data:
         postbacks.set_signing(postback, bool(data[SIGNING]))
@@ -138,10 +145,14 @@ def delete_postback(postback_id: int) -> ResponseReturnValue:
 @blueprint.post("/postbacks/preview")
 @token_required
 def preview_postback() -> ResponseReturnValue:
-    data = _body()
-    # The words are expanded into the sample's #status#: a word that is not text is refused, as on saving.
-    words = rules.status_words(data.get("status_map"))
-    return jsonify(preview({**data, "status_map": words}, _settings().allowed_networks).as_json())
+    """Each field is checked as on saving (nothing required); the templates' problems are findings."""
+    session = request_session()
+    draft = rules.check_preview(
+        {key: value for key, value in _body().items() if key != SIGNING},
+        own_source_ids=postbacks.own_source_ids(session, current_publisher_id()),
+        programs=programs.choosable(session),
+    )
+    return jsonify(preview(draft, _settings().allowed_networks).as_json())
 
 
 @blueprint.post("/postbacks/<int:postback_id>/test")

@@ -15,7 +15,7 @@ from dispatcher.broker import get_broker
 from dispatcher.db import get_db, request_session
 from dispatcher.models import Postback
 from dispatcher.models.postbacks import POSTBACK_EVENTS
-from dispatcher.portal import backfill, postbacks, rules, test_send
+from dispatcher.portal import backfill, postbacks, programs, rules, test_send
 from dispatcher.portal.preview import preview
 from dispatcher.portal.rules import Invalid
 from dispatcher.portal.traffic_sources import list_sources
@@ -53,7 +53,7 @@ def create_postback() -> ResponseReturnValue:
     session = request_session()
     values = rules.form_values(request.form)
     try:
-        spec = _checked(values)
+        spec = _checked(values, None)
     except Invalid as invalid:
         return _form(values, invalid.problems, None, 400)
     postback = postbacks.create_postback(session, publisher_id(), spec)
@@ -76,7 +76,7 @@ def update_postback(postback_id: int) -> ResponseReturnValue:
     postback = _own(postback_id)
     values = {**rules.form_values(request.form), "active": postback.active}
     try:
-        spec = _checked(values)
+        spec = _checked(values, postback)
     except Invalid as invalid:
         return _form(values, invalid.problems, postback, 400)
     postbacks.update_postback(session, postback, spec)
@@ -184,14 +184,20 @@ def _own(postback_id: int) -> Postback:
     return found(postbacks.get_postback(request_session(), publisher_id(), postback_id))
 
 
-def _checked(values: dict[str, Any]) -> rules.PostbackSpec:
-    problems: dict[str, str] = {}
-    scope = rules.scope_problem(request.form)
-    if scope:
-        problems["traffic_source_ids"] = scope
-    own = postbacks.own_source_ids(request_session(), publisher_id())
+def _scoped_programs(postback: Postback | None) -> tuple[int, ...]:
+    return postbacks.spec_of(postback).program_ids if postback is not None else ()
+
+
+def _checked(values: dict[str, Any], postback: Postback | None) -> rules.PostbackSpec:
+    session = request_session()
+    problems = rules.scope_problems(request.form)
     try:
-        spec = rules.check(values, own_source_ids=own, allowed_networks=settings().allowed_networks)
+        spec = rules.check(
+            values,
+            own_source_ids=postbacks.own_source_ids(session, publisher_id()),
+            programs=programs.choosable(session, _scoped_programs(postback)),
+            allowed_networks=settings().allowed_networks,
+        )
     except Invalid as invalid:
         raise Invalid({**problems, **invalid.problems}) from None
     if problems:
@@ -218,6 +224,7 @@ def _form(
         status=postbacks.status_of(postback, health) if postback and health else None,
         preview=preview(values, settings().allowed_networks),
         sources=list_sources(session, publisher_id()),
+        programs=programs.listed(session, _scoped_programs(postback)),
         catalog=macros.CATALOG,
         modifiers=macros.MODIFIERS,
         events=POSTBACK_EVENTS,

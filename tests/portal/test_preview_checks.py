@@ -1,0 +1,119 @@
+"""`POST /api/v1/postbacks/preview` checks each field it is sent as saving does (a wrong type is a 400 naming
+the field and the value, never taken as empty), while a draft may leave anything out and the templates'
+problems stay findings of a 200."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.portal.conftest import Account
+
+PREVIEW = "/api/v1/postbacks/preview"
+URL = "https://tracker.example/pb?cid=#fobs#"
+EVENTS = "sale, lead, approved, declined, reversed, adjusted"
+
+
+def preview(client: FlaskClient, owner: Account, body: dict[str, Any]) -> Any:
+    return client.post(PREVIEW, json=body, headers=owner.auth)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("method", 5, "must be text, got 5"),
+        ("method", "PATCH", "must be GET or POST, got 'PATCH'"),
+        ("url", 5, "must be text, got 5"),
+        ("url", [URL], f"must be text, got [{URL!r}]"),
+        ("url", "https://t.example/?c=" + "a" * 4100, "must be at most 4096 characters, got 4121"),
+        ("body_template", {"a": 1}, "must be text, got {'a': 1}"),
+        (
+            "content_type",
+            "text/plain",
+            "must be one of application/json, application/x-www-form-urlencoded, got 'text/plain'",
+        ),
+        (
+            "headers",
+            "X-A: 1",
+            """must be an object of header names and values, e.g. {"X-Token": "abc"}, got 'X-A: 1'""",
+        ),
+        ("headers", {"X-A": 1}, "must be text, got 1"),
+        ("headers", {"Host": "evil.example"}, "Host is set from the URL and cannot be set"),
+        ("events", "sale", "must be a list of events, got 'sale'"),
+        ("events", [], f"choose at least one of {EVENTS}"),
+        ("statuses", [1], "must each be one of pending, approved, declined, reversed, got 1"),
+        ("status_map", {"approved": 1}, "must be text, got 1"),
+        ("traffic_source_ids", "all", "must be a list of traffic source ids ([] for all), got 'all'"),
+        ("traffic_source_ids", [987654], "987654 is not one of your traffic sources"),
+        ("program_ids", [987654], "987654 is not a program of this network"),
+        ("name", 5, "must be text, got 5"),
+        ("success_body_contains", 1, "must be text, got 1"),
+        ("active", "yes", "must be true or false, got 'yes'"),
+    ],
+)
+def test_a_field_of_the_wrong_type_or_value_is_a_400_naming_it(
+    client: FlaskClient, publisher: Account, field: str, value: object, problem: str
+) -> None:
+    response = preview(client, publisher, {"url": URL, field: value})
+
+    assert response.status_code == 400
+    assert response.get_json() == {"error": f"{field}: {problem}", "fields": {field: problem}}
+
+
+def test_every_bad_field_is_named_at_once(client: FlaskClient, publisher: Account) -> None:
+    response = preview(client, publisher, {"url": 5, "method": [], "events": "sale"})
+
+    assert response.status_code == 400
+    assert set(response.get_json()["fields"]) == {"url", "method", "events"}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({}, {"method": "GET", "url": None, "body": None, "content_type": None, "ok": True}),
+        ({"url": None, "method": None, "headers": None}, {"method": "GET", "url": None, "ok": True}),
+        (
+            {"method": " post ", "body_template": "amount=#sa#"},
+            {
+                "method": "POST",
+                "url": None,
+                "body": "amount=125.00",
+                "content_type": "application/x-www-form-urlencoded",
+            },
+        ),
+        (
+            {"url": URL, "events": ["approved"]},
+            {"url": "https://tracker.example/pb?cid=cl1ck-4f2a", "ok": True},
+        ),
+    ],
+)
+def test_a_draft_may_leave_out_what_the_preview_does_not_need(
+    client: FlaskClient, publisher: Account, body: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    response = preview(client, publisher, body)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    answer = response.get_json()
+    assert {key: answer[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({"url": "https://t.example/pb?cid={clickid}"}, "url", "foreign_syntax"),
+        ({"url": "https://10.0.0.5/pb?cid=#fobs#"}, "url", "private_address"),
+        ({"url": URL, "headers": {"X-A": "#nope#"}}, "headers", "unknown_macro"),
+        ({"url": URL, "method": "POST", "body_template": '{"a": #nope#}'}, "body_template", "unknown_macro"),
+    ],
+)
+def test_what_a_template_says_is_a_finding_not_a_refusal(
+    client: FlaskClient, publisher: Account, body: dict[str, Any], field: str, code: str
+) -> None:
+    response = preview(client, publisher, body)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    answer = response.get_json()
+    assert answer["ok"] is False
+    assert (field, "error", code) in {(f["field"], f["severity"], f["code"]) for f in answer["findings"]}
