@@ -108,9 +108,9 @@ def seed(env: Mapping[str, str]) -> dict[str, str]:
         ids = {"key": shop.api_key, "program": program.id, "pub": media.publisher.id, "ts": source.id}
     with database.link() as link:
         click = ClickRequest(program.id, media.publisher.id, source.id, {"fobs": "bench"})
-        landing = record_click(link, click)
+        click_id = record_click(link, click).click_id
     database.dispose()
-    return {**{key: str(value) for key, value in ids.items()}, "click": landing.rsplit("clickid=", 1)[1]}
+    return {**{key: str(value) for key, value in ids.items()}, "click": click_id}
 
 
 def start_gunicorn(env: Mapping[str, str], port: int) -> subprocess.Popen[bytes]:

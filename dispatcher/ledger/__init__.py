@@ -1,7 +1,7 @@
 """The ledger: clicks, transactions, commissions, status changes, and the outbox they write.
 
 Entry points for other code:
-- `record_click(link, ClickRequest)` -> landing URL with the click id (on a `dispatcher.db.Link`);
+- `record_click(link, ClickRequest)` -> the landing URL and the new click id (on a `dispatcher.db.Link`);
 - `record_sales(session | link, advertiser_id, [SaleReport], channel)` -> one outcome per report
   (every intake channel; one report may run on a Link, the API's and S2S's hot path);
 - `change_status(session, advertiser_id, sales_id, StatusChange, channel)`;
@@ -11,7 +11,7 @@ Each writes in one database transaction and commits; the caller then hands the n
 `dispatcher.ledger.handoff.hand_over`.
 """
 
-from dispatcher.ledger.clicks import ClickRequest, ProgramNotFound, record_click
+from dispatcher.ledger.clicks import ClickRequest, ProgramNotFound, RecordedClick, record_click
 from dispatcher.ledger.errors import StatusConflict, TransactionNotFound
 from dispatcher.ledger.intake import record_sales
 from dispatcher.ledger.reports import SaleReport
@@ -24,6 +24,7 @@ __all__ = [
     "Outcome",
     "ProgramNotFound",
     "Recorded",
+    "RecordedClick",
     "Rejected",
     "SaleReport",
     "StatusChange",

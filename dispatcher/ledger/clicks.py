@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from sqlalchemy import String, bindparam, insert, literal_column, select
@@ -43,8 +43,18 @@ class ClickRequest:
     user_agent: str | None = None
 
 
-def record_click(link: Link, request: ClickRequest) -> str:
-    """Record the click (committed); returns the landing URL carrying the new click id."""
+class RecordedClick(NamedTuple):
+    landing_url: str  # the program's, as stored
+    click_id: str
+
+    @property
+    def redirect_url(self) -> str:
+        """Where the click goes: the landing URL carrying the click id."""
+        return with_click_id(self.landing_url, self.click_id)
+
+
+def record_click(link: Link, request: ClickRequest) -> RecordedClick:
+    """Record the click (committed)."""
     params: dict[str, Any] = {
         name: fields.optional_text(name, request.sub_ids.get(name), max_length=SUB_ID_LENGTH)
         for name in SUB_ID_NAMES
@@ -63,7 +73,7 @@ def record_click(link: Link, request: ClickRequest) -> str:
         link.commit()
     if recorded is None:
         raise _refusal(link.first(_CHECK, {key: params[key] for key in _CHECKED}), params)
-    return with_click_id(recorded.landing_url, params["click_id"])
+    return RecordedClick(recorded.landing_url, params["click_id"])
 
 
 _PASSED = ("click_id", *SUB_ID_NAMES, "ip", "user_agent", "created_at")
@@ -152,11 +162,17 @@ def _around_click_id(landing_url: str) -> tuple[str, ...]:
     """The landing URL cut where the click id goes: a program's URL is parsed once, not on every click."""
     if CLICK_ID_PLACEHOLDER in landing_url:
         return tuple(landing_url.split(CLICK_ID_PLACEHOLDER))
-    marker = "CLICKID"
-    while marker in landing_url:  # a marker the URL itself does not contain, so the cut is exact
-        marker += "_"
+    marker = unused_marker(landing_url)
     # Appended to the query as it is: re-encoding the advertiser's own parameters could change them.
     parts = urlsplit(landing_url)
     added = f"clickid={marker}"
     marked = urlunsplit(parts._replace(query=f"{parts.query}&{added}" if parts.query else added))
     return tuple(marked.split(marker))
+
+
+def unused_marker(*texts: str) -> str:
+    """A URL-safe word none of the texts contains: where it is put, a cut is exact."""
+    marker = "CLICKID"
+    while any(marker in text for text in texts):
+        marker += "_"
+    return marker

@@ -12,6 +12,7 @@ not run the statement again.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any, cast
@@ -24,8 +25,8 @@ from markupsafe import escape
 from werkzeug.urls import iri_to_uri
 
 from dispatcher.db import get_db
-from dispatcher.ledger import ClickRequest, ProgramNotFound, record_click
-from dispatcher.ledger.clicks import SUB_ID_NAMES
+from dispatcher.ledger import ClickRequest, ProgramNotFound, RecordedClick, record_click
+from dispatcher.ledger.clicks import SUB_ID_NAMES, unused_marker, with_click_id
 from dispatcher.models.types import MAX_ID
 from dispatcher.web.pages import HEADERS
 
@@ -45,10 +46,10 @@ def track(program_id: int) -> ResponseReturnValue:
             raise failure
         # The same work as the middleware, for requests it does not take (HEAD, /c/007, or no middleware).
         with get_db(current_app).link() as link:
-            landing_url = record_click(link, click_request(program_id, request.environ))
+            recorded = record_click(link, click_request(program_id, request.environ))
     except ProgramNotFound:
         abort(404, description=f"There is no active program {program_id}.")
-    response = redirect(landing_url, 302)
+    response = redirect(recorded.redirect_url, 302)
     response.headers.update(_NO_STORE)
     return response
 
@@ -90,12 +91,12 @@ class ClickFastPath:
             return self.wsgi_app(environ, start_response)  # type: ignore[no-any-return]
         try:
             with get_db(self.app).link() as link:
-                landing_url = record_click(link, click_request(program_id, environ))
+                recorded = record_click(link, click_request(program_id, environ))
         except Exception as exc:  # noqa: BLE001 - not swallowed: the view raises it (error page, logging)
             environ[FAILURE_KEY] = exc
             return self.wsgi_app(environ, start_response)  # type: ignore[no-any-return]
-        body = _redirect_page(landing_url)
-        location = iri_to_uri(landing_url)  # as werkzeug sends a Location header
+        location, page = _answer(recorded)
+        body = page.encode()
         start_response(
             "302 FOUND",
             [
@@ -118,14 +119,38 @@ def _program_id(environ: dict[str, Any]) -> int | None:
     return int(match[1])
 
 
-def _redirect_page(landing_url: str) -> bytes:
+def _answer(recorded: RecordedClick) -> tuple[str, str]:
+    """The Location header (the URL as werkzeug sends it, `iri_to_uri`) and the page."""
+    around = _answer_around_click_id(recorded.landing_url)
+    if around is None:
+        url = recorded.redirect_url
+        return iri_to_uri(url), _redirect_page(url)
+    location, page = around
+    return recorded.click_id.join(location), recorded.click_id.join(page)
+
+
+@functools.lru_cache(maxsize=4096)
+def _answer_around_click_id(landing_url: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """The answer for a program's landing URL, cut where the click id goes (URL-safe, so `iri_to_uri` and
+    HTML escaping leave it as it is): worked out once per landing URL, not on every click. None where the
+    cut is not exact (a `{clickid}` in the host name, which `iri_to_uri` lowercases)."""
+    marker = unused_marker(landing_url, _redirect_page(""))
+    marked = with_click_id(landing_url, marker)
+    location, page = iri_to_uri(marked).split(marker), _redirect_page(marked).split(marker)
+    places = marked.count(marker)
+    if len(location) != places + 1 or len(page) != 2 * places + 1:
+        return None
+    return tuple(location), tuple(page)
+
+
+def _redirect_page(url: str) -> str:
     """The body werkzeug's `redirect` sends, for clients that do not follow redirects."""
-    link = escape(landing_url)
+    link = escape(url)
     return (
         "<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n<h1>Redirecting...</h1>\n"
         "<p>You should be redirected automatically to the target URL: "
         f'<a href="{link}">{link}</a>. If not, click the link.\n'
-    ).encode()
+    )
 
 
 def _install(state: BlueprintSetupState) -> None:

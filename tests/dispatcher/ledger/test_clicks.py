@@ -149,10 +149,27 @@ def _other_publishers_source(network: Network) -> int:
         return factories.traffic_source(session, stranger).id
 
 
-def test_the_fast_path_answers_a_click_as_the_flask_view_does(network: Network) -> None:
+@pytest.mark.parametrize(
+    ("landing_url", "location"),
+    [
+        ("https://shop.example/landing?utm=aff", "https://shop.example/landing?utm=aff&clickid={id}"),
+        ("https://Shop.Example/p/{clickid}/x?a=<b>&c", "https://shop.example/p/{id}/x?a=%3Cb%3E&c"),
+        (
+            "https://shop.example/caf\u00e9?q=\u00fc#top",
+            "https://shop.example/caf%C3%A9?q=%C3%BC&clickid={id}#top",
+        ),
+        ("https://{clickid}.shop.example/", None),  # iri_to_uri lowercases the host: the id's case too
+        ("https://shop.example/?CLICKID=1", "https://shop.example/?CLICKID=1&clickid={id}"),
+    ],
+)
+def test_the_fast_path_answers_a_click_as_the_flask_view_does(
+    network: Network, landing_url: str, location: str | None
+) -> None:
     """Good clicks are answered in front of Flask (dispatcher.web.clicks.ClickFastPath); a path it leaves
     to Flask's router (a leading zero) reaches the view. Both record the click and answer alike."""
     assert isinstance(network.app.wsgi_app, ClickFastPath)
+    with network.session() as session:
+        session.execute(update(Program).values(landing_url=landing_url))
     query = {"pub": network.publisher_id, "ts": network.source_id, "fobs": "a b"}
     fast = network.client.get(f"/c/{network.program_id}", query_string=query)
     flask_view = network.client.get(f"/c/0{network.program_id}", query_string=query)
@@ -160,14 +177,14 @@ def test_the_fast_path_answers_a_click_as_the_flask_view_does(network: Network) 
     recorded = clicks(network)
     assert [click.fobs for click in recorded] == ["a b", "a b"]
     assert fast.status == flask_view.status == "302 FOUND"
-    for response, click in zip((fast, flask_view), recorded, strict=True):
-        assert (
-            response.headers["Location"] == f"https://shop.example/landing?utm=aff&clickid={click.click_id}"
-        )
+    answers = list(zip((fast, flask_view), recorded, strict=True))
+    for response, click in answers:
+        expected = (location or "https://{id}.shop.example/").format(id=click.click_id)
+        assert response.headers["Location"] == (expected if location else expected.lower())
     ignored = {"Location", "Content-Length", "Vary"}  # Vary: Cookie, from Flask's session handling
     assert {k: v for k, v in fast.headers.items() if k not in ignored} == {
         k: v for k, v in flask_view.headers.items() if k not in ignored
     }
-    assert fast.data.replace(recorded[0].click_id.encode(), b"ID") == flask_view.data.replace(
-        recorded[1].click_id.encode(), b"ID"
-    )
+    pages = [response.data.replace(click.click_id.encode(), b"{id}") for response, click in answers]
+    assert pages[0] == pages[1]
+    assert b'<a href="' in pages[0]
