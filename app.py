@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dispatcher import broker, cli, config, db, errors, login
 from dispatcher.web import (
@@ -60,6 +61,10 @@ def create_app(settings: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(api_docs.blueprint)
     if resolved.demo_mode:
         app.register_blueprint(demo.blueprint)
+    if resolved.trusted_proxies:
+        # Last, so it wraps every other middleware (the clicks' fast path reads REMOTE_ADDR itself).
+        n = resolved.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     return app
 
 

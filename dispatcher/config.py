@@ -24,6 +24,7 @@ KNOWN_KEYS = (
     "DEMO_MODE",
     "SESSION_COOKIE_SECURE",
     "METRICS_TOKEN",
+    "TRUSTED_PROXIES",
 )
 
 
@@ -43,6 +44,8 @@ class Settings:
     session_cookie_secure: bool | None = None
     # Bearer token for GET /metrics; None: only direct requests from this host are answered.
     metrics_token: str | None = None
+    # How many reverse proxies in front of the app set X-Forwarded-For/-Proto/-Host; 0: none is read.
+    trusted_proxies: int = 0
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -71,10 +74,32 @@ def _build(raw: Mapping[str, object]) -> Settings:
     secure_value = raw.get("SESSION_COOKIE_SECURE")
     secure = None if secure_value in (None, "") else _flag("SESSION_COOKIE_SECURE", secure_value)
     metrics_token = _metrics_token(raw.get("METRICS_TOKEN"))
+    trusted_proxies = _trusted_proxies(raw.get("TRUSTED_PROXIES"))
     extra = {key: value for key, value in raw.items() if key not in KNOWN_KEYS}
     return Settings(
-        database_url, redis_url, secret_key, networks, instance_path, demo_mode, secure, metrics_token, extra
+        database_url,
+        redis_url,
+        secret_key,
+        networks,
+        instance_path,
+        demo_mode,
+        secure,
+        metrics_token,
+        trusted_proxies,
+        extra,
     )
+
+
+def _trusted_proxies(value: object) -> int:
+    if value is None or value == "":
+        return 0
+    # bool is an int to Python, but True is no count of proxies.
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    word = value.strip() if isinstance(value, str) else ""
+    if not (word.isascii() and word.isdigit()):
+        raise ConfigError(f"TRUSTED_PROXIES must be a whole number of proxies, 0 or more, got {value!r}")
+    return int(word)
 
 
 def _metrics_token(value: object) -> str | None:

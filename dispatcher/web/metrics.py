@@ -2,7 +2,9 @@
 
 With `METRICS_TOKEN` set, a request needs `Authorization: Bearer <METRICS_TOKEN>`. Without it, only a direct
 request from this host (a loopback client and no proxy header) is answered, so a public deployment never shows
-its volumes by accident; everything else is 403 naming the setting.
+its volumes by accident; everything else is 403 naming the setting. Behind a trusted proxy (`TRUSTED_PROXIES`)
+the same holds: a scrape through the proxy carries its forwarding headers and is not local, whatever address
+it forwards; the token is the way to scrape remotely.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from dispatcher.config import Settings
 from dispatcher.db import get_db
 
 blueprint = Blueprint("metrics", __name__)
-PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
+PROXY_HEADERS = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-IP", "Forwarded")
+# Where werkzeug's ProxyFix (app.py, TRUSTED_PROXIES) keeps the environ values it replaced.
+PROXY_FIX_ORIGINAL = "werkzeug.proxy_fix.orig"
 
 
 @blueprint.get("/metrics")
@@ -43,7 +47,10 @@ def _allowed_or_abort() -> None:
 def _direct_local_request() -> bool:
     if any(header in request.headers for header in PROXY_HEADERS):
         return False
+    # The connecting address, not the one a trusted proxy forwarded: only this host's own clients are local.
+    original: dict[str, str | None] = request.environ.get(PROXY_FIX_ORIGINAL, {})
+    connecting = original.get("REMOTE_ADDR", request.remote_addr)
     try:
-        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+        return ipaddress.ip_address(connecting or "").is_loopback
     except ValueError:
         return False

@@ -67,6 +67,10 @@ def test_empty_environment_values_mean_the_default(tmp_path: Path) -> None:
         ("POSTBACK_ALLOWED_NETWORKS", "10.0.0.0/33"),
         ("DEMO_MODE", "maybe"),
         ("SESSION_COOKIE_SECURE", "sometimes"),
+        ("TRUSTED_PROXIES", "-1"),
+        ("TRUSTED_PROXIES", "abc"),
+        ("TRUSTED_PROXIES", "1.5"),
+        ("TRUSTED_PROXIES", "²"),  # a digit to str.isdigit, not to int()
     ],
 )
 def test_a_bad_value_fails_loudly_naming_the_variable_and_the_value(
@@ -81,6 +85,29 @@ def test_a_bad_value_fails_loudly_naming_the_variable_and_the_value(
         assert repr(value.split(",")[-1]) in message or repr(value) in message
     else:
         assert value not in message
+
+
+@pytest.mark.parametrize(
+    ("environ", "trusted"), [({}, 0), ({"TRUSTED_PROXIES": ""}, 0), ({"TRUSTED_PROXIES": " 2 "}, 2)]
+)
+def test_trusted_proxies_default_to_none_and_read_a_count(
+    tmp_path: Path, environ: dict[str, str], trusted: int
+) -> None:
+    assert config.from_env({**environ, "INSTANCE_PATH": str(tmp_path)}).trusted_proxies == trusted
+
+
+@pytest.mark.parametrize(("value", "trusted"), [(1, 1), (0, 0), ("3", 3)])
+def test_trusted_proxies_from_a_dict_take_a_count(tmp_path: Path, value: object, trusted: int) -> None:
+    assert (
+        config.from_mapping({"TRUSTED_PROXIES": value, "INSTANCE_PATH": str(tmp_path)}).trusted_proxies
+        == trusted
+    )
+
+
+@pytest.mark.parametrize("value", [-1, True, 1.0])
+def test_trusted_proxies_from_a_dict_refuse_what_is_no_count(tmp_path: Path, value: object) -> None:
+    with pytest.raises(ConfigError, match=f"TRUSTED_PROXIES.*{value!r}"):
+        config.from_mapping({"TRUSTED_PROXIES": value, "INSTANCE_PATH": str(tmp_path)})
 
 
 def test_create_app_with_a_dict_ignores_the_environment(
