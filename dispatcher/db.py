@@ -53,7 +53,9 @@ class Database:
 
 def _engine_options(url: str, overrides: dict[str, Any]) -> dict[str, Any]:
     # A server may drop idle connections; a SQLite file never does, so it is not pinged on every checkout.
-    options: dict[str, Any] = {"pool_pre_ping": not url.startswith("sqlite")}
+    # Statement parameters hold signing secrets and credentials: kept out of SQL echo and of the text of
+    # database errors (nothing parses that text; handlers catch the exception classes).
+    options: dict[str, Any] = {"pool_pre_ping": not url.startswith("sqlite"), "hide_parameters": True}
     if url.startswith("sqlite"):
         # WAL readers never wait for the writer; a writer waits up to 30 s for another writer.
         options["connect_args"] = {"timeout": 30, "check_same_thread": False}
