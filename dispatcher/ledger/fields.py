@@ -8,13 +8,19 @@ give a number where a query string gives text; floats never arrive
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, localcontext
 
 from dispatcher.currencies import is_currency, minor_units
 from dispatcher.validation import FieldError
 
 # Money columns hold NUMERIC(18, 4); anything this large is a typo, not a sale.
 MAX_AMOUNT = Decimal("1000000000000")
+# As many digits as an amount may be written with (the length allowed for text amounts): enough for any real
+# amount with trailing zeros, and a 10,000-digit JSON number is refused before any arithmetic on it.
+MAX_DIGITS = 40
+# Wide enough that no amount of at most MAX_DIGITS digits is rounded while checked: the default context's 28
+# digits rounded 1.0000000000000000000000000000001 to 1 and let it through.
+EXACT = Context(prec=MAX_DIGITS + 10)
 # Clocks differ: an event time up to this far in the future is taken as now-ish, not refused.
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_TIME_LENGTH = 40
@@ -35,7 +41,18 @@ def text(field: str, value: object, *, max_length: int) -> str:
         raise FieldError(field, _clip(value), f"must be at most {max_length} characters")
     if any(ord(char) < 32 or ord(char) == 127 for char in cleaned):
         raise FieldError(field, value, "must not contain control characters")
+    if not _encodable(cleaned):
+        raise FieldError(field, _clip(value), "must be valid Unicode text (a lone surrogate is not)")
     return cleaned
+
+
+def _encodable(value: str) -> bool:
+    """False for a lone surrogate (JSON's "\\ud800"): Python holds it, but no database driver can store it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def optional_text(field: str, value: object, *, max_length: int) -> str | None:
@@ -89,21 +106,27 @@ def amount(field: str, value: object) -> Decimal:
         raise FieldError(field, value, "must be a number like 19.99") from None
     if not number.is_finite():
         raise FieldError(field, value, "must be a number like 19.99")
+    if len(number.as_tuple().digits) > MAX_DIGITS:
+        raise FieldError(field, _clip(value), f"must have at most {MAX_DIGITS} digits")
     if number < 0:
         raise FieldError(field, value, "must not be negative")
     if number >= MAX_AMOUNT:
         raise FieldError(field, value, f"must be less than {MAX_AMOUNT}")
-    return number
+    # -0 is not below 0, yet would be stored and answered as "-0.00": a zero amount has no sign.
+    return number.copy_abs() if number.is_zero() else number
 
 
 def in_currency(field: str, number: Decimal, code: str, raw: object) -> Decimal:
     """`number` checked against the currency's minor units: 19.999 USD or 5.5 JPY are refused."""
     digits = minor_units(code)
-    exponent = number.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > digits:
-        raise FieldError(field, raw, f"must have at most {digits} decimals for {code}")
-    return number.quantize(minor_unit(code))
+    with localcontext(EXACT):
+        try:
+            quantized = number.quantize(minor_unit(code))
+        except InvalidOperation:  # more digits than even EXACT holds: amount() refuses those first
+            raise FieldError(field, _clip(raw), f"must have at most {MAX_DIGITS} digits") from None
+    if quantized != number:  # Decimal comparison is exact, whatever the context's precision
+        raise FieldError(field, _clip(raw), f"must have at most {digits} decimals for {code}")
+    return quantized
 
 
 def minor_unit(code: str) -> Decimal:
@@ -134,9 +157,10 @@ def _parse_time(field: str, value: object) -> datetime:
         if raw.isascii() and raw.isdigit():
             return datetime.fromtimestamp(int(raw), UTC)
         parsed = datetime.fromisoformat(raw)
+        # Inside the try: an offset can move a time past year 1 or 9999 (0001-01-01T00:00:00+01:00).
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         raise FieldError(field, value, problem) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _clip(value: object) -> object:

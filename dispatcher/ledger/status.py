@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from dispatcher.ledger import fields
+from dispatcher.ledger import fields, ids
 from dispatcher.ledger.commission import CommissionRule, commission, rounded
 from dispatcher.ledger.errors import StatusConflict, TransactionNotFound
 from dispatcher.ledger.gate import write_turn
@@ -169,8 +169,8 @@ def _kind(current: str, target: str | None, change: StatusChange) -> str:
 
 
 def _load(session: Session, advertiser_id: int, sales_id: str) -> Any:
-    if len(sales_id) > 32:
-        raise TransactionNotFound(sales_id[:32] + "...")
+    if not ids.could_be_sales_id(sales_id):
+        raise TransactionNotFound(sales_id if len(sales_id) <= 32 else sales_id[:32] + "...")
     query = (
         select(
             Transaction.id,

@@ -6,6 +6,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from dispatcher.db import request_session
+from dispatcher.ledger import ids
 from dispatcher.support import actions, audit, search, transactions
 from dispatcher.validation import FieldError
 from dispatcher.web.support.common import blueprint, found, redis_client, staff_id, staff_required
@@ -48,8 +49,8 @@ def transaction_detail(transaction_id: int) -> ResponseReturnValue:
 @blueprint.get("/sales/<sales_id>")
 @staff_required
 def sale_detail(sales_id: str) -> ResponseReturnValue:
-    # Nothing a sales id can hold: too long, or control characters (PostgreSQL refuses NUL in text).
-    if len(sales_id) > 64 or any(ord(char) < 32 for char in sales_id):
+    # Nothing a sales id can be is looked up (PostgreSQL refuses a NUL in text with an error, not no row).
+    if not ids.could_be_sales_id(sales_id):
         abort(404)
     transaction_id = found(transactions.transaction_by_sales_id(request_session(), sales_id))
     return redirect(url_for("support.transaction_detail", transaction_id=transaction_id))
