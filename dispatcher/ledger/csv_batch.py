@@ -12,6 +12,7 @@ line file needs neither the memory for all of it nor a request that says nothing
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,6 +29,7 @@ REQUIRED_COLUMNS = ("order_number", "sale_amount")
 CHUNK_LINES = 500
 MAX_CELL_CHARS = 4096  # a longer cell is an error of that line, not a reason to hold it in memory
 MAX_LINE_BYTES = 64 * 1024  # read at most this much at once, whatever the line
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 class Readable(Protocol):
@@ -113,11 +115,36 @@ def _decoded_lines(stream: Readable) -> Iterator[str]:
     wrapped in io.TextIOWrapper.
     """
     first = True
-    while raw := stream.readline(MAX_LINE_BYTES):
+    for raw in _split_lines(stream):
         line = raw.decode("utf-8", "replace")
         if first:
             line, first = line.removeprefix("\ufeff"), False
         yield line
+
+
+def _split_lines(stream: Readable) -> Iterator[bytes]:
+    """Lines ended by LF, CRLF or a lone CR (old Mac and Excel exports), each with its line end, which the
+    csv reader keeps inside a quoted cell.
+
+    `readline` stops at LF only, so a CR-only file comes in MAX_LINE_BYTES pieces: the lines they end are cut
+    out and the unfinished rest waits for the next piece. A line longer than MAX_LINE_BYTES is passed on in
+    pieces, as before, so memory stays bounded whatever the file holds.
+    """
+    pending = b""
+    while piece := stream.readline(MAX_LINE_BYTES):
+        pending += piece
+        start = 0
+        for end in _LINE_END.finditer(pending):
+            if end.end() == len(pending) and end.group() == b"\r":
+                break  # the LF of a CRLF may start the next piece
+            yield pending[start : end.end()]
+            start = end.end()
+        pending = pending[start:]
+        if len(pending) >= MAX_LINE_BYTES:
+            yield pending
+            pending = b""
+    if pending:
+        yield pending
 
 
 def _looks_like_header(cells: list[str]) -> bool:

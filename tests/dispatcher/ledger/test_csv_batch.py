@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from dispatcher.ledger import SaleReport
-from dispatcher.ledger.csv_batch import CsvFile
+from dispatcher.ledger.csv_batch import MAX_LINE_BYTES, CsvFile
 from dispatcher.models import Click, Delivery, Program, Transaction
 from tests.dispatcher.ledger.conftest import Network
 
@@ -213,4 +213,64 @@ def test_an_upload_is_read_with_readline_alone_as_gunicorn_gives_it() -> None:
     assert list(upload.rows()) == [
         (2, SaleReport(click_id="c1", order_number="A,1", sale_amount="2.50")),
         (4, SaleReport(click_id="c2", order_number="A-\ufffd", sale_amount="1")),
+    ]
+
+
+class CountingReadline(ReadlineOnly):
+    """Counts the bytes handed out, to show how much of an upload was read for the rows taken so far."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.handed = 0
+
+    def readline(self, size: int = -1, /) -> bytes:
+        piece = super().readline(size)
+        self.handed += len(piece)
+        return piece
+
+
+def _cr_lines(count: int, start: int = 0) -> bytes:
+    return b"".join(f"c{n},CR-{n:06},1.00\r".encode() for n in range(start, start + count))
+
+
+def test_a_cr_only_upload_is_streamed_not_read_whole() -> None:
+    stream = CountingReadline(b"click_id,order_number,sale_amount\r" + _cr_lines(50_000))
+
+    rows = CsvFile(stream).rows()
+    first = next(rows)
+
+    assert first == (2, SaleReport(click_id="c0", order_number="CR-000000", sale_amount="1.00"))
+    assert stream.handed <= 2 * MAX_LINE_BYTES < 50_000 * 20  # the file is about 1 MB
+    rest = list(rows)
+    assert len(rest) == 49_999 and rest[-1] == (
+        50_001,
+        SaleReport(click_id="c49999", order_number="CR-049999", sale_amount="1.00"),
+    )
+
+
+def test_a_crlf_split_across_two_reads_is_one_line_end() -> None:
+    header = b"click_id,order_number,sale_amount\r"
+    lines = _cr_lines(3000)
+    # readline stops at LF or after MAX_LINE_BYTES: put the CR of a CRLF last in the first read.
+    last = b"c-last,CRLF-"
+    pad = MAX_LINE_BYTES - len(header) - len(lines) - len(last) - len(b",1.00") - 1
+    assert 0 < pad < 4000  # a cell is at most MAX_CELL_CHARS
+    data = header + lines + last + b"x" * pad + b",1.00\r\nc-after,AFTER,2.00\r\n"
+    assert data[MAX_LINE_BYTES - 1 : MAX_LINE_BYTES + 1] == b"\r\n"
+
+    rows = list(CsvFile(ReadlineOnly(data)).rows())
+
+    assert [number for number, _ in rows] == list(range(2, 3000 + 4))  # no line made of the LF alone
+    assert rows[-1] == (3003, SaleReport(click_id="c-after", order_number="AFTER", sale_amount="2.00"))
+    assert rows[-2][1] == SaleReport(click_id="c-last", order_number="CRLF-" + "x" * pad, sale_amount="1.00")
+
+
+def test_line_ends_inside_a_quoted_cell_stay_in_the_cell_whatever_the_files_line_ends() -> None:
+    data = b'click_id,order_number,sale_amount\rc1,"A\rB\r\nC\nD",1\rc2,E,2\r'
+
+    rows = list(CsvFile(ReadlineOnly(data)).rows())
+
+    assert rows == [
+        (5, SaleReport(click_id="c1", order_number="A\rB\r\nC\nD", sale_amount="1")),
+        (6, SaleReport(click_id="c2", order_number="E", sale_amount="2")),
     ]
