@@ -290,11 +290,12 @@ def existing(db: Session | Link, keys: Sequence[Key]) -> dict[Key, Recorded]:
     }
 
 
+# Found through deliveries' transaction_id (indexed); deliveries have no index on the event alone.
 _FIRST_DELIVERIES = (
     select(func.count(Delivery.id))
     .join(TransactionEvent, TransactionEvent.id == Delivery.transaction_event_id)
     .where(
-        TransactionEvent.transaction_id == Transaction.id,
+        Delivery.transaction_id == Transaction.id,
         TransactionEvent.kind == EventKind.CREATED.value,
     )
     .scalar_subquery()

@@ -65,9 +65,13 @@ class Delivery(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    postback_id: Mapped[int] = mapped_column(ForeignKey("postbacks.id", ondelete="RESTRICT"), index=True)
+    # No index of its own: the unique constraint and (postback_id, created_at) start with it, and every
+    # index costs each reported sale a write. Postbacks are soft-deleted: the foreign key needs none either.
+    postback_id: Mapped[int] = mapped_column(ForeignKey("postbacks.id", ondelete="RESTRICT"))
+    # Nothing looks deliveries up by event alone (a duplicate report counts them by transaction_id), and
+    # events are never deleted.
     transaction_event_id: Mapped[int] = mapped_column(
-        ForeignKey("transaction_events.id", ondelete="RESTRICT"), index=True
+        ForeignKey("transaction_events.id", ondelete="RESTRICT")
     )
     # Copied from the event's transaction and the postback so searches need no joins.
     transaction_id: Mapped[int] = mapped_column(
@@ -90,7 +94,7 @@ class Delivery(Base):
     method: Mapped[str | None] = mapped_column(String(8))
     url: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str | None] = mapped_column(Text)
-    destination_host: Mapped[str | None] = mapped_column(String(255), index=True)
+    destination_host: Mapped[str | None] = mapped_column(String(255))  # indexed with created_at, above
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error_class: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(Text)

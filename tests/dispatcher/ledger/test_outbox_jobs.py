@@ -1,0 +1,66 @@
+"""The hand-over writes the job hash itself (cheaper than rq's Job objects): it must be rq's own job."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import redis
+from rq import Queue
+from rq.job import Job, JobStatus
+
+from dispatcher.queueing import (
+    FIRST_ATTEMPT_QUEUE,
+    RETRY_QUEUE,
+    SEND_JOB,
+    batch_job_id,
+    enqueue_deliveries,
+    prepared_job,
+)
+
+TIMESTAMPS = {b"created_at", b"enqueued_at"}
+
+
+def test_the_job_hash_is_the_one_rq_writes(redis_client: redis.Redis) -> None:
+    ids = [7, 8, 9]
+    assert enqueue_deliveries(redis_client, ids, new=True) == 1
+    ours = redis_client.hgetall(Job.key_for(batch_job_id(ids)))
+    queue = Queue(FIRST_ATTEMPT_QUEUE, connection=redis_client)
+    with redis_client.pipeline() as pipe:
+        queue.enqueue_many([prepared_job(ids, "by-rq")], pipeline=pipe)
+        pipe.execute()
+    theirs = redis_client.hgetall(Job.key_for("by-rq"))
+
+    assert {k: v for k, v in ours.items() if k not in TIMESTAMPS} == {
+        k: v for k, v in theirs.items() if k not in TIMESTAMPS
+    }
+    assert ours.keys() == theirs.keys()
+    assert queue.job_ids == [batch_job_id(ids), "by-rq"]
+
+
+def test_rq_reads_the_job_back_as_queued_in_its_lane(redis_client: redis.Redis) -> None:
+    before = datetime.now(UTC)
+    assert enqueue_deliveries(redis_client, list(range(1, 121)), retry=True) == 3  # batches of 50
+
+    queue = Queue(RETRY_QUEUE, connection=redis_client)
+    assert queue in Queue.all(connection=redis_client)  # what `rq info` lists
+    jobs = [Job.fetch(job_id, connection=redis_client) for job_id in queue.job_ids]
+    batches = [list(range(start, min(start + 50, 121))) for start in (1, 51, 101)]
+    assert [job.args for job in jobs] == [(batch,) for batch in batches]
+    for job in jobs:
+        assert job.func_name == SEND_JOB
+        assert job.get_status() == JobStatus.QUEUED
+        assert job.origin == RETRY_QUEUE
+        assert job.timeout == 120
+        assert job.enqueued_at is not None
+        assert job.enqueued_at.replace(tzinfo=UTC) >= before.replace(microsecond=0)
+
+
+def test_a_waiting_job_is_not_handed_over_twice(redis_client: redis.Redis) -> None:
+    assert enqueue_deliveries(redis_client, [4, 5]) == 1
+    assert enqueue_deliveries(redis_client, [5, 4]) == 0
+    assert Queue(FIRST_ATTEMPT_QUEUE, connection=redis_client).count == 1
+
+
+def test_redis_down_hands_over_nothing_and_does_not_raise() -> None:
+    client = redis.Redis(port=1, socket_connect_timeout=0.2)
+    assert enqueue_deliveries(client, [1, 2], new=True) == 0
