@@ -64,3 +64,16 @@ def test_a_waiting_job_is_not_handed_over_twice(redis_client: redis.Redis) -> No
 def test_redis_down_hands_over_nothing_and_does_not_raise() -> None:
     client = redis.Redis(port=1, socket_connect_timeout=0.2)
     assert enqueue_deliveries(client, [1, 2], new=True) == 0
+
+
+def test_a_refused_command_hands_over_nothing_and_the_connection_stays_usable(
+    redis_client: redis.Redis,
+) -> None:
+    queue_key = Queue(FIRST_ATTEMPT_QUEUE, connection=redis_client).key
+    redis_client.set(queue_key, "not a list")  # RPUSH fails inside the MULTI: EXEC answers its error
+
+    assert enqueue_deliveries(redis_client, [3], new=True) == 0
+
+    redis_client.delete(queue_key)
+    assert enqueue_deliveries(redis_client, [3], new=True) == 1
+    assert Queue(FIRST_ATTEMPT_QUEUE, connection=redis_client).job_ids == [batch_job_id([3])]
