@@ -40,6 +40,15 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+@pytest.fixture
+def clean_redis(redis_url: str) -> Iterator[redis.Redis]:
+    """The suite's own embedded Redis (never the machine's), emptied: no jobs, no login counters."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
 def postgres_url_or_skip() -> str:
     if not POSTGRES_URL:
         message = (

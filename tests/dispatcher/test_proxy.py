@@ -44,15 +44,6 @@ def make_app(tmp_path: Path, database_url: str, redis_url: str, **extra: Any) ->
 
 
 @pytest.fixture
-def clean_redis(redis_url: str) -> Iterator[redis.Redis]:
-    """The suite's own embedded Redis (never the machine's), emptied so login counters start at zero."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def proxied(tmp_path: Path, sqlite_url: str, redis_url: str, clean_redis: redis.Redis) -> Iterator[Flask]:
     """One trusted proxy; SQLite, as login limits live in Redis whatever the database."""
     with make_app(tmp_path / "proxied", sqlite_url, redis_url, TRUSTED_PROXIES=1) as app:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 import threading
 from collections.abc import Iterator
@@ -16,10 +15,10 @@ from flask.testing import FlaskClient
 
 from dispatcher import accounts
 from dispatcher.db import get_db
+from tests.dispatcher import factories
 
 PASSWORD = "correct-horse-battery"
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-_numbers = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class Account:
 
 
 def make_publisher(app: Flask, name: str | None = None) -> Account:
-    n = next(_numbers)
+    n = factories.next_number()  # one counter for the run: this conftest is also imported by name
     email = f"publisher{n}@portal.test"
     with get_db(app).session() as session:
         created = accounts.create_publisher(session, name or f"Publisher {n}", email, PASSWORD)
@@ -58,15 +57,6 @@ def log_in(client: FlaskClient, owner: Account, password: str = PASSWORD) -> Non
         "/portal/login", data={"email": owner.email, "password": password, "csrf_token": csrf_token(client)}
     )
     assert response.status_code == 302, response.get_data(as_text=True)
-
-
-@pytest.fixture
-def clean_redis(redis_url: str) -> Iterator[redis.Redis]:
-    """The suite's private Redis (never the machine's), emptied so login counters start at zero."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -88,15 +88,6 @@ class World:
 
 
 @pytest.fixture
-def clean_redis(redis_url: str) -> Iterator[redis.Redis]:
-    """The suite's own embedded Redis (never the machine's), emptied so login counters start at zero."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def world(app: Flask, clean_redis: redis.Redis, receiver: Receiver) -> World:
     return World(app, receiver)
 

@@ -32,15 +32,6 @@ def make_app(tmp_path: Path, database_url: str, redis_url: str) -> Flask:
 
 
 @pytest.fixture
-def clean_redis(redis_url: str) -> Iterator[redis.Redis]:
-    """The suite's own embedded Redis (never the machine's), emptied so login counters start at zero."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def app(tmp_path: Path, sqlite_url: str, clean_redis: redis.Redis, redis_url: str) -> Iterator[Flask]:
     """SQLite: the limits live in Redis, whatever the database."""
     app = make_app(tmp_path, sqlite_url, redis_url)

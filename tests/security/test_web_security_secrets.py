@@ -60,15 +60,6 @@ def app(tmp_path: Path, sqlite_url: str, redis_url: str) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def clean_redis(redis_url: str) -> Iterator[redis.Redis]:
-    """The suite's own embedded Redis (never the machine's), emptied: no other test's jobs, no counters."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server

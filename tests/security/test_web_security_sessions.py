@@ -4,12 +4,10 @@ On SQLite and PostgreSQL: the session epoch lives in the database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
@@ -64,13 +62,8 @@ SUPPORT = Console("support", "/support/login", "/support/logout", "/support/acco
 CONSOLES = [pytest.param(PORTAL, id="portal"), pytest.param(SUPPORT, id="support")]
 
 
-@pytest.fixture(autouse=True)
-def clean_redis(redis_url: str) -> Iterator[redis.Redis]:
-    """The suite's own embedded Redis (never the machine's), emptied so login counters start at zero."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.close()
+# Login counters start at zero in every test.
+pytestmark = pytest.mark.usefixtures("clean_redis")
 
 
 def session_cookie(client: FlaskClient) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,8 +18,6 @@ from tests.dispatcher import factories
 from tests.portal.conftest import CSRF_FIELD, PASSWORD
 from tests.workers.conftest import Receiver
 
-_numbers = itertools.count(1)
-
 
 @dataclass(frozen=True)
 class Staff:
@@ -30,7 +27,8 @@ class Staff:
 
 
 def make_staff(app: Flask, role: str = "support") -> Staff:
-    email = f"staff{next(_numbers)}@network.test"
+    # One counter for the run: this conftest is also imported by name, as a second module.
+    email = f"staff{factories.next_number()}@network.test"
     with get_db(app).session() as session:
         staff = accounts.create_staff(session, email, PASSWORD, role)
         return Staff(staff.id, email, role)
@@ -48,14 +46,6 @@ def staff_log_in(client: FlaskClient, staff: Staff, password: str = PASSWORD) ->
         data={"email": staff.email, "password": password, "csrf_token": csrf_of(client, "/support/login")},
     )
     assert response.status_code == 302, response.get_data(as_text=True)
-
-
-@pytest.fixture
-def clean_redis(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()  # the suite's private Redis, never the machine's
-    yield client
-    client.close()
 
 
 @pytest.fixture
