@@ -6,6 +6,7 @@ Redis only carries work: if it is down, the deliveries are already committed as 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -90,8 +91,20 @@ def enqueue_or_raise(
             fields = [item for pair in _job_hash(origin, batch, stamp).items() for item in pair]
             commands += [("HSET", Job.key_for(job_id), *fields), ("RPUSH", queue_key, job_id)]
         commands.append(("EXEC",))
-        _send(connection, commands)
+        try:
+            _send(connection, commands)
+        except redis.ResponseError:
+            # EXEC does not roll back: a command refused there leaves the others applied, and a hash
+            # reading "queued" with its id in no queue would keep the pump from ever handing it over again.
+            _forget(connection, [Job.key_for(job_id) for job_id, _ in wanted])
+            raise
     return len(wanted)
+
+
+def _forget(client: redis.Redis, keys: list[str]) -> None:
+    # Redis is failing already: the error being raised is the one to report.
+    with contextlib.suppress(redis.RedisError):
+        client.delete(*keys)
 
 
 def _send(client: redis.Redis, commands: list[tuple[Any, ...]]) -> None:

@@ -77,3 +77,14 @@ def test_a_refused_command_hands_over_nothing_and_the_connection_stays_usable(
     redis_client.delete(queue_key)
     assert enqueue_deliveries(redis_client, [3], new=True) == 1
     assert Queue(FIRST_ATTEMPT_QUEUE, connection=redis_client).job_ids == [batch_job_id([3])]
+
+
+def test_after_a_refused_command_the_pump_hands_the_batch_over_again(redis_client: redis.Redis) -> None:
+    queue_key = Queue(FIRST_ATTEMPT_QUEUE, connection=redis_client).key
+    redis_client.set(queue_key, "not a list")
+    assert enqueue_deliveries(redis_client, [6], new=True) == 0
+    redis_client.delete(queue_key)
+
+    # The pump's path looks for a waiting job first: a hash left "queued" by the failed EXEC hides the batch.
+    assert enqueue_deliveries(redis_client, [6]) == 1
+    assert Queue(FIRST_ATTEMPT_QUEUE, connection=redis_client).job_ids == [batch_job_id([6])]
