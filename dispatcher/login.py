@@ -7,8 +7,8 @@ HttpOnly and SameSite=Lax always, and Secure unless the app runs over plain http
 
 Flask's session is a signed cookie kept by the browser, so clearing it at logout does not stop a copy of it
 from working. Each account has a `session_epoch`: a session remembers the epoch it signed in with and is only
-honoured while the account's epoch is the same; logging out (or changing the password) raises it, which ends
-every session of that account, on every device, copies included.
+honoured while the account's epoch is the same; logging out raises it (`end_sessions`: a password change, when
+one is added, must call it too), which ends every session of that account, on every device, copies included.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from flask import Flask
 
 from app import create_app
@@ -127,12 +126,3 @@ def hostile_app(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[F
     Base.metadata.create_all(get_db(app).engine)
     yield app
     get_db(app).dispose()
-
-
-@pytest.fixture
-def private_redis(redis_url: str) -> Iterator[redis.Redis]:
-    """The suite's own embedded Redis (never the machine's), emptied so no other test's jobs are in it."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.close()

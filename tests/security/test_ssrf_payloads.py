@@ -168,7 +168,7 @@ def test_every_payload_is_refused_at_registration_test_send_and_delivery_and_the
     hostile_app: Flask,
     canary: Canary,
     redirector: Redirector,
-    private_redis: redis.Redis,
+    clean_redis: redis.Redis,
     redis_url: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -198,7 +198,7 @@ def test_every_payload_is_refused_at_registration_test_send_and_delivery_and_the
     unexpected = {case.url: tested[case.url] for case in cases if tested[case.url] not in case.sent}
     assert unexpected == {}
 
-    enqueue_deliveries(private_redis, delivery_ids)
+    enqueue_deliveries(clean_redis, delivery_ids)
     env = worker_env(get_db(hostile_app).url, redis_url, tmp_path, POSTBACK_ALLOWED_NETWORKS=ALLOWED)
     done = run_command(env, "worker", "--burst")
     assert done.returncode == 0, done.stderr
