@@ -257,7 +257,11 @@ def _insert_defaults(statement: Executable, given: set[str]) -> dict[str, Callab
     """What SQLAlchemy would fill in for the columns an INSERT's parameters leave out (`default=`)."""
     if not isinstance(statement, Insert) or statement.select is not None:
         return {}
-    table: Any = statement.table
+    return column_defaults(statement.table, given)
+
+
+def column_defaults(table: Any, given: set[str]) -> dict[str, Callable[[], Any]]:
+    """The columns' `default=` for those not in `given` (nor the primary key), as calls making the value."""
     defaults: dict[str, Callable[[], Any]] = {}
     for column in table.c:
         default = column.default

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Insert, Table, insert, text
 from sqlalchemy.orm import Session
 
-from dispatcher.db import Link
+from dispatcher.db import Link, column_defaults
 
 # Below this, one multi-row INSERT ... RETURNING is as good as anything.
 PIPELINE_FROM_ROWS = 50
@@ -66,7 +66,8 @@ def _pipelined(
         .scalars()
         .all()
     )
-    defaults = _python_defaults(table, set(rows[0]))
+    # What SQLAlchemy would fill in for the columns the rows leave out, worked out once for all of them.
+    defaults = {name: make() for name, make in column_defaults(table, set(rows[0])).items()}
     names = ["id", *rows[0], *defaults]
     rows = [{**row, **defaults} for row in rows]
     processors = [table.c[name].type.bind_processor(connection.dialect) for name in names]
@@ -88,17 +89,3 @@ def _pipelined(
     finally:
         cursor.close()
     return {tuple(row[name] for name in key): new_id for new_id, row in zip(ids, rows, strict=True)}
-
-
-def _python_defaults(table: Table, given: set[str]) -> dict[str, Any]:
-    """What SQLAlchemy would fill in for the columns the rows leave out (the columns' `default=`)."""
-    defaults: dict[str, Any] = {}
-    for column in table.c:
-        default = column.default
-        if column.name in given or column.primary_key or default is None:
-            continue
-        if default.is_scalar:
-            defaults[column.name] = default.arg  # type: ignore[attr-defined]
-        elif default.is_callable:
-            defaults[column.name] = default.arg(None)  # type: ignore[attr-defined]
-    return defaults
