@@ -100,8 +100,11 @@ def new_token(client: FlaskClient, console: str, kind: str) -> str:
 
 
 def token_parts(token: str) -> list[str]:
-    """The whole token and its secret part (the key id before it may be logged: it names, not opens)."""
-    return [token, token.rsplit("_", 1)[-1]]
+    """The whole token and its secret part (the key id before it may be logged: it names, not opens).
+
+    `kind_keyid_secret`: the secret is URL-safe base64 and may itself hold "_", so split from the left (a
+    right split could keep a 2-character tail of it, which turns up in any text by chance)."""
+    return [token, token.split("_", 2)[2]]
 
 
 def logged_text(caplog: pytest.LogCaptureFixture) -> str:
