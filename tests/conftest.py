@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,19 +61,27 @@ def postgres_url_or_skip() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty schema in the test PostgreSQL database, dropped afterwards."""
+@contextmanager
+def postgres_schema(prefix: str = "test") -> Iterator[str]:
+    """The URL of a fresh, empty schema in the test PostgreSQL database, dropped afterwards."""
     base = postgres_url_or_skip()
-    schema = f"test_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     separator = "&" if "?" in base else "?"
-    yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture

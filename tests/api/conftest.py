@@ -4,20 +4,18 @@ takes seconds to start; the tests read it and add to it, never reset it."""
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
 
 from app import create_app
 from dispatcher.db import get_db
 from dispatcher.models import Base
 from tests.api.fuzz_stats import FUZZ_STATS
 from tests.api.world import World, build
-from tests.conftest import app_settings, postgres_url_or_skip
+from tests.conftest import app_settings, postgres_schema
 from tests.portal.conftest import Receiver
 
 _redis_dbs = itertools.cycle(range(8, 16))
@@ -30,16 +28,8 @@ def module_database_url(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('api') / 'api.db'}"
         return
-    base = postgres_url_or_skip()
-    schema = f"test_api_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in base else "?"
-    yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with postgres_schema("test_api") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,15 @@ import itertools
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
+from flask import Flask
+from flask.testing import FlaskClient
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from dispatcher.currencies import minor_units
+from dispatcher.db import get_db
 from dispatcher.models import Transaction
-from tests.dispatcher.ledger.conftest import Network
+from tests.dispatcher.ledger.conftest import Network, build_network
 from tests.security.fuzz_support import ANY_CHARS, HOSTILE_STRINGS, any_text, json_values
 
 _orders = itertools.count(1)
@@ -19,6 +22,15 @@ EXACT = Context(prec=200)  # wide enough that no amount the oracle meets is roun
 MAX_AMOUNT = Decimal("1000000000000")
 # An amount is written with at most this many digits (a text amount with at most 40 characters).
 MAX_DIGITS = 40
+
+
+def network_with_postback(app: Flask, client: FlaskClient) -> Network:
+    """The ledger tests' network, plus one postback: every recorded sale makes exactly one delivery row."""
+    with get_db(app).session() as session:
+        ids = build_network(app, session)
+    built = Network(app=app, client=client, **ids)
+    built.postback()
+    return built
 
 
 def new_order() -> str:

@@ -32,13 +32,12 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 import redis
 from flask import Flask
-from sqlalchemy import create_engine, text
 
 from app import create_app
 from dispatcher.db import get_db
 from dispatcher.models import Base
 from dispatcher.support import bulk
-from tests.conftest import app_settings, postgres_url_or_skip
+from tests.conftest import app_settings, postgres_schema
 from tests.portal.conftest import Receiver
 from tests.security import authz_network as net
 from tests.security.authz_callers import (
@@ -777,16 +776,8 @@ def matrix_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('authz') / 'matrix.db'}"
         return
-    base = postgres_url_or_skip()
-    schema = f"authz_{net.uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in base else "?"
-    yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with postgres_schema("authz") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,9 @@ from flask.testing import FlaskClient
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dispatcher.db import get_db
 from dispatcher.ledger.reports import FIELD_NAMES
-from tests.dispatcher.ledger.conftest import Network, build_network
-from tests.security.fuzz_intake import check_accepted_sale, new_order, stored
+from tests.dispatcher.ledger.conftest import Network
+from tests.security.fuzz_intake import check_accepted_sale, network_with_postback, new_order, stored
 from tests.security.fuzz_support import (
     ANY_CHARS,
     HOSTILE_STRINGS,
@@ -84,11 +83,7 @@ def _print_figures() -> Iterator[None]:
 
 @pytest.fixture
 def network(app: Flask, client: FlaskClient, database_url: str) -> Network:
-    with get_db(app).session() as session:
-        ids = build_network(app, session)
-    built = Network(app=app, client=client, **ids)
-    built.postback()  # every recorded sale makes exactly one delivery row
-    return built
+    return network_with_postback(app, client)
 
 
 def _row(columns: tuple[str, ...], values: dict[str, str]) -> list[str]:

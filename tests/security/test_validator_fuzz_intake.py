@@ -18,10 +18,9 @@ from flask.testing import FlaskClient
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dispatcher.db import get_db
 from dispatcher.ledger.reports import FIELD_NAMES
 from dispatcher.web.s2s import QUERY_NAMES
-from tests.dispatcher.ledger.conftest import Network, build_network
+from tests.dispatcher.ledger.conftest import Network
 from tests.security.fuzz_intake import (
     MUTATIONS,
     RELATED,
@@ -31,6 +30,7 @@ from tests.security.fuzz_intake import (
     commission_of,
     expected_amount,
     mutations,
+    network_with_postback,
     new_order,
     stored,
     unknown_keys,
@@ -60,11 +60,7 @@ def _print_figures() -> Iterator[None]:
 
 @pytest.fixture
 def network(app: Flask, client: FlaskClient, database_url: str) -> Network:
-    with get_db(app).session() as session:
-        ids = build_network(app, session)
-    built = Network(app=app, client=client, **ids)
-    built.postback()  # every recorded sale makes exactly one delivery row
-    return built
+    return network_with_postback(app, client)
 
 
 def _report(network: Network, body: object) -> Any:

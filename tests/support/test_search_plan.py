@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from bench.search import seed
 from dispatcher.models import Base
 from dispatcher.support import search
-from tests.conftest import postgres_url_or_skip
+from tests.conftest import postgres_schema
 
 pytestmark = pytest.mark.postgres
 ROWS = 20_000
@@ -25,24 +25,15 @@ BIG_TABLES = ("deliveries", "transactions", "clicks")
 
 @pytest.fixture(scope="module")
 def seeded() -> Iterator[Session]:
-    import uuid
-
-    base = postgres_url_or_skip()
-    schema = f"plan_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_engine(base, connect_args={"options": f"-csearch_path={schema}"})
-    Base.metadata.create_all(engine)
-    with engine.begin() as connection:
-        seed(connection, ROWS, NOW)
-    with Session(engine) as session:
-        session.execute(text("SET enable_seqscan = off"))
-        yield session
-    engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with postgres_schema("plan") as url:
+        engine = create_engine(url)
+        Base.metadata.create_all(engine)
+        with engine.begin() as connection:
+            seed(connection, ROWS, NOW)
+        with Session(engine) as session:
+            session.execute(text("SET enable_seqscan = off"))
+            yield session
+        engine.dispose()
 
 
 FILTERS = {

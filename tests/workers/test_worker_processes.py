@@ -8,20 +8,19 @@ import hmac
 import os
 import signal
 import time
-import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
 
 from dispatcher.db import Database
 from dispatcher.models import Base
 from dispatcher.models.deliveries import RESPONSE_EXCERPT_BYTES
 from dispatcher.queueing import enqueue_deliveries
-from tests.conftest import postgres_url_or_skip
+from tests.conftest import postgres_schema
 from tests.workers.conftest import (
     Receiver,
     Reply,
@@ -236,26 +235,14 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float, message: str) -> 
         time.sleep(0.1)
 
 
-class _empty_database:  # noqa: N801 - used as a context manager, reads like one
+@contextmanager
+def _empty_database(kind: str, tmp_path: Path) -> Iterator[str]:
     """An empty SQLite file or PostgreSQL schema for a module-scoped scenario."""
-
-    def __init__(self, kind: str, tmp_path: Path) -> None:
-        self.kind, self.tmp_path, self.schema = kind, tmp_path, f"test_{uuid.uuid4().hex[:12]}"
-
-    def __enter__(self) -> str:
-        if self.kind == "sqlite":
-            return f"sqlite:///{self.tmp_path / 'scenario.db'}"
-        base = postgres_url_or_skip()
-        with create_engine(base).begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{self.schema}"'))
-        return f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{self.schema}"
-
-    def __exit__(self, *_exc: object) -> None:
-        if self.kind == "postgres":
-            engine = create_engine(postgres_url_or_skip())
-            with engine.begin() as connection:
-                connection.execute(text(f'DROP SCHEMA "{self.schema}" CASCADE'))
-            engine.dispose()
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scenario.db'}"
+        return
+    with postgres_schema() as url:
+        yield url
 
 
 def test_worker_processes_option_runs_several_workers(
