@@ -17,12 +17,21 @@ from sqlalchemy import create_engine, text
 
 from app import create_app
 from dispatcher.db import Database, get_db
+from dispatcher.ledger import handoff
 from dispatcher.models import Base
 from dispatcher.redis_server import EmbeddedRedis
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 # CI sets this so that a missing PostgreSQL fails the run instead of quietly skipping its tests.
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(autouse=True)
+def _hand_over_settled() -> Iterator[None]:
+    """Each test's sales reach Redis within the test: the hand-over thread sends a few ms after a sale, and a
+    job pushed then would land in the next test's queue (the suite shares one Redis)."""
+    yield
+    assert handoff.drain(), "the hand-over to RQ did not finish"
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from flask import Flask
 
 from dispatcher import accounts, config
 from dispatcher.db import get_db
+from dispatcher.ledger import handoff
 from tests.browser.conftest import LiveServer
 from tests.portal.conftest import PASSWORD, Receiver
 
@@ -72,6 +73,7 @@ def _run_worker(app: Flask, redis_url: str, tmp_path: Path) -> None:
         POSTBACK_ALLOWED_NETWORKS="127.0.0.0/8",
     )
     command = [sys.executable, "-m", "flask", "--app", "app", "worker", "--burst"]
+    assert handoff.drain(app), "the hand-over to RQ did not finish"  # the live server's sales, this process
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from dispatcher.config import from_mapping
 from dispatcher.db import Database
+from dispatcher.ledger import handoff
 from dispatcher.models import Attempt, Delivery, Postback
 from tests.dispatcher import factories
 from workers.engine import Engine
@@ -204,6 +205,9 @@ def flask_command(*args: str) -> list[str]:
 
 
 def run_command(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    # Sales recorded by this process hand their deliveries to RQ from a background thread: a burst worker
+    # started before that thread has sent them would find an empty queue and stop.
+    assert handoff.drain(), "the hand-over to RQ did not finish"
     return subprocess.run(
         flask_command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )

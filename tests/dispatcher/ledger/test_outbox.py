@@ -14,6 +14,7 @@ from sqlalchemy import insert, select
 
 from app import create_app
 from dispatcher.db import get_db
+from dispatcher.ledger import handoff
 from dispatcher.ledger.outbox import create_deliveries, fired_event
 from dispatcher.models import (
     Delivery,
@@ -159,6 +160,7 @@ def test_new_deliveries_are_handed_to_rq_by_job_path_after_commit(
 
     with network.session() as session:
         ids = sorted(session.scalars(select(Delivery.id)))
+    assert handoff.drain(network.app)
     [job] = Queue(FIRST_ATTEMPT_QUEUE, connection=redis_client).get_jobs()
     assert job.func_name == SEND_JOB
     assert sorted(job.args[0]) == ids
