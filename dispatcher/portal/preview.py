@@ -13,7 +13,7 @@ from typing import Any
 
 import macros
 from dispatcher.config import IPNetwork
-from dispatcher.portal.rules import CONTENT_TYPES, destination_problem
+from dispatcher.portal.rules import CONTENT_TYPES, url_problem
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,9 @@ def preview(values: Mapping[str, Any], allowed_networks: Sequence[IPNetwork] = (
     status_map = _mapping(values.get("status_map"))
     sample = sample_values(status_map)
     notes = _notes("url", url, macros.Context.URL)
-    refused = destination_problem(url, allowed_networks) if url else None
+    refused = url_problem(url, allowed_networks) if url else None
     if refused:
-        notes.append(Note("url", "error", "private_address", refused, 0, len(url)))
+        notes.append(Note("url", "error", refused[0], refused[1], 0, len(url)))
     expanded_url = _expand(url, macros.Context.URL, sample) if url and not _errors(notes) else None
     body, content_type = None, None
     if method == "POST":

@@ -201,16 +201,25 @@ def _url(value: object, allowed: Sequence[IPNetwork]) -> str:
     errors = [finding.message for finding in macros.lint(url) if finding.severity == "error"]
     if errors:
         raise _Problem(" ".join(errors))
+    refused = url_problem(url, allowed)
+    if refused:
+        raise _Problem(refused[1])
+    return url
+
+
+def url_problem(url: str, allowed: Sequence[IPNetwork] = ()) -> tuple[str, str] | None:
+    """What keeps a URL from being saved besides its template's lint errors, as (code, message), or None.
+    The preview shows the same, so that it never says ok for a URL that saving refuses."""
+    if any(char.isspace() or ord(char) < 32 for char in url):
+        return "bad_character", f"must not contain spaces or control characters, got {url!r}"
     try:
         port = urlsplit(url).port
     except ValueError:  # not a number, or beyond 65535
         port = 0
     if port == 0:  # every send would fail: refused here, where the publisher can still fix it
-        raise _got("must have a port from 1 to 65535, if any", url)
+        return "bad_port", f"must have a port from 1 to 65535, if any, got {url!r}"
     refused = destination_problem(url, allowed)
-    if refused:
-        raise _Problem(refused)
-    return url
+    return ("private_address", refused) if refused else None
 
 
 def destination_problem(url: str, allowed: Sequence[IPNetwork] = ()) -> str | None:

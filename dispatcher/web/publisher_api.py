@@ -147,10 +147,12 @@ def delete_postback(postback_id: int) -> ResponseReturnValue:
 def preview_postback() -> ResponseReturnValue:
     """Each field is checked as on saving (nothing required); the templates' problems are findings."""
     session = request_session()
+    publisher_id = current_publisher_id()
     draft = rules.check_preview(
         {key: value for key, value in _body().items() if key != SIGNING},
-        own_source_ids=postbacks.own_source_ids(session, current_publisher_id()),
-        programs=programs.choosable(session),
+        own_source_ids=postbacks.own_source_ids(session, publisher_id),
+        # The draft may be an edit: a stopped program its postback keeps is not refused (saving keeps it).
+        programs=programs.choosable(session, postbacks.scoped_program_ids(session, publisher_id)),
     )
     return jsonify(preview(draft, _settings().allowed_networks).as_json())
 

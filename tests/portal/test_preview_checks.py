@@ -117,3 +117,29 @@ def test_what_a_template_says_is_a_finding_not_a_refusal(
     answer = response.get_json()
     assert answer["ok"] is False
     assert (field, "error", code) in {(f["field"], f["severity"], f["code"]) for f in answer["findings"]}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://t.example:0/pb?cid=#fobs#",
+        "http://t.example:99999/pb",
+        "http://t.example:http/pb",
+        "https://t.example/p b?cid=#fobs#",
+        "https://t.example/p\tb",
+        "https://10.0.0.5/pb?cid=#fobs#",
+        "https://[::1]:8443/pb",
+        URL,
+        "http://t.example:8080/pb?cid=#fobs#",
+    ],
+)
+def test_the_preview_says_ok_exactly_when_saving_would_accept_the_url_and_in_the_same_words(
+    client: FlaskClient, publisher: Account, url: str
+) -> None:
+    previewed = preview(client, publisher, {"url": url}).get_json()
+    saved = client.post("/api/v1/postbacks", json={"url": url}, headers=publisher.auth)
+
+    assert previewed["ok"] is (saved.status_code == 201), (previewed, saved.get_json())
+    if saved.status_code != 201:
+        messages = [f["message"] for f in previewed["findings"] if f["field"] == "url"]
+        assert saved.get_json()["fields"]["url"] in messages

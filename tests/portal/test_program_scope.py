@@ -148,6 +148,25 @@ def test_a_stopped_program_cannot_be_added_but_stays_where_it_was(
     assert added_back.status_code == 400  # once removed, it is a new choice again
 
 
+def test_the_preview_keeps_a_stopped_program_that_a_postback_keeps_and_refuses_it_elsewhere(
+    app: Flask, client: FlaskClient, publisher: Account, other: Account, shop: Shop
+) -> None:
+    api(client, publisher, "POST", "/api/v1/postbacks", {"url": URL, "program_ids": [shop.shoes]})
+    stop(app, shop.shoes)
+    stop(app, shop.bags)
+    draft = {"url": URL, "program_ids": [shop.shoes]}
+
+    edit = api(client, publisher, "POST", "/api/v1/postbacks/preview", draft)  # as saving the edit would
+    never_scoped = api(
+        client, publisher, "POST", "/api/v1/postbacks/preview", {**draft, "program_ids": [shop.bags]}
+    )
+    foreign = api(client, other, "POST", "/api/v1/postbacks/preview", draft)  # not in its scopes
+
+    assert edit.status_code == 200 and edit.get_json()["ok"] is True
+    assert never_scoped.get_json()["fields"] == {"program_ids": f"{shop.bags} is not an active program"}
+    assert foreign.get_json()["fields"] == {"program_ids": f"{shop.shoes} is not an active program"}
+
+
 def test_a_refused_change_leaves_the_scope_as_it_was(
     app: Flask, client: FlaskClient, publisher: Account, shop: Shop
 ) -> None:
