@@ -173,8 +173,8 @@ PREVIEW: JSON = {
             schema("PostbackPreview"),
             {"Voluum": VOLUUM, "foreign placeholder": {"url": "https://t.example/pb?cid={clickid}&p=#ca#"}},
             description="The postback's fields (none required); `url` may be left out. Each field sent is "
-            "checked as on saving; the templates' lint errors, private hosts, bad ports and spaces in the URL are "
-            "findings in the 200 (`ok` is true exactly when saving would take the URL).",
+            "checked as on saving; the templates' lint errors, private hosts, bad ports and spaces in the "
+            "URL are findings in the 200 (`ok` is true exactly when saving would take the URL).",
         ),
         "responses": {
             "200": json_response(
