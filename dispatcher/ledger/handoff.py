@@ -139,6 +139,17 @@ class _Courier:
             log.exception("handing %d deliveries to RQ failed; they stay pending for the pump", len(batch))
 
 
+def _after_fork_in_child() -> None:
+    # The parent's threads do not exist in a child: its couriers are gone, and the lock may have been held by
+    # one of them at the moment of fork() (the child would then wait for it forever).
+    global _lock
+    _lock = threading.Lock()
+    _couriers.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 @atexit.register
 def _drain_at_exit() -> None:
     # A graceful stop (gunicorn's worker on SIGTERM exits through here) sends what is waiting; a kill does

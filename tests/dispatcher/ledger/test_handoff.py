@@ -190,3 +190,27 @@ def test_a_process_that_exits_right_after_a_sale_sends_its_deliveries_first(
     )
     assert done.returncode == 0, done.stderr
     assert queued_batches(redis_client) == [[301, 302]]
+
+
+def test_a_child_forked_while_the_hand_over_was_busy_hands_over_on_its_own(
+    network: Network, redis_client: redis.Redis
+) -> None:
+    assert handoff.hand_over(network.app, [401]) == 1
+    with handoff._lock:  # as if a courier of this process held it at the moment of fork()
+        child = os.fork()
+        if child == 0:  # the child: it has no courier thread, and must not wait for the parent's lock
+            status = 1
+            try:
+                taken = handoff.hand_over(network.app, [402])
+                status = 0 if taken == 1 and handoff.drain(network.app, timeout=10) else 1
+            finally:
+                os._exit(status)
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(child, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(child, 9)
+            pytest.fail("the child hung on the hand-over's lock")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert handoff.drain(network.app)
+    assert sorted(map(sorted, queued_batches(redis_client))) == [[401], [402]]
