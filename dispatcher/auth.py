@@ -79,16 +79,20 @@ _BY_S2S_TOKEN = select(*_IDENTITY, _advertisers.c.s2s_token_hash.label("secret_h
 )
 
 
-def bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
+def bearer_token(authorization: str | None = None) -> str | None:
+    """The token of a `Bearer <token>` Authorization header: this request's, or the given header value
+    (the fast path, in front of Flask, has no request object)."""
+    header = request.headers.get("Authorization", "") if authorization is None else authorization
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
 
 
-def require_advertiser_api_key(db: Session | Link) -> AdvertiserIdentity:
-    token = bearer_token()
+def require_advertiser_api_key(db: Session | Link, authorization: str | None = None) -> AdvertiserIdentity:
+    """The advertiser whose API key is in the Authorization header (this request's, or the value given),
+    else a 401 (HTTPException) saying what is wrong with it."""
+    token = bearer_token(authorization)
     if token is None:
         abort(401, description="Authorization: expected 'Bearer <advertiser API key>'")
     identity = advertiser_by_token(db, token, ADVERTISER_KEY_KIND)

@@ -2,6 +2,12 @@
 
 JSON numbers are parsed as Decimal, never float: 19.99 stays 19.99. Each view checks the credentials, hands
 the values to the ledger, and, after the ledger has committed, hands the new deliveries to RQ.
+
+A reported sale (`POST /api/v1/transactions`, the busiest call after a click) is answered in front of Flask
+when it is recorded (see dispatcher.web.fast_path), with the body and headers `report()` would send; a
+refusal or failure is raised by `report()`, so it is answered as before. Either way the body is read before
+the database connection is taken and the key checked, so a slow upload holds no pooled connection; a body
+longer than MAX_JSON_BYTES is not read, and is refused (413) once the key is known to be good.
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, stream_with_context
 from flask.typing import ResponseReturnValue
+from werkzeug.sansio.utils import get_content_length
+from werkzeug.wsgi import get_input_stream
 
 from dispatcher.auth import require_advertiser_api_key
 from dispatcher.db import get_db, request_session
@@ -32,8 +40,10 @@ from dispatcher.ledger.handoff import hand_over
 from dispatcher.ledger.results import Recorded
 from dispatcher.models import Channel
 from dispatcher.validation import FieldError
+from dispatcher.web.fast_path import Answer, Environ, Route, raise_failure, serve_fast
 
-blueprint = Blueprint("advertiser_api", __name__, url_prefix="/api/v1/transactions")
+TRANSACTIONS_PATH = "/api/v1/transactions"
+blueprint = Blueprint("advertiser_api", __name__, url_prefix=TRANSACTIONS_PATH)
 
 MAX_JSON_BYTES = 64 * 1024
 MAX_CSV_BYTES = 64 * 1024 * 1024
@@ -41,12 +51,24 @@ MAX_CSV_BYTES = 64 * 1024 * 1024
 
 @blueprint.post("")
 def report() -> ResponseReturnValue:
+    raise_failure(request.environ)
+    # The same work as the fast path, for the requests it leaves to Flask (those sending cookies).
+    return recorded_response(_record_report(current_app, request.environ))
+
+
+def _record_report(app: Flask, environ: Environ) -> Recorded:
+    """Record the sale a `POST /api/v1/transactions` reports; refusals raise (HTTPException, FieldError)."""
+    raw = _read_body(app, environ)  # before the connection: a slow upload holds none
     # The database's hot-path connection, not the request's ORM session (see dispatcher.db.Link).
-    with get_db(current_app).link() as link:
-        advertiser = require_advertiser_api_key(link)
-        sale = SaleReport.from_mapping(json_body())
+    with get_db(app).link() as link:
+        advertiser = require_advertiser_api_key(link, environ.get("HTTP_AUTHORIZATION", ""))
+        if raw is None:  # after the key check, as always: a caller without a key learns 401 first
+            _too_large()
+        sale = SaleReport.from_mapping(_json_object(raw))
         outcome = record_sales(link, advertiser.id, [sale], Channel.API.value)[0]
-    return recorded_response(outcome)
+    if isinstance(outcome, Rejected):
+        raise outcome.error
+    return outcome
 
 
 @blueprint.post("/<sales_id>/status")
@@ -95,9 +117,36 @@ def batch() -> ResponseReturnValue:
 
 
 def json_body() -> dict[str, Any]:
-    if (request.content_length or 0) > MAX_JSON_BYTES:
-        abort(413, description=f"body: must be at most {MAX_JSON_BYTES} bytes")
-    raw = request.get_data(cache=False)
+    raw = _read_body(current_app, request.environ)
+    if raw is None:
+        _too_large()
+    return _json_object(raw)
+
+
+def _read_body(app: Flask, environ: Environ) -> bytes | None:
+    """The request body, or None when it is longer than MAX_JSON_BYTES: then it is not read (Content-Length
+    says so) or not read further (a chunked body, which has no Content-Length, is cut off there)."""
+    declared = get_content_length(environ.get("CONTENT_LENGTH"), environ.get("HTTP_TRANSFER_ENCODING"))
+    if (declared or 0) > MAX_JSON_BYTES:
+        return None
+    # The stream `request.stream` is: never past Content-Length, nor past the app's MAX_CONTENT_LENGTH.
+    stream = get_input_stream(environ, max_content_length=app.config["MAX_CONTENT_LENGTH"])
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_JSON_BYTES:
+        chunk = stream.read(MAX_JSON_BYTES + 1 - size)  # may return less than asked: read on to the end
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    return None
+
+
+def _too_large() -> NoReturn:
+    abort(413, description=f"body: must be at most {MAX_JSON_BYTES} bytes")
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
     except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
@@ -112,6 +161,39 @@ def recorded_response(outcome: Recorded | Rejected) -> ResponseReturnValue:
         raise outcome.error
     hand_over(current_app, outcome.new_delivery_ids)
     return jsonify(outcome.as_json()), 200 if outcome.duplicate else 201
+
+
+def _is_report(environ: Environ) -> bool | None:
+    """Whether the fast path takes the request: a POST to the exact path, without cookies. Flask's answer
+    to a request with a permanent session cookie re-signs it (Set-Cookie); API clients send none."""
+    if (
+        environ.get("REQUEST_METHOD") == "POST"
+        and environ.get("PATH_INFO") == TRANSACTIONS_PATH
+        and "HTTP_COOKIE" not in environ
+    ):
+        return True
+    return None
+
+
+def _answer_report(app: Flask, environ: Environ, _matched: object) -> Answer:
+    outcome = _record_report(app, environ)
+    hand_over(app, outcome.new_delivery_ids)
+    status = "200 OK" if outcome.duplicate else "201 CREATED"
+    return Answer(status, "application/json", _json_text(app, outcome.as_json()).encode(), _VARY_COOKIE)
+
+
+def _json_text(app: Flask, value: Any) -> str:
+    """The text `jsonify(value)` sends: the app's JSON provider (sorted keys, ASCII), compact unless the app
+    runs in debug mode."""
+    compact = getattr(app.json, "compact", None)
+    if (compact is None and app.debug) or compact is False:
+        return app.json.dumps(value, indent=2) + "\n"
+    return app.json.dumps(value, separators=(",", ":")) + "\n"
+
+
+# Flask's answer carries it (the login manager reads the session on every request); so does this one, so
+# that a cache treats both alike.
+_VARY_COOKIE = (("Vary", "Cookie"),)
 
 
 def _no_constants(name: str) -> object:
@@ -153,3 +235,6 @@ def _not_found(exc: TransactionNotFound) -> ResponseReturnValue:
 def _conflict(exc: StatusConflict) -> ResponseReturnValue:
     body = {"error": str(exc), "fields": {exc.field: exc.problem}, "current_status": exc.current_status}
     return jsonify(body), 409
+
+
+serve_fast(blueprint, Route(_is_report, _answer_report))

@@ -1,25 +1,21 @@
 """GET /c/<program_id>: the tracking link. Records the click; redirects to the advertiser's landing page.
 
-The hottest endpoint of a network, so a good click is answered in front of Flask, by `ClickFastPath`, a WSGI
-middleware: Flask's per-request work (request context, session cookie and its signing serializer, the login
-manager's hooks, URL matching, Response and Headers objects) cost more than recording the click, and a click
-needs none of it. It sends what the Flask view sent: the 302 with the same body, `Cache-Control: no-store`
-and the app's security headers. Anything else (another method or path shape, a refused click, a failure) is
-Flask's: the middleware hands the request on, with the refusal or error it met, which the view raises so
-that the usual error pages and logging answer it. A refused click is never recorded twice: the view does
-not run the statement again.
+The hottest endpoint of a network, so a good click is answered in front of Flask (see
+dispatcher.web.fast_path): Flask's per-request work costs more than recording the click, and a click needs
+none of it. The fast path sends what the Flask view sent: the 302 with the same body, `Cache-Control:
+no-store` and the app's security headers. Anything else (another method or path shape, a refused click, a
+failure) is Flask's: the view raises the refusal or error the fast path met, so that the usual error pages
+and logging answer it. A refused click is never recorded twice: the view does not run the statement again.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Flask, abort, current_app, redirect, request
-from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from markupsafe import escape
 from werkzeug.urls import iri_to_uri
@@ -28,23 +24,19 @@ from dispatcher.db import get_db
 from dispatcher.ledger import ClickRequest, ProgramNotFound, RecordedClick, record_click
 from dispatcher.ledger.clicks import SUB_ID_NAMES, unused_marker, with_click_id
 from dispatcher.models.types import MAX_ID
-from dispatcher.web.pages import HEADERS
+from dispatcher.web.fast_path import Answer, Environ, Route, raise_failure, serve_fast
 
 blueprint = Blueprint("clicks", __name__)
 
-# Where the middleware leaves what went wrong, for the view to raise.
-FAILURE_KEY = "dispatcher.click_failure"
 # Canonical ids only (no sign, no leading zero); any other spelling is left to Flask's router.
 _PATH = re.compile(r"/c/([1-9][0-9]{0,18})")
 
 
 @blueprint.get("/c/<int:program_id>")
 def track(program_id: int) -> ResponseReturnValue:
-    failure: BaseException | None = request.environ.pop(FAILURE_KEY, None)
     try:
-        if failure is not None:
-            raise failure
-        # The same work as the middleware, for requests it does not take (HEAD, /c/007, or no middleware).
+        raise_failure(request.environ)
+        # The same work as the fast path, for requests it does not take (HEAD, /c/007).
         with get_db(current_app).link() as link:
             recorded = record_click(link, click_request(program_id, request.environ))
     except ProgramNotFound:
@@ -78,39 +70,15 @@ def click_request(program_id: int, environ: dict[str, Any]) -> ClickRequest:
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-class ClickFastPath:
-    """WSGI middleware answering good clicks without Flask (see the module docstring)."""
-
-    def __init__(self, app: Flask, wsgi_app: Any) -> None:
-        self.app = app
-        self.wsgi_app = wsgi_app
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        program_id = _program_id(environ)
-        if program_id is None:
-            return self.wsgi_app(environ, start_response)  # type: ignore[no-any-return]
-        try:
-            with get_db(self.app).link() as link:
-                recorded = record_click(link, click_request(program_id, environ))
-        except Exception as exc:  # noqa: BLE001 - not swallowed: the view raises it (error page, logging)
-            environ[FAILURE_KEY] = exc
-            return self.wsgi_app(environ, start_response)  # type: ignore[no-any-return]
-        location, page = _answer(recorded)
-        body = page.encode()
-        start_response(
-            "302 FOUND",
-            [
-                ("Content-Type", "text/html; charset=utf-8"),
-                ("Content-Length", str(len(body))),
-                ("Location", location),
-                *_NO_STORE.items(),
-                *HEADERS.items(),
-            ],
-        )
-        return [body]
+def _answer_click(app: Flask, environ: Environ, program_id: int) -> Answer:
+    with get_db(app).link() as link:
+        recorded = record_click(link, click_request(program_id, environ))
+    location, page = _answer(recorded)
+    headers = (("Location", location), *_NO_STORE.items())
+    return Answer("302 FOUND", "text/html; charset=utf-8", page.encode(), headers)
 
 
-def _program_id(environ: dict[str, Any]) -> int | None:
+def _program_id(environ: Environ) -> int | None:
     if environ.get("REQUEST_METHOD") != "GET":
         return None
     match = _PATH.fullmatch(environ.get("PATH_INFO", ""))
@@ -153,9 +121,4 @@ def _redirect_page(url: str) -> str:
     )
 
 
-def _install(state: BlueprintSetupState) -> None:
-    app = cast(Flask, state.app)
-    app.wsgi_app = ClickFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
-
-
-blueprint.record_once(_install)
+serve_fast(blueprint, Route(_program_id, _answer_click))

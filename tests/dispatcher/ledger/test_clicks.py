@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from dispatcher.db import get_db
 from dispatcher.ledger.clicks import with_click_id
 from dispatcher.models import Advertiser, Click, Program
-from dispatcher.web.clicks import ClickFastPath
+from dispatcher.web.fast_path import FastPath
 from tests.dispatcher import factories
 from tests.dispatcher.ledger.conftest import Network, statements_run
 
@@ -165,9 +165,9 @@ def _other_publishers_source(network: Network) -> int:
 def test_the_fast_path_answers_a_click_as_the_flask_view_does(
     network: Network, landing_url: str, location: str | None
 ) -> None:
-    """Good clicks are answered in front of Flask (dispatcher.web.clicks.ClickFastPath); a path it leaves
+    """Good clicks are answered in front of Flask (dispatcher.web.fast_path.FastPath); a path it leaves
     to Flask's router (a leading zero) reaches the view. Both record the click and answer alike."""
-    assert isinstance(network.app.wsgi_app, ClickFastPath)
+    assert isinstance(network.app.wsgi_app, FastPath)
     with network.session() as session:
         session.execute(update(Program).values(landing_url=landing_url))
     query = {"pub": network.publisher_id, "ts": network.source_id, "fobs": "a b"}
