@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import functools
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -9,9 +11,21 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from flask import Flask, g
-from sqlalchemy import Connection, Dialect, Engine, Executable, Insert, create_engine, event, text
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    Executable,
+    Insert,
+    Table,
+    create_engine,
+    event,
+    insert,
+    text,
+)
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 EXTENSION_KEY = "dispatcher.db"
 WAL_CHECKPOINT_PAGES = 10_000
@@ -126,6 +140,9 @@ class Link:
     fills in the columns' Python-side defaults of an INSERT; what it skips is the per-call machinery.
     Expanding IN parameters are not supported: the hot paths look up one thing at a time.
 
+    A Link serves one request: it keeps one cursor, and remembers the conversions of the times and amounts
+    it binds (the same moment goes into several columns of a sale's rows) until it is closed.
+
     Statements outside `begin()` run on their own: on SQLite each is its own transaction (the connection is
     in autocommit mode, see `_sqlite_on_connect`); on PostgreSQL they open one that `commit()` ends. Errors
     are the driver's (`link.errors.IntegrityError`), not SQLAlchemy's.
@@ -136,27 +153,58 @@ class Link:
         self.errors: Any = engine.dialect.loaded_dbapi
         self.sqlite = engine.dialect.name == "sqlite"
         self.database_path = engine.url.database if self.sqlite else None
+        self._dialect_key = (self.dialect.name, self.dialect.driver, self.dialect.server_version_info)
         self._pooled = engine.raw_connection()
         self._driver: Any = self._pooled.driver_connection
+        # One cursor for every statement of the Link: each is read to its end before the next runs.
+        self._cursor: Any = None
+        # Values already converted for the database in this Link: a sale binds the same moment as six
+        # columns of three rows, each conversion (UTCDateTime on SQLite: checks, astimezone, formatting)
+        # costing more than the lookup. See `_Prepared.parameters`.
+        self._converted: dict[tuple[int, int], tuple[Any, Any]] = {}
+
+    def _prepared(self, statement: Executable, keys: tuple[str, ...]) -> _Prepared:
+        cache_key = (id(statement), self._dialect_key, keys)
+        found = _cache.get(cache_key)
+        if found is None or found.statement is not statement:
+            if len(_cache) >= _CACHE_LIMIT:
+                _cache.clear()
+            found = _cache[cache_key] = _Prepared(statement, self.dialect, keys)
+        return found
+
+    def _run(self, prepared: _Prepared, given: Mapping[str, Any]) -> Any:
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = self._driver.cursor()
+        cursor.execute(prepared.sql, prepared.parameters(given, self._converted))
+        return cursor
 
     def rows(self, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row the statement returns, as named tuples with the types' Python values."""
         given = params or {}
-        prepared = _prepared(statement, self.dialect, tuple(given))
-        cursor = self._driver.cursor()
-        try:
-            cursor.execute(prepared.sql, prepared.parameters(given))
-            if cursor.description is None:
-                return []
-            fetched = cursor.fetchall()
-            make_row = prepared.row_maker(self.dialect, cursor.description)
-        finally:
-            cursor.close()
+        prepared = self._prepared(statement, tuple(given))
+        cursor = self._run(prepared, given)
+        if cursor.description is None:
+            return []
+        fetched = cursor.fetchall()
+        make_row = prepared.row_maker(self.dialect, cursor.description)
         return [make_row(row) for row in fetched]
 
     def first(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any | None:
         found = self.rows(statement, params)
         return found[0] if found else None
+
+    def insert(self, table: Table, params: Mapping[str, Any]) -> int:
+        """Insert one row into `table` (single integer primary key); its new id.
+
+        SQLite reports the id of the row just inserted (`lastrowid`, the rowid that an INTEGER PRIMARY KEY
+        is): no RETURNING clause, no result row to fetch and convert. PostgreSQL returns it.
+        """
+        plain, returning = _inserts(table)
+        if self.sqlite:
+            return int(self._run(self._prepared(plain, tuple(params)), params).lastrowid)
+        cursor = self._run(self._prepared(returning, tuple(params)), params)
+        return int(cursor.fetchone()[0])
 
     def begin(self) -> None:
         """Start a write transaction. On SQLite it takes the write lock at once (hold `write_turn` first)."""
@@ -170,10 +218,15 @@ class Link:
         self._driver.rollback()
 
     def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
         self._pooled.close()
 
 
 Processor = Callable[[Any], Any] | None
+# Where a bound value comes from: the call's parameters, the statement itself, a column default.
+_GIVEN, _FIXED, _DEFAULT = 0, 1, 2
 
 
 class _Prepared:
@@ -186,8 +239,6 @@ class _Prepared:
         names = list(compiled.positiontup) if compiled.positional else list(compiled.bind_names.values())
         self.statement = statement  # kept so that its id, the cache key, is not reused by another statement
         self.sql: str = compiled.string
-        # Bind names in placeholder order, or None for named placeholders (PostgreSQL's pyformat).
-        self.order: tuple[str, ...] | None = tuple(names) if compiled.positional else None
         self.defaults = _insert_defaults(statement, set(keys))  # INSERT columns left out -> their default
         self.fixed = {  # values the statement carries itself (`kind == 'created'`)
             name: compiled.binds[name].effective_value
@@ -200,6 +251,25 @@ class _Prepared:
         self.binds: dict[str, Processor] = {
             name: compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
         }
+        # Each bound name's value worked out up front (where it comes from, its converter), so a call only
+        # walks this list: merging the sources into a dict per call cost as much as running the statement.
+        # A name bound at several places is converted once.
+        self._names = tuple(self.binds)
+        self._steps: tuple[tuple[str, int, Any, Processor, int | None], ...] = tuple(
+            (
+                name,
+                _GIVEN if name in keys else _FIXED if name in self.fixed else _DEFAULT,
+                None if name in keys else self.fixed[name] if name in self.fixed else self.defaults[name],
+                process,
+                _conversion_of(compiled.binds[name].type) if process is not None else None,
+            )
+            for name, process in self.binds.items()
+        )
+        # For positional placeholders (SQLite's qmark), which value goes at each; None for named ones
+        # (PostgreSQL's pyformat).
+        self._placeholders: tuple[int, ...] | None = (
+            tuple(self._names.index(name) for name in names) if compiled.positional else None
+        )
         returned = getattr(statement, "exported_columns", None) or getattr(
             statement, "selected_columns", None
         )
@@ -209,13 +279,28 @@ class _Prepared:
         # Result converters depend on the driver's type codes (PostgreSQL's numerics), known once run.
         self._makers: dict[tuple[Any, ...], Callable[[Sequence[Any]], Any]] = {}
 
-    def parameters(self, given: Mapping[str, Any]) -> Any:
-        values = {**self.fixed, **{name: make() for name, make in self.defaults.items()}, **given}
-        processed = {}
-        for name, process in self.binds.items():
-            value = values[name]
-            processed[name] = value if process is None or value is None else process(value)
-        return processed if self.order is None else tuple(processed[name] for name in self.order)
+    def parameters(self, given: Mapping[str, Any], converted: dict[tuple[int, int], tuple[Any, Any]]) -> Any:
+        """The driver's parameters for `given`; `converted` remembers conversions of immutable values
+        (by identity: an entry holds its value, so the id is not reused while it is there)."""
+        values: list[Any] = []
+        append = values.append
+        for name, source, extra, process, conversion in self._steps:
+            value = given[name] if source == _GIVEN else extra if source == _FIXED else extra()
+            if process is not None and value is not None:
+                if conversion is None:
+                    value = process(value)
+                else:
+                    key = (conversion, id(value))
+                    known = converted.get(key)
+                    if known is None or known[0] is not value:
+                        known = converted[key] = (value, process(value))
+                    value = known[1]
+            append(value)
+        if self._placeholders is None:
+            return dict(zip(self._names, values, strict=True))
+        if len(self._placeholders) == len(values):  # each name once, in placeholder order
+            return values
+        return [values[index] for index in self._placeholders]
 
     def row_maker(self, dialect: Dialect, description: Sequence[Any]) -> Callable[[Sequence[Any]], Any]:
         codes = tuple(column[1] for column in description)
@@ -226,12 +311,18 @@ class _Prepared:
                 for kind, code in zip(self.column_types, codes, strict=True)
             ]
             make = self.row_type._make
+            converting = [(index, process) for index, process in enumerate(processors) if process is not None]
+            if not converting:
+                maker = make
+            else:
 
-            def maker(values: Sequence[Any]) -> Any:
-                return make(
-                    value if process is None or value is None else process(value)
-                    for value, process in zip(values, processors, strict=True)
-                )
+                def maker(fetched: Sequence[Any]) -> Any:
+                    values = list(fetched)
+                    for index, process in converting:
+                        value = values[index]
+                        if value is not None:
+                            values[index] = process(value)
+                    return make(values)
 
             self._makers[codes] = maker
         return maker
@@ -243,14 +334,36 @@ _cache: dict[tuple[Any, ...], _Prepared] = {}
 _CACHE_LIMIT = 1000
 
 
-def _prepared(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Prepared:
-    cache_key = (id(statement), dialect.name, dialect.driver, dialect.server_version_info, keys)
-    found = _cache.get(cache_key)
-    if found is None or found.statement is not statement:
-        if len(_cache) >= _CACHE_LIMIT:
-            _cache.clear()
-        found = _cache[cache_key] = _Prepared(statement, dialect, keys)
-    return found
+# Types whose conversion of a value may be remembered: immutable Python values (times, amounts), and a
+# conversion that depends on nothing but the value and the type's parameters (its cache key).
+_REMEMBERED_VALUES = (datetime.datetime, datetime.date, decimal.Decimal)
+_conversions: dict[Any, int] = {}
+
+
+def _conversion_of(kind: TypeEngine[Any]) -> int | None:
+    """A small number naming the type's conversion (equal types share it), or None: not remembered."""
+    try:  # a TypeDecorator takes the values its `impl` takes
+        python_type = (kind.impl_instance if isinstance(kind, TypeDecorator) else kind).python_type
+    except NotImplementedError:
+        return None
+    # SQLAlchemy's own key for "converts like this type" (its statement cache relies on it); a type that
+    # opts out of caching (not a tuple) is not remembered either.
+    cache_key = getattr(kind, "_static_cache_key", None)
+    if not issubclass(python_type, _REMEMBERED_VALUES) or not isinstance(cache_key, tuple):
+        return None
+    try:
+        return _conversions.setdefault(cache_key, len(_conversions))
+    except TypeError:  # a parameter that cannot be a dict key
+        return None
+
+
+@functools.cache
+def _inserts(table: Table) -> tuple[Insert, Insert]:
+    """A table's INSERT as is and returning its id, built once (building one costs as much as running it)."""
+    key = list(table.primary_key.columns)
+    if len(key) != 1 or key[0].type.python_type is not int:
+        raise ValueError(f"Link.insert needs a single integer primary key; {table.name} has {key}")
+    return insert(table), insert(table).returning(key[0])
 
 
 def _insert_defaults(statement: Executable, given: set[str]) -> dict[str, Callable[[], Any]]:

@@ -26,11 +26,11 @@ def inserted_ids(
 
     Mapping by key rather than relying on RETURNING order: asking SQLAlchemy to keep the order
     (`sort_by_parameter_order`) makes it insert one row per statement on SQLite, ten times slower.
-    A Link (one reported sale: a row or a few) inserts them one by one, which costs it little.
+    A Link (one reported sale: a row or a few) inserts them one by one, which costs it little, and knows
+    each row's key already: only the id comes back (see `Link.insert`).
     """
     if isinstance(target, Link):
-        statement = _insert_returning(table, key)
-        return {tuple(found[1:]): found[0] for row in rows for found in target.rows(statement, row)}
+        return {tuple(row[name] for name in key): target.insert(table, row) for row in rows}
     connection = connection_of(target)
     if connection.dialect.name == "postgresql" and len(rows) >= PIPELINE_FROM_ROWS:
         return _pipelined(connection, table, rows, key)

@@ -1,0 +1,109 @@
+"""The hot paths' `Link` (dispatcher.db): ids of inserted rows, values converted through the columns' types
+(and conversions remembered only where that cannot change what is stored), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import JSON, Column, MetaData, String, Table, bindparam, or_, select
+
+from dispatcher.db import Database, Link
+from dispatcher.models.types import BigId, Money, UTCDateTime
+
+metadata = MetaData()
+probes = Table(
+    "link_probes",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("at", UTCDateTime),
+    Column("amount", Money),
+    Column("note", String(20)),
+    Column("tags", JSON),
+)
+_BY_ID = select(probes).where(probes.c.id == bindparam("id"))
+_BY_NOTE_OR_ID = select(probes.c.id).where(
+    or_(
+        probes.c.note == bindparam("value"),
+        probes.c.id == bindparam("number"),
+        probes.c.note == bindparam("value"),
+    )
+)
+PARIS = timezone(timedelta(hours=2))
+
+
+@pytest.fixture
+def link(database: Database) -> Iterator[Link]:
+    metadata.create_all(database.engine)
+    with database.link() as link:
+        yield link
+        link.commit()
+
+
+def test_insert_answers_each_new_rows_id(link: Link) -> None:
+    moment = datetime(2026, 11, 20, 14, 30, 5, 123456, tzinfo=PARIS)
+
+    ids = [link.insert(probes, {"at": moment, "amount": Decimal(n), "note": f"n{n}"}) for n in range(3)]
+
+    assert len(set(ids)) == 3
+    for n, new_id in enumerate(ids):
+        row = link.first(_BY_ID, {"id": new_id})
+        assert row is not None
+        assert (row.note, row.amount, row.at) == (f"n{n}", Decimal(n), moment.astimezone(UTC))
+        assert row.at.tzinfo is UTC
+
+
+def test_the_same_moment_bound_in_several_statements_is_stored_alike(link: Link) -> None:
+    moment = datetime(2026, 11, 20, 23, 59, 59, tzinfo=PARIS)
+    amount = Decimal("19.99")
+
+    ids = [link.insert(probes, {"at": moment, "amount": amount}) for _ in range(3)]
+
+    rows = [link.first(_BY_ID, {"id": new_id}) for new_id in ids]
+    assert {(row.at, row.amount) for row in rows} == {(moment.astimezone(UTC), amount)}
+
+
+def test_values_made_one_after_another_are_each_stored(link: Link) -> None:
+    """Conversions are remembered by the value's identity: a new value at a freed address (CPython reuses
+    them at once) must not be taken for the previous one."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    ids = [link.insert(probes, {"at": start + timedelta(seconds=n), "amount": Decimal(n)}) for n in range(50)]
+
+    rows = [link.first(_BY_ID, {"id": new_id}) for new_id in ids]
+    assert [(row.at, row.amount) for row in rows] == [
+        (start + timedelta(seconds=n), Decimal(n)) for n in range(50)
+    ]
+
+
+def test_a_mutable_value_is_converted_as_it_is_at_each_statement(link: Link) -> None:
+    tags = ["sale"]
+    first = link.insert(probes, {"tags": tags})
+    tags.append("lead")
+    second = link.insert(probes, {"tags": tags})
+
+    assert [link.first(_BY_ID, {"id": new_id}).tags for new_id in (first, second)] == [  # type: ignore[union-attr]
+        ["sale"],
+        ["sale", "lead"],
+    ]
+
+
+def test_a_refused_value_is_refused_every_time(link: Link) -> None:
+    naive = datetime(2026, 11, 20, 12, 0)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="naive datetime"):
+            link.insert(probes, {"at": naive})
+    for _ in range(2):
+        with pytest.raises(ValueError, match="more than 4 decimals"):
+            link.insert(probes, {"amount": Decimal("1.00001")})
+
+
+def test_a_parameter_named_twice_is_bound_at_each_place(link: Link) -> None:
+    wanted = link.insert(probes, {"note": "wanted"})
+    link.insert(probes, {"note": "other"})
+
+    found = link.rows(_BY_NOTE_OR_ID, {"value": "wanted", "number": -1})
+
+    assert [row.id for row in found] == [wanted]
