@@ -74,13 +74,14 @@ class Transaction(Base):
     __tablename__ = "transactions"
     __table_args__ = (
         # The business key: an advertiser reporting the same order again is a duplicate, not a new sale.
-        UniqueConstraint("program_id", "order_number", "event_type"),
+        # Order number first, so its index also answers look-ups by order number alone (support search,
+        # a batch's earlier reports): no separate index on it for every reported sale to write.
+        UniqueConstraint("order_number", "program_id", "event_type"),
         one_of("event_type", EventType),
         one_of("status", TransactionStatus),
         one_of("channel", Channel),
         CheckConstraint("CAST(sale_amount AS NUMERIC) >= 0", name="sale_amount_not_negative"),
         CheckConstraint("CAST(commission AS NUMERIC) >= 0", name="commission_not_negative"),
-        Index(None, "order_number"),
         Index(None, "publisher_id", "created_at"),
         # Support search by program (and advertiser, through its programs).
         Index(None, "program_id", "created_at"),

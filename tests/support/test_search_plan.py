@@ -38,7 +38,10 @@ def seeded() -> Iterator[Session]:
 
 FILTERS = {
     "sales id": (search.Filters(sales_id="sale777"), "uq_transactions_sales_id"),
-    "order number": (search.Filters(order_number="ORD-777"), "ix_transactions_order_number"),
+    "order number": (
+        search.Filters(order_number="ORD-777"),
+        "uq_transactions_order_number_program_id_event_type",
+    ),
     "click id": (search.Filters(click_id="click777"), "uq_clicks_click_id"),
     "sub id": (search.Filters(sub_id="sub777"), "ix_clicks_fobs"),
     "publisher, failed, last week": (
