@@ -17,6 +17,12 @@ from sqlalchemy.orm import Session
 
 from dispatcher.db import Link, fetch
 from dispatcher.ledger.commission import CommissionRule
+from dispatcher.ledger.outbox import (
+    LIVE_POSTBACK_COLUMNS,
+    PostbackFilter,
+    join_live_postbacks,
+    postback_filters,
+)
 from dispatcher.ledger.reports import CheckedReport
 from dispatcher.ledger.tables import clicks, programs, publishers, traffic_sources
 from dispatcher.validation import FieldError
@@ -51,17 +57,31 @@ _PROGRAM_COLUMNS = (
     programs.c.allow_clickless,
     programs.c.allow_advertiser_commission,
 )
-_CLICKS_OF = select(
+_CLICK_COLUMNS = (
     clicks.c.click_id,
     clicks.c.id,
     clicks.c.created_at,
     clicks.c.publisher_id,
     clicks.c.traffic_source_id,
     *_PROGRAM_COLUMNS,
-).join(programs, programs.c.id == clicks.c.program_id)
+)
+_CLICKS_OF = select(*_CLICK_COLUMNS).join(programs, programs.c.id == clicks.c.program_id)
 # One id is looked up with `=`, several with IN: a Link (one reported sale) runs no expanding parameters.
 _CLICK = _CLICKS_OF.where(clicks.c.click_id == bindparam("click_id"))
 _CLICKS = _CLICKS_OF.where(clicks.c.click_id.in_(bindparam("click_ids", expanding=True)))
+# One reported sale with a click (the API's and S2S's hot path): the click, its program and its publisher's
+# live postbacks in one statement, the click's columns repeated on each postback x scope row. Ordered by
+# postback id, the order deliveries are then created in.
+_CLICK_WITH_POSTBACKS = (
+    select(*_CLICK_COLUMNS, *LIVE_POSTBACK_COLUMNS)
+    .select_from(
+        join_live_postbacks(
+            clicks.join(programs, programs.c.id == clicks.c.program_id), clicks.c.publisher_id
+        )
+    )
+    .where(clicks.c.click_id == bindparam("click_id"))
+    .order_by(LIVE_POSTBACK_COLUMNS[0])
+)
 _PROGRAMS_OF = select(*_PROGRAM_COLUMNS).where(programs.c.advertiser_id == bindparam("advertiser_id"))
 _SOURCES_OF = select(traffic_sources.c.id, traffic_sources.c.publisher_id, publishers.c.active).join(
     publishers, publishers.c.id == traffic_sources.c.publisher_id
@@ -87,6 +107,20 @@ def attribute(
         except FieldError as error:
             results.append(error)
     return results
+
+
+def attribute_with_postbacks(
+    link: Link, advertiser_id: int, report: CheckedReport
+) -> tuple[Attribution | FieldError, list[PostbackFilter]]:
+    """One report with a click: its attribution, as `attribute` gives it, and the live postbacks of the
+    click's publisher (`outbox.active_postbacks`), read in one statement."""
+    assert report.click_id is not None
+    rows = link.rows(_CLICK_WITH_POSTBACKS, {"click_id": report.click_id})
+    try:
+        attribution = _by_click(report.click_id, _click_attribution(rows[0]) if rows else None, advertiser_id)
+    except FieldError as error:
+        return error, []
+    return attribution, postback_filters(rows)
 
 
 def _by_click(click_id: str, found: Attribution | None, advertiser_id: int) -> Attribution:
@@ -144,16 +178,17 @@ def _clicks(db: Session | Link, click_ids: set[str]) -> dict[str, Attribution]:
         found = fetch(db, _CLICK, {"click_id": next(iter(click_ids))})
     else:
         found = fetch(db, _CLICKS, {"click_ids": list(click_ids)})
-    return {
-        row.click_id: Attribution(
-            program=_terms(row),
-            publisher_id=row.publisher_id,
-            traffic_source_id=row.traffic_source_id,
-            click_pk=row.id,
-            click_time=row.created_at,
-        )
-        for row in found
-    }
+    return {row.click_id: _click_attribution(row) for row in found}
+
+
+def _click_attribution(row: Any) -> Attribution:
+    return Attribution(
+        program=_terms(row),
+        publisher_id=row.publisher_id,
+        traffic_source_id=row.traffic_source_id,
+        click_pk=row.id,
+        click_time=row.created_at,
+    )
 
 
 def _programs_of(db: Session | Link, advertiser_id: int) -> dict[int, ProgramTerms]:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.db import Link, fetch
 from dispatcher.ledger import fields, ids, reports, tables
-from dispatcher.ledger.attribution import Attribution, attribute
+from dispatcher.ledger.attribution import Attribution, attribute, attribute_with_postbacks
 from dispatcher.ledger.commission import commission
 from dispatcher.ledger.gate import write_turn
 from dispatcher.ledger.outbox import FiredEvent, PostbackFilter, active_postbacks, create_deliveries
@@ -76,7 +76,13 @@ def record_sales(
             checked[index] = reports.check(raw)
         except FieldError as error:
             outcomes[index] = Rejected(error)
-    attributions = attribute(db, advertiser_id, list(checked.values()))
+    postbacks: list[PostbackFilter] | None = None  # read with the click, or below
+    only = next(iter(checked.values())) if len(checked) == 1 else None
+    if isinstance(db, Link) and only is not None and only.click_id is not None:
+        attribution, postbacks = attribute_with_postbacks(db, advertiser_id, only)
+        attributions: list[Attribution | FieldError] = [attribution]
+    else:
+        attributions = attribute(db, advertiser_id, list(checked.values()))
     sales: dict[int, NewSale] = {}
     for (index, report), attribution in zip(checked.items(), attributions, strict=True):
         try:
@@ -89,7 +95,8 @@ def record_sales(
     for index, sale in sales.items():
         first_of.setdefault(sale.key, index)
     # Read now, not inside the write: SQLite's write lock is held for less time.
-    postbacks = active_postbacks(db, {sale.attribution.publisher_id for sale in sales.values()})
+    if postbacks is None:
+        postbacks = active_postbacks(db, {sale.attribution.publisher_id for sale in sales.values()})
     fresh = [sales[index] for index in first_of.values()]
     if isinstance(db, Link):
         written = _write_one(db, fresh, channel, moment, postbacks)

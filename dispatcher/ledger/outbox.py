@@ -13,12 +13,12 @@ The delivery rows are the record; handing their ids to RQ after commit is only a
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, tuple_
+from sqlalchemy import Connection, and_, bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
 from dispatcher.db import Link, fetch
@@ -146,38 +146,67 @@ def active_postbacks(
         statement, params = _LIVE, {"publisher_ids": list(publisher_ids)}
         if postback_ids is not None:
             statement, params["postback_ids"] = _LIVE_AMONG, list(postback_ids)
+    return postback_filters(fetch(db, statement, params))
+
+
+def postback_filters(rows: Iterable[Any]) -> list[PostbackFilter]:
+    """The postbacks in rows of `LIVE_POSTBACK_COLUMNS` (one per postback x scope entry; rows without a
+    postback, from an outer join that found none, are skipped), in the order they first appear."""
     found: dict[int, Any] = {}
     sources: dict[int, set[int]] = defaultdict(set)
     programs: dict[int, set[int]] = defaultdict(set)
-    for row in fetch(db, statement, params):
-        found.setdefault(row.id, row)
-        if row.traffic_source_id is not None:
-            sources[row.id].add(row.traffic_source_id)
-        if row.program_id is not None:
-            programs[row.id].add(row.program_id)
+    for row in rows:
+        if row.postback_id is None:
+            continue
+        found.setdefault(row.postback_id, row)
+        if row.scope_source_id is not None:
+            sources[row.postback_id].add(row.scope_source_id)
+        if row.scope_program_id is not None:
+            programs[row.postback_id].add(row.scope_program_id)
     return [
         PostbackFilter(
-            id=row.id,
-            publisher_id=row.publisher_id,
+            id=row.postback_id,
+            publisher_id=row.postback_publisher_id,
             events=frozenset(row.events or ()),
             statuses=frozenset(row.statuses or ()),
-            traffic_source_ids=frozenset(sources.get(row.id, ())),
-            program_ids=frozenset(programs.get(row.id, ())),
+            traffic_source_ids=frozenset(sources.get(postback_id, ())),
+            program_ids=frozenset(programs.get(postback_id, ())),
         )
-        for row in found.values()
+        for postback_id, row in found.items()
     ]
 
 
-# One row per postback x scope entry: a postback scoped to 2 sources and 3 programs gives 6 rows, few enough.
-_LIVE_ANY = (
-    select(
-        postbacks.c.id,
-        postbacks.c.publisher_id,
-        postbacks.c.events,
-        postbacks.c.statuses,
-        postback_traffic_sources.c.traffic_source_id,
-        postback_programs.c.program_id,
+# What matching needs of a live postback, labelled so that a query may select them beside its own columns.
+LIVE_POSTBACK_COLUMNS = (
+    postbacks.c.id.label("postback_id"),
+    postbacks.c.publisher_id.label("postback_publisher_id"),
+    postbacks.c.events,
+    postbacks.c.statuses,
+    postback_traffic_sources.c.traffic_source_id.label("scope_source_id"),
+    postback_programs.c.program_id.label("scope_program_id"),
+)
+
+
+def join_live_postbacks(joined: Any, publisher_id: Any) -> Any:
+    """`joined` outer-joined to the live postbacks of the publisher `publisher_id` names, and their scopes:
+    one row per postback x scope entry (a postback scoped to 2 sources and 3 programs gives 6 rows, few
+    enough), or one row with NULL postback columns when the publisher has none."""
+    return (
+        joined.outerjoin(
+            postbacks,
+            and_(
+                postbacks.c.publisher_id == publisher_id,
+                postbacks.c.active.is_(True),
+                postbacks.c.deleted_at.is_(None),
+            ),
+        )
+        .outerjoin(postback_traffic_sources, postback_traffic_sources.c.postback_id == postbacks.c.id)
+        .outerjoin(postback_programs, postback_programs.c.postback_id == postbacks.c.id)
     )
+
+
+_LIVE_ANY = (
+    select(*LIVE_POSTBACK_COLUMNS)
     .outerjoin(postback_traffic_sources, postback_traffic_sources.c.postback_id == postbacks.c.id)
     .outerjoin(postback_programs, postback_programs.c.postback_id == postbacks.c.id)
     .where(postbacks.c.active.is_(True), postbacks.c.deleted_at.is_(None))
