@@ -23,7 +23,7 @@ from dispatcher.db import get_db
 from dispatcher.models import Base, Click
 from dispatcher.portal import logins
 from dispatcher.portal.logins import LoginLimiter
-from dispatcher.web.clicks import ClickFastPath
+from dispatcher.web.fast_path import FastPath
 from tests.conftest import app_settings
 from tests.dispatcher.ledger.conftest import build_network
 from tests.security.test_web_security_sessions import CONSOLES, PORTAL, Console
@@ -78,12 +78,12 @@ def fail_from(limiter: LoginLimiter, address: str, times: int) -> None:
         limiter.failed(address, f"guess{n}@example.test")
 
 
-def test_proxy_fix_wraps_the_click_fast_path_only_when_a_proxy_is_trusted(
+def test_proxy_fix_wraps_the_fast_path_only_when_a_proxy_is_trusted(
     proxied: Flask, direct: Flask
 ) -> None:
     assert isinstance(proxied.wsgi_app, ProxyFix)
-    assert isinstance(proxied.wsgi_app.app, ClickFastPath)
-    assert isinstance(direct.wsgi_app, ClickFastPath)
+    assert isinstance(proxied.wsgi_app.app, FastPath)
+    assert isinstance(direct.wsgi_app, FastPath)
 
 
 @pytest.mark.parametrize("console", CONSOLES)
