@@ -10,6 +10,7 @@ from dispatcher.api_spec.common import (
     json_body,
     json_response,
     path_id,
+    query,
 )
 from dispatcher.api_spec.common import ref as schema
 
@@ -169,6 +170,16 @@ PREVIEW: JSON = {
         "operationId": "previewPostback",
         "summary": "Expand and lint templates for a sample sale; nothing is saved",
         "security": PUBLISHER,
+        "parameters": [
+            query(
+                "postback",
+                "The postback this draft edits, if any: a stopped program in its scope is then accepted, as "
+                "saving the edit keeps it (without it, the draft is a new postback and stopped programs are "
+                "refused). Another publisher's or an unknown id is a 404.",
+                {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                "12",
+            )
+        ],
         "requestBody": json_body(
             schema("PostbackPreview"),
             {"Voluum": VOLUUM, "foreign placeholder": {"url": "https://t.example/pb?cid={clickid}&p=#ca#"}},
@@ -193,6 +204,7 @@ PREVIEW: JSON = {
             ),
             "400": DRAFT_REFUSED,
             "401": UNAUTHORIZED_PUBLISHER,
+            "404": NOT_FOUND,
         },
     }
 }

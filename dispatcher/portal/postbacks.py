@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from dispatcher.models import Delivery, DeliveryState, Postback, Program, TrafficSource, postback_programs
+from dispatcher.models import Delivery, DeliveryState, Postback, Program, TrafficSource
 from dispatcher.models.types import utcnow
 from dispatcher.portal.rules import PostbackSpec
 
@@ -57,16 +57,6 @@ def status_of(postback: Postback, health: Health) -> str:
 
 def own_source_ids(session: Session, publisher_id: int) -> set[int]:
     query = select(TrafficSource.id).where(TrafficSource.publisher_id == publisher_id)
-    return set(session.scalars(query))
-
-
-def scoped_program_ids(session: Session, publisher_id: int) -> set[int]:
-    """The programs in the scope of any of the publisher's live postbacks (a draft may keep them)."""
-    query = (
-        select(postback_programs.c.program_id)
-        .join(Postback, Postback.id == postback_programs.c.postback_id)
-        .where(Postback.publisher_id == publisher_id, Postback.deleted_at.is_(None))
-    )
     return set(session.scalars(query))
 
 

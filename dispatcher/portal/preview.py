@@ -64,7 +64,7 @@ def preview(values: Mapping[str, Any], allowed_networks: Sequence[IPNetwork] = (
     status_map = _mapping(values.get("status_map"))
     sample = sample_values(status_map)
     notes = _notes("url", url, macros.Context.URL)
-    refused = url_problem(url, allowed_networks) if url else None
+    refused = url_problem(url.strip(), allowed_networks) if url.strip() else None  # saving strips it too
     if refused:
         notes.append(Note("url", "error", refused[0], refused[1], 0, len(url)))
     expanded_url = _expand(url, macros.Context.URL, sample) if url and not _errors(notes) else None

@@ -68,6 +68,13 @@ def _own(postback_id: int) -> Postback:
     return postback
 
 
+def _postback_param(value: str | None) -> int:
+    digits = (value or "").strip()
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= rules.MAX_ID_DIGITS):
+        raise Invalid({"postback": f"must be the id of one of your postbacks, got {value!r}"})
+    return int(digits)
+
+
 def _checked(values: dict[str, Any], postback: Postback | None = None) -> rules.PostbackSpec:
     session = request_session()
     scoped = postbacks.spec_of(postback).program_ids if postback is not None else ()
@@ -147,12 +154,17 @@ def delete_postback(postback_id: int) -> ResponseReturnValue:
 def preview_postback() -> ResponseReturnValue:
     """Each field is checked as on saving (nothing required); the templates' problems are findings."""
     session = request_session()
-    publisher_id = current_publisher_id()
+    # `?postback=<id>`: the draft edits that postback, whose stopped programs saving keeps; else it is new. A
+    # misspelt parameter would quietly preview a new postback instead: refused.
+    unknown = {name: "is not a parameter of the preview; known: postback" for name in request.args}
+    unknown.pop("postback", None)
+    if unknown:
+        raise Invalid(unknown)
+    edited = _own(_postback_param(request.args.get("postback"))) if "postback" in request.args else None
     draft = rules.check_preview(
         {key: value for key, value in _body().items() if key != SIGNING},
-        own_source_ids=postbacks.own_source_ids(session, publisher_id),
-        # The draft may be an edit: a stopped program its postback keeps is not refused (saving keeps it).
-        programs=programs.choosable(session, postbacks.scoped_program_ids(session, publisher_id)),
+        own_source_ids=postbacks.own_source_ids(session, current_publisher_id()),
+        programs=programs.choosable(session, postbacks.spec_of(edited).program_ids if edited else ()),
     )
     return jsonify(preview(draft, _settings().allowed_networks).as_json())
 

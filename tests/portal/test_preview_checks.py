@@ -130,6 +130,8 @@ def test_what_a_template_says_is_a_finding_not_a_refusal(
         "https://10.0.0.5/pb?cid=#fobs#",
         "https://[::1]:8443/pb",
         URL,
+        URL + "\n",  # pasted with its line end: saving strips it
+        "  " + URL + " ",
         "http://t.example:8080/pb?cid=#fobs#",
     ],
 )

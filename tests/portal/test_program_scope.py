@@ -148,23 +148,41 @@ def test_a_stopped_program_cannot_be_added_but_stays_where_it_was(
     assert added_back.status_code == 400  # once removed, it is a new choice again
 
 
-def test_the_preview_keeps_a_stopped_program_that_a_postback_keeps_and_refuses_it_elsewhere(
+def test_the_preview_of_an_edit_keeps_a_stopped_program_as_saving_does_and_a_new_draft_refuses_it(
     app: Flask, client: FlaskClient, publisher: Account, other: Account, shop: Shop
 ) -> None:
-    api(client, publisher, "POST", "/api/v1/postbacks", {"url": URL, "program_ids": [shop.shoes]})
+    kept = api(client, publisher, "POST", "/api/v1/postbacks", {"url": URL, "program_ids": [shop.shoes]})
+    plain = api(client, publisher, "POST", "/api/v1/postbacks", {"url": URL})
+    kept_id, plain_id = kept.get_json()["id"], plain.get_json()["id"]
     stop(app, shop.shoes)
-    stop(app, shop.bags)
     draft = {"url": URL, "program_ids": [shop.shoes]}
+    preview = "/api/v1/postbacks/preview"
 
-    edit = api(client, publisher, "POST", "/api/v1/postbacks/preview", draft)  # as saving the edit would
-    never_scoped = api(
-        client, publisher, "POST", "/api/v1/postbacks/preview", {**draft, "program_ids": [shop.bags]}
-    )
-    foreign = api(client, other, "POST", "/api/v1/postbacks/preview", draft)  # not in its scopes
+    answers = {
+        "edit keeping it": api(client, publisher, "POST", f"{preview}?postback={kept_id}", draft),
+        "edit of another postback": api(client, publisher, "POST", f"{preview}?postback={plain_id}", draft),
+        "new postback": api(client, publisher, "POST", preview, draft),
+    }
+    saves = {
+        "edit keeping it": api(client, publisher, "PUT", f"/api/v1/postbacks/{kept_id}", draft),
+        "edit of another postback": api(client, publisher, "PUT", f"/api/v1/postbacks/{plain_id}", draft),
+        "new postback": api(client, publisher, "POST", "/api/v1/postbacks", draft),
+    }
+    foreign = api(client, other, "POST", f"{preview}?postback={kept_id}", draft)
+    malformed = api(client, publisher, "POST", f"{preview}?postback=7x", draft)
+    misspelt = api(client, publisher, "POST", f"{preview}?postbak={kept_id}", draft)
 
-    assert edit.status_code == 200 and edit.get_json()["ok"] is True
-    assert never_scoped.get_json()["fields"] == {"program_ids": f"{shop.bags} is not an active program"}
-    assert foreign.get_json()["fields"] == {"program_ids": f"{shop.shoes} is not an active program"}
+    for case, answer in answers.items():  # the preview refuses exactly what saving refuses
+        assert answer.status_code == (200 if saves[case].status_code in (200, 201) else 400), case
+    assert answers["edit keeping it"].get_json()["ok"] is True
+    refused = {"program_ids": f"{shop.shoes} is not an active program"}
+    assert answers["new postback"].get_json()["fields"] == refused
+    assert answers["edit of another postback"].get_json()["fields"] == refused
+    assert foreign.status_code == 404
+    assert malformed.status_code == 400
+    assert malformed.get_json()["fields"] == {"postback": "must be the id of one of your postbacks, got '7x'"}
+    assert misspelt.status_code == 400
+    assert misspelt.get_json()["fields"] == {"postbak": "is not a parameter of the preview; known: postback"}
 
 
 def test_a_refused_change_leaves_the_scope_as_it_was(
