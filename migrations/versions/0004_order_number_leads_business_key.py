@@ -6,8 +6,10 @@ duplicates. Led by order_number, it answers look-ups by order number alone (supp
 reports), which `ix_transactions_order_number` did: that one is dropped, so a reported sale writes one index
 fewer.
 
-SQLite cannot alter a table's constraints: the table is rebuilt (copied). On PostgreSQL the new unique index
-is built with the table locked for writes. Either way, run it in a quiet hour on a large table.
+SQLite cannot alter a table's constraints: the table is rebuilt (copied). On PostgreSQL, `ADD CONSTRAINT ...
+UNIQUE` holds an ACCESS EXCLUSIVE lock on transactions while the index is built, until the migration commits:
+reads wait too (click attribution, the portal, support search). Either way, run it in a quiet hour on a large
+table.
 
 Revision ID: 0004
 Revises: 0003
