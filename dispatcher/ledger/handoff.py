@@ -16,6 +16,7 @@ the process's exit, so that a graceful restart leaves nothing for the pump).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -54,6 +55,8 @@ def hand_over(app: Flask, delivery_ids: Iterable[int]) -> int:
     app = _real(app)
     # Keyed by process too: after fork() the parent's thread does not exist in the child.
     key = (os.getpid(), id(app))
+    if key not in _couriers:
+        _start_redis(app)
     with _lock:
         courier = _couriers.get(key)
         if courier is None:
@@ -74,6 +77,13 @@ def drain(app: Flask | None = None, timeout: float = 10.0) -> bool:
     return all(courier.wait_idle(deadline) for courier in couriers)
 
 
+def _start_redis(app: Flask) -> None:
+    """Start the embedded development Redis now, if the app uses it, before a courier registers its exit
+    drain: exit handlers run last-registered first, so the drain then runs while that server still runs."""
+    with contextlib.suppress(RedisStartError):  # the courier meets it again and logs it
+        _ = get_broker(app).url
+
+
 def _real(app: Flask) -> Flask:
     # Views pass `current_app`, a proxy valid only in their request: the thread needs the app itself.
     real: Flask = getattr(app, "_get_current_object", lambda: app)()
@@ -90,6 +100,10 @@ class _Courier:
         self._sending = False
         self._changed = threading.Condition(_lock)
         self._dropped_since_warning = 0
+        self._pid = os.getpid()
+        # A graceful stop (gunicorn's worker on SIGTERM exits through here) sends what is waiting; a kill does
+        # not, and the pump covers that.
+        atexit.register(self._drain_at_exit)
         thread = threading.Thread(target=self._run, name="delivery-hand-over", daemon=True)
         thread.start()
 
@@ -115,6 +129,7 @@ class _Courier:
             with self._changed:
                 if not self._changed.wait_for(lambda: bool(self._waiting), IDLE_EXIT_S):
                     _couriers.pop(self._key, None)  # under the lock: no offer can reach us from now on
+                    atexit.unregister(self._drain_at_exit)  # which also lets the app be collected
                     return
             if GATHER_S:
                 time.sleep(GATHER_S)
@@ -128,6 +143,10 @@ class _Courier:
                 with self._changed:
                     self._sending = False
                     self._changed.notify_all()
+
+    def _drain_at_exit(self) -> None:
+        if os.getpid() == self._pid:  # a forked child inherits the registration, not the thread
+            self.wait_idle(time.monotonic() + EXIT_DRAIN_S)
 
     def _send(self, batch: list[int]) -> None:
         try:
@@ -148,10 +167,3 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-@atexit.register
-def _drain_at_exit() -> None:
-    # A graceful stop (gunicorn's worker on SIGTERM exits through here) sends what is waiting; a kill does
-    # not, and the pump covers that.
-    drain(timeout=EXIT_DRAIN_S)

@@ -25,6 +25,7 @@ from dispatcher.db import get_db
 from dispatcher.ledger import handoff
 from dispatcher.models import Base, Delivery
 from dispatcher.queueing import FIRST_ATTEMPT_QUEUE
+from dispatcher.redis_server import EmbeddedRedis
 from tests.conftest import app_settings
 from tests.dispatcher.ledger.conftest import Network, build_network
 
@@ -169,27 +170,50 @@ def test_an_idle_hand_over_thread_ends_and_the_next_sale_starts_another(
     assert sorted(map(sorted, queued_batches(redis_client))) == [[201], [202]]
 
 
-def test_a_process_that_exits_right_after_a_sale_sends_its_deliveries_first(
-    tmp_path: Path, redis_url: str, redis_client: redis.Redis
-) -> None:
-    script = (
-        "from app import create_app\n"
-        "from dispatcher.ledger.handoff import hand_over\n"
-        "import sys\n"
-        "app = create_app({'DATABASE_URL': sys.argv[1], 'REDIS_URL': sys.argv[2], 'SECRET_KEY': 'x' * 32,"
-        " 'INSTANCE_PATH': sys.argv[3]})\n"
-        "assert hand_over(app, [301, 302]) == 2\n"
-    )  # and exits at once: the thread has had no time to send
+EXITING_RIGHT_AFTER_A_SALE = """
+import sys
+from app import create_app
+from dispatcher.ledger.handoff import drain, hand_over
+settings = {"DATABASE_URL": sys.argv[1], "SECRET_KEY": "x" * 32, "INSTANCE_PATH": sys.argv[2]}
+if sys.argv[3]:
+    settings["REDIS_URL"] = sys.argv[3]
+app = create_app(settings)
+assert hand_over(app, [301, 302]) == 2
+assert drain(app)  # sent: with the embedded server, the hand-over's first send started it
+assert hand_over(app, [303]) == 1
+"""  # and exits at once: the thread has had no time to send the second
+
+
+def exit_right_after_a_sale(tmp_path: Path, redis_url: str) -> None:
     database = f"sqlite:///{tmp_path / 'exit.db'}"
     done = subprocess.run(
-        [sys.executable, "-c", script, database, redis_url, str(tmp_path / "instance")],
+        [sys.executable, "-c", EXITING_RIGHT_AFTER_A_SALE, database, str(tmp_path / "instance"), redis_url],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert queued_batches(redis_client) == [[301, 302]]
+
+
+def test_a_process_that_exits_right_after_a_sale_sends_its_deliveries_first(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
+    exit_right_after_a_sale(tmp_path, redis_url)
+
+    assert queued_batches(redis_client) == [[301, 302], [303]]
+
+
+def test_with_the_embedded_redis_the_exit_sends_them_before_that_server_stops(tmp_path: Path) -> None:
+    exit_right_after_a_sale(tmp_path, "")  # no REDIS_URL: the process starts and stops its own server
+
+    server = EmbeddedRedis(tmp_path / "instance" / "redis")  # the same data, appendonly: started again
+    client = redis.Redis.from_url(server.acquire())
+    try:
+        assert queued_batches(client) == [[301, 302], [303]]
+    finally:
+        client.close()
+        server.stop()
 
 
 def test_a_child_forked_while_the_hand_over_was_busy_hands_over_on_its_own(
