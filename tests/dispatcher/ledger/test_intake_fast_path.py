@@ -262,7 +262,7 @@ def test_with_a_session_cookie_the_request_is_flasks_and_recorded_once(
 def test_requests_the_fast_path_does_not_take_reach_flask_untouched(network: Network) -> None:
     """Another method, or a path that is not the exact one, never meets the fast path's refusals."""
     assert network.client.get(PATH).status_code == 405
-    assert network.client.post(PATH + "/", headers={"Authorization": "Bearer x"}).status_code in (404, 405)
+    assert network.client.post(PATH + "/", headers={"Authorization": "Bearer x"}).status_code == 404
     assert network.client.put(PATH, headers={"Authorization": "Bearer x"}).status_code == 405
 
 
