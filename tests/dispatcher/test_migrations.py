@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
+from sqlalchemy.exc import IntegrityError
 
 from dispatcher import migrate
-from dispatcher.models import Base
+from dispatcher.db import Database
+from dispatcher.models import Base, Program, Publisher, Transaction
+from tests.dispatcher import factories
 
 EXPECTED_TABLES = {
     "publishers",
@@ -51,3 +57,42 @@ def test_upgrade_is_idempotent_and_downgrade_removes_everything(database_url: st
     with engine.connect() as connection:
         assert set(inspect(connection).get_table_names()) <= {"alembic_version"}
     engine.dispose()
+
+
+def test_the_business_key_migration_keeps_transactions_and_their_constraints_both_ways(
+    database_url: str,
+) -> None:
+    """0004 rebuilds the transactions table on SQLite (batch mode) and swaps its unique key on both: rows,
+    CHECK constraints, foreign keys and the business key must come through, up and down."""
+    migrate.upgrade(database_url, "0003")
+    database = Database(database_url)
+    with database.session() as session:
+        owner, shop = factories.publisher(session), factories.program(session)
+        kept = factories.transaction(session, owner, shop, order_number="A-1", sale_amount=Decimal("19.99"))
+        ids = (owner.id, shop.id, kept.id)
+    database.dispose()
+
+    for revision in ("head", "0003"):  # up, then back down
+        if revision == "head":
+            migrate.upgrade(database_url)
+        else:
+            command.downgrade(migrate.alembic_config(database_url), revision)
+        database = Database(database_url)
+        with database.session() as session:
+            row = session.get_one(Transaction, ids[2])
+            assert (row.order_number, row.sale_amount, row.program_id) == ("A-1", Decimal("19.99"), ids[1])
+        refused = {
+            "the same program, order and event": {"order_number": "A-1"},
+            "a negative amount (CHECK)": {"sale_amount": Decimal("-1.00")},
+            "an unknown program (foreign key)": {"program_id": 987654},
+        }
+        for case, fields in refused.items():
+            with pytest.raises(IntegrityError), database.session() as session:
+                owner = session.get_one(Publisher, ids[0])
+                shop = session.get_one(Program, ids[1])
+                factories.transaction(session, owner, shop, **fields)
+                pytest.fail(f"{case} was accepted after {revision}")
+        with database.session() as session:  # and an ordinary new order is still taken
+            owner, shop = session.get_one(Publisher, ids[0]), session.get_one(Program, ids[1])
+            factories.transaction(session, owner, shop, order_number=f"B-{revision}")
+        database.dispose()
