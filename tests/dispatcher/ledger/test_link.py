@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import JSON, Column, MetaData, String, Table, bindparam, or_, select
+from sqlalchemy import JSON, Column, DateTime, MetaData, Numeric, String, Table, bindparam, or_, select
 
 from dispatcher.db import Database, Link
 from dispatcher.models.types import BigId, Money, UTCDateTime
@@ -22,6 +22,8 @@ probes = Table(
     Column("amount", Money),
     Column("note", String(20)),
     Column("tags", JSON),
+    Column("rate", Numeric(12, 4)),  # the same Python values as `amount`, another conversion
+    Column("local_at", DateTime(timezone=True)),  # the same as `at`, another conversion
 )
 _BY_ID = select(probes).where(probes.c.id == bindparam("id"))
 _BY_NOTE_OR_ID = select(probes.c.id).where(
@@ -107,3 +109,29 @@ def test_a_parameter_named_twice_is_bound_at_each_place(link: Link) -> None:
     found = link.rows(_BY_NOTE_OR_ID, {"value": "wanted", "number": -1})
 
     assert [row.id for row in found] == [wanted]
+
+
+def test_one_value_bound_to_columns_of_different_types_is_converted_for_each(link: Link) -> None:
+    """A remembered conversion belongs to a type as well as a value: the same Decimal into Money and into a
+    plain Numeric, the same datetime into UTCDateTime and into a timezone-aware DateTime, each stored as its
+    type stores it, as a fresh value (a copy: nothing remembered) of each type would be."""
+    moment = datetime(2026, 11, 20, 23, 59, 59, tzinfo=PARIS)
+    amount = Decimal("7.5")
+    shared = {"at": moment, "local_at": moment, "amount": amount, "rate": amount}
+    fresh = {
+        "at": moment.replace(),
+        "local_at": moment.replace(),
+        "amount": Decimal("7.5"),
+        "rate": Decimal("7.5"),
+    }
+    assert all(fresh[name] is not shared[name] for name in shared)
+
+    ids = [link.insert(probes, shared), link.insert(probes, shared), link.insert(probes, fresh)]
+    # As stored, without the types' result conversions.
+    plain = Table("link_probes", MetaData(), *(Column(name) for name in ("id", *shared)))
+    by_id = select(*plain.c[1:]).where(plain.c.id == bindparam("id"))
+    first, second, reference = (tuple(link.first(by_id, {"id": n}) or ()) for n in ids)
+
+    assert first == second == reference
+    if link.sqlite:  # it keeps UTCDateTime's UTC text and DateTime's local text: two conversions indeed
+        assert first[0] != first[1]
