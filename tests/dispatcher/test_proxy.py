@@ -78,9 +78,7 @@ def fail_from(limiter: LoginLimiter, address: str, times: int) -> None:
         limiter.failed(address, f"guess{n}@example.test")
 
 
-def test_proxy_fix_wraps_the_fast_path_only_when_a_proxy_is_trusted(
-    proxied: Flask, direct: Flask
-) -> None:
+def test_proxy_fix_wraps_the_fast_path_only_when_a_proxy_is_trusted(proxied: Flask, direct: Flask) -> None:
     assert isinstance(proxied.wsgi_app, ProxyFix)
     assert isinstance(proxied.wsgi_app.app, FastPath)
     assert isinstance(direct.wsgi_app, FastPath)
