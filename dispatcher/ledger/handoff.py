@@ -58,13 +58,17 @@ def hand_over(app: Flask, delivery_ids: Iterable[int]) -> int:
     app = _real(app)
     # Keyed by process too: after fork() the parent's thread does not exist in the child.
     key = (os.getpid(), id(app))
-    if key not in _couriers:
-        _start_redis(app)
-    with _lock:
-        courier = _couriers.get(key)
-        if courier is None:
-            courier = _couriers[key] = _Courier(app, key)
-        return courier.offer(pending)
+    try:
+        if key not in _couriers:
+            _start_redis(app)
+        with _lock:
+            courier = _couriers.get(key)
+            if courier is None:
+                courier = _couriers[key] = _Courier(app, key)
+            return courier.offer(pending)
+    except Exception:  # noqa: BLE001 - the sale is committed: its answer must not become a 500; the pump sends
+        log.exception("could not offer %d deliveries to the hand-over; the pump will send them", len(pending))
+        return 0
 
 
 def drain(app: Flask | None = None, timeout: float = 10.0) -> bool:
@@ -104,11 +108,11 @@ class _Courier:
         self._changed = threading.Condition(_lock)
         self._dropped_since_warning = 0
         self._pid = os.getpid()
+        thread = threading.Thread(target=self._run, name="delivery-hand-over", daemon=True)
+        thread.start()
         # A graceful stop (gunicorn's worker on SIGTERM exits through here) sends what is waiting; a kill does
         # not, and the pump covers that.
         atexit.register(self._drain_at_exit)
-        thread = threading.Thread(target=self._run, name="delivery-hand-over", daemon=True)
-        thread.start()
 
     def offer(self, delivery_ids: list[int]) -> int:
         """Called with `_lock` held."""

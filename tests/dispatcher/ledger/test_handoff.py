@@ -238,3 +238,22 @@ def test_a_child_forked_while_the_hand_over_was_busy_hands_over_on_its_own(
     assert os.waitstatus_to_exitcode(done[1]) == 0
     assert handoff.drain(network.app)
     assert sorted(map(sorted, queued_batches(redis_client))) == [[401], [402]]
+
+
+def test_when_the_hand_over_cannot_start_the_sale_is_still_answered_and_left_to_the_pump(
+    network: Network, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class NoThreads(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")  # what Python raises at the process's thread limit
+
+    monkeypatch.setattr(handoff.threading, "Thread", NoThreads)
+    network.postback()
+    with caplog.at_level(logging.ERROR, logger=handoff.__name__):
+        answer = network.report({"click_id": network.click(), "order_number": "T-1", "sale_amount": "5.00"})
+
+    assert answer.status_code == 201 and answer.json is not None and answer.json["deliveries"] == 1
+    assert "the pump will send them" in caplog.text
+    with network.session() as session:
+        [delivery] = session.scalars(select(Delivery)).all()
+        assert delivery.state == "pending" and delivery.queued_at is not None
