@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, stream_with_context
 from flask.typing import ResponseReturnValue
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.sansio.utils import get_content_length
 from werkzeug.wsgi import get_input_stream
 
@@ -159,8 +160,13 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 def recorded_response(outcome: Recorded | Rejected) -> ResponseReturnValue:
     if isinstance(outcome, Rejected):
         raise outcome.error
-    hand_over(current_app, outcome.new_delivery_ids)
-    return jsonify(outcome.as_json()), 200 if outcome.duplicate else 201
+    return jsonify(outcome.as_json()), _handed_over(current_app, outcome)
+
+
+def _handed_over(app: Flask, outcome: Recorded) -> int:
+    """Offer the sale's new deliveries for RQ; the status that answers it (200 a duplicate, else 201)."""
+    hand_over(app, outcome.new_delivery_ids)
+    return 200 if outcome.duplicate else 201
 
 
 def _is_report(environ: Environ) -> bool | None:
@@ -177,8 +183,8 @@ def _is_report(environ: Environ) -> bool | None:
 
 def _answer_report(app: Flask, environ: Environ, _matched: object) -> Answer:
     outcome = _record_report(app, environ)
-    hand_over(app, outcome.new_delivery_ids)
-    status = "200 OK" if outcome.duplicate else "201 CREATED"
+    code = _handed_over(app, outcome)
+    status = f"{code} {HTTP_STATUS_CODES[code].upper()}"  # as werkzeug spells it: "201 CREATED"
     return Answer(status, "application/json", _json_text(app, outcome.as_json()).encode(), _VARY_COOKIE)
 
 
