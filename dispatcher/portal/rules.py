@@ -196,12 +196,13 @@ def _url(value: object, allowed: Sequence[IPNetwork]) -> str:
     url = _string(value, max_length=MAX_URL).strip()
     if not url:
         raise _Problem("is required: paste your tracker's postback URL")
-    if any(char.isspace() or ord(char) < 32 for char in url):
-        raise _got("must not contain spaces or control characters", url)
+    bad = _character_problem(url)
+    if bad:
+        raise _Problem(bad)
     errors = [finding.message for finding in macros.lint(url) if finding.severity == "error"]
     if errors:
         raise _Problem(" ".join(errors))
-    refused = url_problem(url, allowed)
+    refused = _address_problem(url, allowed)
     if refused:
         raise _Problem(refused[1])
     return url
@@ -210,8 +211,17 @@ def _url(value: object, allowed: Sequence[IPNetwork]) -> str:
 def url_problem(url: str, allowed: Sequence[IPNetwork] = ()) -> tuple[str, str] | None:
     """What keeps a URL from being saved besides its template's lint errors, as (code, message), or None.
     The preview shows the same, so that it never says ok for a URL that saving refuses."""
+    bad = _character_problem(url)
+    return ("bad_character", bad) if bad else _address_problem(url, allowed)
+
+
+def _character_problem(url: str) -> str | None:
     if any(char.isspace() or ord(char) < 32 for char in url):
-        return "bad_character", f"must not contain spaces or control characters, got {url!r}"
+        return f"must not contain spaces or control characters, got {url!r}"
+    return None
+
+
+def _address_problem(url: str, allowed: Sequence[IPNetwork]) -> tuple[str, str] | None:
     try:
         port = urlsplit(url).port
     except ValueError:  # not a number, or beyond 65535
