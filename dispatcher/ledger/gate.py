@@ -6,6 +6,8 @@ gate queues the ledger's writers on a file lock next to the database (and a thre
 which wakes the next writer the moment the previous one commits. It changes no outcome, only the waiting:
 SQLite's own locking still decides, and writers that do not take the gate are served as before. On PostgreSQL
 it does nothing.
+
+Every turn is counted for `checkpoints`, whose thread keeps SQLite's WAL checkpoints out of the turns.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from sqlalchemy.orm import Session
 
 from dispatcher.db import Link
+from dispatcher.ledger import checkpoints
 
 _locks: dict[tuple[int, str], tuple[int, threading.Lock]] = {}
 _locks_guard = threading.Lock()
@@ -27,11 +31,19 @@ _locks_guard = threading.Lock()
 @contextmanager
 def write_turn(db: Session | Link) -> Iterator[None]:
     """Hold the SQLite database's write turn for the block (a no-op on other databases)."""
-    path = _lock_path(db)
+    path = _database_path(db)
     if path is None:
         yield
         return
-    descriptor, thread_lock = _lock_for(path)
+    with path_turn(path):
+        yield
+    checkpoints.turn_taken(path, partial(path_turn, path))
+
+
+@contextmanager
+def path_turn(database: str) -> Iterator[None]:
+    """The write turn of the SQLite database file at `database` (an absolute path)."""
+    descriptor, thread_lock = _lock_for(f"{database}.write-turn")
     with thread_lock:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         try:
@@ -40,7 +52,7 @@ def write_turn(db: Session | Link) -> Iterator[None]:
             fcntl.flock(descriptor, fcntl.LOCK_UN)
 
 
-def _lock_path(db: Session | Link) -> str | None:
+def _database_path(db: Session | Link) -> str | None:
     if isinstance(db, Link):
         database = db.database_path
     else:
@@ -48,7 +60,7 @@ def _lock_path(db: Session | Link) -> str | None:
         database = bind.engine.url.database if bind.dialect.name == "sqlite" else None
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
-    return f"{os.path.abspath(database)}.write-turn"
+    return os.path.abspath(database)
 
 
 def _lock_for(path: str) -> tuple[int, threading.Lock]:
