@@ -8,6 +8,7 @@ import functools
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 from flask import Flask, g
@@ -206,6 +207,30 @@ class Link:
         cursor = self._run(self._prepared(returning, tuple(params)), params)
         return int(cursor.fetchone()[0])
 
+    def stage(self, table: Table, params: Mapping[str, Any], later: tuple[str, ...] = ()) -> Staged:
+        """An INSERT of one row into `table`, its values converted now, to run with `insert_staged`.
+
+        The `later` columns take ids known only once an earlier row of the same write transaction is in
+        (the event's transaction id): plain integers, bound as given. Staging before the write transaction
+        keeps the conversions out of it, where SQLite's single writer makes every other one wait.
+        """
+        plain, returning = _inserts(table)
+        given = {**params, **dict.fromkeys(later)}
+        prepared = self._prepared(plain if self.sqlite else returning, tuple(given))
+        return Staged(prepared.sql, prepared.parameters(given, self._converted), prepared.slots(later))
+
+    def insert_staged(self, staged: Staged, *late: int) -> int:
+        """Run a staged INSERT with its `later` values, in their order; the new row's id (see `insert`)."""
+        values = staged.values
+        for keys, value in zip(staged.slots, late, strict=True):
+            for key in keys:
+                values[key] = value
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = self._driver.cursor()
+        cursor.execute(staged.sql, values)
+        return int(cursor.lastrowid if self.sqlite else cursor.fetchone()[0])
+
     def begin(self) -> None:
         """Start a write transaction. On SQLite it takes the write lock at once (hold `write_turn` first)."""
         if self.sqlite:
@@ -222,6 +247,15 @@ class Link:
             self._cursor.close()
             self._cursor = None
         self._pooled.close()
+
+
+@dataclass(frozen=True)
+class Staged:
+    """An INSERT ready for the driver (see `Link.stage`): its SQL, its values, where the later ones go."""
+
+    sql: str
+    values: Any  # list (positional placeholders) or dict (named), filled in by `Link.insert_staged`
+    slots: tuple[tuple[Any, ...], ...]  # per later value, the list indexes or names it is bound at
 
 
 Processor = Callable[[Any], Any] | None
@@ -301,6 +335,20 @@ class _Prepared:
         if len(self._placeholders) == len(values):  # each name once, in placeholder order
             return values
         return [values[index] for index in self._placeholders]
+
+    def slots(self, names: tuple[str, ...]) -> tuple[tuple[Any, ...], ...]:
+        """Where each of `names` goes in `parameters`' result: the list's indexes, or the name itself."""
+        for name in names:
+            if self.binds.get(name, False) is not None:  # absent, or a type that converts its values
+                raise ValueError(f"{name} cannot be bound later in {self.sql}")
+        if self._placeholders is None:
+            return tuple((name,) for name in names)
+        if len(self._placeholders) == len(self._names):
+            return tuple((self._names.index(name),) for name in names)
+        return tuple(
+            tuple(at for at, index in enumerate(self._placeholders) if self._names[index] == name)
+            for name in names
+        )
 
     def row_maker(self, dialect: Dialect, description: Sequence[Any]) -> Callable[[Sequence[Any]], Any]:
         codes = tuple(column[1] for column in description)

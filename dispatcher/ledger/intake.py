@@ -32,7 +32,13 @@ from dispatcher.ledger import fields, ids, reports, tables
 from dispatcher.ledger.attribution import Attribution, attribute, attribute_with_postbacks
 from dispatcher.ledger.commission import commission
 from dispatcher.ledger.gate import write_turn
-from dispatcher.ledger.outbox import FiredEvent, PostbackFilter, active_postbacks, create_deliveries
+from dispatcher.ledger.outbox import (
+    FiredEvent,
+    PostbackFilter,
+    active_postbacks,
+    create_deliveries,
+    delivery_row,
+)
 from dispatcher.ledger.reports import CheckedReport, SaleReport
 from dispatcher.ledger.results import Outcome, Recorded, Rejected
 from dispatcher.ledger.rows import inserted_ids
@@ -164,20 +170,34 @@ def _write(
 def _write_one(
     link: Link, sales: list[NewSale], channel: str, now: datetime, postbacks: list[PostbackFilter]
 ) -> dict[Key, Recorded]:
-    """At most one sale, on a Link: one write transaction (BEGIN IMMEDIATE on SQLite, in its write turn)."""
+    """At most one sale, on a Link: one write transaction (BEGIN IMMEDIATE on SQLite, in its write turn).
+
+    Its rows are staged first (every value converted, the matching postbacks found), so the write turn
+    holds only the three INSERTs and the commit: about half as long as building them in it.
+    """
     if not sales:
         link.commit()  # ends the reads' transaction on PostgreSQL
         return {}
+    sale = sales[0]
+    sales_id = ids.new_sales_id()
+    fired = _fired(sale, 0, 0)  # matching needs no ids
+    hooks = [hook.id for hook in postbacks if hook.matches(fired)]
+    transaction = link.stage(tables.transactions, _transaction_row(sale, sales_id, channel, now))
+    event = link.stage(tables.transaction_events, _event_row(sale, channel, now), ("transaction_id",))
+    later = ("transaction_event_id", "transaction_id")
+    deliveries = [link.stage(tables.deliveries, delivery_row(hook, fired, now), later) for hook in hooks]
     with write_turn(link):
         link.begin()
         try:
-            written = _insert(link, sales, channel, now, postbacks)
+            transaction_id = link.insert_staged(transaction)
+            event_id = link.insert_staged(event, transaction_id)
+            delivery_ids = [link.insert_staged(each, event_id, transaction_id) for each in deliveries]
             link.commit()
         except link.errors.IntegrityError:
             link.rollback()
-            written = None
-    if written is not None:
-        return written
+            delivery_ids = None
+    if delivery_ids is not None:
+        return {sale.key: _recorded(sale, sales_id, delivery_ids)}
     found = existing(link, [sale.key for sale in sales])  # someone recorded this order meanwhile
     link.commit()
     if len(found) != len(sales):
@@ -204,44 +224,56 @@ def _insert(
     by_sales_id = inserted_ids(connection, tables.transactions, transaction_rows, "sales_id")
     transaction_ids = [by_sales_id[(sales_id,)] for sales_id in sales_ids]
     event_rows = [
-        {
-            "transaction_id": transaction_id,
-            "kind": EventKind.CREATED.value,
-            "status": sale.status,
-            "sale_amount": sale.sale_amount,
-            "commission": sale.commission,
-            "channel": channel,
-            "occurred_at": sale.event_time,
-            "created_at": now,
-        }
+        {**_event_row(sale, channel, now), "transaction_id": transaction_id}
         for sale, transaction_id in zip(sales, transaction_ids, strict=True)
     ]
     by_transaction = inserted_ids(connection, tables.transaction_events, event_rows, "transaction_id")
     event_ids = [by_transaction[(transaction_id,)] for transaction_id in transaction_ids]
     fired = [
-        FiredEvent(
-            event_id=event_id,
-            transaction_id=transaction_id,
-            publisher_id=sale.attribution.publisher_id,
-            traffic_source_id=sale.attribution.traffic_source_id,
-            program_id=sale.key[0],
-            trigger=sale.key[2],  # a first report fires as its type: sale or lead
-            status=sale.status,
-        )
+        _fired(sale, event_id, transaction_id)
         for sale, transaction_id, event_id in zip(sales, transaction_ids, event_ids, strict=True)
     ]
     deliveries = create_deliveries(connection, fired, postbacks=postbacks, now=now)
     return {
-        sale.key: Recorded(
-            sales_id=sales_id,
-            status=sale.status,
-            commission=sale.commission,
-            currency=sale.currency,
-            deliveries=len(deliveries[event.event_id]),
-            new_delivery_ids=tuple(deliveries[event.event_id]),
-        )
+        sale.key: _recorded(sale, sales_id, deliveries[event.event_id])
         for sale, sales_id, event in zip(sales, sales_ids, fired, strict=True)
     }
+
+
+def _event_row(sale: NewSale, channel: str, now: datetime) -> dict[str, Any]:
+    """The transaction's first event, less its transaction's id."""
+    return {
+        "kind": EventKind.CREATED.value,
+        "status": sale.status,
+        "sale_amount": sale.sale_amount,
+        "commission": sale.commission,
+        "channel": channel,
+        "occurred_at": sale.event_time,
+        "created_at": now,
+    }
+
+
+def _fired(sale: NewSale, event_id: int, transaction_id: int) -> FiredEvent:
+    return FiredEvent(
+        event_id=event_id,
+        transaction_id=transaction_id,
+        publisher_id=sale.attribution.publisher_id,
+        traffic_source_id=sale.attribution.traffic_source_id,
+        program_id=sale.key[0],
+        trigger=sale.key[2],  # a first report fires as its type: sale or lead
+        status=sale.status,
+    )
+
+
+def _recorded(sale: NewSale, sales_id: str, delivery_ids: Sequence[int]) -> Recorded:
+    return Recorded(
+        sales_id=sales_id,
+        status=sale.status,
+        commission=sale.commission,
+        currency=sale.currency,
+        deliveries=len(delivery_ids),
+        new_delivery_ids=tuple(delivery_ids),
+    )
 
 
 def _transaction_row(sale: NewSale, sales_id: str, channel: str, now: datetime) -> dict[str, Any]:

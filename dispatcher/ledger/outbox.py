@@ -111,24 +111,26 @@ def create_deliveries(
     if not pairs:
         return created
     moment = now or utcnow()
-    rows = [
-        {
-            "postback_id": hook_id,
-            "transaction_event_id": event.event_id,
-            "transaction_id": event.transaction_id,
-            "publisher_id": event.publisher_id,
-            "state": DeliveryState.PENDING.value,
-            "attempt_count": 0,
-            "next_attempt_at": moment,
-            "created_at": moment,
-            "updated_at": moment,
-        }
-        for hook_id, event in pairs
-    ]
+    rows = [delivery_row(hook_id, event, moment) for hook_id, event in pairs]
     ids = inserted_ids(db, deliveries, rows, "postback_id", "transaction_event_id")
     for hook_id, event in pairs:
         created[event.event_id].append(ids[(hook_id, event.event_id)])
     return created
+
+
+def delivery_row(postback_id: int, event: FiredEvent, now: datetime) -> dict[str, Any]:
+    """A new pending delivery of the event to the postback, due now."""
+    return {
+        "postback_id": postback_id,
+        "transaction_event_id": event.event_id,
+        "transaction_id": event.transaction_id,
+        "publisher_id": event.publisher_id,
+        "state": DeliveryState.PENDING.value,
+        "attempt_count": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def active_postbacks(

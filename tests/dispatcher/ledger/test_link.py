@@ -24,6 +24,7 @@ probes = Table(
     Column("tags", JSON),
     Column("rate", Numeric(12, 4)),  # the same Python values as `amount`, another conversion
     Column("local_at", DateTime(timezone=True)),  # the same as `at`, another conversion
+    Column("parent", BigId),  # an id known only after an earlier insert: bound later (`Link.stage`)
 )
 _BY_ID = select(probes).where(probes.c.id == bindparam("id"))
 _BY_NOTE_OR_ID = select(probes.c.id).where(
@@ -135,3 +136,42 @@ def test_one_value_bound_to_columns_of_different_types_is_converted_for_each(lin
     assert first == second == reference
     if link.sqlite:  # it keeps UTCDateTime's UTC text and DateTime's local text: two conversions indeed
         assert first[0] != first[1]
+
+
+def test_a_staged_insert_stores_its_values_converted_and_its_later_ids_as_given(link: Link) -> None:
+    moment = datetime(2026, 11, 20, 23, 59, 59, tzinfo=PARIS)
+    parent = link.insert(probes, {"note": "parent"})
+    staged = link.stage(probes, {"at": moment, "amount": Decimal("2.50"), "note": "child"}, ("parent",))
+
+    child = link.insert_staged(staged, parent)
+
+    row = link.first(_BY_ID, {"id": child})
+    assert row is not None
+    assert (row.at, row.amount, row.note, row.parent) == (
+        moment.astimezone(UTC),
+        Decimal("2.50"),
+        "child",
+        parent,
+    )
+    assert child != parent
+
+
+def test_a_staged_insert_without_later_values_is_a_plain_insert(link: Link) -> None:
+    first = link.insert_staged(link.stage(probes, {"note": "a"}))
+    second = link.insert_staged(link.stage(probes, {"note": "b"}))
+
+    assert [link.first(_BY_ID, {"id": n}).note for n in (first, second)] == ["a", "b"]  # type: ignore[union-attr]
+
+
+def test_a_staged_value_is_refused_when_staged_not_when_run(link: Link) -> None:
+    with pytest.raises(ValueError, match="naive datetime"):
+        link.stage(probes, {"at": datetime(2026, 11, 20, 12, 0)})
+
+
+def test_only_columns_that_take_values_as_they_are_can_be_bound_later(link: Link) -> None:
+    """A later value is bound without conversion: an amount or a moment there would be stored unconverted."""
+    for name in ("amount", "at"):
+        with pytest.raises(ValueError, match=f"{name} cannot be bound later"):
+            link.stage(probes, {"note": "x"}, (name,))
+    with pytest.raises(ValueError, match="nothing cannot be bound later"):
+        link.stage(probes, {"note": "x"}, ("nothing",))
