@@ -8,11 +8,12 @@ that says what was wrong with the credentials, never whose they might be.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from flask import abort, request
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from dispatcher.accounts import ADVERTISER_KEY_KIND, S2S_TOKEN_KIND
@@ -56,27 +57,69 @@ class AdvertiserIdentity:
     name: str
 
 
+@dataclass(frozen=True)
+class Beside:
+    """Rows to read in the same statement as a token's check (`keyed_select`), and that statement's other
+    parameters: a reported sale's click, say, read with the advertiser's key in one round trip."""
+
+    statement: Select[Any]
+    params: Mapping[str, Any]
+
+
 def advertiser_by_token(db: Session | Link, token: str, kind: str) -> AdvertiserIdentity | None:
     """The active advertiser whose API key (`adv`) or S2S token (`s2s`) this is, else None."""
     parts = split_token(token.strip(), kind)
     if parts is None:
         return None
-    statement = _BY_API_KEY if kind == ADVERTISER_KEY_KIND else _BY_S2S_TOKEN
-    rows = fetch(db, statement, {"key_id": parts.key_id})
-    row = rows[0] if rows else None
-    if row is None or not row.active or not check_secret(row.secret_hash, parts.secret):
+    rows = fetch(db, _BY_TOKEN[kind], {"key_id": parts.key_id})
+    return _identity(rows[0] if rows else None, parts.secret)
+
+
+def advertiser_beside(
+    link: Link, token: str, kind: str, beside: Beside
+) -> tuple[AdvertiserIdentity | None, list[Any]]:
+    """`advertiser_by_token`, and the rows `beside` reads, in one statement; no rows when the token fails."""
+    parts = split_token(token.strip(), kind)
+    if parts is None:
+        return None, []
+    rows = link.rows(beside.statement, {**beside.params, "key_id": parts.key_id})
+    identity = _identity(rows[0] if rows else None, parts.secret)
+    return identity, rows if identity is not None else []
+
+
+def keyed_select(kind: str, source: Any, on: Any, *columns: Any) -> Select[Any]:
+    """For `Beside`: `columns` of `source`, outer-joined `on` to the advertiser whose token of `kind` has the
+    id `:key_id`, beside that advertiser's identity. An unknown key id gives no row; a known one at least
+    one, with NULL in `columns` where `source` has nothing."""
+    key_id, secret_hash = _TOKEN_COLUMNS[kind]
+    return (
+        select(*_KEYED_IDENTITY, secret_hash.label("key_secret_hash"), *columns)
+        .select_from(_advertisers.outerjoin(source, on))
+        .where(key_id == bindparam("key_id"))
+    )
+
+
+def _identity(row: Any | None, secret: str) -> AdvertiserIdentity | None:
+    if row is None or not row.key_active or not check_secret(row.key_secret_hash, secret):
         return None
-    return AdvertiserIdentity(row.id, row.name)
+    return AdvertiserIdentity(row.key_advertiser_id, row.key_advertiser_name)
 
 
 _advertisers = cast(Table, Advertiser.__table__)
-_IDENTITY = (_advertisers.c.id, _advertisers.c.name, _advertisers.c.active)
-_BY_API_KEY = select(*_IDENTITY, _advertisers.c.api_key_hash.label("secret_hash")).where(
-    _advertisers.c.api_key_id == bindparam("key_id")
+# Labelled apart from the columns read beside them (a program's advertiser_id, a click's id).
+_KEYED_IDENTITY = (
+    _advertisers.c.id.label("key_advertiser_id"),
+    _advertisers.c.name.label("key_advertiser_name"),
+    _advertisers.c.active.label("key_active"),
 )
-_BY_S2S_TOKEN = select(*_IDENTITY, _advertisers.c.s2s_token_hash.label("secret_hash")).where(
-    _advertisers.c.s2s_token_id == bindparam("key_id")
-)
+_TOKEN_COLUMNS = {
+    ADVERTISER_KEY_KIND: (_advertisers.c.api_key_id, _advertisers.c.api_key_hash),
+    S2S_TOKEN_KIND: (_advertisers.c.s2s_token_id, _advertisers.c.s2s_token_hash),
+}
+_BY_TOKEN = {
+    kind: select(*_KEYED_IDENTITY, secret_hash.label("key_secret_hash")).where(key_id == bindparam("key_id"))
+    for kind, (key_id, secret_hash) in _TOKEN_COLUMNS.items()
+}
 
 
 def bearer_token(authorization: str | None = None) -> str | None:
@@ -92,19 +135,46 @@ def bearer_token(authorization: str | None = None) -> str | None:
 def require_advertiser_api_key(db: Session | Link, authorization: str | None = None) -> AdvertiserIdentity:
     """The advertiser whose API key is in the Authorization header (this request's, or the value given),
     else a 401 (HTTPException) saying what is wrong with it."""
-    token = bearer_token(authorization)
-    if token is None:
-        abort(401, description="Authorization: expected 'Bearer <advertiser API key>'")
-    identity = advertiser_by_token(db, token, ADVERTISER_KEY_KIND)
-    if identity is None:
-        abort(401, description="Authorization: the API key is not valid (or its advertiser is inactive)")
+    identity, _ = _required(db, bearer_token(authorization), ADVERTISER_KEY_KIND, None)
     return identity
 
 
 def require_advertiser_s2s_token(db: Session | Link, token: str | None) -> AdvertiserIdentity:
-    if not token:
-        abort(401, description="token: the S2S token is required (?token=s2s_...)")
-    identity = advertiser_by_token(db, token, S2S_TOKEN_KIND)
-    if identity is None:
-        abort(401, description="token: the S2S token is not valid (or its advertiser is inactive)")
+    identity, _ = _required(db, token, S2S_TOKEN_KIND, None)
     return identity
+
+
+def require_advertiser_beside(
+    link: Link, token: str | None, kind: str, beside: Beside | None
+) -> tuple[AdvertiserIdentity, list[Any]]:
+    """`require_advertiser_api_key` (`token`: the Bearer token) or `require_advertiser_s2s_token`, and the
+    rows `beside` reads (if given), in one statement."""
+    return _required(link, token, kind, beside)
+
+
+def _required(
+    db: Session | Link, token: str | None, kind: str, beside: Beside | None
+) -> tuple[AdvertiserIdentity, list[Any]]:
+    missing, refused = _REFUSALS[kind]
+    if not token:
+        abort(401, description=missing)
+    rows: list[Any] = []
+    if beside is None or not isinstance(db, Link):
+        identity = advertiser_by_token(db, token, kind)
+    else:
+        identity, rows = advertiser_beside(db, token, kind, beside)
+    if identity is None:
+        abort(401, description=refused)
+    return identity, rows
+
+
+_REFUSALS = {
+    ADVERTISER_KEY_KIND: (
+        "Authorization: expected 'Bearer <advertiser API key>'",
+        "Authorization: the API key is not valid (or its advertiser is inactive)",
+    ),
+    S2S_TOKEN_KIND: (
+        "token: the S2S token is required (?token=s2s_...)",
+        "token: the S2S token is not valid (or its advertiser is inactive)",
+    ),
+}

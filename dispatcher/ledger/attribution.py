@@ -72,14 +72,15 @@ _CLICKS = _CLICKS_OF.where(clicks.c.click_id.in_(bindparam("click_ids", expandin
 # One reported sale with a click (the API's and S2S's hot path): the click, its program and its publisher's
 # live postbacks in one statement, the click's columns repeated on each postback x scope row. Ordered by
 # postback id, the order deliveries are then created in.
+CLICK_WITH_POSTBACKS_COLUMNS = (*_CLICK_COLUMNS, *LIVE_POSTBACK_COLUMNS)
+CLICK_WITH_POSTBACKS_FROM = join_live_postbacks(
+    clicks.join(programs, programs.c.id == clicks.c.program_id), clicks.c.publisher_id
+)
+THE_CLICK = clicks.c.click_id == bindparam("click_id")
 _CLICK_WITH_POSTBACKS = (
-    select(*_CLICK_COLUMNS, *LIVE_POSTBACK_COLUMNS)
-    .select_from(
-        join_live_postbacks(
-            clicks.join(programs, programs.c.id == clicks.c.program_id), clicks.c.publisher_id
-        )
-    )
-    .where(clicks.c.click_id == bindparam("click_id"))
+    select(*CLICK_WITH_POSTBACKS_COLUMNS)
+    .select_from(CLICK_WITH_POSTBACKS_FROM)
+    .where(THE_CLICK)
     .order_by(LIVE_POSTBACK_COLUMNS[0])
 )
 _PROGRAMS_OF = select(*_PROGRAM_COLUMNS).where(programs.c.advertiser_id == bindparam("advertiser_id"))
@@ -109,15 +110,29 @@ def attribute(
     return results
 
 
+@dataclass(frozen=True)
+class ClickRead:
+    """The rows of `CLICK_WITH_POSTBACKS_COLUMNS` for a click id, read ahead (beside the advertiser's key,
+    see `dispatcher.auth.Beside`); a row with a NULL click_id, or none, when there is no such click."""
+
+    click_id: str
+    rows: Sequence[Any]
+
+
 def attribute_with_postbacks(
-    link: Link, advertiser_id: int, report: CheckedReport
+    link: Link, advertiser_id: int, report: CheckedReport, read: ClickRead | None = None
 ) -> tuple[Attribution | FieldError, list[PostbackFilter]]:
     """One report with a click: its attribution, as `attribute` gives it, and the live postbacks of the
-    click's publisher (`outbox.active_postbacks`), read in one statement."""
+    click's publisher (`outbox.active_postbacks`), read in one statement, or taken from `read` when that is
+    of the report's click."""
     assert report.click_id is not None
-    rows = link.rows(_CLICK_WITH_POSTBACKS, {"click_id": report.click_id})
+    if read is not None and read.click_id == report.click_id:
+        rows = read.rows
+    else:
+        rows = link.rows(_CLICK_WITH_POSTBACKS, {"click_id": report.click_id})
+    found = _click_attribution(rows[0]) if rows and rows[0].click_id is not None else None
     try:
-        attribution = _by_click(report.click_id, _click_attribution(rows[0]) if rows else None, advertiser_id)
+        attribution = _by_click(report.click_id, found, advertiser_id)
     except FieldError as error:
         return error, []
     return attribution, postback_filters(rows)

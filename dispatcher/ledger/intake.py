@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.db import Link, fetch
 from dispatcher.ledger import fields, ids, reports, tables
-from dispatcher.ledger.attribution import Attribution, attribute, attribute_with_postbacks
+from dispatcher.ledger.attribution import Attribution, ClickRead, attribute, attribute_with_postbacks
 from dispatcher.ledger.commission import commission
 from dispatcher.ledger.gate import write_turn
 from dispatcher.ledger.outbox import (
@@ -63,14 +63,16 @@ class NewSale:
 def record_sales(
     db: Session | Link,
     advertiser_id: int,
-    sale_reports: Sequence[SaleReport],
+    sale_reports: Sequence[SaleReport | CheckedReport],
     channel: str,
     *,
     now: datetime | None = None,
+    click_read: ClickRead | None = None,
 ) -> list[Outcome]:
     """One outcome per report, in order. Commits; the caller hands `new_delivery_ids` to RQ afterwards.
 
-    `db` is a session, or a Link for a single report.
+    `db` is a session, or a Link for a single report; that report's click may have been read already
+    (`click_read`, used when it is the report's click). A report may come checked already (`reports.check`).
     """
     if isinstance(db, Link) and len(sale_reports) > 1:
         raise ValueError("a Link records one report at a time; batches go through a session")
@@ -79,13 +81,13 @@ def record_sales(
     checked: dict[int, CheckedReport] = {}
     for index, raw in enumerate(sale_reports):
         try:
-            checked[index] = reports.check(raw)
+            checked[index] = raw if isinstance(raw, CheckedReport) else reports.check(raw)
         except FieldError as error:
             outcomes[index] = Rejected(error)
     postbacks: list[PostbackFilter] | None = None  # read with the click, or below
     only = next(iter(checked.values())) if len(checked) == 1 else None
     if isinstance(db, Link) and only is not None and only.click_id is not None:
-        attribution, postbacks = attribute_with_postbacks(db, advertiser_id, only)
+        attribution, postbacks = attribute_with_postbacks(db, advertiser_id, only, click_read)
         attributions: list[Attribution | FieldError] = [attribution]
     else:
         attributions = attribute(db, advertiser_id, list(checked.values()))

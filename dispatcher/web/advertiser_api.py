@@ -25,7 +25,8 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.sansio.utils import get_content_length
 from werkzeug.wsgi import get_input_stream
 
-from dispatcher.auth import require_advertiser_api_key
+from dispatcher.accounts import ADVERTISER_KEY_KIND
+from dispatcher.auth import bearer_token, require_advertiser_api_key
 from dispatcher.db import get_db, request_session
 from dispatcher.ledger import (
     Rejected,
@@ -42,6 +43,7 @@ from dispatcher.ledger.results import Recorded
 from dispatcher.models import Channel
 from dispatcher.validation import FieldError
 from dispatcher.web.fast_path import Answer, Environ, Route, raise_failure, serve_fast
+from dispatcher.web.sale_reports import advertiser_and_report
 
 TRANSACTIONS_PATH = "/api/v1/transactions"
 blueprint = Blueprint("advertiser_api", __name__, url_prefix=TRANSACTIONS_PATH)
@@ -60,13 +62,23 @@ def report() -> ResponseReturnValue:
 def _record_report(app: Flask, environ: Environ) -> Recorded:
     """Record the sale a `POST /api/v1/transactions` reports; refusals raise (HTTPException, FieldError)."""
     raw = _read_body(app, environ)  # before the connection: a slow upload holds none
+    sale: SaleReport | None = None
+    refusal: FieldError | None = None
+    try:
+        sale = None if raw is None else SaleReport.from_mapping(_json_object(raw))
+    except FieldError as error:
+        refusal = error
     # The database's hot-path connection, not the request's ORM session (see dispatcher.db.Link).
     with get_db(app).link() as link:
-        advertiser = require_advertiser_api_key(link, environ.get("HTTP_AUTHORIZATION", ""))
-        if raw is None:  # after the key check, as always: a caller without a key learns 401 first
-            _too_large()
-        sale = SaleReport.from_mapping(_json_object(raw))
-        outcome = record_sales(link, advertiser.id, [sale], Channel.API.value)[0]
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
+        if sale is None:  # refused, after the key check as always: a caller without a key learns 401 first
+            require_advertiser_api_key(link, authorization)
+            if refusal is None:  # the body was too long to read
+                _too_large()
+            raise refusal
+        token = bearer_token(authorization)
+        advertiser, report, click = advertiser_and_report(link, token, ADVERTISER_KEY_KIND, sale)
+        outcome = record_sales(link, advertiser.id, [report], Channel.API.value, click_read=click)[0]
     if isinstance(outcome, Rejected):
         raise outcome.error
     return outcome

@@ -11,12 +11,13 @@ import base64
 from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
 
-from dispatcher.auth import require_advertiser_s2s_token
+from dispatcher.accounts import S2S_TOKEN_KIND
 from dispatcher.db import get_db
 from dispatcher.ledger import Rejected, SaleReport, record_sales
 from dispatcher.models import Channel
 from dispatcher.validation import FieldError
 from dispatcher.web.advertiser_api import recorded_response
+from dispatcher.web.sale_reports import advertiser_and_report
 
 blueprint = Blueprint("s2s", __name__, url_prefix="/s2s")
 
@@ -42,11 +43,11 @@ def transaction() -> ResponseReturnValue:
     values = request.values  # query string, plus a form body when POSTed
     # The database's hot-path connection, not the request's ORM session (see dispatcher.db.Link).
     with get_db(current_app).link() as link:
-        advertiser = require_advertiser_s2s_token(link, values.get("token"))
         pixel = values.get("pixel") == "1"
-        report = SaleReport(**{field: values.get(name) for name, field in QUERY_NAMES.items()})
+        sale = SaleReport(**{field: values.get(name) for name, field in QUERY_NAMES.items()})
+        advertiser, report, click = advertiser_and_report(link, values.get("token"), S2S_TOKEN_KIND, sale)
         channel = Channel.PIXEL.value if pixel else Channel.S2S.value
-        outcome = record_sales(link, advertiser.id, [report], channel)[0]
+        outcome = record_sales(link, advertiser.id, [report], channel, click_read=click)[0]
     if isinstance(outcome, Rejected):
         raise _in_query_names(outcome.error)
     response = recorded_response(outcome)  # hands the deliveries to RQ
