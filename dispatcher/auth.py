@@ -8,12 +8,12 @@ that says what was wrong with the credentials, never whose they might be.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from flask import abort, request
-from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy import FromClause, Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from dispatcher.accounts import ADVERTISER_KEY_KIND, S2S_TOKEN_KIND
@@ -87,14 +87,14 @@ def advertiser_beside(
     return identity, rows if identity is not None else []
 
 
-def keyed_select(kind: str, source: Any, on: Any, *columns: Any) -> Select[Any]:
-    """For `Beside`: `columns` of `source`, outer-joined `on` to the advertiser whose token of `kind` has the
-    id `:key_id`, beside that advertiser's identity. An unknown key id gives no row; a known one at least
-    one, with NULL in `columns` where `source` has nothing."""
+def keyed_select(kind: str, joined: Callable[[Table], FromClause], *columns: Any) -> Select[Any]:
+    """For `Beside`: `columns` beside the identity of the advertiser whose token of `kind` has the id
+    `:key_id`, from what `joined` outer-joins to the advertisers table. An unknown key id gives no row; a
+    known one at least one, with NULL in `columns` where the joins find nothing."""
     key_id, secret_hash = _TOKEN_COLUMNS[kind]
     return (
         select(*_KEYED_IDENTITY, secret_hash.label("key_secret_hash"), *columns)
-        .select_from(_advertisers.outerjoin(source, on))
+        .select_from(joined(_advertisers))
         .where(key_id == bindparam("key_id"))
     )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import FromClause, bindparam, select
 from sqlalchemy.orm import Session
 
 from dispatcher.db import Link, fetch
@@ -73,16 +73,30 @@ _CLICKS = _CLICKS_OF.where(clicks.c.click_id.in_(bindparam("click_ids", expandin
 # live postbacks in one statement, the click's columns repeated on each postback x scope row. Ordered by
 # postback id, the order deliveries are then created in.
 CLICK_WITH_POSTBACKS_COLUMNS = (*_CLICK_COLUMNS, *LIVE_POSTBACK_COLUMNS)
-CLICK_WITH_POSTBACKS_FROM = join_live_postbacks(
-    clicks.join(programs, programs.c.id == clicks.c.program_id), clicks.c.publisher_id
-)
-THE_CLICK = clicks.c.click_id == bindparam("click_id")
 _CLICK_WITH_POSTBACKS = (
     select(*CLICK_WITH_POSTBACKS_COLUMNS)
-    .select_from(CLICK_WITH_POSTBACKS_FROM)
-    .where(THE_CLICK)
+    .select_from(
+        join_live_postbacks(
+            clicks.join(programs, programs.c.id == clicks.c.program_id), clicks.c.publisher_id
+        )
+    )
+    .where(clicks.c.click_id == bindparam("click_id"))
     .order_by(LIVE_POSTBACK_COLUMNS[0])
 )
+
+
+def click_with_postbacks_after(left: FromClause) -> FromClause:
+    """`left` outer-joined to the click `:click_id`, its program and its publisher's live postbacks (the
+    columns of `CLICK_WITH_POSTBACKS_COLUMNS`): every row of `left` is kept, with NULLs when there is no
+    such click. Each join is flat (no nested join, which SQLite would copy into a temporary table first)."""
+    with_click = left.outerjoin(clicks, clicks.c.click_id == bindparam("click_id")).outerjoin(
+        programs, programs.c.id == clicks.c.program_id
+    )
+    joined: FromClause = join_live_postbacks(with_click, clicks.c.publisher_id)
+    return joined
+
+
+CLICK_WITH_POSTBACKS_ORDER = LIVE_POSTBACK_COLUMNS[0]
 _PROGRAMS_OF = select(*_PROGRAM_COLUMNS).where(programs.c.advertiser_id == bindparam("advertiser_id"))
 _SOURCES_OF = select(traffic_sources.c.id, traffic_sources.c.publisher_id, publishers.c.active).join(
     publishers, publishers.c.id == traffic_sources.c.publisher_id

@@ -16,17 +16,16 @@ from dispatcher.db import Link
 from dispatcher.ledger import reports
 from dispatcher.ledger.attribution import (
     CLICK_WITH_POSTBACKS_COLUMNS,
-    CLICK_WITH_POSTBACKS_FROM,
-    THE_CLICK,
+    CLICK_WITH_POSTBACKS_ORDER,
     ClickRead,
+    click_with_postbacks_after,
 )
-from dispatcher.ledger.outbox import LIVE_POSTBACK_COLUMNS
 from dispatcher.ledger.reports import CheckedReport, SaleReport
 from dispatcher.validation import FieldError
 
 _CLICK_BESIDE_TOKEN = {
-    kind: keyed_select(kind, CLICK_WITH_POSTBACKS_FROM, THE_CLICK, *CLICK_WITH_POSTBACKS_COLUMNS).order_by(
-        LIVE_POSTBACK_COLUMNS[0]
+    kind: keyed_select(kind, click_with_postbacks_after, *CLICK_WITH_POSTBACKS_COLUMNS).order_by(
+        CLICK_WITH_POSTBACKS_ORDER
     )
     for kind in (ADVERTISER_KEY_KIND, S2S_TOKEN_KIND)
 }
