@@ -86,8 +86,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # NORMAL in WAL mode: a commit is written to the WAL but not synced; a power loss (not a crash of the
     # app) can lose the last commits, never corrupt the database. The usual trade-off, see README.
     cursor.execute("PRAGMA synchronous = NORMAL")
-    # Checkpoints (copying the WAL into the database, with an fsync) every 10,000 pages (~40 MB) rather
-    # than SQLite's 1,000: on the write-heavy paths (clicks, sales) they were half the cost of a commit.
+    # SQLite's own checkpoints (copying the WAL into the database, with an fsync) every 10,000 pages (~40 MB)
+    # rather than its default 1,000: on the write-heavy paths (clicks, sales) they were half the cost of a
+    # commit. On those paths a thread checkpoints long before (dispatcher.ledger.checkpoints); this is the
+    # backstop, for the other writers and bulk writes.
     cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
     cursor.execute("PRAGMA busy_timeout = 30000")
     cursor.close()
@@ -174,10 +176,13 @@ class Link:
         return found
 
     def _run(self, prepared: _Prepared, given: Mapping[str, Any]) -> Any:
+        return self._execute(prepared.sql, prepared.parameters(given, self._converted))
+
+    def _execute(self, sql: str, values: Any) -> Any:
         cursor = self._cursor
         if cursor is None:
             cursor = self._cursor = self._driver.cursor()
-        cursor.execute(prepared.sql, prepared.parameters(given, self._converted))
+        cursor.execute(sql, values)
         return cursor
 
     def rows(self, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Any]:
@@ -225,10 +230,7 @@ class Link:
         for keys, value in zip(staged.slots, late, strict=True):
             for key in keys:
                 values[key] = value
-        cursor = self._cursor
-        if cursor is None:
-            cursor = self._cursor = self._driver.cursor()
-        cursor.execute(staged.sql, values)
+        cursor = self._execute(staged.sql, values)
         return int(cursor.lastrowid if self.sqlite else cursor.fetchone()[0])
 
     def begin(self) -> None:
@@ -249,12 +251,12 @@ class Link:
         self._pooled.close()
 
 
-@dataclass(frozen=True)
+@dataclass
 class Staged:
     """An INSERT ready for the driver (see `Link.stage`): its SQL, its values, where the later ones go."""
 
     sql: str
-    values: Any  # list (positional placeholders) or dict (named), filled in by `Link.insert_staged`
+    values: Any  # list (positional placeholders) or dict (named); insert_staged fills in the later ones
     slots: tuple[tuple[Any, ...], ...]  # per later value, the list indexes or names it is bound at
 
 

@@ -144,7 +144,8 @@ def attribute_with_postbacks(
         rows = read.rows
     else:
         rows = link.rows(_CLICK_WITH_POSTBACKS, {"click_id": report.click_id})
-    found = _click_attribution(rows[0]) if rows and rows[0].click_id is not None else None
+    # A read beside the key has a row without a click (NULL columns) when there is none.
+    found = _click_attribution(rows[0]) if rows and rows[0].program_id is not None else None
     try:
         attribution = _by_click(report.click_id, found, advertiser_id)
     except FieldError as error:

@@ -7,7 +7,8 @@ which wakes the next writer the moment the previous one commits. It changes no o
 SQLite's own locking still decides, and writers that do not take the gate are served as before. On PostgreSQL
 it does nothing.
 
-Every turn is counted for `checkpoints`, whose thread keeps SQLite's WAL checkpoints out of the turns.
+The turns of every process are counted together, in the lock file itself (read and rewritten in the turn):
+every `checkpoints.EVERY_TURNS`th has its process's thread checkpoint the WAL, out of the turns.
 """
 
 from __future__ import annotations
@@ -35,21 +36,35 @@ def write_turn(db: Session | Link) -> Iterator[None]:
     if path is None:
         yield
         return
-    with path_turn(path):
+    with path_turn(path) as descriptor:
         yield
-    checkpoints.turn_taken(path, partial(path_turn, path))
+        turns = _counted(descriptor)
+    checkpoints.turn_taken(path, partial(path_turn, path), turns)
 
 
 @contextmanager
-def path_turn(database: str) -> Iterator[None]:
-    """The write turn of the SQLite database file at `database` (an absolute path)."""
+def path_turn(database: str) -> Iterator[int]:
+    """The write turn of the SQLite database file at `database` (an absolute path); the lock file's
+    descriptor."""
     descriptor, thread_lock = _lock_for(f"{database}.write-turn")
     with thread_lock:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         try:
-            yield
+            yield descriptor
         finally:
             fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+
+def _counted(descriptor: int) -> int:
+    """One more turn on the lock file's counter (its first 8 bytes; an empty file counts 0); the new count.
+    Called in the turn, so no other writer counts at the same time."""
+    turns = int.from_bytes(os.pread(descriptor, _COUNTER_BYTES, 0) or bytes(_COUNTER_BYTES), "little") + 1
+    turns %= 1 << 63
+    os.pwrite(descriptor, turns.to_bytes(_COUNTER_BYTES, "little"), 0)
+    return turns
+
+
+_COUNTER_BYTES = 8
 
 
 def _database_path(db: Session | Link) -> str | None:
@@ -70,3 +85,12 @@ def _lock_for(path: str) -> tuple[int, threading.Lock]:
         if key not in _locks:
             _locks[key] = (os.open(path, os.O_RDWR | os.O_CREAT, 0o600), threading.Lock())
         return _locks[key]
+
+
+def _after_fork_in_child() -> None:
+    # The guard may have been held by another thread (a checkpointer's) at the moment of fork().
+    global _locks_guard
+    _locks_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

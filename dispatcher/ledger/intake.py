@@ -175,7 +175,7 @@ def _write_one(
     """At most one sale, on a Link: one write transaction (BEGIN IMMEDIATE on SQLite, in its write turn).
 
     Its rows are staged first (every value converted, the matching postbacks found), so the write turn
-    holds only the three INSERTs and the commit: about half as long as building them in it.
+    holds only the INSERTs (the transaction, its event, a delivery per matching postback) and the commit.
     """
     if not sales:
         link.commit()  # ends the reads' transaction on PostgreSQL

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,7 +113,7 @@ def test_a_database_that_is_gone_is_not_made_again_and_the_failure_is_logged(
     monkeypatch.setattr(checkpoints, "EVERY_TURNS", 1)
     path = str(tmp_path / "gone.db")
     with caplog.at_level(logging.WARNING, logger=checkpoints.__name__):
-        checkpoints.turn_taken(path, partial(gate.path_turn, path))
+        checkpoints.turn_taken(path, partial(gate.path_turn, path), 1)
         eventually(lambda: "WAL checkpoint of" in caplog.text, "the warning")
 
     assert not os.path.exists(path)
@@ -148,7 +149,7 @@ def test_a_child_forked_while_the_registry_was_locked_checkpoints_on_its_own(
         if child == 0:  # the child: no thread of the parent's, and the lock free
             status = 1
             try:
-                checkpoints.turn_taken(path, partial(gate.path_turn, path))
+                checkpoints.turn_taken(path, partial(gate.path_turn, path), 1)
                 checkpointer = checkpoints._checkpointers[path]
                 deadline = time.monotonic() + 10
                 while checkpointer.done == 0 and time.monotonic() < deadline:
@@ -163,3 +164,49 @@ def test_a_child_forked_while_the_registry_was_locked_checkpoints_on_its_own(
             pytest.fail("the child hung on the checkpoints' lock")
         time.sleep(0.05)
     assert os.waitstatus_to_exitcode(done[1]) == 0
+
+
+@sqlite_only
+def test_turns_are_counted_across_processes(network: Network) -> None:
+    """So that every EVERY_TURNS-th turn of the database checkpoints, however many processes share it."""
+    path = database_path(network)
+    network.click()
+    network.click()  # turns 1 and 2, in this process
+    child = os.fork()
+    if child == 0:
+        status = 1
+        try:
+            with gate.path_turn(path) as descriptor:
+                status = gate._counted(descriptor)
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 3
+    with gate.path_turn(path) as descriptor:
+        assert gate._counted(descriptor) == 4
+
+
+@sqlite_only
+def test_a_checkpoint_that_fails_leaves_the_thread_to_do_the_next(
+    network: Network, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(checkpoints, "EVERY_TURNS", 1)
+    path = database_path(network)
+    calls: list[int] = []
+
+    def turn_failing_once() -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(24, "Too many open files")
+        return gate.path_turn(path)
+
+    with caplog.at_level(logging.WARNING, logger=checkpoints.__name__):
+        checkpoints.turn_taken(path, turn_failing_once, 1)
+        eventually(lambda: "Too many open files" in caplog.text, "the warning")
+    checkpointer = checkpoints._checkpointers[path]
+    assert checkpointer.done == 0
+
+    network.click()  # the click's own turn wakes the same checkpointer: its thread is still there
+
+    eventually(lambda: checkpointer.done == 1, "the next checkpoint")
+    assert rows_in_the_file_alone(path, "clicks", tmp_path) == 1
