@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime
 import decimal
 import functools
+import os
+import threading
+import weakref
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -42,6 +45,12 @@ class Database:
             # writers read the same row before either locks it; we emit BEGIN ourselves instead.
             event.listen(self.engine, "begin", _sqlite_on_begin)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite: each thread keeps one connection for its Links (see `link`), closed when the thread ends
+        # or by `dispose`, which also moves the generation on so that no thread uses one it closed.
+        self._local = threading.local() if self.engine.dialect.name == "sqlite" else None
+        self._kept_all: weakref.WeakSet[_Kept] = weakref.WeakSet()
+        self._kept_lock = threading.Lock()
+        self._generation = 0
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -51,19 +60,69 @@ class Database:
 
     @contextmanager
     def link(self) -> Iterator[Link]:
-        """A pooled DB-API connection for the hot paths (see `Link`); back to the pool, rolled back, after."""
-        link = Link(self.engine)
+        """A DB-API connection for the hot paths (see `Link`), rolled back after.
+
+        On PostgreSQL it is the pool's, returned after. On SQLite each thread keeps its own: taking one
+        from the pool and giving it back (the checkout, the reset, the queue) cost a request 40-70 us, as
+        much as one of its statements, and a SQLite connection is a file handle, never dropped by a server.
+        """
+        link = Link(self.engine, self._kept_connection())
         try:
             yield link
         finally:
             link.close()
+
+    def _kept_connection(self) -> Any | None:
+        """This thread's SQLite connection for Links (its driver's), or None: not SQLite."""
+        local = self._local
+        if local is None:
+            return None
+        kept: _Kept | None = getattr(local, "kept", None)
+        owner = (os.getpid(), self._generation)
+        if kept is None or kept.owner != owner:
+            if kept is not None and kept.owner[0] != owner[0]:
+                # Inherited across fork(): never used here (SQLite forbids it), nor closed, which could
+                # checkpoint and delete the WAL the parent is using; held until this process ends.
+                _inherited.append(kept)
+            pooled = self.engine.raw_connection()
+            kept = local.kept = _Kept(pooled, pooled.driver_connection, owner)
+            # Closed when the thread's locals go (not at exit: a forked child exiting would close its
+            # parent's). Without it, the connection would wait for the garbage collector.
+            weakref.finalize(kept, pooled.close).atexit = False
+            # Out of the pool for good: the pool makes another in its place, so however many threads keep
+            # one, the sessions' pool is never short of connections.
+            pooled.detach()
+            with self._kept_lock:
+                self._kept_all.add(kept)
+        return kept.driver
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
+        with self._kept_lock:
+            kept, self._kept_all = list(self._kept_all), weakref.WeakSet()
+            self._generation += 1
+        for each in kept:
+            if each.owner[0] == os.getpid():  # never a parent's (see `_kept_connection`)
+                each.pooled.close()  # detached: closed, not returned
         self.engine.dispose()
+
+
+class _Kept:
+    """A thread's SQLite connection for its Links. Only its thread's locals hold it (`Database._kept_all`
+    only refers to it), so it is closed when the thread ends, as its last reference goes."""
+
+    __slots__ = ("pooled", "driver", "owner", "__weakref__")
+
+    def __init__(self, pooled: Any, driver: Any, owner: tuple[int, int]) -> None:
+        self.pooled = pooled
+        self.driver = driver
+        self.owner = owner  # (process id, the database's generation)
+
+
+_inherited: list[_Kept] = []
 
 
 def _engine_options(url: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -151,14 +210,16 @@ class Link:
     are the driver's (`link.errors.IntegrityError`), not SQLAlchemy's.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, kept: Any | None = None) -> None:
+        """On the driver's connection given (kept by a thread: see `Database.link`), else on one from the
+        pool, returned by `close`."""
         self.dialect = engine.dialect
         self.errors: Any = engine.dialect.loaded_dbapi
         self.sqlite = engine.dialect.name == "sqlite"
         self.database_path = engine.url.database if self.sqlite else None
         self._dialect_key = (self.dialect.name, self.dialect.driver, self.dialect.server_version_info)
-        self._pooled = engine.raw_connection()
-        self._driver: Any = self._pooled.driver_connection
+        self._pooled = None if kept is not None else engine.raw_connection()
+        self._driver: Any = kept if self._pooled is None else self._pooled.driver_connection
         # One cursor for every statement of the Link: each is read to its end before the next runs.
         self._cursor: Any = None
         # Values already converted for the database in this Link: a sale binds the same moment as six
@@ -248,7 +309,10 @@ class Link:
         if self._cursor is not None:
             self._cursor.close()
             self._cursor = None
-        self._pooled.close()
+        if self._pooled is not None:
+            self._pooled.close()  # back to the pool, which rolls back
+        elif self._driver.in_transaction:  # kept: left as the pool would leave it
+            self._driver.rollback()
 
 
 @dataclass

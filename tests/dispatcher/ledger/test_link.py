@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import JSON, Column, DateTime, MetaData, Numeric, String, Table, bindparam, or_, select
@@ -175,3 +180,117 @@ def test_only_columns_that_take_values_as_they_are_can_be_bound_later(link: Link
             link.stage(probes, {"note": "x"}, (name,))
     with pytest.raises(ValueError, match="nothing cannot be bound later"):
         link.stage(probes, {"note": "x"}, ("nothing",))
+
+
+def test_on_sqlite_a_thread_keeps_its_connection_for_its_links_and_others_get_their_own(
+    database: Database,
+) -> None:
+    metadata.create_all(database.engine)
+    with database.link() as first:
+        mine = first._driver
+    with database.link() as second:
+        again = second._driver
+    theirs: list[Any] = []
+
+    def other_thread() -> None:
+        with database.link() as link:
+            theirs.append(link._driver)
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+
+    if database.engine.dialect.name == "sqlite":
+        assert again is mine and theirs[0] is not mine
+    assert database.engine.pool.checkedout() == 0  # SQLite's are out of the pool: it is never short of one
+
+
+def test_a_link_closed_in_a_write_transaction_leaves_nothing_written_and_the_next_link_works(
+    database: Database,
+) -> None:
+    metadata.create_all(database.engine)
+    with database.link() as link:
+        link.begin()
+        link.insert(probes, {"note": "uncommitted"})
+    with database.link() as link:
+        link.begin()  # no transaction left open on the connection
+        link.insert(probes, {"note": "committed"})
+        link.commit()
+        notes = [row.note for row in link.rows(select(probes.c.note), {})]
+        link.commit()
+
+    assert notes == ["committed"]
+
+
+def test_dispose_closes_the_kept_connections_and_a_later_link_opens_another(database: Database) -> None:
+    metadata.create_all(database.engine)
+    with database.link() as link:
+        before = link._driver
+    database.dispose()
+
+    with database.link() as link:
+        link.insert(probes, {"note": "after"})
+        link.commit()
+        after = link._driver
+
+    if database.engine.dialect.name == "sqlite":
+        assert after is not before
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            before.execute("SELECT 1")
+
+
+def test_a_forked_child_opens_its_own_sqlite_connection(sqlite_url: str) -> None:
+    """Never its parent's (SQLite forbids using one across fork()). A pool's PostgreSQL connections are
+    another matter: a forked process disposes of its inherited pool (gunicorn forks before the app)."""
+    database = Database(sqlite_url)
+    metadata.create_all(database.engine)
+    with database.link() as link:
+        parents = link._driver
+    child = os.fork()
+    if child == 0:
+        status = 1
+        try:
+            with database.link() as link:
+                link.insert(probes, {"note": "child"})
+                link.commit()
+                status = 0 if link._driver is not parents else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(child, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    with database.link() as link:
+        assert [row.note for row in link.rows(select(probes.c.note), {})] == ["child"]
+        link.commit()
+    database.dispose()
+
+
+def _open_files(path: str) -> int:
+    """This process's file descriptors on `path` (Linux)."""
+    found = 0
+    for entry in os.scandir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            found += os.readlink(entry.path) == path
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_a_threads_kept_connection_is_closed_when_the_thread_ends(sqlite_url: str) -> None:
+    """Servers that start a thread per request (the development server) would otherwise leave one open
+    connection behind per request."""
+    database = Database(sqlite_url)
+    metadata.create_all(database.engine)
+    path = os.path.abspath(database.engine.url.database or "")
+    before = _open_files(path)
+
+    def request() -> None:
+        with database.link() as link:
+            link.insert(probes, {"note": "from a thread"})
+            link.commit()
+
+    for _ in range(5):
+        worker = threading.Thread(target=request)
+        worker.start()
+        worker.join()
+        assert _open_files(path) <= before  # the pool's own may have been the one the thread kept
+    database.dispose()
