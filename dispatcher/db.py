@@ -51,6 +51,7 @@ class Database:
         self._kept_all: weakref.WeakSet[_Kept] = weakref.WeakSet()
         self._kept_lock = threading.Lock()
         self._generation = 0
+        _databases.add(self)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -65,64 +66,105 @@ class Database:
         On PostgreSQL it is the pool's, returned after. On SQLite each thread keeps its own: taking one
         from the pool and giving it back (the checkout, the reset, the queue) cost a request 40-70 us, as
         much as one of its statements, and a SQLite connection is a file handle, never dropped by a server.
+        A Link opened inside another on the same thread takes one from the pool.
         """
-        link = Link(self.engine, self._kept_connection())
+        kept = self._take_kept()
+        link = Link(self.engine, kept.driver if kept is not None else None)
         try:
             yield link
         finally:
             link.close()
+            if kept is not None:
+                kept.busy = False
 
-    def _kept_connection(self) -> Any | None:
-        """This thread's SQLite connection for Links (its driver's), or None: not SQLite."""
+    def _take_kept(self) -> _Kept | None:
+        """This thread's SQLite connection for Links, marked busy; None: not SQLite, or busy already."""
         local = self._local
         if local is None:
             return None
-        kept: _Kept | None = getattr(local, "kept", None)
-        owner = (os.getpid(), self._generation)
-        if kept is None or kept.owner != owner:
-            if kept is not None and kept.owner[0] != owner[0]:
-                # Inherited across fork(): never used here (SQLite forbids it), nor closed, which could
-                # checkpoint and delete the WAL the parent is using; held until this process ends.
-                _inherited.append(kept)
-            pooled = self.engine.raw_connection()
-            kept = local.kept = _Kept(pooled, pooled.driver_connection, owner)
-            # Closed when the thread's locals go (not at exit: a forked child exiting would close its
-            # parent's). Without it, the connection would wait for the garbage collector.
-            weakref.finalize(kept, pooled.close).atexit = False
-            # Out of the pool for good: the pool makes another in its place, so however many threads keep
-            # one, the sessions' pool is never short of connections.
-            pooled.detach()
-            with self._kept_lock:
-                self._kept_all.add(kept)
-        return kept.driver
+        pid = os.getpid()
+        with self._kept_lock:  # `dispose` closes what is not busy, under the same lock
+            kept: _Kept | None = getattr(local, "kept", None)
+            if kept is not None and kept.busy:  # a Link inside a Link
+                return None
+            if kept is not None and kept.owner == (pid, self._generation):
+                kept.busy = True
+                return kept
+        if kept is not None:
+            kept.close()  # from before a `dispose` (or inherited: then only let go)
+        pooled = self.engine.raw_connection()
+        fresh = _Kept(pooled, pooled.driver_connection, pid)
+        # Out of the pool for good: the pool makes another in its place, so however many threads keep
+        # one, the sessions' pool is never short of connections.
+        pooled.detach()
+        # Closed when the thread's locals go, as the thread ends: with only the garbage collector, a server
+        # starting a thread per request (the development server's) would keep one open per request.
+        weakref.finalize(fresh, _close_kept, pooled, pid).atexit = False
+        with self._kept_lock:
+            fresh.owner = (pid, self._generation)
+            fresh.busy = True
+            local.kept = fresh
+            self._kept_all.add(fresh)
+        return fresh
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
+        """Close every connection of this process: the pool's, and the threads' kept ones that are not in a
+        Link now (those are closed by their thread's next Link, or as it ends)."""
         with self._kept_lock:
             kept, self._kept_all = list(self._kept_all), weakref.WeakSet()
             self._generation += 1
-        for each in kept:
-            if each.owner[0] == os.getpid():  # never a parent's (see `_kept_connection`)
-                each.pooled.close()  # detached: closed, not returned
+            idle = [each for each in kept if not each.busy]
+        for each in idle:
+            each.close()
         self.engine.dispose()
+
+    def forget_inherited(self) -> None:
+        """In a child of fork(): leave every connection of the parent's to it, unused and open (closing one
+        here could roll back its transaction or checkpoint its WAL); new ones are made as needed."""
+        with self._kept_lock:
+            self._kept_all = weakref.WeakSet()
+            self._generation += 1
+        self.engine.dispose(close=False)
 
 
 class _Kept:
-    """A thread's SQLite connection for its Links. Only its thread's locals hold it (`Database._kept_all`
-    only refers to it), so it is closed when the thread ends, as its last reference goes."""
+    """A thread's SQLite connection for its Links (see `Database.link`). Its thread's locals hold it; when
+    they go, a finalizer closes it (`_close_kept`)."""
 
-    __slots__ = ("pooled", "driver", "owner", "__weakref__")
+    __slots__ = ("pooled", "driver", "owner", "busy", "__weakref__")
 
-    def __init__(self, pooled: Any, driver: Any, owner: tuple[int, int]) -> None:
-        self.pooled = pooled
+    def __init__(self, pooled: Any, driver: Any, pid: int) -> None:
+        self.pooled = pooled  # detached from the pool: closing it closes the connection
         self.driver = driver
-        self.owner = owner  # (process id, the database's generation)
+        self.owner = (pid, -1)  # (process id, the database's generation), set under the lock
+        self.busy = False
+
+    def close(self) -> None:
+        _close_kept(self.pooled, self.owner[0])
 
 
-_inherited: list[_Kept] = []
+def _close_kept(pooled: Any, pid: int) -> None:
+    if os.getpid() == pid:
+        pooled.close()
+    else:  # a parent's, in a child of fork() (whose other threads' locals go at once): let go, never closed
+        _inherited.append(pooled)
+
+
+_inherited: list[Any] = []
+# Every Database of the process, for `forget_inherited` in a child of fork().
+_databases: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for database in list(_databases):
+        database.forget_inherited()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _engine_options(url: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +235,7 @@ def fetch(db: Session | Connection | Link, statement: Executable, params: Mappin
 
 
 class Link:
-    """One pooled DB-API connection that runs Core statements without SQLAlchemy's execution layer.
+    """One DB-API connection that runs Core statements without SQLAlchemy's execution layer.
 
     For the hottest requests (a click, a reported sale), `Connection.execute` costs about 25 us a statement
     and a transaction's begin and commit another 50 us: as much as the database work itself. A Link still

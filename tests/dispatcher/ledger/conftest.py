@@ -12,12 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, event
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from dispatcher import accounts
-from dispatcher.db import get_db
+from dispatcher.db import Database, get_db
 from tests.dispatcher import factories
 
 
@@ -108,9 +108,14 @@ def money(value: str) -> Decimal:
 
 
 @contextmanager
-def statements_run(engine: Engine) -> Iterator[list[str]]:
+def statements_run(database: Database) -> Iterator[list[str]]:
     """Every SQL statement the database driver is given meanwhile, whoever runs it (the ORM, Core, or the
-    hot paths' DB-API `Link`, which SQLAlchemy's execute events do not see)."""
+    hot paths' DB-API `Link`, which SQLAlchemy's execute events do not see).
+
+    Connections are traced as they are checked out of the pool. A thread's SQLite connection for Links is
+    checked out once and kept (`Database.link`): the database is disposed of before and after, so the block
+    makes its own, traced, and none stays traced."""
+    engine = database.engine
     statements: list[str] = []
 
     def traced(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -127,6 +132,7 @@ def statements_run(engine: Engine) -> Iterator[list[str]]:
 
             dbapi_connection.cursor_factory = psycopg.Cursor
 
+    database.dispose()
     event.listen(engine, "checkout", traced)
     event.listen(engine, "checkin", untraced)
     try:
@@ -134,6 +140,7 @@ def statements_run(engine: Engine) -> Iterator[list[str]]:
     finally:
         event.remove(engine, "checkout", traced)
         event.remove(engine, "checkin", untraced)
+        database.dispose()
 
 
 def _recording_cursor(statements: list[str]) -> Any:

@@ -127,7 +127,7 @@ def test_a_sub_id_of_exactly_255_characters_is_kept_whole(network: Network) -> N
 
 
 def test_a_click_is_one_insert_and_nothing_else(network: Network) -> None:
-    with statements_run(get_db(network.app).engine) as statements:
+    with statements_run(get_db(network.app)) as statements:
         network.click()
 
     assert [statement.split()[0].upper() for statement in statements] == ["INSERT"]
@@ -136,7 +136,7 @@ def test_a_click_is_one_insert_and_nothing_else(network: Network) -> None:
 
 
 def test_a_refused_click_costs_one_more_select_that_says_why(network: Network) -> None:
-    with statements_run(get_db(network.app).engine) as statements:
+    with statements_run(get_db(network.app)) as statements:
         response = network.client.get(f"/c/{network.program_id}", query_string={"pub": 1, "ts": 999999})
 
     assert response.status_code == 400

@@ -155,11 +155,11 @@ def test_a_refusal_is_flasks_answer_writes_nothing_and_runs_its_sql_once(
 ) -> None:
     network.postback()
     data, header = body(network), authorization(network)
-    engine = get_db(network.app).engine
+    database = get_db(network.app)
 
-    with statements_run(engine) as through_middleware:
+    with statements_run(database) as through_middleware:
         fast = post(network.client, data, header)
-    with statements_run(engine) as straight_to_flask:
+    with statements_run(database) as straight_to_flask:
         flask = post(flask_only, data, header)
 
     assert fast.status_code == status, fast.data

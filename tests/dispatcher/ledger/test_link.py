@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import JSON, Column, DateTime, MetaData, Numeric, String, Table, bindparam, or_, select
 
+from dispatcher import db as db_module
 from dispatcher.db import Database, Link
 from dispatcher.models.types import BigId, Money, UTCDateTime
 
@@ -293,4 +294,76 @@ def test_a_threads_kept_connection_is_closed_when_the_thread_ends(sqlite_url: st
         worker.start()
         worker.join()
         assert _open_files(path) <= before  # the pool's own may have been the one the thread kept
+    database.dispose()
+
+
+def test_a_link_inside_a_link_leaves_the_outer_ones_transaction_alone(database: Database) -> None:
+    metadata.create_all(database.engine)
+    with database.link() as outer:
+        outer.begin()
+        outer.insert(probes, {"note": "outer"})
+        with database.link() as inner:  # on SQLite not the thread's kept connection: the outer Link has it
+            assert inner._driver is not outer._driver
+        outer.commit()
+    with database.link() as link:
+        assert [row.note for row in link.rows(select(probes.c.note), {})] == ["outer"]
+        link.commit()
+
+
+def test_dispose_during_a_link_leaves_that_link_its_connection(database: Database) -> None:
+    metadata.create_all(database.engine)
+    with database.link() as link:
+        database.dispose()
+        link.insert(probes, {"note": "still open"})
+        link.commit()
+        used = link._driver
+    with database.link() as link:
+        assert link._driver is not used or database.engine.dialect.name != "sqlite"
+        assert [row.note for row in link.rows(select(probes.c.note), {})] == ["still open"]
+        link.commit()
+    if database.engine.dialect.name == "sqlite":
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            used.execute("SELECT 1")  # closed by its thread's next Link
+
+
+def test_a_forked_child_leaves_the_parents_threads_connections_open(sqlite_url: str) -> None:
+    """In a child, fork() drops the other threads' locals at once; their connections are the parent's, and
+    closing them there could roll back or checkpoint under the parent's feet: they are let go, not closed."""
+    database = Database(sqlite_url)
+    metadata.create_all(database.engine)
+    holding, release = threading.Event(), threading.Event()
+
+    def other_thread() -> None:
+        with database.link() as link:
+            link.insert(probes, {"note": "other thread"})
+            link.commit()
+        holding.set()
+        release.wait(10)
+        with database.link() as link:  # its kept connection, still open after the child has gone
+            link.insert(probes, {"note": "other thread, later"})
+            link.commit()
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    assert holding.wait(10)
+    [theirs] = [each.pooled for each in database._kept_all]  # not the _Kept: it must go with its thread
+    child = os.fork()
+    if child == 0:
+        status = 1
+        try:
+            with database.link() as link:
+                link.insert(probes, {"note": "child"})
+                link.commit()
+            status = 0 if any(pooled is theirs for pooled in db_module._inherited) else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(child, 0)
+    release.set()
+    worker.join(10)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    with database.link() as link:
+        notes = sorted(row.note for row in link.rows(select(probes.c.note), {}))
+        link.commit()
+    assert notes == ["child", "other thread", "other thread, later"]
     database.dispose()

@@ -30,9 +30,9 @@ def s2s(network: Network, **query: str) -> Any:
 def test_a_reported_sale_with_a_click_reads_once_before_it_writes(network: Network) -> None:
     network.postback()
     click_id = network.click()
-    engine = get_db(network.app).engine
+    database = get_db(network.app)
 
-    with statements_run(engine) as statements:
+    with statements_run(database) as statements:
         answer = network.report({"click_id": click_id, "order_number": "R-1", "sale_amount": "10.00"})
 
     assert answer.status_code == 201 and answer.json is not None and answer.json["deliveries"] == 1
@@ -43,9 +43,9 @@ def test_a_reported_sale_with_a_click_reads_once_before_it_writes(network: Netwo
 def test_an_s2s_sale_with_a_click_reads_once_before_it_writes(network: Network) -> None:
     network.postback()
     click_id = network.click()
-    engine = get_db(network.app).engine
+    database = get_db(network.app)
 
-    with statements_run(engine) as statements:
+    with statements_run(database) as statements:
         answer = s2s(network, clickid=click_id, on="S-1", sa="10.00")
 
     assert answer.status_code == 201 and answer.json is not None and answer.json["deliveries"] == 1
