@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -136,3 +137,16 @@ def app(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+def exit_code_of(child: int, hung_on: str, timeout: float = 30.0) -> int:
+    """The exit code of a child of fork(); the test fails (the child killed) if it still runs after
+    `timeout` seconds, hung on `hung_on`."""
+    deadline = time.monotonic() + timeout
+    while (done := os.waitpid(child, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(child, 9)
+            os.waitpid(child, 0)
+            pytest.fail(f"the child hung on {hung_on}")
+        time.sleep(0.02)
+    return os.waitstatus_to_exitcode(done[1])

@@ -21,6 +21,7 @@ import pytest
 
 from dispatcher.db import get_db
 from dispatcher.ledger import checkpoints, gate
+from tests.conftest import exit_code_of
 from tests.dispatcher.ledger.conftest import Network
 
 # A PostgreSQL has no WAL file of ours to checkpoint.
@@ -157,13 +158,7 @@ def test_a_child_forked_while_the_registry_was_locked_checkpoints_on_its_own(
                 status = 0 if checkpointer.done == 1 else 1
             finally:
                 os._exit(status)
-    deadline = time.monotonic() + 30
-    while (done := os.waitpid(child, os.WNOHANG))[0] == 0:
-        if time.monotonic() > deadline:
-            os.kill(child, 9)
-            pytest.fail("the child hung on the checkpoints' lock")
-        time.sleep(0.05)
-    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert exit_code_of(child, "the checkpoints' lock") == 0
 
 
 @sqlite_only
@@ -180,8 +175,7 @@ def test_turns_are_counted_across_processes(network: Network) -> None:
                 status = gate._counted(descriptor)
         finally:
             os._exit(status)
-    _, status = os.waitpid(child, 0)
-    assert os.waitstatus_to_exitcode(status) == 3
+    assert exit_code_of(child, "the write turn") == 3
     with gate.path_turn(path) as descriptor:
         assert gate._counted(descriptor) == 4
 

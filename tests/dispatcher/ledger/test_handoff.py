@@ -26,7 +26,7 @@ from dispatcher.ledger import handoff
 from dispatcher.models import Base, Delivery
 from dispatcher.queueing import FIRST_ATTEMPT_QUEUE
 from dispatcher.redis_server import EmbeddedRedis
-from tests.conftest import app_settings
+from tests.conftest import app_settings, exit_code_of
 from tests.dispatcher.ledger.conftest import Network, build_network
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -230,13 +230,7 @@ def test_a_child_forked_while_the_hand_over_was_busy_hands_over_on_its_own(
                 status = 0 if taken == 1 and handoff.drain(network.app, timeout=10) else 1
             finally:
                 os._exit(status)
-    deadline = time.monotonic() + 30
-    while (done := os.waitpid(child, os.WNOHANG))[0] == 0:
-        if time.monotonic() > deadline:
-            os.kill(child, 9)
-            pytest.fail("the child hung on the hand-over's lock")
-        time.sleep(0.05)
-    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert exit_code_of(child, "the hand-over's lock") == 0
     assert handoff.drain(network.app)
     assert sorted(map(sorted, queued_batches(redis_client))) == [[401], [402]]
 

@@ -18,6 +18,7 @@ from sqlalchemy import JSON, Column, DateTime, MetaData, Numeric, String, Table,
 from dispatcher import db as db_module
 from dispatcher.db import Database, Link
 from dispatcher.models.types import BigId, Money, UTCDateTime
+from tests.conftest import exit_code_of
 
 metadata = MetaData()
 probes = Table(
@@ -257,9 +258,7 @@ def test_a_forked_child_opens_its_own_sqlite_connection(sqlite_url: str) -> None
                 status = 0 if link._driver is not parents else 2
         finally:
             os._exit(status)
-    _, status = os.waitpid(child, 0)
-
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert exit_code_of(child, "its first Link") == 0
     with database.link() as link:
         assert [row.note for row in link.rows(select(probes.c.note), {})] == ["child"]
         link.commit()
@@ -357,11 +356,11 @@ def test_a_forked_child_leaves_the_parents_threads_connections_open(sqlite_url: 
             status = 0 if any(pooled is theirs for pooled in db_module._inherited) else 2
         finally:
             os._exit(status)
-    _, status = os.waitpid(child, 0)
+    code = exit_code_of(child, "its first Link")
     release.set()
     worker.join(10)
 
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert code == 0
     with database.link() as link:
         notes = sorted(row.note for row in link.rows(select(probes.c.note), {}))
         link.commit()
