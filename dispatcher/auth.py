@@ -135,26 +135,20 @@ def bearer_token(authorization: str | None = None) -> str | None:
 def require_advertiser_api_key(db: Session | Link, authorization: str | None = None) -> AdvertiserIdentity:
     """The advertiser whose API key is in the Authorization header (this request's, or the value given),
     else a 401 (HTTPException) saying what is wrong with it."""
-    identity, _ = _required(db, bearer_token(authorization), ADVERTISER_KEY_KIND, None)
+    identity, _ = require_advertiser_beside(db, bearer_token(authorization), ADVERTISER_KEY_KIND, None)
     return identity
 
 
 def require_advertiser_s2s_token(db: Session | Link, token: str | None) -> AdvertiserIdentity:
-    identity, _ = _required(db, token, S2S_TOKEN_KIND, None)
+    identity, _ = require_advertiser_beside(db, token, S2S_TOKEN_KIND, None)
     return identity
 
 
 def require_advertiser_beside(
-    link: Link, token: str | None, kind: str, beside: Beside | None
-) -> tuple[AdvertiserIdentity, list[Any]]:
-    """`require_advertiser_api_key` (`token`: the Bearer token) or `require_advertiser_s2s_token`, and the
-    rows `beside` reads (if given), in one statement."""
-    return _required(link, token, kind, beside)
-
-
-def _required(
     db: Session | Link, token: str | None, kind: str, beside: Beside | None
 ) -> tuple[AdvertiserIdentity, list[Any]]:
+    """`require_advertiser_api_key` (`token`: the Bearer token) or `require_advertiser_s2s_token`, and the
+    rows `beside` reads (if given, on a Link), in one statement."""
     missing, refused = _REFUSALS[kind]
     if not token:
         abort(401, description=missing)

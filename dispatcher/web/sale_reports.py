@@ -37,14 +37,14 @@ def advertiser_and_report(
     """The advertiser whose token (of `kind`) this is, else a 401 as `require_advertiser_api_key` and
     `require_advertiser_s2s_token` answer; the report, checked when it is well-formed (else as given, for
     `record_sales` to refuse); and its click, read with the token when it names one."""
+    checked: CheckedReport | None
     try:
         checked = reports.check(report)
     except FieldError:
+        checked = None
+    if checked is None or checked.click_id is None:
         identity, _ = require_advertiser_beside(link, token, kind, None)
-        return identity, report, None
-    if checked.click_id is None:
-        identity, _ = require_advertiser_beside(link, token, kind, None)
-        return identity, checked, None
+        return identity, checked or report, None
     beside = Beside(_CLICK_BESIDE_TOKEN[kind], {"click_id": checked.click_id})
     identity, rows = require_advertiser_beside(link, token, kind, beside)
     return identity, checked, ClickRead(checked.click_id, rows)

@@ -259,10 +259,16 @@ def test_a_forked_child_opens_its_own_sqlite_connection(sqlite_url: str) -> None
         finally:
             os._exit(status)
     assert exit_code_of(child, "its first Link") == 0
-    with database.link() as link:
-        assert [row.note for row in link.rows(select(probes.c.note), {})] == ["child"]
-        link.commit()
+    assert stored_notes(database) == ["child"]
     database.dispose()
+
+
+def stored_notes(database: Database) -> list[str]:
+    """The probes' notes, sorted, read through a Link of their own."""
+    with database.link() as link:
+        notes = sorted(row.note for row in link.rows(select(probes.c.note), {}))
+        link.commit()
+    return notes
 
 
 def _open_files(path: str) -> int:
@@ -304,9 +310,7 @@ def test_a_link_inside_a_link_leaves_the_outer_ones_transaction_alone(database: 
         with database.link() as inner:  # on SQLite not the thread's kept connection: the outer Link has it
             assert inner._driver is not outer._driver
         outer.commit()
-    with database.link() as link:
-        assert [row.note for row in link.rows(select(probes.c.note), {})] == ["outer"]
-        link.commit()
+    assert stored_notes(database) == ["outer"]
 
 
 def test_dispose_during_a_link_leaves_that_link_its_connection(database: Database) -> None:
@@ -361,8 +365,5 @@ def test_a_forked_child_leaves_the_parents_threads_connections_open(sqlite_url: 
     worker.join(10)
 
     assert code == 0
-    with database.link() as link:
-        notes = sorted(row.note for row in link.rows(select(probes.c.note), {}))
-        link.commit()
-    assert notes == ["child", "other thread", "other thread, later"]
+    assert stored_notes(database) == ["child", "other thread", "other thread, later"]
     database.dispose()
