@@ -40,7 +40,7 @@ def create_app(settings: Mapping[str, object] | None = None) -> Flask:
     app.config.update(SECRET_KEY=resolved.secret_key, **resolved.extra)
     app.extensions["dispatcher.settings"] = resolved
 
-    db.init_app(app, db.Database(resolved.database_url))
+    db.init_app(app, db.Database(resolved.database_url, password_method=resolved.password_method))
     broker.init_app(app, broker.Broker(resolved))
     errors.init_app(app)
     cli.init_app(app)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatcher import validation
-from dispatcher.credentials import hash_password, new_token
+from dispatcher.credentials import hash_password, new_token, password_method_of
 from dispatcher.models import Advertiser, Program, Publisher, StaffRole, StaffUser, TrafficSource
 
 PUBLISHER_TOKEN_KIND = "pub"
@@ -38,7 +38,7 @@ def create_publisher(session: Session, name: str, email: str, password: str) -> 
     publisher = Publisher(
         name=validation.text("name", name),
         email=clean_email,
-        password_hash=hash_password(validation.password("password", password)),
+        password_hash=hash_password(validation.password("password", password), password_method_of(session)),
     )
     if session.scalar(select(Publisher.id).where(Publisher.email == clean_email)) is not None:
         raise validation.FieldError("email", email, "is already registered to a publisher")
@@ -112,7 +112,9 @@ def create_staff(
     if role not in {choice.value for choice in StaffRole}:
         raise validation.FieldError("role", role, "must be one of support, admin")
     staff = StaffUser(
-        email=clean_email, password_hash=hash_password(validation.password("password", password)), role=role
+        email=clean_email,
+        password_hash=hash_password(validation.password("password", password), password_method_of(session)),
+        role=role,
     )
     if session.scalar(select(StaffUser.id).where(StaffUser.email == clean_email)) is not None:
         raise validation.FieldError("email", email, "is already registered to a staff user")

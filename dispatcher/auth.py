@@ -17,12 +17,9 @@ from sqlalchemy import FromClause, Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from dispatcher.accounts import ADVERTISER_KEY_KIND, S2S_TOKEN_KIND
-from dispatcher.credentials import check_password, check_secret, split_token
+from dispatcher.credentials import check_password, check_secret, dummy_hash, password_method_of, split_token
 from dispatcher.db import Link, fetch
 from dispatcher.models import Advertiser
-
-# Checked when the email is unknown, so a wrong email costs as long as a wrong password (no account probing).
-_DUMMY_HASH = "scrypt:32768:8:1$dummysaltdummys$" + "0" * 128
 
 
 def account_for_password(session: Session, model: Any, email: str, password: str) -> Any | None:
@@ -31,7 +28,8 @@ def account_for_password(session: Session, model: Any, email: str, password: str
     # PostgreSQL refuses NUL in text: such an email cannot be anyone's, so it is not looked up.
     account = None if "\x00" in clean else session.scalar(select(model).where(model.email == clean))
     if account is None:
-        check_password(_DUMMY_HASH, password)
+        # As long as a wrong password would take: no probing which emails have accounts.
+        check_password(dummy_hash(password_method_of(session)), password)
         return None
     if not check_password(account.password_hash, password) or not account.active:
         return None

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from dispatcher.credentials import DEFAULT_PASSWORD_METHOD, valid_password_method
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_INSTANCE_PATH = Path(__file__).resolve().parent.parent / "instance"
@@ -25,6 +27,7 @@ KNOWN_KEYS = (
     "SESSION_COOKIE_SECURE",
     "METRICS_TOKEN",
     "TRUSTED_PROXIES",
+    "PASSWORD_HASH_METHOD",
 )
 
 
@@ -46,6 +49,8 @@ class Settings:
     metrics_token: str | None = None
     # How many reverse proxies in front of the app set X-Forwarded-For/-Proto/-Host; 0: none is read.
     trusted_proxies: int = 0
+    # werkzeug's method for new passwords; scrypt unless set (a test suite sets a cheap one).
+    password_method: str = DEFAULT_PASSWORD_METHOD
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -75,6 +80,7 @@ def _build(raw: Mapping[str, object]) -> Settings:
     secure = None if secure_value in (None, "") else _flag("SESSION_COOKIE_SECURE", secure_value)
     metrics_token = _metrics_token(raw.get("METRICS_TOKEN"))
     trusted_proxies = _trusted_proxies(raw.get("TRUSTED_PROXIES"))
+    password_method = _password_method(raw.get("PASSWORD_HASH_METHOD"))
     extra = {key: value for key, value in raw.items() if key not in KNOWN_KEYS}
     return Settings(
         database_url,
@@ -86,6 +92,7 @@ def _build(raw: Mapping[str, object]) -> Settings:
         secure,
         metrics_token,
         trusted_proxies,
+        password_method,
         extra,
     )
 
@@ -100,6 +107,18 @@ def _trusted_proxies(value: object) -> int:
     if not (word.isascii() and word.isdigit()):
         raise ConfigError(f"TRUSTED_PROXIES must be a whole number of proxies, 0 or more, got {value!r}")
     return int(word)
+
+
+def _password_method(value: object) -> str:
+    if value is None or value == "":
+        return DEFAULT_PASSWORD_METHOD
+    try:
+        return valid_password_method(_text("PASSWORD_HASH_METHOD", value))
+    except ValueError as exc:
+        raise ConfigError(
+            "PASSWORD_HASH_METHOD must be a werkzeug method such as scrypt or pbkdf2:sha256:600000, "
+            f"got {value!r}"
+        ) from exc
 
 
 def _metrics_token(value: object) -> str | None:

@@ -3,6 +3,11 @@
 A token looks like ``<kind>_<key id>_<secret>``. The key id is public and indexed, so a request's token finds
 its row in one lookup; the secret part is checked against a salted SHA-256. A fast hash is right here because
 the secret is 256 random bits, not something a person chose; passwords get werkzeug's slow scrypt instead.
+
+The password method is configuration (`PASSWORD_HASH_METHOD`, default scrypt) so that a test suite creating
+thousands of accounts can choose a cheap one; it reaches `dispatcher.accounts` and the login check through
+the database's sessions (`Session.info`), never through a process-wide setting. A stored hash names its own
+method, so checking works whatever the setting was when it was made.
 """
 
 from __future__ import annotations
@@ -12,9 +17,14 @@ import hmac
 import secrets
 import string
 from dataclasses import dataclass
+from functools import lru_cache
 
+from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+DEFAULT_PASSWORD_METHOD = "scrypt"
+# The key under which a database's sessions carry the configured method (`Database`, `Session.info`).
+PASSWORD_METHOD_INFO = "password_method"
 KEY_ID_BYTES = 6
 SECRET_BYTES = 32
 _HEX = frozenset(string.hexdigits.lower())
@@ -73,8 +83,30 @@ def check_secret(stored: str | None, secret: str) -> bool:
     return hmac.compare_digest(candidate, digest)
 
 
-def hash_password(password: str) -> str:
-    return generate_password_hash(password)
+def password_method_of(session: Session) -> str:
+    """The password hashing method configured for the database this session belongs to."""
+    method = session.info.get(PASSWORD_METHOD_INFO, DEFAULT_PASSWORD_METHOD)
+    return str(method)
+
+
+def valid_password_method(method: str) -> str:
+    """`method` if werkzeug can hash with it (e.g. scrypt, scrypt:32768:8:1, pbkdf2:sha256:600000)."""
+    try:
+        generate_password_hash("probe", method)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not a password hashing method werkzeug knows: {method!r} ({exc})") from exc
+    return method
+
+
+def hash_password(password: str, method: str = DEFAULT_PASSWORD_METHOD) -> str:
+    return generate_password_hash(password, method)
+
+
+@lru_cache(maxsize=8)
+def dummy_hash(method: str) -> str:
+    """A hash made with `method` that no password matches in practice: checked when an email is unknown, so
+    that a wrong email costs as long as a wrong password (no account probing)."""
+    return generate_password_hash(secrets.token_urlsafe(32), method)
 
 
 def check_password(stored: str, password: str) -> bool:

@@ -31,12 +31,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from dispatcher.credentials import DEFAULT_PASSWORD_METHOD, PASSWORD_METHOD_INFO
+
 EXTENSION_KEY = "dispatcher.db"
 WAL_CHECKPOINT_PAGES = 10_000
 
 
 class Database:
-    def __init__(self, url: str, **engine_options: Any) -> None:
+    def __init__(
+        self, url: str, *, password_method: str = DEFAULT_PASSWORD_METHOD, **engine_options: Any
+    ) -> None:
         self.url = url
         self.engine: Engine = create_engine(url, **_engine_options(url, engine_options))
         if self.engine.dialect.name == "sqlite":
@@ -44,7 +48,10 @@ class Database:
             # pysqlite's own transaction handling defers BEGIN until the first write, which lets two
             # writers read the same row before either locks it; we emit BEGIN ourselves instead.
             event.listen(self.engine, "begin", _sqlite_on_begin)
-        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        # Sessions carry the password method, for the accounts they create (see `dispatcher.credentials`).
+        self.session_factory = sessionmaker(
+            self.engine, expire_on_commit=False, info={PASSWORD_METHOD_INFO: password_method}
+        )
         # SQLite: each thread keeps one connection for its Links (see `link`), closed when the thread ends
         # or by `dispose`, which also moves the generation on so that no thread uses one it closed.
         self._local = threading.local() if self.engine.dialect.name == "sqlite" else None

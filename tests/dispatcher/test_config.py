@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher import config
+from dispatcher import accounts, auth, config
 from dispatcher.config import ConfigError
+from dispatcher.db import get_db
+from dispatcher.models import Base, Publisher
 
 
 def test_defaults_give_a_sqlite_file_under_instance_and_an_embedded_redis(tmp_path: Path) -> None:
@@ -71,6 +73,8 @@ def test_empty_environment_values_mean_the_default(tmp_path: Path) -> None:
         ("TRUSTED_PROXIES", "abc"),
         ("TRUSTED_PROXIES", "1.5"),
         ("TRUSTED_PROXIES", "²"),  # a digit to str.isdigit, not to int()
+        ("PASSWORD_HASH_METHOD", "md5"),
+        ("PASSWORD_HASH_METHOD", "scrypt:lots"),
     ],
 )
 def test_a_bad_value_fails_loudly_naming_the_variable_and_the_value(
@@ -132,3 +136,49 @@ def test_create_app_from_the_environment_fails_on_a_bad_variable(
     monkeypatch.setenv("POSTBACK_ALLOWED_NETWORKS", "everything")
     with pytest.raises(ConfigError, match="POSTBACK_ALLOWED_NETWORKS.*'everything'"):
         create_app()
+
+
+def test_an_app_made_without_a_password_method_hashes_new_passwords_with_scrypt(
+    tmp_path: Path, redis_url: str
+) -> None:
+    from app import create_app
+
+    settings = {"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x" * 32, "REDIS_URL": redis_url}
+    app = create_app({**settings, "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}"})
+    database = get_db(app)
+    Base.metadata.create_all(database.engine)
+    with database.session() as session:
+        created = accounts.create_publisher(session, "P", "p@scrypt.test", "long-password")
+        staff = accounts.create_staff(session, "s@scrypt.test", "long-password")
+        stored = [created.publisher.password_hash, staff.password_hash]
+    database.dispose()
+
+    assert config.from_mapping(settings).password_method == "scrypt"
+    assert all(value.startswith("scrypt:32768:8:1$") for value in stored), stored
+
+
+def test_a_configured_password_method_hashes_new_passwords_and_still_checks_old_ones(
+    tmp_path: Path, redis_url: str
+) -> None:
+    from app import create_app
+
+    url = f"sqlite:///{tmp_path / 'cheap.db'}"
+    settings = {"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x" * 32, "REDIS_URL": redis_url}
+    before = create_app({**settings, "DATABASE_URL": url})
+    Base.metadata.create_all(get_db(before).engine)
+    with get_db(before).session() as session:
+        accounts.create_publisher(session, "Old", "old@cheap.test", "old-password")
+    get_db(before).dispose()
+    app = create_app({**settings, "DATABASE_URL": url, "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
+
+    with get_db(app).session() as session:
+        new = accounts.create_publisher(session, "New", "new@cheap.test", "new-password")
+        assert new.publisher.password_hash.startswith("pbkdf2:sha256:1000$")
+        found = {
+            email: auth.account_for_password(session, Publisher, email, password)
+            for email, password in [("old@cheap.test", "old-password"), ("new@cheap.test", "new-password")]
+        }
+        assert all(found.values()), found
+        assert auth.account_for_password(session, Publisher, "new@cheap.test", "wrong") is None
+        assert auth.account_for_password(session, Publisher, "nobody@cheap.test", "new-password") is None
+    get_db(app).dispose()
