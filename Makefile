@@ -6,7 +6,15 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run migrate seed test lint format typecheck check bench clean
+# Test processes run in parallel (pytest-xdist); most tests wait on I/O (worker processes, retries, a browser),
+# so more processes than cores pays. TEST_WORKERS=0 runs in this one process (pdb, print debugging).
+# A file's tests run in one process (loadfile): several modules build a world of seconds once per module.
+TEST_WORKERS ?= 4
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+# The edit loop leaves out what takes longest: the browser, fuzzing and tests that start processes.
+QUICK := not browser and not fuzz and not processes
+
+.PHONY: help install install-dev run migrate seed test test-quick lint format typecheck check bench clean
 
 help: ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,8 +45,12 @@ run: seed ## Run the demo: web + worker + pump, embedded Redis; Ctrl-C stops all
 	DEMO_MODE=1 POSTBACK_ALLOWED_NETWORKS=$${POSTBACK_ALLOWED_NETWORKS:-127.0.0.0/8} HOST=$(HOST) PORT=$(PORT) \
 		$(BIN)/python app.py
 
-test: install-dev ## Run the whole test suite (starts its own Redis)
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+test: install-dev ## Run the whole test suite in parallel (each test process starts its own Redis)
+	@$(PYTEST) $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$status
+
+test-quick: install-dev ## The edit loop: the suite without browser, fuzzing and multi-process tests
+	@$(PYTEST) -m "$(QUICK)" $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$status
 
 lint: install-dev ## ruff lint and format check

@@ -1,8 +1,13 @@
-"""Shared fixtures: a private Redis for the session, SQLite and (when TEST_POSTGRES_URL is set) PostgreSQL."""
+"""Shared fixtures: a private Redis for each test process, SQLite and (when TEST_POSTGRES_URL is set)
+PostgreSQL.
+
+The suite runs in parallel (pytest-xdist): every fixture here belongs to one test process (its own Redis
+server, its own PostgreSQL schema, its own SQLite files), so no test can break another's."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +19,9 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import is_hypothesis_test
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from app import create_app
 from dispatcher.db import Database, get_db
@@ -25,6 +32,32 @@ from dispatcher.redis_server import EmbeddedRedis
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 # CI sets this so that a missing PostgreSQL fails the run instead of quietly skipping its tests.
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+# Accounts made by tests hash their passwords with one round of PBKDF2: scrypt cost 40% of a portal test's
+# time. Production keeps scrypt (tests/dispatcher/test_config.py proves an app made without this uses it).
+CHEAP_PASSWORDS = "pbkdf2:sha256:1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks what `make test-quick` leaves out by what a test uses: `browser` for tests driving Chromium,
+    `fuzz` for property-based tests (Hypothesis, schemathesis). Tests starting the product's processes carry
+    `processes` by hand."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "browser_page" in fixtures:
+            item.add_marker(pytest.mark.browser)
+        if is_hypothesis_test(getattr(item, "obj", None)):
+            item.add_marker(pytest.mark.fuzz)
+
+
+@pytest.fixture(autouse=True)
+def _redis_emptied(request: pytest.FixtureRequest) -> None:
+    """A test using this process's Redis starts with its database 0 empty: jobs, login counters or worker
+    registrations left by the test before (in whatever order the tests were dealt out) are not its own.
+    Databases 8-15 belong to the module-scoped API worlds (tests/api/conftest.py), kept for their module."""
+    if "redis_url" in request.fixturenames:
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        client.flushdb()
+        client.close()
 
 
 @pytest.fixture(autouse=True)
@@ -71,11 +104,16 @@ def postgres_url_or_skip() -> str:
     return POSTGRES_URL
 
 
+def worker_id() -> str:
+    """This pytest-xdist worker's name (gw0, gw1...), or "main" when the suite runs in one process."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
 @contextmanager
 def postgres_schema(prefix: str = "test") -> Iterator[str]:
     """The URL of a fresh, empty schema in the test PostgreSQL database, dropped afterwards."""
     base = postgres_url_or_skip()
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{worker_id()}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -88,28 +126,93 @@ def postgres_schema(prefix: str = "test") -> Iterator[str]:
         admin.dispose()
 
 
+class PostgresTables:
+    """One schema per test process with every table built once; each test starts from its tables emptied.
+
+    TRUNCATE, not a rolled-back transaction: tests commit, and from other processes (workers, gunicorn)
+    that a test's transaction would not cover. It runs before a test, not after, so that a test always
+    starts empty whatever the one before it left behind."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url, poolclass=NullPool)
+        Base.metadata.create_all(self.engine)
+
+    def emptied(self) -> str:
+        with self.engine.begin() as connection:
+            # A connection of an earlier test still in a transaction would hold the lock for good: fail fast.
+            connection.execute(text("SET LOCAL lock_timeout = '10s'"))
+            # Every table of the schema, a test's own ones included (they would keep their rows otherwise).
+            names = connection.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            ).scalars()
+            tables = ", ".join(f'"{name}"' for name in sorted(names))
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        return self.url
+
+
+@pytest.fixture(scope="session")
+def postgres_tables() -> Iterator[PostgresTables]:
+    with postgres_schema("tables") as url:
+        tables = PostgresTables(url)
+        yield tables
+        tables.engine.dispose()
+
+
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(postgres_tables: PostgresTables) -> str:
+    """A PostgreSQL database with every table, all empty (this test process's schema)."""
+    return postgres_tables.emptied()
+
+
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """A PostgreSQL schema of its own with no table at all, for tests that build it (migrations)."""
     with postgres_schema() as url:
         yield url
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file with every table, built once per test process and copied for each test."""
+    path = tmp_path_factory.mktemp("schema") / "tables.db"
+    engine = create_engine(f"sqlite:///{path}", poolclass=NullPool)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'test.db'}"
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """A SQLite file of this test's own with every table, all empty."""
+    path = tmp_path / "test.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def empty_sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'empty.db'}"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest) -> str:
-    """An empty database of each kind: every test using it runs on SQLite and on PostgreSQL."""
+    """A database of each kind with every table and no row: every test using it runs on SQLite and on
+    PostgreSQL."""
     url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest) -> str:
+    """A database of each kind with no table at all (for migrations)."""
+    url: str = request.getfixturevalue(f"empty_{request.param}_url")
     return url
 
 
 @pytest.fixture
 def database(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    Base.metadata.create_all(database.engine)
+    database = Database(database_url, password_method=CHEAP_PASSWORDS)
     yield database
     database.dispose()
 
@@ -122,6 +225,7 @@ def app_settings(tmp_path: Path, database_url: str, redis_url: str, **extra: Any
         "SECRET_KEY": "test-secret-key-that-is-long-enough",
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "POSTBACK_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "PASSWORD_HASH_METHOD": CHEAP_PASSWORDS,
         **extra,
     }
 
@@ -129,7 +233,6 @@ def app_settings(tmp_path: Path, database_url: str, redis_url: str, **extra: Any
 @pytest.fixture
 def app(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Flask]:
     app = create_app(app_settings(tmp_path, database_url, redis_url, DEMO_MODE=True))
-    Base.metadata.create_all(get_db(app).engine)
     yield app
     get_db(app).dispose()
 

@@ -16,7 +16,8 @@ _engine: Engine | None = None
 _lock = threading.Lock()
 
 
-def install(engine: Engine) -> None:
+def install(engine: Engine | None) -> None:
+    """The engine this process's jobs use; None: none yet (built from the environment on first use)."""
     global _engine
     with _lock:
         _engine = engine

@@ -30,9 +30,17 @@ from workers.engine import Engine, worker_name
 log = logging.getLogger(__name__)
 
 
-def run_worker(*, burst: bool = False, queues: Sequence[str] = LANES) -> None:
-    resolved = config.from_env()
-    tuning = settings.from_env()
+def run_worker(
+    *,
+    burst: bool = False,
+    queues: Sequence[str] = LANES,
+    resolved: config.Settings | None = None,
+    tuning: settings.EngineSettings | None = None,
+) -> None:
+    """One RQ worker in this process until stopped (or, with `burst`, until the queues are empty). Settings
+    come from the environment unless given."""
+    resolved = config.from_env() if resolved is None else resolved
+    tuning = settings.from_env() if tuning is None else tuning
     broker = Broker(resolved)
     connection = redis.Redis.from_url(broker.url)
     database = Database(resolved.database_url)
@@ -55,6 +63,7 @@ def run_worker(*, burst: bool = False, queues: Sequence[str] = LANES) -> None:
         # Requests still in flight finish and are recorded; a harder stop leaves them to their leases.
         engine.drain(tuning.total_timeout_s + 5)
         engine.close()
+        context.install(None)  # its jobs must not find a closed engine (a process may run another worker)
         database.dispose()
         connection.close()
 

@@ -25,7 +25,7 @@ from dispatcher.models import (
 )
 from dispatcher.staff_auth import issue_token
 from tests.portal.conftest import Receiver
-from tests.workers.conftest import run_command, worker_env
+from tests.workers.conftest import work_burst, worker_env
 
 # The tables a request may write to: a refused request must leave every count as it was.
 WRITTEN_TABLES = (Click, Transaction, TransactionEvent, Delivery, Attempt, Postback)
@@ -105,8 +105,7 @@ def build(app: Flask, receiver: Receiver, database_url: str, redis_url: str, tmp
         json={"click_id": click_id, "order_number": f"A-{suffix}", "sale_amount": "249.90"},
     )
     assert sale.status_code == 201 and sale.json and sale.json["deliveries"] == 1, sale.get_data(as_text=True)
-    done = run_command(worker_env(database_url, redis_url, tmp_path), "worker", "--burst")
-    assert done.returncode == 0, done.stderr
+    work_burst(worker_env(database_url, redis_url, tmp_path))
     log = client.get("/api/v1/deliveries", headers=pub_auth).json
     assert log and log["deliveries"][0]["state"] == "succeeded", log
     return World(

@@ -26,7 +26,7 @@ from flask.testing import FlaskClient
 from dispatcher import accounts
 from dispatcher.db import get_db
 from tests.compat.receivers import Conversion, Trackers
-from tests.workers.conftest import run_command, worker_env
+from tests.workers.conftest import work_burst, worker_env
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 TRACKERS = ("voluum", "clickflare", "funnelflux", "keitaro")
@@ -125,8 +125,7 @@ def network(app: Flask, client: FlaskClient, trackers: Trackers) -> Network:
 
 
 def _deliver(app: Flask, redis_url: str, tmp_path: Path) -> None:
-    done = run_command(worker_env(get_db(app).url, redis_url, tmp_path), "worker", "--burst")
-    assert done.returncode == 0, done.stderr
+    work_burst(worker_env(get_db(app).url, redis_url, tmp_path))
 
 
 def _seen(conversions: list[Conversion]) -> list[tuple[str, Decimal, str]]:

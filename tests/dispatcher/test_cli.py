@@ -177,6 +177,7 @@ def test_a_second_publisher_with_the_same_email_is_refused_and_nothing_is_writte
         assert len(session.scalars(select(Publisher)).all()) == 1
 
 
+@pytest.mark.processes
 def test_the_real_flask_command_line_against_a_migrated_database(tmp_path: Path, redis_url: str) -> None:
     env = {
         **os.environ,

@@ -79,6 +79,7 @@ def _wait_for(url: str, process: subprocess.Popen[str], seconds: float = 30) -> 
     raise AssertionError(f"{url} did not answer in {seconds} s")
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_the_development_run_serves_with_an_embedded_redis_and_stops_it_on_exit(
     tmp_path: Path, stop: signal.Signals
@@ -98,14 +99,21 @@ def test_the_development_run_serves_with_an_embedded_redis_and_stops_it_on_exit(
     )
     assert json.loads(seeded.stdout)["seeded"] is True
 
-    process = subprocess.Popen(
-        [sys.executable, "app.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # As from a terminal: SIGINT at its default. A suite started in the background by a non-interactive
+    # shell ignores SIGINT, and an ignored signal is inherited by a child (a handler is not): app.py would
+    # then never see the Ctrl-C.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "app.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         health = _wait_for(f"http://127.0.0.1:{port}/healthz", process)
         assert health.status_code == 200, health.text

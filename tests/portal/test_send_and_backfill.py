@@ -21,7 +21,7 @@ from dispatcher.redis_server import free_port
 from tests.conftest import app_settings
 from tests.dispatcher import factories
 from tests.portal.conftest import Account, Receiver, csrf_token, log_in, make_publisher
-from tests.workers.conftest import run_command, worker_env
+from tests.workers.conftest import work_burst, worker_env
 
 
 def hook(app: Flask, owner: Account, url: str, **fields: object) -> int:
@@ -132,10 +132,10 @@ def test_backfill_runs_as_a_job_that_sends_each_past_transaction_once(
     )
     queued = portal.get(url).get_json()
     before_the_job = _deliveries(app, postback_id)
-    assert run_command(worker, "worker", "--burst").returncode == 0
+    work_burst(worker)
     first = portal.get(url).get_json()
     again = portal.post(url, data={"csrf_token": token, "since": SINCE}, follow_redirects=True)
-    assert run_command(worker, "worker", "--burst").returncode == 0
+    work_burst(worker)
     second = portal.get(url).get_json()
 
     assert started.status_code == 202 and started.get_json()["state"] == "queued"

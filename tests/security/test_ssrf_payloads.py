@@ -25,7 +25,7 @@ from dispatcher.queueing import enqueue_deliveries
 from tests.dispatcher import factories
 from tests.portal.conftest import make_publisher
 from tests.security.conftest import ALLOWED, Canary, Redirector
-from tests.workers.conftest import run_command, worker_env
+from tests.workers.conftest import work_burst, worker_env
 from workers.egress import EgressClient, OutboundRequest
 
 REFUSED = "refused"  # registration answers 400 naming the url
@@ -200,8 +200,7 @@ def test_every_payload_is_refused_at_registration_test_send_and_delivery_and_the
 
     enqueue_deliveries(clean_redis, delivery_ids)
     env = worker_env(get_db(hostile_app).url, redis_url, tmp_path, POSTBACK_ALLOWED_NETWORKS=ALLOWED)
-    done = run_command(env, "worker", "--burst")
-    assert done.returncode == 0, done.stderr
+    work_burst(env)
 
     with get_db(hostile_app).session() as session:
         rows = {row.id: row for row in session.scalars(select(Delivery).where(Delivery.id.in_(delivery_ids)))}

@@ -127,6 +127,7 @@ def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     return headers["webhook-signature"] == f"v1,{expected}"
 
 
+@pytest.mark.processes
 def test_no_secret_reaches_any_log_or_the_delivery_log(
     app: Flask,
     debug_logs: pytest.LogCaptureFixture,

@@ -17,7 +17,7 @@ from dispatcher.models import AuditEntry, Delivery, Postback
 from dispatcher.queueing import enqueue_deliveries
 from tests.dispatcher import factories
 from tests.support.conftest import Staff, csrf_of
-from tests.workers.conftest import Receiver, Reply, delivery_row, run_command, worker_env
+from tests.workers.conftest import Receiver, Reply, delivery_row, work_burst, worker_env
 
 
 def _failed_deliveries(app: Flask, receiver: Receiver, path: str, count: int) -> tuple[int, list[int]]:
@@ -52,7 +52,7 @@ def test_a_bulk_replay_resends_every_matching_failure_with_progress_and_audit(
     _, theirs = _failed_deliveries(app, receiver, "/theirs", 1)
     env = worker_env(get_db(app).url, redis_url, tmp_path)
     enqueue_deliveries(redis_client, mine + theirs)
-    assert run_command(env, "worker", "--burst").returncode == 0
+    work_burst(env)
     since = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")
 
     confirm = admin_console.get(f"/support/replays/new?since={since}&publisher_id={publisher_id}")
@@ -68,8 +68,8 @@ def test_a_bulk_replay_resends_every_matching_failure_with_progress_and_audit(
     )
     status_url = started.headers["Location"]
     before = admin_console.get(status_url, headers={"Accept": "application/json"}).get_json()
-    assert run_command(env, "worker", "--burst").returncode == 0  # the replay job, which queues the sends
-    assert run_command(env, "worker", "--burst").returncode == 0  # the sends
+    work_burst(env)  # the replay job, which queues the sends
+    work_burst(env)  # the sends
     after = admin_console.get(status_url, headers={"Accept": "application/json"}).get_json()
     page = admin_console.get(status_url).get_data(as_text=True)
 

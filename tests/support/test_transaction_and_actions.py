@@ -15,7 +15,7 @@ from dispatcher.db import get_db
 from dispatcher.models import AuditEntry, Delivery, Postback
 from dispatcher.queueing import enqueue_deliveries
 from tests.support.conftest import HOSTILE, Network, Staff
-from tests.workers.conftest import Receiver, Reply, attempt_rows, make_delivery, run_command, worker_env
+from tests.workers.conftest import Receiver, Reply, attempt_rows, make_delivery, work_burst, worker_env
 
 
 def _audit(app: Flask) -> list[AuditEntry]:
@@ -93,14 +93,13 @@ def test_replay_sends_a_failed_delivery_again_through_a_real_worker_and_the_page
     delivery_id, _ = make_delivery(database, receiver.url("/pb?n=#attempt#"))
     env = worker_env(database.url, redis_url, tmp_path)
     enqueue_deliveries(redis_client, [delivery_id])
-    assert run_command(env, "worker", "--burst").returncode == 0
+    work_burst(env)
     assert [a.outcome for a in attempt_rows(database, delivery_id)] == ["failed"]
 
     replayed = console.post(f"/support/deliveries/{delivery_id}/replay", data={"csrf_token": csrf})
-    done = run_command(env, "worker", "--burst")
+    work_burst(env)
     page = console.get(replayed.headers["Location"]).get_data(as_text=True)
 
-    assert done.returncode == 0, done.stderr
     assert [hit.path for hit in receiver.hits("/pb")] == ["/pb?n=1", "/pb?n=2"]
     assert [a.outcome for a in attempt_rows(database, delivery_id)] == ["failed", "succeeded"]
     assert f"attempt-{delivery_id}-2" in page and "&lt;b&gt;no such click&lt;/b&gt;" in page

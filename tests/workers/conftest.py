@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -18,13 +19,16 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
+from dispatcher import config
 from dispatcher.config import from_mapping
 from dispatcher.db import Database
 from dispatcher.ledger import handoff
 from dispatcher.models import Attempt, Delivery, Postback
 from tests.dispatcher import factories
+from workers import settings
 from workers.engine import Engine
 from workers.settings import EngineSettings
+from workers.worker import run_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -211,6 +215,22 @@ def run_command(env: dict[str, str], *args: str, timeout: float = 60) -> subproc
     return subprocess.run(
         flask_command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def work_burst(env: dict[str, str]) -> None:
+    """What `flask --app app worker --burst` does with `env` (`workers.worker.run_worker`), run in this
+    process: the same RQ worker and engine without the second a new Python process takes to import the app.
+    The command itself, and the worker as a process, are tested in test_worker_processes.py."""
+    # Sales recorded by this process hand their deliveries to RQ from a background thread: a burst worker
+    # started before that thread has sent them would find an empty queue and stop.
+    assert handoff.drain(), "the hand-over to RQ did not finish"
+    # RQ's worker takes SIGINT and SIGTERM for its warm shutdown: this process's own come back after it.
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run_worker(burst=True, resolved=config.from_env(env), tuning=settings.from_env(env))
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
 
 
 def start_command(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

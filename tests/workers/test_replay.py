@@ -17,8 +17,8 @@ from tests.workers.conftest import (
     delivery_row,
     make_delivery,
     make_engine,
-    run_command,
     send_now,
+    work_burst,
     worker_env,
 )
 
@@ -86,10 +86,8 @@ def test_a_bulk_replay_job_reopens_only_matching_failures_and_sends_them(
     since = datetime.now(UTC) - timedelta(minutes=5)
     enqueue_bulk_replay(redis_client, ReplayFilter(since=since, postback_id=wanted_postback, status_code=404))
     env = worker_env(database.url, redis_url, tmp_path)
-    done = run_command(env, "worker", "--burst")  # runs the replay job, which queues the send
-    assert done.returncode == 0, done.stderr
-    done = run_command(env, "worker", "--burst")
-    assert done.returncode == 0, done.stderr
+    work_burst(env)  # runs the replay job, which queues the send
+    work_burst(env)
 
     assert delivery_row(database, wanted).state == "succeeded"
     assert delivery_row(database, other).state == "failed"

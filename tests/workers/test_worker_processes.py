@@ -33,6 +33,9 @@ from tests.workers.conftest import (
     worker_env,
 )
 
+# Each test starts the product's worker or pump as a process: what it does as a process is the point.
+pytestmark = pytest.mark.processes
+
 SECRET = "whsec_" + base64.b64encode(b"integration-test-signing-key-32b").decode()
 
 

@@ -139,6 +139,7 @@ def test_an_idle_thread_ends_and_the_next_checkpoint_starts_another(
     assert rows_in_the_file_alone(path, "clicks", tmp_path) == 2
 
 
+@pytest.mark.processes
 @sqlite_only
 def test_a_child_forked_while_the_registry_was_locked_checkpoints_on_its_own(
     network: Network, monkeypatch: pytest.MonkeyPatch
@@ -161,6 +162,7 @@ def test_a_child_forked_while_the_registry_was_locked_checkpoints_on_its_own(
     assert exit_code_of(child, "the checkpoints' lock") == 0
 
 
+@pytest.mark.processes
 @sqlite_only
 def test_turns_are_counted_across_processes(network: Network) -> None:
     """So that every EVERY_TURNS-th turn of the database checkpoints, however many processes share it."""

@@ -197,6 +197,7 @@ def exit_right_after_a_sale(tmp_path: Path, redis_url: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.processes
 def test_a_process_that_exits_right_after_a_sale_sends_its_deliveries_first(
     tmp_path: Path, redis_url: str, redis_client: redis.Redis
 ) -> None:
@@ -205,6 +206,7 @@ def test_a_process_that_exits_right_after_a_sale_sends_its_deliveries_first(
     assert queued_batches(redis_client) == [[301, 302], [303]]
 
 
+@pytest.mark.processes
 def test_with_the_embedded_redis_the_exit_sends_them_before_that_server_stops(tmp_path: Path) -> None:
     exit_right_after_a_sale(tmp_path, "")  # no REDIS_URL: the process starts and stops its own server
 
@@ -217,6 +219,7 @@ def test_with_the_embedded_redis_the_exit_sends_them_before_that_server_stops(tm
         server.stop()
 
 
+@pytest.mark.processes
 def test_a_child_forked_while_the_hand_over_was_busy_hands_over_on_its_own(
     network: Network, redis_client: redis.Redis
 ) -> None:

@@ -241,6 +241,7 @@ def test_dispose_closes_the_kept_connections_and_a_later_link_opens_another(data
             before.execute("SELECT 1")
 
 
+@pytest.mark.processes
 def test_a_forked_child_opens_its_own_sqlite_connection(sqlite_url: str) -> None:
     """Never its parent's (SQLite forbids using one across fork()). A pool's PostgreSQL connections are
     another matter: a forked process disposes of its inherited pool (gunicorn forks before the app)."""
@@ -329,6 +330,7 @@ def test_dispose_during_a_link_leaves_that_link_its_connection(database: Databas
             used.execute("SELECT 1")  # closed by its thread's next Link
 
 
+@pytest.mark.processes
 def test_a_forked_child_leaves_the_parents_threads_connections_open(sqlite_url: str) -> None:
     """In a child, fork() drops the other threads' locals at once; their connections are the parent's, and
     closing them there could roll back or checkpoint under the parent's feet: they are let go, not closed."""
