@@ -23,6 +23,7 @@ from flask_login import LoginManager, login_user  # type: ignore[import-untyped]
 from flask_wtf.csrf import CSRFProtect  # type: ignore[import-untyped]
 from sqlalchemy import update
 
+from dispatcher import credentials
 from dispatcher.db import request_session
 from dispatcher.models import Publisher
 
@@ -114,6 +115,8 @@ def init_app(app: Flask) -> None:
     manager.session_protection = "strong"
     manager.user_loader(load_user)
     manager.init_app(app)
+    # Made now: the first login with an unknown email must not pay for making it as well as checking it.
+    credentials.dummy_hash(app.extensions["dispatcher.settings"].password_method)
     register_kind(PUBLISHER, _load_publisher, Publisher)
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,

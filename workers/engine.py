@@ -70,6 +70,7 @@ class Engine:
         self._capacity = threading.Condition()
         self._in_use = 0  # claimed and not yet settled in the database
         self._outcomes: queue.SimpleQueue[attempts.Outcome | attempts.GiveBack] = queue.SimpleQueue()
+        self._closing = threading.Event()
         self._flusher = threading.Thread(target=self._flush_forever, name="flusher", daemon=True)
         self._flusher.start()
 
@@ -133,7 +134,11 @@ class Engine:
         return True
 
     def close(self) -> None:
+        """Stops sending; outcomes already queued are still written. The flusher ends too, so that an engine
+        closed in a process that goes on (a worker run inside a test) writes nothing afterwards."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._closing.set()
+        self._flusher.join(timeout=10)
         self.client.close()
 
     def _prepare(
@@ -231,7 +236,7 @@ class Engine:
             self._capacity.notify_all()
 
     def _flush_forever(self) -> None:
-        while True:
+        while not (self._closing.is_set() and self._outcomes.empty()):
             try:
                 batch = [self._outcomes.get(timeout=0.5)]
             except queue.Empty:

@@ -36,9 +36,9 @@ def run_worker(
     queues: Sequence[str] = LANES,
     resolved: config.Settings | None = None,
     tuning: settings.EngineSettings | None = None,
-) -> None:
+) -> bool:
     """One RQ worker in this process until stopped (or, with `burst`, until the queues are empty). Settings
-    come from the environment unless given."""
+    come from the environment unless given. True if every send it started was settled in the database."""
     resolved = config.from_env() if resolved is None else resolved
     tuning = settings.from_env() if tuning is None else tuning
     broker = Broker(resolved)
@@ -61,11 +61,12 @@ def run_worker(
         )
     finally:
         # Requests still in flight finish and are recorded; a harder stop leaves them to their leases.
-        engine.drain(tuning.total_timeout_s + 5)
+        settled = engine.drain(tuning.total_timeout_s + 5)
         engine.close()
         context.install(None)  # its jobs must not find a closed engine (a process may run another worker)
         database.dispose()
         connection.close()
+    return settled
 
 
 def run_pool(processes: int, *, burst: bool = False) -> int:

@@ -34,6 +34,9 @@ from tests.api.fuzz_stats import FUZZ_STATS
 from tests.api.spec_checks import operations
 from tests.api.world import World, row_counts
 
+# Its properties are built inside the tests (schemathesis), which Hypothesis's own mark does not see.
+pytestmark = pytest.mark.fuzz
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
 SKIPPED = {"testPostback"}  # sends a real request to whatever URL the fuzzer made up
 CHECKS = [

@@ -7,7 +7,6 @@ Playwright's own browser download (`playwright install`) is never used.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from dispatcher.db import get_db
 from dispatcher.models import Base
 from tests.conftest import app_settings
 from tests.portal.conftest import Receiver
+from tests.serving import serve_in_thread
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -70,8 +70,7 @@ class LiveServer:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve_in_thread(self.server)
 
     @property
     def url(self) -> str:

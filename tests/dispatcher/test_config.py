@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher import accounts, auth, config
+from dispatcher import accounts, auth, config, credentials
 from dispatcher.config import ConfigError
 from dispatcher.db import get_db
 from dispatcher.models import Base, Publisher
@@ -155,6 +155,10 @@ def test_an_app_made_without_a_password_method_hashes_new_passwords_with_scrypt(
 
     assert config.from_mapping(settings).password_method == "scrypt"
     assert all(value.startswith("scrypt:32768:8:1$") for value in stored), stored
+    # An unknown email is checked against a hash as slow as a real one.
+    assert credentials.dummy_hash(config.from_mapping(settings).password_method).startswith(
+        "scrypt:32768:8:1$"
+    )
 
 
 def test_a_configured_password_method_hashes_new_passwords_and_still_checks_old_ones(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +15,7 @@ from flask.testing import FlaskClient
 from dispatcher import accounts
 from dispatcher.db import get_db
 from tests.dispatcher import factories
+from tests.serving import serve_in_thread
 
 PASSWORD = "correct-horse-battery"
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -117,8 +117,7 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve_in_thread(self.server)
 
     @property
     def url(self) -> str:

@@ -18,6 +18,7 @@ from app import create_app
 from dispatcher.db import get_db
 from dispatcher.models import Base
 from tests.conftest import app_settings
+from tests.serving import serve_in_thread
 
 # Linux routes all of 127.0.0.0/8 to lo: the redirector gets its own address, the only one allowed.
 REDIRECTOR_HOST = "127.0.0.2"
@@ -64,7 +65,7 @@ class Canary:
         with contextlib.suppress(OSError):  # no IPv6 loopback here: the IPv4 canary still counts
             self.servers.append(_V6Server(("::1", self.port), Handler))
         for server in self.servers:
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            serve_in_thread(server)
 
     def count(self) -> int:
         with self.lock:
@@ -98,7 +99,7 @@ class Redirector:
 
         self.server = _Server((REDIRECTOR_HOST, 0), Handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_thread(self.server)
 
     def close(self) -> None:
         self.server.shutdown()

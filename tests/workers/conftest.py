@@ -25,6 +25,7 @@ from dispatcher.db import Database
 from dispatcher.ledger import handoff
 from dispatcher.models import Attempt, Delivery, Postback
 from tests.dispatcher import factories
+from tests.serving import serve_in_thread
 from workers import settings
 from workers.engine import Engine
 from workers.settings import EngineSettings
@@ -92,8 +93,7 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve_in_thread(self.server)
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
@@ -227,10 +227,12 @@ def work_burst(env: dict[str, str]) -> None:
     # RQ's worker takes SIGINT and SIGTERM for its warm shutdown: this process's own come back after it.
     handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        run_worker(burst=True, resolved=config.from_env(env), tuning=settings.from_env(env))
+        settled = run_worker(burst=True, resolved=config.from_env(env), tuning=settings.from_env(env))
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
+    # A send still running would write its outcome later, into the next test's tables.
+    assert settled, "the worker's sends did not settle"
 
 
 def start_command(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

@@ -185,10 +185,12 @@ def test_a_killed_workers_delivery_is_sent_again_after_its_lease_expires(
     delivery_id, _ = make_delivery(database, receiver.url("/pb"))
     env = worker_env(database.url, redis_url, tmp_path, POSTBACK_LEASE_S="3", POSTBACK_TOTAL_TIMEOUT_S="10")
     worker = start_command(env, "worker")
-    enqueue_deliveries(redis_client, [delivery_id])
-    _wait_for(lambda: len(receiver.hits("/pb")) == 1, 30, "the first request never arrived")
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait()
+    try:  # killed in any case: a worker left running would take the next tests' jobs (same Redis)
+        enqueue_deliveries(redis_client, [delivery_id])
+        _wait_for(lambda: len(receiver.hits("/pb")) == 1, 30, "the first request never arrived")
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
     killed_at = time.monotonic()
     assert delivery_row(database, delivery_id).leased_by is not None
 
