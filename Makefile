@@ -46,13 +46,17 @@ run: seed ## Run the demo: web + worker + pump, embedded Redis; Ctrl-C stops all
 	DEMO_MODE=1 POSTBACK_ALLOWED_NETWORKS=$${POSTBACK_ALLOWED_NETWORKS:-127.0.0.0/8} HOST=$(HOST) PORT=$(PORT) \
 		$(BIN)/python app.py
 
+# pytest with the given arguments; collecting no test is a failure, said so.
+define run_pytest
+@$(PYTEST) $(1) $(PYTEST_ARGS); status=$$?; \
+if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$status
+endef
+
 test: install-dev ## Run the whole test suite in parallel (each test process starts its own Redis)
-	@$(PYTEST) $(PYTEST_ARGS); status=$$?; \
-	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$status
+	$(call run_pytest,)
 
 test-quick: install-dev ## The edit loop: SQLite only, without browser, fuzzing and multi-process tests
-	@$(PYTEST) -m "$(QUICK)" $(PYTEST_ARGS); status=$$?; \
-	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$status
+	$(call run_pytest,-m "$(QUICK)")
 
 lint: install-dev ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from dispatcher.credentials import DEFAULT_PASSWORD_METHOD, valid_password_method
+from dispatcher.credentials import DEFAULT_PASSWORD_METHOD, is_password_method
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -112,13 +112,13 @@ def _trusted_proxies(value: object) -> int:
 def _password_method(value: object) -> str:
     if value is None or value == "":
         return DEFAULT_PASSWORD_METHOD
-    try:
-        return valid_password_method(_text("PASSWORD_HASH_METHOD", value))
-    except ValueError as exc:
+    method = _text("PASSWORD_HASH_METHOD", value)
+    if not is_password_method(method):
         raise ConfigError(
             "PASSWORD_HASH_METHOD must be a werkzeug method such as scrypt or pbkdf2:sha256:600000, "
             f"got {value!r}"
-        ) from exc
+        )
+    return method
 
 
 def _metrics_token(value: object) -> str | None:

@@ -69,7 +69,8 @@ class Engine:
         self.slots = HostSlots(tuning.host_concurrency, tuning.circuit_timeouts, self._pool)
         self._capacity = threading.Condition()
         self._in_use = 0  # claimed and not yet settled in the database
-        self._outcomes: queue.SimpleQueue[attempts.Outcome | attempts.GiveBack] = queue.SimpleQueue()
+        # None wakes the flusher at close, so that it ends at once rather than at its next poll.
+        self._outcomes: queue.SimpleQueue[attempts.Outcome | attempts.GiveBack | None] = queue.SimpleQueue()
         self._closing = threading.Event()
         self._flusher = threading.Thread(target=self._flush_forever, name="flusher", daemon=True)
         self._flusher.start()
@@ -138,6 +139,7 @@ class Engine:
         closed in a process that goes on (a worker run inside a test) writes nothing afterwards."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._closing.set()
+        self._outcomes.put(None)
         self._flusher.join(timeout=10)
         self.client.close()
 
@@ -238,14 +240,15 @@ class Engine:
     def _flush_forever(self) -> None:
         while not (self._closing.is_set() and self._outcomes.empty()):
             try:
-                batch = [self._outcomes.get(timeout=0.5)]
+                items = [self._outcomes.get(timeout=0.5)]
             except queue.Empty:
-                batch = []
-            while batch and len(batch) < FLUSH_MAX:
+                items = []
+            while items and len(items) < FLUSH_MAX:
                 try:
-                    batch.append(self._outcomes.get_nowait())
+                    items.append(self._outcomes.get_nowait())
                 except queue.Empty:
                     break
+            batch = [item for item in items if item is not None]
             self.slots.expire()
             if batch:
                 self._flush(batch)

@@ -19,8 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from dispatcher import config
-from dispatcher.config import from_mapping
+from dispatcher.config import from_env, from_mapping
 from dispatcher.db import Database
 from dispatcher.ledger import handoff
 from dispatcher.models import Attempt, Delivery, Postback
@@ -208,10 +207,14 @@ def flask_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "flask", "--app", "app", *args]
 
 
-def run_command(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _handed_over() -> None:
     # Sales recorded by this process hand their deliveries to RQ from a background thread: a burst worker
     # started before that thread has sent them would find an empty queue and stop.
     assert handoff.drain(), "the hand-over to RQ did not finish"
+
+
+def run_command(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    _handed_over()
     return subprocess.run(
         flask_command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -221,13 +224,11 @@ def work_burst(env: dict[str, str]) -> None:
     """What `flask --app app worker --burst` does with `env` (`workers.worker.run_worker`), run in this
     process: the same RQ worker and engine without the second a new Python process takes to import the app.
     The command itself, and the worker as a process, are tested in test_worker_processes.py."""
-    # Sales recorded by this process hand their deliveries to RQ from a background thread: a burst worker
-    # started before that thread has sent them would find an empty queue and stop.
-    assert handoff.drain(), "the hand-over to RQ did not finish"
+    _handed_over()
     # RQ's worker takes SIGINT and SIGTERM for its warm shutdown: this process's own come back after it.
     handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        settled = run_worker(burst=True, resolved=config.from_env(env), tuning=settings.from_env(env))
+        settled = run_worker(burst=True, resolved=from_env(env), tuning=settings.from_env(env))
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
