@@ -1,9 +1,9 @@
 """The ledger: clicks, transactions, commissions, status changes, and the outbox they write.
 
 Entry points for other code:
-- `record_click(link, ClickRequest)` -> the landing URL and the new click id (on a `dispatcher.db.Link`);
-- `record_sales(session | link, advertiser_id, [SaleReport], channel)` -> one outcome per report
-  (every intake channel; one report may run on a Link, the API's and S2S's hot path);
+- `record_click(connection, ClickRequest)` -> the landing URL and the new click id;
+- `record_sales(session | connection, advertiser_id, [SaleReport], channel)` -> one outcome per report
+  (every intake channel; the API and S2S record theirs on a Core connection, their hot path);
 - `change_status(session, advertiser_id, sales_id, StatusChange, channel)`;
 - `outbox.create_deliveries(session, [FiredEvent], postback_ids=..., skip_existing=...)`
   for backfill and replay.

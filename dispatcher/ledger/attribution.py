@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import FromClause, bindparam, select
+from sqlalchemy import Connection, FromClause, bindparam, select
 from sqlalchemy.orm import Session
 
-from dispatcher.db import Link, fetch
+from dispatcher.db import fetch
 from dispatcher.ledger.commission import CommissionRule
 from dispatcher.ledger.outbox import (
     LIVE_POSTBACK_COLUMNS,
@@ -66,7 +66,7 @@ _CLICK_COLUMNS = (
     *_PROGRAM_COLUMNS,
 )
 _CLICKS_OF = select(*_CLICK_COLUMNS).join(programs, programs.c.id == clicks.c.program_id)
-# One id is looked up with `=`, several with IN: a Link (one reported sale) runs no expanding parameters.
+# One id is looked up with `=` (a reported sale), several with IN (a batch).
 _CLICK = _CLICKS_OF.where(clicks.c.click_id == bindparam("click_id"))
 _CLICKS = _CLICKS_OF.where(clicks.c.click_id.in_(bindparam("click_ids", expanding=True)))
 # One reported sale with a click (the API's and S2S's hot path): the click, its program and its publisher's
@@ -106,7 +106,7 @@ _SOURCES = _SOURCES_OF.where(traffic_sources.c.id.in_(bindparam("source_ids", ex
 
 
 def attribute(
-    db: Session | Link, advertiser_id: int, reports: Sequence[CheckedReport]
+    db: Session | Connection, advertiser_id: int, reports: Sequence[CheckedReport]
 ) -> list[Attribution | FieldError]:
     clicks = _clicks(db, {r.click_id for r in reports if r.click_id is not None})
     clickless = [r for r in reports if r.click_id is None]
@@ -134,7 +134,7 @@ class ClickRead:
 
 
 def attribute_with_postbacks(
-    link: Link, advertiser_id: int, report: CheckedReport, read: ClickRead | None = None
+    db: Session | Connection, advertiser_id: int, report: CheckedReport, read: ClickRead | None = None
 ) -> tuple[Attribution | FieldError, list[PostbackFilter]]:
     """One report with a click: its attribution, as `attribute` gives it, and the live postbacks of the
     click's publisher (`outbox.active_postbacks`), read in one statement, or taken from `read` when that is
@@ -143,7 +143,7 @@ def attribute_with_postbacks(
     if read is not None and read.click_id == report.click_id:
         rows = read.rows
     else:
-        rows = link.rows(_CLICK_WITH_POSTBACKS, {"click_id": report.click_id})
+        rows = fetch(db, _CLICK_WITH_POSTBACKS, {"click_id": report.click_id})
     # A read beside the key has a row without a click (NULL columns) when there is none.
     found = _click_attribution(rows[0]) if rows and rows[0].program_id is not None else None
     try:
@@ -201,7 +201,7 @@ def _program_for(report: CheckedReport, programs: dict[int, ProgramTerms]) -> Pr
     return active[0]
 
 
-def _clicks(db: Session | Link, click_ids: set[str]) -> dict[str, Attribution]:
+def _clicks(db: Session | Connection, click_ids: set[str]) -> dict[str, Attribution]:
     if not click_ids:
         return {}
     if len(click_ids) == 1:
@@ -221,12 +221,12 @@ def _click_attribution(row: Any) -> Attribution:
     )
 
 
-def _programs_of(db: Session | Link, advertiser_id: int) -> dict[int, ProgramTerms]:
+def _programs_of(db: Session | Connection, advertiser_id: int) -> dict[int, ProgramTerms]:
     rows = fetch(db, _PROGRAMS_OF, {"advertiser_id": advertiser_id})
     return {row.program_id: _terms(row) for row in rows}
 
 
-def _sources(db: Session | Link, source_ids: set[int]) -> dict[int, tuple[int, bool]]:
+def _sources(db: Session | Connection, source_ids: set[int]) -> dict[int, tuple[int, bool]]:
     """traffic source id -> (its publisher, whether that publisher is active)."""
     if not source_ids:
         return {}

@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from sqlalchemy import String, bindparam, insert, literal_column, select
+from sqlalchemy import Connection, String, bindparam, insert, literal_column, select
 
-from dispatcher.db import Link
 from dispatcher.ledger import fields, ids
-from dispatcher.ledger.gate import write_turn
 from dispatcher.ledger.tables import advertisers, clicks, programs, publishers, traffic_sources
 from dispatcher.models.ledger import SUB_ID_LENGTH
 from dispatcher.models.types import utcnow
@@ -53,7 +51,7 @@ class RecordedClick(NamedTuple):
         return with_click_id(self.landing_url, self.click_id)
 
 
-def record_click(link: Link, request: ClickRequest) -> RecordedClick:
+def record_click(connection: Connection, request: ClickRequest) -> RecordedClick:
     """Record the click (committed)."""
     params: dict[str, Any] = {
         name: fields.optional_text(name, request.sub_ids.get(name), max_length=SUB_ID_LENGTH)
@@ -68,11 +66,12 @@ def record_click(link: Link, request: ClickRequest) -> RecordedClick:
         user_agent=request.user_agent[:USER_AGENT_LENGTH] if request.user_agent else None,
         created_at=utcnow(),
     )
-    with write_turn(link):
-        recorded = link.first(_RECORD, params)
-        link.commit()
+    recorded = connection.execute(_RECORD, params).first()
+    connection.commit()
     if recorded is None:
-        raise _refusal(link.first(_CHECK, {key: params[key] for key in _CHECKED}), params)
+        found = connection.execute(_CHECK, {key: params[key] for key in _CHECKED}).first()
+        connection.rollback()  # ends the check's read transaction
+        raise _refusal(found, params)
     return RecordedClick(recorded.landing_url, params["click_id"])
 
 

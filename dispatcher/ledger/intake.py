@@ -6,13 +6,11 @@ written in one database transaction with its first event and the deliveries it f
 The unique constraint decides, not a prior SELECT, so concurrent identical reports make exactly one
 transaction; a batch that meets a concurrent duplicate is redone report by report.
 
-Reads and writes are separate database transactions: SQLite cannot upgrade a read transaction to a write one
-once another writer has committed (it fails at once instead of waiting), so the write transaction starts with
-its INSERT and waits its turn like any writer.
-
-One report (the API, S2S and pixel channels) runs on a `Link`, the database's hot-path connection: its reads
-run on their own, then one write transaction, one commit. Batches (CSV) run on the session, whose multi-row
-statements are what a batch needs.
+A report on a `Connection` (the API, S2S and pixel channels: `Database.connect(writes=True)`) is read and
+written in one database transaction with one commit. On a session (CSV batches, the console, tests) the reads
+end with the session's transaction and the write runs on a connection of its own, begun as a writer: on
+SQLite a transaction that has read cannot always become a writer (it fails at once, without waiting, when
+another writer committed meanwhile), so a writer takes the write lock at BEGIN (`dispatcher.db.WRITES`).
 """
 
 from __future__ import annotations
@@ -27,17 +25,15 @@ from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dispatcher.db import Link, fetch
+from dispatcher.db import WRITES, fetch
 from dispatcher.ledger import fields, ids, reports, tables
 from dispatcher.ledger.attribution import Attribution, ClickRead, attribute, attribute_with_postbacks
 from dispatcher.ledger.commission import commission
-from dispatcher.ledger.gate import write_turn
 from dispatcher.ledger.outbox import (
     FiredEvent,
     PostbackFilter,
     active_postbacks,
     create_deliveries,
-    delivery_row,
 )
 from dispatcher.ledger.reports import CheckedReport, SaleReport
 from dispatcher.ledger.results import Outcome, Recorded, Rejected
@@ -61,7 +57,7 @@ class NewSale:
 
 
 def record_sales(
-    db: Session | Link,
+    db: Session | Connection,
     advertiser_id: int,
     sale_reports: Sequence[SaleReport | CheckedReport],
     channel: str,
@@ -71,11 +67,10 @@ def record_sales(
 ) -> list[Outcome]:
     """One outcome per report, in order. Commits; the caller hands `new_delivery_ids` to RQ afterwards.
 
-    `db` is a session, or a Link for a single report; that report's click may have been read already
-    (`click_read`, used when it is the report's click). A report may come checked already (`reports.check`).
+    `db` is a session or a connection (see the module docstring). A single report's click may have been
+    read already (`click_read`, used when it is the report's click). A report may come checked already
+    (`reports.check`).
     """
-    if isinstance(db, Link) and len(sale_reports) > 1:
-        raise ValueError("a Link records one report at a time; batches go through a session")
     moment = now or utcnow()
     outcomes: list[Outcome | None] = [None] * len(sale_reports)
     checked: dict[int, CheckedReport] = {}
@@ -86,7 +81,7 @@ def record_sales(
             outcomes[index] = Rejected(error)
     postbacks: list[PostbackFilter] | None = None  # read with the click, or below
     only = next(iter(checked.values())) if len(checked) == 1 else None
-    if isinstance(db, Link) and only is not None and only.click_id is not None:
+    if only is not None and only.click_id is not None:
         attribution, postbacks = attribute_with_postbacks(db, advertiser_id, only, click_read)
         attributions: list[Attribution | FieldError] = [attribution]
     else:
@@ -102,14 +97,13 @@ def record_sales(
     first_of: dict[Key, int] = {}
     for index, sale in sales.items():
         first_of.setdefault(sale.key, index)
-    # Read now, not inside the write: SQLite's write lock is held for less time.
     if postbacks is None:
         postbacks = active_postbacks(db, {sale.attribution.publisher_id for sale in sales.values()})
     fresh = [sales[index] for index in first_of.values()]
-    if isinstance(db, Link):
-        written = _write_one(db, fresh, channel, moment, postbacks)
-    else:
-        written = _write(db, fresh, channel, moment, postbacks)
+    # Batches look for earlier reports first, so a re-uploaded file is not redone line by line.
+    known = existing(db, [sale.key for sale in fresh]) if len(fresh) > 1 else {}
+    new = [sale for sale in fresh if sale.key not in known]
+    written = {**known, **_written(db, new, channel, moment, postbacks)}
     for index, sale in sales.items():
         result = written[sale.key]
         if first_of[sale.key] != index:  # the same order twice in one batch: the second is a duplicate
@@ -134,74 +128,46 @@ def _priced(report: CheckedReport, attribution: Attribution, now: datetime) -> N
     )
 
 
+def _written(
+    db: Session | Connection,
+    sales: list[NewSale],
+    channel: str,
+    now: datetime,
+    postbacks: list[PostbackFilter],
+) -> dict[Key, Recorded]:
+    """Write the sales: in the connection's transaction, or after the session's (module docstring)."""
+    if isinstance(db, Connection):
+        return _write(db, sales, channel, now, postbacks)
+    db.commit()
+    if not sales:
+        return {}
+    with db.get_bind().engine.connect() as connection:
+        connection.execution_options(**{WRITES: True})
+        return _write(connection, sales, channel, now, postbacks)
+
+
 def _write(
-    session: Session, sales: list[NewSale], channel: str, now: datetime, postbacks: list[PostbackFilter]
+    connection: Connection,
+    sales: list[NewSale],
+    channel: str,
+    now: datetime,
+    postbacks: list[PostbackFilter],
 ) -> dict[Key, Recorded]:
-    if not sales:
-        session.commit()
-        return {}
-    # Batches look for earlier reports first, so a re-uploaded file is not redone line by line.
-    known = existing(session, [sale.key for sale in sales]) if len(sales) > 1 else {}
-    fresh = [sale for sale in sales if sale.key not in known]
-    session.commit()  # ends the read transaction; see the module docstring
-    if not fresh:
-        return known
-    # The write runs on its own connection of the session's engine: it needs none of the session's
-    # bookkeeping, which costs as much as the statements themselves.
-    with write_turn(session), session.get_bind().engine.connect() as connection:
-        transaction = connection.begin()
-        try:
-            written = _insert(connection, fresh, channel, now, postbacks)
-            transaction.commit()
-        except IntegrityError:
-            transaction.rollback()
-            written = None
-    if written is None:  # someone recorded one of these orders meanwhile
-        if len(fresh) > 1:
-            for sale in fresh:
-                known.update(_write(session, [sale], channel, now, postbacks))
-            return known
-        found = existing(session, [sale.key for sale in fresh])
-        session.commit()
-        if len(found) != len(fresh):
-            raise DuplicateLost(fresh[0].key)
-        return {**known, **found}
-    return {**known, **written}
-
-
-def _write_one(
-    link: Link, sales: list[NewSale], channel: str, now: datetime, postbacks: list[PostbackFilter]
-) -> dict[Key, Recorded]:
-    """At most one sale, on a Link: one write transaction (BEGIN IMMEDIATE on SQLite, in its write turn).
-
-    Its rows are staged first (every value converted, the matching postbacks found), so the write turn
-    holds only the INSERTs (the transaction, its event, a delivery per matching postback) and the commit.
-    """
-    if not sales:
-        link.commit()  # ends the reads' transaction on PostgreSQL
-        return {}
-    sale = sales[0]
-    sales_id = ids.new_sales_id()
-    fired = _fired(sale, 0, 0)  # matching needs no ids
-    hooks = [hook.id for hook in postbacks if hook.matches(fired)]
-    transaction = link.stage(tables.transactions, _transaction_row(sale, sales_id, channel, now))
-    event = link.stage(tables.transaction_events, _event_row(sale, channel, now), ("transaction_id",))
-    later = ("transaction_event_id", "transaction_id")
-    deliveries = [link.stage(tables.deliveries, delivery_row(hook, fired, now), later) for hook in hooks]
-    with write_turn(link):
-        link.begin()
-        try:
-            transaction_id = link.insert_staged(transaction)
-            event_id = link.insert_staged(event, transaction_id)
-            delivery_ids = [link.insert_staged(each, event_id, transaction_id) for each in deliveries]
-            link.commit()
-        except link.errors.IntegrityError:
-            link.rollback()
-            delivery_ids = None
-    if delivery_ids is not None:
-        return {sale.key: _recorded(sale, sales_id, delivery_ids)}
-    found = existing(link, [sale.key for sale in sales])  # someone recorded this order meanwhile
-    link.commit()
+    """Insert the sales and commit. The unique constraint on the business key decides between concurrent
+    identical reports: the loser rolls back and answers the winner's transaction as a duplicate."""
+    try:
+        written = _insert(connection, sales, channel, now, postbacks) if sales else {}
+        connection.commit()
+        return written
+    except IntegrityError:
+        connection.rollback()
+    if len(sales) > 1:  # which one was recorded meanwhile: each on its own
+        redone: dict[Key, Recorded] = {}
+        for sale in sales:
+            redone.update(_write(connection, [sale], channel, now, postbacks))
+        return redone
+    found = existing(connection, [sale.key for sale in sales])
+    connection.commit()
     if len(found) != len(sales):
         raise DuplicateLost(sales[0].key)
     return found
@@ -212,7 +178,7 @@ class DuplicateLost(RuntimeError):
 
 
 def _insert(
-    connection: Connection | Link,
+    connection: Connection,
     sales: list[NewSale],
     channel: str,
     now: datetime,
@@ -299,7 +265,7 @@ def _transaction_row(sale: NewSale, sales_id: str, channel: str, now: datetime) 
     }
 
 
-def existing(db: Session | Link, keys: Sequence[Key]) -> dict[Key, Recorded]:
+def existing(db: Session | Connection, keys: Sequence[Key]) -> dict[Key, Recorded]:
     """The transactions already recorded under these business keys, answered as duplicates."""
     if len(keys) == 1:
         program_id, order_number, event_type = keys[0]

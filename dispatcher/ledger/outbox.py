@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
-from dispatcher.db import Link, fetch
+from dispatcher.db import fetch
 from dispatcher.ledger.rows import inserted_ids
 from dispatcher.ledger.tables import deliveries, postbacks
 from dispatcher.models import (
@@ -86,7 +86,7 @@ def fired_event(transaction: Transaction, event: TransactionEvent) -> FiredEvent
 
 
 def create_deliveries(
-    db: Session | Connection | Link,
+    db: Session | Connection,
     events: Sequence[FiredEvent],
     *,
     postback_ids: Collection[int] | None = None,
@@ -97,9 +97,9 @@ def create_deliveries(
     """Add one pending delivery per matching postback x event; returns {event id: [delivery ids]}.
 
     `postback_ids` limits matching to those postbacks (backfill of one postback); `postbacks`, the result of
-    `active_postbacks` read beforehand, saves the query (intake reads them before taking SQLite's write
-    lock); `skip_existing` leaves out pairs that already have a delivery (a re-run), which the unique
-    constraint would otherwise refuse.
+    `active_postbacks` read beforehand, saves the query (intake reads them with the click);
+    `skip_existing` leaves out pairs that already have a delivery (a re-run), which the unique constraint
+    would otherwise refuse.
     """
     created: dict[int, list[int]] = {event.event_id: [] for event in events}
     if postbacks is None:
@@ -134,7 +134,7 @@ def delivery_row(postback_id: int, event: FiredEvent, now: datetime) -> dict[str
 
 
 def active_postbacks(
-    db: Session | Connection | Link,
+    db: Session | Connection,
     publisher_ids: Collection[int],
     postback_ids: Collection[int] | None = None,
 ) -> list[PostbackFilter]:
@@ -142,7 +142,7 @@ def active_postbacks(
     if not publisher_ids:
         return []
     params: dict[str, Any]
-    if postback_ids is None and len(publisher_ids) == 1:  # one reported sale; a Link runs no IN lists
+    if postback_ids is None and len(publisher_ids) == 1:  # one reported sale
         statement, params = _LIVE_OF_ONE, {"publisher_id": next(iter(publisher_ids))}
     else:
         statement, params = _LIVE, {"publisher_ids": list(publisher_ids)}
@@ -218,9 +218,7 @@ _LIVE_OF_ONE = _LIVE_ANY.where(postbacks.c.publisher_id == bindparam("publisher_
 _LIVE_AMONG = _LIVE.where(postbacks.c.id.in_(bindparam("postback_ids", expanding=True)))
 
 
-def _existing_pairs(
-    db: Session | Connection | Link, pairs: list[tuple[int, FiredEvent]]
-) -> set[tuple[int, int]]:
+def _existing_pairs(db: Session | Connection, pairs: list[tuple[int, FiredEvent]]) -> set[tuple[int, int]]:
     keys = {(hook_id, event.event_id) for hook_id, event in pairs}
     query = select(Delivery.postback_id, Delivery.transaction_event_id).where(
         tuple_(Delivery.postback_id, Delivery.transaction_event_id).in_(keys)

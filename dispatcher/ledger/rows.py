@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Insert, Table, insert, text
 from sqlalchemy.orm import Session
-
-from dispatcher.db import Link, column_defaults
+from sqlalchemy.schema import ColumnDefault
 
 # Below this, one multi-row INSERT ... RETURNING is as good as anything.
 PIPELINE_FROM_ROWS = 50
@@ -20,17 +20,13 @@ def connection_of(target: Session | Connection) -> Connection:
 
 
 def inserted_ids(
-    target: Session | Connection | Link, table: Table, rows: list[dict[str, Any]], *key: str
+    target: Session | Connection, table: Table, rows: list[dict[str, Any]], *key: str
 ) -> dict[tuple[Any, ...], int]:
     """Insert `rows` and map each row's `key` values (unique among them) to its new id.
 
     Mapping by key rather than relying on RETURNING order: asking SQLAlchemy to keep the order
     (`sort_by_parameter_order`) makes it insert one row per statement on SQLite, ten times slower.
-    A Link (one reported sale: a row or a few) inserts them one by one, which costs it little, and knows
-    each row's key already: only the id comes back (see `Link.insert`).
     """
-    if isinstance(target, Link):
-        return {tuple(row[name] for name in key): target.insert(table, row) for row in rows}
     connection = connection_of(target)
     if connection.dialect.name == "postgresql" and len(rows) >= PIPELINE_FROM_ROWS:
         return _pipelined(connection, table, rows, key)
@@ -89,3 +85,22 @@ def _pipelined(
     finally:
         cursor.close()
     return {tuple(row[name] for name in key): new_id for new_id, row in zip(ids, rows, strict=True)}
+
+
+def column_defaults(table: Table, given: set[str]) -> dict[str, Callable[[], Any]]:
+    """The columns' `default=` for those not in `given` (nor the primary key), as calls making the value:
+    what SQLAlchemy fills in for an INSERT that leaves them out."""
+    defaults: dict[str, Callable[[], Any]] = {}
+    for column in table.c:
+        default = column.default
+        if column.key in given or column.primary_key or not isinstance(default, ColumnDefault):
+            continue
+        if default.is_scalar:
+            defaults[column.key] = functools.partial(_constant, default.arg)
+        elif default.is_callable:
+            defaults[column.key] = functools.partial(default.arg, None)
+    return defaults
+
+
+def _constant(value: Any) -> Any:
+    return value

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from dispatcher.ledger import fields, ids
 from dispatcher.ledger.commission import CommissionRule, commission, rounded
 from dispatcher.ledger.errors import StatusConflict, TransactionNotFound
-from dispatcher.ledger.gate import write_turn
 from dispatcher.ledger.outbox import FiredEvent, create_deliveries
 from dispatcher.models import EventKind, Program, Transaction, TransactionEvent, TransactionStatus
 from dispatcher.models.types import utcnow
@@ -90,9 +89,10 @@ def change_status(
         )
         earned = commission(_rule(row), amount, row.currency, change.commission)
     new_status = target or current
-    session.commit()  # end the read transaction before writing (see dispatcher.ledger.intake)
-    with write_turn(session):
-        event_id, deliveries = _write(session, row, kind, new_status, amount, earned, channel, moment)
+    # The read transaction ends before writing (see dispatcher.ledger.intake); the write transaction starts
+    # with its UPDATE, which takes SQLite's write lock (waiting for it, unlike a read turned writer).
+    session.commit()
+    event_id, deliveries = _write(session, row, kind, new_status, amount, earned, channel, moment)
     if event_id is None:  # the status changed since it was read: decide again against the new one
         return change_status(session, advertiser_id, sales_id, change, channel, now=moment)
     return Changed(sales_id, kind, new_status, amount, earned, row.currency, tuple(deliveries))

@@ -68,17 +68,17 @@ def _record_report(app: Flask, environ: Environ) -> Recorded:
         sale = None if raw is None else SaleReport.from_mapping(_json_object(raw))
     except FieldError as error:
         refusal = error
-    # The database's hot-path connection, not the request's ORM session (see dispatcher.db.Link).
-    with get_db(app).link() as link:
+    # A Core connection, not the request's ORM session (see dispatcher.db.Database.connect).
+    with get_db(app).connect(writes=True) as connection:
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         if sale is None:  # refused, after the key check as always: a caller without a key learns 401 first
-            require_advertiser_api_key(link, authorization)
+            require_advertiser_api_key(connection, authorization)
             if refusal is None:  # the body was too long to read
                 _too_large()
             raise refusal
         token = bearer_token(authorization)
-        advertiser, report, click = advertiser_and_report(link, token, ADVERTISER_KEY_KIND, sale)
-        outcome = record_sales(link, advertiser.id, [report], Channel.API.value, click_read=click)[0]
+        advertiser, report, click = advertiser_and_report(connection, token, ADVERTISER_KEY_KIND, sale)
+        outcome = record_sales(connection, advertiser.id, [report], Channel.API.value, click_read=click)[0]
     if isinstance(outcome, Rejected):
         raise outcome.error
     return outcome
@@ -108,14 +108,14 @@ def batch() -> ResponseReturnValue:
     stream, owned = _csv_stream()
     upload = CsvFile(stream)
     results = record_csv(session, advertiser.id, upload, Channel.CSV.value)
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def body() -> Iterator[str]:
         counts = {"recorded": 0, "duplicates": 0, "rejected": 0}
         separator = ""
         yield '{"results": ['
         for chunk in results:
-            hand_over(app, [i for line in chunk for i in _new_ids(line)])
+            # stream_with_context: the request's app context is there while the body is streamed.
+            hand_over(current_app, [i for line in chunk for i in _new_ids(line)])
             for line in chunk:
                 counts[_count_key(line)] += 1
                 yield separator + json.dumps({"line": line.line, **line.outcome.as_json()})

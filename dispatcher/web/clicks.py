@@ -37,8 +37,8 @@ def track(program_id: int) -> ResponseReturnValue:
     try:
         raise_failure(request.environ)
         # The same work as the fast path, for requests it does not take (HEAD, /c/007).
-        with get_db(current_app).link() as link:
-            recorded = record_click(link, click_request(program_id, request.environ))
+        with get_db(current_app).connect() as connection:
+            recorded = record_click(connection, click_request(program_id, request.environ))
     except ProgramNotFound:
         abort(404, description=f"There is no active program {program_id}.")
     response = redirect(recorded.redirect_url, 302)
@@ -71,8 +71,8 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _answer_click(app: Flask, environ: Environ, program_id: int) -> Answer:
-    with get_db(app).link() as link:
-        recorded = record_click(link, click_request(program_id, environ))
+    with get_db(app).connect() as connection:
+        recorded = record_click(connection, click_request(program_id, environ))
     location, page = _answer(recorded)
     headers = (("Location", location), *_NO_STORE.items())
     return Answer("302 FOUND", "text/html; charset=utf-8", page.encode(), headers)

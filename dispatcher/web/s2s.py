@@ -41,13 +41,15 @@ TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAAB
 @blueprint.route("/transaction", methods=["GET", "POST"])
 def transaction() -> ResponseReturnValue:
     values = request.values  # query string, plus a form body when POSTed
-    # The database's hot-path connection, not the request's ORM session (see dispatcher.db.Link).
-    with get_db(current_app).link() as link:
+    # A Core connection, not the request's ORM session (see dispatcher.db.Database.connect).
+    with get_db(current_app).connect(writes=True) as connection:
         pixel = values.get("pixel") == "1"
         sale = SaleReport(**{field: values.get(name) for name, field in QUERY_NAMES.items()})
-        advertiser, report, click = advertiser_and_report(link, values.get("token"), S2S_TOKEN_KIND, sale)
+        advertiser, report, click = advertiser_and_report(
+            connection, values.get("token"), S2S_TOKEN_KIND, sale
+        )
         channel = Channel.PIXEL.value if pixel else Channel.S2S.value
-        outcome = record_sales(link, advertiser.id, [report], channel, click_read=click)[0]
+        outcome = record_sales(connection, advertiser.id, [report], channel, click_read=click)[0]
     if isinstance(outcome, Rejected):
         raise _in_query_names(outcome.error)
     response = recorded_response(outcome)  # hands the deliveries to RQ

@@ -10,9 +10,10 @@ ledger, after the key check, as before.
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from dispatcher.accounts import ADVERTISER_KEY_KIND, S2S_TOKEN_KIND
 from dispatcher.auth import AdvertiserIdentity, Beside, keyed_select, require_advertiser_beside
-from dispatcher.db import Link
 from dispatcher.ledger import reports
 from dispatcher.ledger.attribution import (
     CLICK_WITH_POSTBACKS_COLUMNS,
@@ -32,7 +33,7 @@ _CLICK_BESIDE_TOKEN = {
 
 
 def advertiser_and_report(
-    link: Link, token: str | None, kind: str, report: SaleReport
+    connection: Connection, token: str | None, kind: str, report: SaleReport
 ) -> tuple[AdvertiserIdentity, SaleReport | CheckedReport, ClickRead | None]:
     """The advertiser whose token (of `kind`) this is, else a 401 as `require_advertiser_api_key` and
     `require_advertiser_s2s_token` answer; the report, checked when it is well-formed (else as given, for
@@ -43,8 +44,8 @@ def advertiser_and_report(
     except FieldError:
         checked = None
     if checked is None or checked.click_id is None:
-        identity, _ = require_advertiser_beside(link, token, kind, None)
+        identity, _ = require_advertiser_beside(connection, token, kind, None)
         return identity, checked or report, None
     beside = Beside(_CLICK_BESIDE_TOKEN[kind], {"click_id": checked.click_id})
-    identity, rows = require_advertiser_beside(link, token, kind, beside)
+    identity, rows = require_advertiser_beside(connection, token, kind, beside)
     return identity, checked, ClickRead(checked.click_id, rows)

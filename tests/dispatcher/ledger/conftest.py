@@ -109,12 +109,11 @@ def money(value: str) -> Decimal:
 
 @contextmanager
 def statements_run(database: Database) -> Iterator[list[str]]:
-    """Every SQL statement the database driver is given meanwhile, whoever runs it (the ORM, Core, or the
-    hot paths' DB-API `Link`, which SQLAlchemy's execute events do not see).
+    """Every SQL statement the database driver is given meanwhile, whoever runs it (the ORM, Core, or SQL
+    sent to the driver directly), BEGIN and COMMIT included.
 
-    Connections are traced as they are checked out of the pool. A thread's SQLite connection for Links is
-    checked out once and kept (`Database.link`): the database is disposed of before and after, so the block
-    makes its own, traced, and none stays traced."""
+    Connections are traced as they are checked out of the pool; the database is disposed of before and
+    after, so the block makes its own, traced, and none stays traced."""
     engine = database.engine
     statements: list[str] = []
 

@@ -21,7 +21,7 @@ from tests.dispatcher.ledger.conftest import Network
 
 def _both_ways(network: Network, click_id: str) -> tuple[Any, Any]:
     report = check(SaleReport(click_id=click_id, order_number="A-1", sale_amount="10.00"))
-    with get_db(network.app).link() as link:
+    with get_db(network.app).connect() as link:
         one_read = attribute_with_postbacks(link, network.advertiser_id, report)
         (attribution,) = attribute(link, network.advertiser_id, [report])
         two_reads = (

@@ -126,11 +126,17 @@ def test_a_sub_id_of_exactly_255_characters_is_kept_whole(network: Network) -> N
     assert clicks(network)[0].fobs == "y" * 255
 
 
+def kinds(statements: list[str]) -> list[str]:
+    """First words, less transaction control (psycopg sends BEGIN unseen; SQLite's is ours)."""
+    words = [statement.split()[0].upper() for statement in statements]
+    return [word for word in words if word not in ("BEGIN", "COMMIT", "ROLLBACK")]
+
+
 def test_a_click_is_one_insert_and_nothing_else(network: Network) -> None:
     with statements_run(get_db(network.app)) as statements:
         network.click()
 
-    assert [statement.split()[0].upper() for statement in statements] == ["INSERT"]
+    assert kinds(statements) == ["INSERT"]
     with network.session() as session:
         assert session.scalar(select(func.count(Click.id))) == 1
 
@@ -140,7 +146,7 @@ def test_a_refused_click_costs_one_more_select_that_says_why(network: Network) -
         response = network.client.get(f"/c/{network.program_id}", query_string={"pub": 1, "ts": 999999})
 
     assert response.status_code == 400
-    assert [statement.split()[0].upper() for statement in statements] == ["INSERT", "SELECT"]
+    assert kinds(statements) == ["INSERT", "SELECT"]
 
 
 def _other_publishers_source(network: Network) -> int:

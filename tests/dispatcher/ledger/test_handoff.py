@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from app import create_app
 from dispatcher import queueing
+from dispatcher.broker import get_broker
 from dispatcher.db import get_db
 from dispatcher.ledger import handoff
 from dispatcher.models import Base, Delivery
@@ -162,9 +163,9 @@ def test_an_idle_hand_over_thread_ends_and_the_next_sale_starts_another(
     network: Network, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(handoff, "IDLE_EXIT_S", 0.05)
-    mine = (os.getpid(), id(network.app))
+    mine = id(get_broker(network.app))
     assert handoff.hand_over(network.app, [201]) == 1
-    wait_until(lambda: mine not in handoff._couriers)  # sent, then idle, then gone
+    wait_until(lambda: mine not in handoff._this_process().couriers)  # sent, then idle, then gone
     assert handoff.hand_over(network.app, [202]) == 1
     assert handoff.drain(network.app)
     assert sorted(map(sorted, queued_batches(redis_client))) == [[201], [202]]
@@ -172,13 +173,18 @@ def test_an_idle_hand_over_thread_ends_and_the_next_sale_starts_another(
 
 EXITING_RIGHT_AFTER_A_SALE = """
 import sys
+import time
 from app import create_app
 from dispatcher.ledger import handoff
 settings = {"DATABASE_URL": sys.argv[1], "SECRET_KEY": "x" * 32, "INSTANCE_PATH": sys.argv[2]}
 if sys.argv[3]:
     settings["REDIS_URL"] = sys.argv[3]
 app = create_app(settings)
-handoff.GATHER_S = 0.5  # the thread sends well after the process has begun to exit
+real = handoff.enqueue_deliveries
+def slow(*args, **options):
+    time.sleep(0.5)  # the thread sends well after the process has begun to exit
+    return real(*args, **options)
+handoff.enqueue_deliveries = slow
 assert handoff.hand_over(app, [301, 302]) == 2
 assert handoff.drain(app)  # sent: the embedded server, if used, runs (started before the courier)
 assert handoff.hand_over(app, [303]) == 1
@@ -224,7 +230,7 @@ def test_a_child_forked_while_the_hand_over_was_busy_hands_over_on_its_own(
     network: Network, redis_client: redis.Redis
 ) -> None:
     assert handoff.hand_over(network.app, [401]) == 1
-    with handoff._lock:  # as if a courier of this process held it at the moment of fork()
+    with handoff._this_process().lock:  # as if a courier of this process held it at the moment of fork()
         child = os.fork()
         if child == 0:  # the child: it has no courier thread, and must not wait for the parent's lock
             status = 1

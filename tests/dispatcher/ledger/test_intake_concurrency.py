@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
-from dispatcher.db import Database, Link
+from dispatcher.db import Database
 from dispatcher.ledger import Recorded, SaleReport, record_sales
 from dispatcher.models import Base, Delivery, Transaction, TransactionEvent
 from tests.dispatcher import factories
@@ -26,8 +26,14 @@ def _session(database: Database) -> Iterator[Session]:
         yield session
 
 
-# The API and S2S record one report on a Link; CSV batches go through a session.
-@pytest.mark.parametrize("connect", [_session, Database.link], ids=["session", "link"])
+@contextmanager
+def _writer(database: Database) -> Iterator[Connection]:
+    with database.connect(writes=True) as connection:
+        yield connection
+
+
+# The API and S2S record one report on a connection begun as a writer; CSV batches go through a session.
+@pytest.mark.parametrize("connect", [_session, _writer], ids=["session", "connection"])
 def test_fifty_concurrent_identical_reports_make_one_transaction_and_one_delivery(
     database_url: str, connect: Any
 ) -> None:
@@ -42,7 +48,7 @@ def test_fifty_concurrent_identical_reports_make_one_transaction_and_one_deliver
     start = threading.Barrier(REPORTERS)
 
     def reporter(_: int) -> Recorded:
-        db: Session | Link
+        db: Session | Connection
         with connect(database) as db:
             start.wait()
             [outcome] = record_sales(db, advertiser_id, [report], "api")

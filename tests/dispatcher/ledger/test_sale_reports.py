@@ -38,6 +38,10 @@ def test_a_reported_sale_with_a_click_reads_once_before_it_writes(network: Netwo
     assert answer.status_code == 201 and answer.json is not None and answer.json["deliveries"] == 1
     [read] = selects(statements)
     assert "advertisers" in read and "clicks" in read and "postbacks" in read
+    # Then the transaction, its event and its delivery, in the same database transaction as the read.
+    words = [sql.split()[0].upper() for sql in statements]
+    assert [word for word in words if word not in ("BEGIN", "COMMIT")] == ["SELECT", *["INSERT"] * 3]
+    assert words.count("BEGIN") <= 1 and words.count("COMMIT") <= 1  # SQLite's (psycopg's are not seen)
 
 
 def test_an_s2s_sale_with_a_click_reads_once_before_it_writes(network: Network) -> None:
@@ -55,7 +59,7 @@ def test_an_s2s_sale_with_a_click_reads_once_before_it_writes(network: Network) 
 def _attributed(network: Network, click_id: str) -> tuple[Any, Any]:
     """The attribution and postbacks from the read beside the key, and from the click's own read."""
     sale = SaleReport(click_id=click_id, order_number="A-1", sale_amount="10.00")
-    with get_db(network.app).link() as link:
+    with get_db(network.app).connect() as link:
         advertiser, report, read = advertiser_and_report(link, network.api_key, ADVERTISER_KEY_KIND, sale)
         assert advertiser.id == network.advertiser_id
         assert isinstance(report, CheckedReport) and read is not None and read.click_id == click_id
@@ -101,7 +105,7 @@ def test_a_wrong_secret_gets_no_rows_however_good_its_key_id(network: Network, k
     token = network.api_key if kind == ADVERTISER_KEY_KIND else network.s2s_token
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     beside = Beside(_CLICK_BESIDE_TOKEN[kind], {"click_id": network.click()})
-    with get_db(network.app).link() as link:
+    with get_db(network.app).connect() as link:
         assert advertiser_beside(link, forged, kind, beside) == (None, [])
         identity, rows = advertiser_beside(link, token, kind, beside)
         link.commit()
@@ -140,7 +144,7 @@ def test_a_read_of_another_click_is_not_taken_for_the_reports(network: Network) 
         assert isinstance(report, CheckedReport) and read is not None
         return report, read
 
-    with get_db(network.app).link() as link:
+    with get_db(network.app).connect() as link:
         _, read_of_first = read_for(first)
         report, read_of_second = read_for(second)
         taken, _ = attribute_with_postbacks(link, network.advertiser_id, report, read_of_second)
