@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from dispatcher.db import get_db
 from dispatcher.models import Attempt, Delivery, Postback
-from dispatcher.portal.rules import destination_problem
+from dispatcher.postback_rules import destination_problem
 from dispatcher.queueing import enqueue_deliveries
 from tests.dispatcher import factories
 from tests.portal.conftest import make_publisher
