@@ -1,5 +1,6 @@
-"""Which addresses are public: the one rule shared by postback registration (dispatcher) and the egress guard
-(workers), so a literal refused when sending is refused when registering too."""
+"""Which addresses are public: the one rule shared by postback registration (`dispatcher.postback_rules`) and
+the egress guard (`dispatcher.egress.ssrf`), so a literal refused when sending is refused when registering
+too."""
 
 from __future__ import annotations
 

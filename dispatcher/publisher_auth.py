@@ -1,4 +1,5 @@
-"""Publisher API authentication: `Authorization: Bearer pub_<key id>_<secret>`, one indexed lookup.
+"""Publisher authentication: the portal's password check, and the API's `Authorization: Bearer
+pub_<key id>_<secret>`, one indexed lookup.
 
 The key id finds the publisher row (unique index on `api_token_id`); the secret is checked against its salted
 hash in constant time. Every failure answers the same 401: a caller learns nothing about which part was wrong.
@@ -15,7 +16,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from dispatcher.accounts import PUBLISHER_TOKEN_KIND
-from dispatcher.auth import account_for_token, bearer_token
+from dispatcher.auth import account_for_password, account_for_token, bearer_token
 from dispatcher.db import request_session
 from dispatcher.models import Publisher
 
@@ -23,6 +24,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 UNAUTHORIZED = "Authorization: Bearer <publisher API token> is missing or not valid"
+
+
+def authenticate(session: Session, email: str, password: str) -> Publisher | None:
+    """The active publisher with this email and password, or None (the portal's sign-in)."""
+    account: Publisher | None = account_for_password(session, Publisher, email, password)
+    return account
 
 
 def publisher_for_token(session: Session, token: str) -> int | None:

@@ -14,11 +14,12 @@ from typing import cast
 from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, insert, or_, update
 from sqlalchemy.orm import Session
 
+from dispatcher.egress.client import Exchange, OutboundRequest
+from dispatcher.egress.errors import DeliveryError
+from dispatcher.egress.render import Claimed
 from dispatcher.models import AttemptOutcome, DeliveryState, ErrorClass, Postback
 from workers.claims import attempts, deliveries, release
-from workers.egress import Exchange, OutboundRequest
-from workers.errors import DeliveryError
-from workers.render import Claimed, destination
+from workers.hosts import destination
 from workers.retry_policy import Decision
 
 postbacks = cast(Table, Postback.__table__)

@@ -24,12 +24,14 @@ from sqlalchemy.orm import Session
 import macros
 from dispatcher.config import Settings
 from dispatcher.db import Database
+from dispatcher.egress import render
+from dispatcher.egress.client import EgressClient, Exchange, OutboundRequest
+from dispatcher.egress.errors import DeliveryError
+from dispatcher.egress.verdict import judge
 from dispatcher.models import ErrorClass
-from workers import attempts, claims, render
-from workers.egress import EgressClient, Exchange, OutboundRequest
-from workers.errors import DeliveryError
-from workers.hosts import HostSlots
-from workers.retry_policy import decide, judge
+from workers import attempts, claims, loading
+from workers.hosts import HostSlots, destination
+from workers.retry_policy import decide
 from workers.settings import EngineSettings
 
 log = logging.getLogger(__name__)
@@ -98,7 +100,7 @@ class Engine:
                     top_up=top_up,
                 )
                 claims.postpone(session, ids[granted:], retry_at=later, now=now)
-                batch = render.load(session, {c.delivery_id: c.number for c in claimed})
+                batch = loading.load(session, {c.delivery_id: c.number for c in claimed})
                 attempts.fail_unsendable(session, [c for c in batch if not c.sendable], token=token, now=now)
                 sends, broken = self._prepare([c for c in batch if c.sendable], now)
                 taken: list[Send] = []
@@ -162,7 +164,7 @@ class Engine:
 
     def _offer(self, send: Send, token: str, start_by: float, gate: _Gate) -> bool:
         claimed, request = send
-        host = render.destination(request.url)
+        host = destination(request.url)
 
         def run() -> None:
             if gate.wait():
@@ -180,9 +182,7 @@ class Engine:
         """Sends their host could not take: soon again if it is busy, later if it stopped answering."""
         by_wait: dict[float, list[int]] = {}
         for claimed, request in refused:
-            by_wait.setdefault(self._wait_for(render.destination(request.url)), []).append(
-                claimed.delivery_id
-            )
+            by_wait.setdefault(self._wait_for(destination(request.url)), []).append(claimed.delivery_id)
         for wait_s, ids in sorted(by_wait.items()):
             claims.release(session, ids, token=token, retry_at=now + timedelta(seconds=wait_s))
 

@@ -15,11 +15,23 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 STALL_S = 1.0
 LINE_PER_SLOT = 8
 
 Task = Callable[[], None]
+
+
+def destination(request_url: str) -> str:
+    """The host (and port, when not the default) whose slots a request takes."""
+    parts = urlsplit(request_url)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port else host
 
 
 @dataclass

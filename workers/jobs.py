@@ -7,7 +7,7 @@ from datetime import datetime
 
 from rq import get_current_job
 
-from dispatcher.portal import backfill
+from dispatcher import backfill
 from dispatcher.queueing import enqueue_deliveries
 from dispatcher.replay import ReplayFilter, reopen_matching
 from workers import context
@@ -35,7 +35,7 @@ def replay_failed(criteria: Mapping[str, object]) -> dict[str, int]:
 
 def backfill_postback(publisher_id: int, postback_id: int, since_iso: str) -> dict[str, object]:
     """A publisher's "send past transactions": one delivery per matching past event, never two
-    (see dispatcher.portal.backfill); progress goes to Redis for the portal's progress bar."""
+    (see dispatcher.backfill); progress goes to Redis for the portal's progress bar."""
     job = get_current_job()
     if job is None:
         raise RuntimeError("backfill_postback runs as an RQ job: it reports progress through the job's Redis")

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dispatcher.config import ConfigError
+from dispatcher.egress.render import USER_AGENT
 
 DEFAULT_SCHEDULE_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-USER_AGENT = "PostbackDispatcher/0.1 (+https://github.com/postback-dispatcher)"
 
 
 @dataclass(frozen=True)

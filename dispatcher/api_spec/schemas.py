@@ -1,7 +1,8 @@
 """The JSON shapes of the API (`components.schemas`), as the code writes and reads them.
 
-Sources: `dispatcher.ledger.results` and `.status` (sales), `dispatcher.portal.rules`, `.shapes`, `.preview`
-and `.test_send` (postbacks, deliveries), `dispatcher.web.support_api` (the staff's extra fields).
+Sources: `dispatcher.ledger.results` and `.status` (sales), `dispatcher.postback_rules` and
+`dispatcher.portal.shapes`, `.preview` and `.test_send` (postbacks), `dispatcher.delivery_details` (deliveries
+and attempts), `dispatcher.web.support_api` (the staff's extra fields).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dispatcher.ledger.status import TARGETS
 from dispatcher.models import AttemptOutcome, DeliveryState, ErrorClass, TransactionStatus
 from dispatcher.models.ledger import SUB_ID_LENGTH
 from dispatcher.models.postbacks import POSTBACK_EVENTS
-from dispatcher.portal.rules import CONTENT_TYPES, MAX_BODY, MAX_HEADERS, METHODS
+from dispatcher.postback_rules import CONTENT_TYPES, MAX_BODY, MAX_HEADERS, METHODS
 
 STATUSES = [status.value for status in TransactionStatus]
 TIME = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC (`Z`)"}

@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
+from dispatcher.delivery_details import with_attempts
 from dispatcher.ledger.outbox import trigger_of
 from dispatcher.models import Click, Delivery, DeliveryState, Postback, Transaction, TransactionEvent
 from dispatcher.portal.postbacks import health, status_of
@@ -138,13 +139,6 @@ def _query(publisher_id: int, filters: Filters) -> Select[Any]:
     if filters.before_id is not None:
         query = query.where(Delivery.id < filters.before_id)
     return query
-
-
-def with_attempts(session: Session, delivery_id: int) -> Delivery | None:
-    """Any delivery with its attempts loaded (staff); publishers go through `get_delivery`."""
-    return session.scalar(
-        select(Delivery).options(selectinload(Delivery.attempts)).where(Delivery.id == delivery_id)
-    )
 
 
 def get_delivery(session: Session, publisher_id: int, delivery_id: int) -> Delivery | None:

@@ -1,4 +1,5 @@
-"""A publisher's postbacks: reading with their health, creating, changing, pausing and deleting.
+"""A publisher's postbacks: reading with their health, creating, changing, pausing and deleting (the pause
+itself is `dispatcher.postback_pausing`, which the support console uses too).
 
 Deleting keeps the row (with `deleted_at`) so its deliveries keep their history; a deleted postback is gone
 from every list and lookup here, and the outbox never matches it again.
@@ -16,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from dispatcher.models import Delivery, DeliveryState, Postback, Program, TrafficSource
 from dispatcher.models.types import utcnow
-from dispatcher.portal.rules import PostbackSpec
+from dispatcher.postback_pausing import set_active
+from dispatcher.postback_rules import PostbackSpec
 
-PAUSED_BY_PUBLISHER = "Paused by the publisher"
 SECRET_PREFIX = "whsec_"
 
 
@@ -148,20 +149,6 @@ def _apply(session: Session, postback: Postback, spec: PostbackSpec) -> None:
         else []
     )
     set_active(postback, spec.active)
-
-
-def set_active(postback: Postback, active: bool, reason: str = PAUSED_BY_PUBLISHER) -> None:
-    if active == postback.active:
-        return
-    postback.active = active
-    if active:
-        postback.paused_reason = None
-        postback.paused_at = None
-        # A fresh start: the engine's auto-pause counts days of failure from here, not from before the pause.
-        postback.failing_since = None
-    else:
-        postback.paused_reason = reason
-        postback.paused_at = utcnow()
 
 
 def delete_postback(postback: Postback) -> None:

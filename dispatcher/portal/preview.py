@@ -1,8 +1,9 @@
 """Live preview: a postback's templates expanded for a sample transaction, with the linter's findings.
 
-The same findings block saving in `rules.check`; here they are shown as the publisher types, warnings too.
-The API checks a draft's fields first (`rules.check_preview`: a value of the wrong type is a 400 there, not
-taken as empty); the portal's live preview passes the form's values, which are text by construction.
+The same findings block saving in `postback_rules.check`; here they are shown as the publisher types,
+warnings too. The API checks a draft's fields first (`postback_rules.check_preview`: a value of the wrong type
+is a 400 there, not taken as empty); the portal's live preview passes the form's values, which are text by
+construction.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import macros
 from dispatcher.config import IPNetwork
-from dispatcher.portal.rules import CONTENT_TYPES, url_problem
+from dispatcher.postback_rules import CONTENT_TYPES, url_problem
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def _rows(session: Session) -> list[ProgramChoice]:
 
 
 def choosable(session: Session, scoped: Collection[int] = ()) -> dict[int, bool]:
-    """Every program id -> whether a postback whose scope is `scoped` may name it (`rules.check`)."""
+    """Every program id -> whether a postback whose scope is `scoped` may name it (`postback_rules.check`)."""
     return {row.id: row.running or row.id in scoped for row in _rows(session)}
 
 

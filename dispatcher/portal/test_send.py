@@ -1,11 +1,11 @@
 """Send test: fire a postback now with the sample transaction, the way a worker would send a delivery.
 
-The request is built by the workers' own `render.build_request` (same encoding, headers, User-Agent and
-signature), sent by their `egress.EgressClient` (same SSRF guard on the resolved address, timeouts, no
-redirects, capped read) and judged by their `retry_policy.judge`: a destination the workers would refuse is
-refused here, and an answer they would count as a failure is one here, with the same words. Nothing
-is recorded: there is no transaction behind a test, so it is not a delivery. `workers` is imported inside the
-function on purpose: the web process loads the egress client only when someone presses the button.
+The request is built by `dispatcher.egress.render.build_request` (same encoding, headers, User-Agent and
+signature), sent by `dispatcher.egress.client.EgressClient` (same SSRF guard on the resolved address,
+timeouts, no redirects, capped read) and judged by `dispatcher.egress.verdict.judge`, all three the workers'
+own: a destination the workers would refuse is refused here, and an answer they would count as a failure is
+one here, with the same words. Nothing is recorded: there is no transaction behind a test, so it is not a
+delivery.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from typing import Any
 
 import macros
 from dispatcher.config import IPNetwork
+from dispatcher.egress import render
+from dispatcher.egress.client import EgressClient
+from dispatcher.egress.verdict import judge
 from dispatcher.models import Postback
 from dispatcher.models.types import utcnow
 from dispatcher.portal.preview import sample_values
@@ -55,9 +58,6 @@ class TestResult:
 def send_test(
     postback: Postback, allowed_networks: tuple[IPNetwork, ...], now: datetime | None = None
 ) -> TestResult:
-    from workers import egress, render, retry_policy
-    from workers.settings import USER_AGENT
-
     claimed = render.Claimed(
         delivery_id=TEST_DELIVERY_ID,
         number=1,
@@ -70,20 +70,20 @@ def send_test(
         postback=postback,
     )
     try:
-        request = render.build_request(claimed, now or utcnow(), USER_AGENT)
+        request = render.build_request(claimed, now or utcnow(), render.USER_AGENT)
     except macros.MacroError as exc:
         return TestResult(
             postback.method, postback.url_template, None, False, error_class="template", error=str(exc)
         )
     body = request.body.decode("utf-8", "replace") if request.body is not None else None
-    client = egress.EgressClient(allowed_networks)
+    client = EgressClient(allowed_networks)
     try:
         exchange = client.send(request)
     finally:
         client.close()
     excerpt = exchange.excerpt[:EXCERPT_CHARS] if exchange.excerpt is not None else None
     # The engine's own verdict, so a test and a real delivery judge the same answer in the same words.
-    verdict = retry_policy.judge(exchange, postback.success_body_contains)
+    verdict = judge(exchange, postback.success_body_contains)
     return TestResult(
         method=request.method,
         url=request.url,

@@ -10,7 +10,7 @@ import redis
 from sqlalchemy.orm import Session
 
 from dispatcher.models import Postback
-from dispatcher.portal.postbacks import set_active
+from dispatcher.postback_pausing import set_active
 from dispatcher.queueing import enqueue_deliveries
 from dispatcher.replay import ReplayError, reopen_delivery
 from dispatcher.support import audit

@@ -11,13 +11,14 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from dispatcher import delivery_details, postback_rules
 from dispatcher.broker import get_broker
 from dispatcher.config import Settings
 from dispatcher.db import request_session
 from dispatcher.models import Postback
-from dispatcher.portal import deliveries, postbacks, programs, replays, rules, shapes, test_send
+from dispatcher.portal import deliveries, postbacks, programs, replays, shapes, test_send
 from dispatcher.portal.preview import preview
-from dispatcher.portal.rules import Invalid
+from dispatcher.postback_rules import Invalid
 from dispatcher.publisher_auth import current_publisher_id, token_required
 from dispatcher.staff_auth import staff_alternative
 from dispatcher.web import support_api
@@ -70,15 +71,15 @@ def _own(postback_id: int) -> Postback:
 
 def _postback_param(value: str | None) -> int:
     digits = (value or "").strip()
-    if not (digits.isascii() and digits.isdigit() and len(digits) <= rules.MAX_ID_DIGITS):
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= postback_rules.MAX_ID_DIGITS):
         raise Invalid({"postback": f"must be the id of one of your postbacks, got {value!r}"})
     return int(digits)
 
 
-def _checked(values: dict[str, Any], postback: Postback | None = None) -> rules.PostbackSpec:
+def _checked(values: dict[str, Any], postback: Postback | None = None) -> postback_rules.PostbackSpec:
     session = request_session()
     scoped = postbacks.spec_of(postback).program_ids if postback is not None else ()
-    return rules.check(
+    return postback_rules.check(
         values,
         own_source_ids=postbacks.own_source_ids(session, current_publisher_id()),
         programs=programs.choosable(session, scoped),
@@ -161,7 +162,7 @@ def preview_postback() -> ResponseReturnValue:
     if unknown:
         raise Invalid(unknown)
     edited = _own(_postback_param(request.args.get("postback"))) if "postback" in request.args else None
-    draft = rules.check_preview(
+    draft = postback_rules.check_preview(
         {key: value for key, value in _body().items() if key != SIGNING},
         own_source_ids=postbacks.own_source_ids(session, current_publisher_id()),
         programs=programs.choosable(session, postbacks.spec_of(edited).program_ids if edited else ()),
@@ -199,8 +200,8 @@ def get_delivery(delivery_id: int) -> ResponseReturnValue:
     delivery = deliveries.get_delivery(request_session(), current_publisher_id(), delivery_id)
     if delivery is None:
         abort(404, description=f"delivery {delivery_id} not found")
-    body = shapes.delivery_json(delivery)
-    body["attempts"] = [shapes.attempt_json(attempt) for attempt in delivery.attempts]
+    body = delivery_details.delivery_json(delivery)
+    body["attempts"] = [delivery_details.attempt_json(attempt) for attempt in delivery.attempts]
     return jsonify(body)
 
 
@@ -215,4 +216,6 @@ def replay_delivery(delivery_id: int) -> ResponseReturnValue:
     outcome = replays.replay(session, get_broker(current_app).client(), delivery)
     if not outcome.replayed:
         return jsonify({"error": outcome.message, "fields": {}}), 409
-    return jsonify({"replayed": True, "message": outcome.message, "delivery": shapes.delivery_json(delivery)})
+    return jsonify(
+        {"replayed": True, "message": outcome.message, "delivery": delivery_details.delivery_json(delivery)}
+    )

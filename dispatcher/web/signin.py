@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.db import request_session
 from dispatcher.login import PortalUser, end_sessions, start_session
-from dispatcher.portal.logins import LoginLimiter
+from dispatcher.login_limits import LoginLimiter
 
 WRONG = "Wrong email or password."
 

@@ -14,17 +14,17 @@ from typing import Any
 from flask import abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from dispatcher import delivery_details
 from dispatcher.broker import get_broker
 from dispatcher.db import request_session
 from dispatcher.models import Delivery, Transaction
-from dispatcher.portal import deliveries, shapes
 from dispatcher.staff_auth import current_api_staff_id
 from dispatcher.support import actions, search
 
 
 def _row_json(row: search.Row) -> dict[str, Any]:
     return {
-        **shapes.delivery_json(row.delivery),
+        **delivery_details.delivery_json(row.delivery),
         "publisher_id": row.delivery.publisher_id,
         "publisher": row.publisher_name,
         "postback": row.postback_name,
@@ -46,12 +46,12 @@ def list_deliveries() -> ResponseReturnValue:
 
 def get_delivery(delivery_id: int) -> ResponseReturnValue:
     session = request_session()
-    delivery = deliveries.with_attempts(session, delivery_id)
+    delivery = delivery_details.with_attempts(session, delivery_id)
     if delivery is None:
         abort(404, description=f"delivery {delivery_id} not found")
     sale = session.get(Transaction, delivery.transaction_id)
     assert sale is not None
-    body = shapes.delivery_json(delivery)
+    body = delivery_details.delivery_json(delivery)
     body.update(
         publisher_id=delivery.publisher_id,
         transaction_id=delivery.transaction_id,
@@ -60,7 +60,7 @@ def get_delivery(delivery_id: int) -> ResponseReturnValue:
         destination_host=delivery.destination_host,
         attempts=[
             {
-                **shapes.attempt_json(attempt),
+                **delivery_details.attempt_json(attempt),
                 "request_headers": attempt.request_headers,
                 "worker": attempt.worker,
             }
@@ -80,4 +80,6 @@ def replay_delivery(delivery_id: int) -> ResponseReturnValue:
         return jsonify({"error": outcome.message, "fields": {}}), 409
     delivery = session.get(Delivery, delivery_id)
     assert delivery is not None
-    return jsonify({"replayed": True, "message": outcome.message, "delivery": shapes.delivery_json(delivery)})
+    return jsonify(
+        {"replayed": True, "message": outcome.message, "delivery": delivery_details.delivery_json(delivery)}
+    )

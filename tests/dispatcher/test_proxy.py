@@ -19,10 +19,10 @@ from sqlalchemy import select
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import create_app
+from dispatcher import login_limits
 from dispatcher.db import get_db
+from dispatcher.login_limits import LoginLimiter
 from dispatcher.models import Base, Click
-from dispatcher.portal import logins
-from dispatcher.portal.logins import LoginLimiter
 from dispatcher.web.fast_path import FastPath
 from tests.conftest import app_settings
 from tests.dispatcher.ledger.conftest import build_network
@@ -89,7 +89,7 @@ def test_behind_a_trusted_proxy_each_visitor_address_has_its_own_limit(
     proxied: Flask, console: Console, clean_redis: redis.Redis
 ) -> None:
     _, email = console.account(proxied)
-    fail_from(limiter_of(console, clean_redis), VISITOR, logins.MAX_PER_IP)
+    fail_from(limiter_of(console, clean_redis), VISITOR, login_limits.MAX_PER_IP)
 
     blocked = login(through_proxy(proxied.test_client(), VISITOR), console, email, PASSWORD)
     other = login(through_proxy(proxied.test_client(), OTHER_VISITOR), console, email, PASSWORD)
@@ -113,7 +113,7 @@ def test_a_visitor_cannot_evade_the_limit_with_its_own_x_forwarded_for(
 ) -> None:
     """The proxy appends the address it saw to what the visitor sent: only the right-most value is trusted."""
     _, email = PORTAL.account(proxied)
-    fail_from(limiter_of(PORTAL, clean_redis), VISITOR, logins.MAX_PER_IP)
+    fail_from(limiter_of(PORTAL, clean_redis), VISITOR, login_limits.MAX_PER_IP)
     spoofing = through_proxy(proxied.test_client(), f"{OTHER_VISITOR}, 127.0.0.1, {VISITOR}")
 
     assert login(spoofing, PORTAL, email, PASSWORD) == 429
@@ -123,7 +123,7 @@ def test_without_a_trusted_proxy_a_sent_x_forwarded_for_changes_nothing(
     direct: Flask, clean_redis: redis.Redis
 ) -> None:
     _, email = PORTAL.account(direct)
-    fail_from(limiter_of(PORTAL, clean_redis), PROXY, logins.MAX_PER_IP)
+    fail_from(limiter_of(PORTAL, clean_redis), PROXY, login_limits.MAX_PER_IP)
 
     spoofing = login(through_proxy(direct.test_client(), OTHER_VISITOR), PORTAL, email, PASSWORD)
     plain = login(through_proxy(direct.test_client()), PORTAL, email, PASSWORD)

@@ -19,10 +19,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from dispatcher import accounts
+from dispatcher import accounts, backfill
 from dispatcher.db import get_db
 from dispatcher.models import Advertiser, Delivery, Postback, Program, postback_programs
-from dispatcher.portal import backfill
 from tests.dispatcher import factories
 from tests.portal.conftest import Account, Receiver, add_source
 from tests.workers.conftest import work_burst, worker_env

@@ -14,9 +14,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app import create_app
+from dispatcher import backfill
 from dispatcher.db import get_db
 from dispatcher.models import Base, Delivery, Postback
-from dispatcher.portal import backfill
 from dispatcher.redis_server import free_port
 from tests.conftest import app_settings
 from tests.dispatcher import factories

@@ -22,7 +22,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatcher import accounts
+from dispatcher import accounts, postback_pausing
 from dispatcher.db import get_db
 from dispatcher.models import (
     Attempt,
@@ -304,7 +304,7 @@ def spare_postback(app: Flask, network: Network, owner: str, *, active: bool = T
             name=f"spare-{next(_spare_ids)}",
             url_template=f"{network.receiver_url}/{party.markers['postback url']}/spare?cid=#fobs#",
         )
-        portal_postbacks.set_active(postback, active, "Paused for the matrix")
+        postback_pausing.set_active(postback, active, "Paused for the matrix")
         session.add(postback)
         session.commit()
         return postback.id

@@ -19,14 +19,14 @@ from flask import Flask
 from sqlalchemy import select
 
 from dispatcher.db import get_db
+from dispatcher.egress.client import EgressClient, OutboundRequest
 from dispatcher.models import Attempt, Delivery, Postback
-from dispatcher.portal.rules import destination_problem
+from dispatcher.postback_rules import destination_problem
 from dispatcher.queueing import enqueue_deliveries
 from tests.dispatcher import factories
 from tests.portal.conftest import make_publisher
 from tests.security.conftest import ALLOWED, Canary, Redirector
 from tests.workers.conftest import work_burst, worker_env
-from workers.egress import EgressClient, OutboundRequest
 
 REFUSED = "refused"  # registration answers 400 naming the url
 NAME = "name"  # a host name: accepted at registration, vetted when sending

@@ -1,4 +1,4 @@
-"""Hypothesis on the validators themselves, without HTTP: `dispatcher.portal.rules.check`,
+"""Hypothesis on the validators themselves, without HTTP: `dispatcher.postback_rules.check`,
 `dispatcher.validation`, `dispatcher.ledger.fields` and the macro linter and expander.
 
 Each either returns a clean value or raises its own refusal (`Invalid`, `FieldError`, `MacroError`) naming the
@@ -22,7 +22,7 @@ import macros
 from dispatcher import validation
 from dispatcher.ledger import fields
 from dispatcher.models import CommissionType
-from dispatcher.portal.rules import Invalid, PostbackSpec, check
+from dispatcher.postback_rules import Invalid, PostbackSpec, check
 from dispatcher.validation import FieldError
 from tests.security.fuzz_intake import amounts, expected_amount, texts, times
 from tests.security.fuzz_postbacks import FIELD_VALUES, body_templates, url_templates

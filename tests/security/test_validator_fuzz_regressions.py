@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 import macros
-from dispatcher.portal.rules import Invalid, check
+from dispatcher.postback_rules import Invalid, check
 from tests.portal.conftest import Account, add_source, make_publisher
 from tests.security.fuzz_support import assert_error_shape, row_counts, written
 

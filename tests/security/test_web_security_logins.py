@@ -15,10 +15,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from dispatcher import login_limits
 from dispatcher.db import get_db
+from dispatcher.login_limits import LoginLimiter
 from dispatcher.models import Base
-from dispatcher.portal import logins
-from dispatcher.portal.logins import LoginLimiter
 from tests.conftest import app_settings
 from tests.security.test_web_security_sessions import CONSOLES, PORTAL, Console
 
@@ -67,7 +67,7 @@ def test_a_hundred_failures_from_one_address_lock_it_for_every_email(
     _, email = console.account(app)
     prefix = "portal:login" if console.name == "portal" else "support:login"
     limiter = LoginLimiter(clean_redis, prefix=prefix)
-    for n in range(logins.MAX_PER_IP - 1):  # as if 99 other emails had been tried from this address
+    for n in range(login_limits.MAX_PER_IP - 1):  # as if 99 other emails had been tried from this address
         limiter.failed("203.0.113.9", f"guess{n}@example.test")
     client = app.test_client()
 
@@ -99,7 +99,7 @@ def test_the_count_is_shared_by_two_web_processes(
 def test_the_lock_ends_when_the_window_passes(
     app: Flask, monkeypatch: pytest.MonkeyPatch, clean_redis: redis.Redis
 ) -> None:
-    monkeypatch.setattr(logins, "WINDOW_S", 2)  # Redis expires the counters; 15 minutes in production
+    monkeypatch.setattr(login_limits, "WINDOW_S", 2)  # Redis expires the counters; 15 minutes in production
     _, email = PORTAL.account(app)
     client = app.test_client()
     for _ in range(5):
@@ -122,7 +122,7 @@ def test_with_redis_down_each_process_still_limits_failures(
     client = app.test_client()
     ip = f"192.0.2.{10 if console.name == 'portal' else 11}"  # counters of this process: fresh address
 
-    with caplog.at_level(logging.WARNING, logger="dispatcher.portal.logins"):
+    with caplog.at_level(logging.WARNING, logger=login_limits.__name__):
         failures = [attempt(client, console, email, "wrong-password", ip=ip) for _ in range(5)]
         locked = attempt(client, console, email, PASSWORD, ip=ip)
 

@@ -8,7 +8,8 @@ from flask_login import current_user  # type: ignore[import-untyped]
 
 from dispatcher.broker import get_broker
 from dispatcher.login import PUBLISHER, publisher_user
-from dispatcher.portal.logins import LoginLimiter, authenticate
+from dispatcher.login_limits import LoginLimiter
+from dispatcher.publisher_auth import authenticate
 from dispatcher.web import signin
 from dispatcher.web.portal.common import blueprint
 from dispatcher.web.signin import SignIn

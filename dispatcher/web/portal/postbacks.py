@@ -11,14 +11,15 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session, sessionmaker
 
 import macros
+from dispatcher import backfill, postback_pausing, postback_rules
 from dispatcher.broker import get_broker
 from dispatcher.db import get_db, request_session
 from dispatcher.models import Postback
 from dispatcher.models.postbacks import POSTBACK_EVENTS
-from dispatcher.portal import backfill, postbacks, programs, rules, test_send
+from dispatcher.portal import postbacks, programs, test_send
 from dispatcher.portal.preview import preview
-from dispatcher.portal.rules import Invalid
 from dispatcher.portal.traffic_sources import list_sources
+from dispatcher.postback_rules import Invalid
 from dispatcher.validation import FieldError
 from dispatcher.web.portal.common import blueprint, found, publisher_id, publisher_required, settings
 
@@ -43,7 +44,7 @@ blueprint.add_url_rule("/postbacks", "postbacks", postbacks_list)
 @blueprint.get("/postbacks/new")
 @publisher_required
 def new_postback() -> ResponseReturnValue:
-    values = rules.PostbackSpec(url="").as_values()
+    values = postback_rules.PostbackSpec(url="").as_values()
     return _form(values, {}, None)
 
 
@@ -51,7 +52,7 @@ def new_postback() -> ResponseReturnValue:
 @publisher_required
 def create_postback() -> ResponseReturnValue:
     session = request_session()
-    values = rules.form_values(request.form)
+    values = postback_rules.form_values(request.form)
     try:
         spec = _checked(values, None)
     except Invalid as invalid:
@@ -74,7 +75,7 @@ def edit_postback(postback_id: int) -> ResponseReturnValue:
 def update_postback(postback_id: int) -> ResponseReturnValue:
     session = request_session()
     postback = _own(postback_id)
-    values = {**rules.form_values(request.form), "active": postback.active}
+    values = {**postback_rules.form_values(request.form), "active": postback.active}
     try:
         spec = _checked(values, postback)
     except Invalid as invalid:
@@ -99,7 +100,7 @@ def resume_postback(postback_id: int) -> ResponseReturnValue:
 
 def _set_active(postback_id: int, active: bool, message: str) -> ResponseReturnValue:
     session = request_session()
-    postbacks.set_active(_own(postback_id), active)
+    postback_pausing.set_active(_own(postback_id), active)
     session.commit()
     flash(message, "success")
     if request.form.get("back") == "list":
@@ -136,7 +137,7 @@ def signing_secret(postback_id: int) -> ResponseReturnValue:
 @publisher_required
 def preview_postback() -> ResponseReturnValue:
     """Called by portal.js as the publisher types (form fields, CSRF token in a header)."""
-    return jsonify(preview(rules.form_values(request.form), settings().allowed_networks).as_json())
+    return jsonify(preview(postback_rules.form_values(request.form), settings().allowed_networks).as_json())
 
 
 @blueprint.post("/postbacks/<int:postback_id>/test")
@@ -188,11 +189,11 @@ def _scoped_programs(postback: Postback | None) -> tuple[int, ...]:
     return postbacks.spec_of(postback).program_ids if postback is not None else ()
 
 
-def _checked(values: dict[str, Any], postback: Postback | None) -> rules.PostbackSpec:
+def _checked(values: dict[str, Any], postback: Postback | None) -> postback_rules.PostbackSpec:
     session = request_session()
-    problems = rules.scope_problems(request.form)
+    problems = postback_rules.scope_problems(request.form)
     try:
-        spec = rules.check(
+        spec = postback_rules.check(
             values,
             own_source_ids=postbacks.own_source_ids(session, publisher_id()),
             programs=programs.choosable(session, _scoped_programs(postback)),
@@ -228,8 +229,8 @@ def _form(
         catalog=macros.CATALOG,
         modifiers=macros.MODIFIERS,
         events=POSTBACK_EVENTS,
-        statuses=rules.STATUSES,
-        content_types=list(rules.CONTENT_TYPES),
+        statuses=postback_rules.STATUSES,
+        content_types=list(postback_rules.CONTENT_TYPES),
         test_result=test_result,
         backfill_state=backfill.status(_redis(), postback.id) if postback else None,
     )

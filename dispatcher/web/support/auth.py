@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from dispatcher.portal.logins import LoginLimiter
+from dispatcher.login_limits import LoginLimiter
 from dispatcher.staff_auth import authenticate, staff_user
 from dispatcher.web import signin
 from dispatcher.web.signin import SignIn

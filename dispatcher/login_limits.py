@@ -1,4 +1,4 @@
-"""Checking a login, with a limit on failures kept in Redis.
+"""Limits on failed logins, shared by the portal's and the support console's sign-in, kept in Redis.
 
 Failures are counted per (client IP, email) and per client IP in fixed windows: 5 wrong passwords for one
 email from one address, or 100 from one address for any emails, lock that pair or address out for the rest
@@ -16,10 +16,6 @@ import time
 from dataclasses import dataclass
 
 import redis
-from sqlalchemy.orm import Session
-
-from dispatcher.auth import account_for_password
-from dispatcher.models import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +104,3 @@ class LoginLimiter:
             self.client.delete(pair_key)
         except redis.RedisError as exc:
             log.warning("login count not cleared, Redis unavailable: %s", exc)
-
-
-def authenticate(session: Session, email: str, password: str) -> Publisher | None:
-    account: Publisher | None = account_for_password(session, Publisher, email, password)
-    return account

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers import signing
+from dispatcher.egress import signing
 
 # From the Standard Webhooks reference libraries' test suite.
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -24,10 +24,10 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from dispatcher.config import IPNetwork
+from dispatcher.egress import ssrf
+from dispatcher.egress.errors import DeliveryError
 from dispatcher.models import ErrorClass
 from dispatcher.models.deliveries import RESPONSE_EXCERPT_BYTES
-from workers import ssrf
-from workers.errors import DeliveryError
 
 Guard = Callable[[str, int], str]
 

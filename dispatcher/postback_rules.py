@@ -241,7 +241,7 @@ def destination_problem(url: str, allowed: Sequence[IPNetwork] = ()) -> str | No
     address = _literal_address(host)
     if address is None:
         return None
-    # The workers' own rule, so 6to4, NAT64, IPv4-compatible and multicast literals are refused here too.
+    # The egress guard's rule, so 6to4, NAT64, IPv4-compatible and multicast literals are refused here too.
     if addresses.why_refused(address, allowed) is None:
         return None
     kind = "loopback" if address.is_loopback else "private" if address.is_private else "non-public"

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from dispatcher.portal.rules import Invalid, PostbackSpec, check, destination_problem
+from dispatcher.postback_rules import Invalid, PostbackSpec, check, destination_problem
 
 FLEXOFFERS = "http://yourdomain.com/pixel.track?sid=#fobs#&orderid=#on#&amount=#sa#&commission=#ca#&date=#et#"
 

@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from workers import ssrf
-from workers.egress import EgressClient, OutboundRequest
+from dispatcher.egress import ssrf
+from dispatcher.egress.client import EgressClient, OutboundRequest
 
 
 @pytest.mark.parametrize(

@@ -1,39 +1,18 @@
-"""From rows to the request to send: the macro values of one delivery, expanded into URL, body and headers."""
+"""From rows to what a send needs: each claimed delivery with its postback and the macro values of its
+transaction. The request itself is built by `dispatcher.egress.render`, as for the portal's send test."""
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
-import macros
+from dispatcher.egress.render import Claimed
 from dispatcher.models import Click, Delivery, Postback, Program, Transaction, TransactionEvent
 from dispatcher.models.ledger import EventKind
-from workers import signing
-from workers.egress import OutboundRequest
 
-FORM_TYPE = "application/x-www-form-urlencoded"
 FOBS = ("fobs", "fobs2", "fobs3", "fobs4", "fobs5")
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """One claimed delivery with everything needed to send it and judge the answer."""
-
-    delivery_id: int
-    number: int
-    attempt_in_schedule: int
-    postback_id: int
-    sendable: bool  # False: the postback was paused, deactivated or deleted meanwhile
-    paused_reason: str | None
-    success_body_contains: str | None
-    values: dict[str, object]
-    postback: Postback
 
 
 def load(session: Session, numbers: dict[int, int]) -> list[Claimed]:
@@ -112,43 +91,3 @@ def macro_values(row: Row[Any], postback: Postback) -> dict[str, object]:
     for name in FOBS:
         values[name] = getattr(row, name)
     return values
-
-
-def build_request(job: Claimed, now: datetime, user_agent: str) -> OutboundRequest:
-    """Expand the postback for this attempt; MacroError (a permanent failure) when a template is broken."""
-    postback = job.postback
-    values = {**job.values, "attempt": job.number, "ts": now}
-    url = template(postback.url_template, macros.Context.URL).expand(values)
-    headers = {"User-Agent": user_agent, "Accept-Encoding": "identity"}
-    for name, value in (postback.headers or {}).items():
-        headers[name] = template(value, macros.Context.TEXT).expand(values)
-    body: bytes | None = None
-    if postback.method == "POST":
-        content_type = postback.content_type or FORM_TYPE
-        context = macros.Context.JSON if "json" in content_type.lower() else macros.Context.FORM
-        body = template(postback.body_template or "", context).expand(values).encode()
-        headers["Content-Type"] = content_type
-    if postback.signing_secret:
-        headers.update(
-            signing.headers(
-                postback.signing_secret, f"dlv_{job.delivery_id}", int(now.timestamp()), body or b""
-            )
-        )
-    return OutboundRequest(postback.method, url, headers, body)
-
-
-def destination(request_url: str) -> str:
-    """The host (and port, when not the default) whose slots a request takes."""
-    parts = urlsplit(request_url)
-    host = (parts.hostname or "").lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return f"{host}:{port}" if port else host
-
-
-@functools.lru_cache(maxsize=4096)
-def template(source: str, context: macros.Context) -> macros.Template:
-    # Parsed templates are immutable and shared by every thread; parsing is the expensive part.
-    return macros.parse(source, context)

@@ -1,6 +1,6 @@
 """Which addresses a postback may reach: only globally routable ones, unless configuration opens a range.
 
-The check runs on the addresses the connection will actually use (see `egress`), so a DNS answer that
+The check runs on the addresses the connection will actually use (see `client`), so a DNS answer that
 changes between the check and the connect cannot slip through.
 """
 

@@ -6,8 +6,8 @@ import ipaddress
 
 import responses
 
+from dispatcher.egress.client import EgressClient, OutboundRequest
 from dispatcher.models.deliveries import RESPONSE_EXCERPT_BYTES
-from workers.egress import EgressClient, OutboundRequest
 
 PUBLIC = lambda host, port: ["93.184.216.34"]  # noqa: E731 - a resolver that answers a public address
 

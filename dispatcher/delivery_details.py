@@ -1,0 +1,64 @@
+"""One delivery with its attempts, as the API shows it to its publisher and to staff (times in ISO 8601 UTC).
+
+The publisher's routes reach it through `dispatcher.portal.deliveries.get_delivery` (their own only), the
+staff's through `dispatcher.web.support_api` (any).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from dispatcher.models import Attempt, Delivery
+
+
+def with_attempts(session: Session, delivery_id: int) -> Delivery | None:
+    """Any delivery with its attempts loaded (staff); publishers go through `get_delivery`."""
+    return session.scalar(
+        select(Delivery).options(selectinload(Delivery.attempts)).where(Delivery.id == delivery_id)
+    )
+
+
+def iso_time(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
+
+
+def delivery_json(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "postback_id": delivery.postback_id,
+        "transaction_event_id": delivery.transaction_event_id,
+        "state": delivery.state,
+        "attempt_count": delivery.attempt_count,
+        "next_attempt_at": iso_time(delivery.next_attempt_at),
+        "method": delivery.method,
+        "url": delivery.url,
+        "body": delivery.body,
+        "last_status_code": delivery.last_status_code,
+        "last_error_class": delivery.last_error_class,
+        "last_error": delivery.last_error,
+        "created_at": iso_time(delivery.created_at),
+        "updated_at": iso_time(delivery.updated_at),
+        "completed_at": iso_time(delivery.completed_at),
+    }
+
+
+def attempt_json(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "outcome": attempt.outcome,
+        "started_at": iso_time(attempt.started_at),
+        "duration_ms": attempt.duration_ms,
+        "method": attempt.method,
+        "url": attempt.url,
+        "request_body": attempt.request_body,
+        "resolved_ip": attempt.resolved_ip,
+        "status_code": attempt.status_code,
+        "response_headers": attempt.response_headers,
+        "response_excerpt": attempt.response_excerpt,
+        "error_class": attempt.error_class,
+        "error_message": attempt.error_message,
+    }
