@@ -4,8 +4,10 @@
 
 A plain WSGI callable, no framework, served by gunicorn under the same settings as the app. Each process
 opens one psycopg connection when its first request comes (so after gunicorn's fork) and keeps it. It sends
-the statements our app sends, copied from the app's SQL log on PostgreSQL (the server's `log_statement=all`:
-the app's hot paths run on the driver's connection, under SQLAlchemy's echo) with their parameters renamed:
+the statements our app sends, copied from its SQL log on PostgreSQL (the server's `log_statement = all`:
+SQLAlchemy's echo does not show them while the app's hot paths run on the driver's connection), written as
+psycopg receives them, with named placeholders where the log shows $1, $2...
+(`tests/bench/test_bare.py` holds both sides to the same statements):
 
 - `GET /c/<program>?pub=&ts=&fobs=..`: the click's INSERT ... SELECT ... RETURNING (the program, advertiser,
   publisher and traffic source checked in the statement), the commit, a 302 to the landing URL with
@@ -35,6 +37,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -42,6 +45,7 @@ from urllib.parse import parse_qsl, quote
 
 import psycopg
 import redis
+from psycopg.rows import namedtuple_row
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -167,102 +171,121 @@ def record_click(connections: Connections, program_id: int, environ: Environ) ->
         row = cursor.fetchone()
     if row is None:
         raise Refused("404 Not Found", f"no active program {program_id} for this publisher and source")
-    landing: str = row[0]
+    landing: str = row.landing_url
     return f"{landing}{'&' if '?' in landing else '?'}clickid={quote(click_id, safe='')}"
+
+
+@dataclass(frozen=True)
+class Sale:
+    order_number: str
+    amount: Decimal
+    commission: Decimal
+    currency: str
+    click_pk: int
+    publisher_id: int
+    source_id: int | None
+    program_id: int
+    sales_id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def record_sale(connections: Connections, environ: Environ) -> dict[str, Any]:
     """Record the reported sale and hand its deliveries to Redis; the answer's body."""
     key_id, secret = _api_key(environ.get("HTTP_AUTHORIZATION", ""))
     click_id, order_number, amount = _report(_body(environ))
-    now = datetime.now(UTC)
     with connections.transaction() as cursor:
         cursor.execute(KEY_CLICK_AND_POSTBACKS, {"click_id": click_id, "key_id": key_id})
         rows = cursor.fetchall()
-        if not rows or not rows[0][2] or not _secret_matches(rows[0][3], secret):
-            raise Refused("401 Unauthorized", "the API key is not valid")
-        first = rows[0]
-        if first[9] is None or first[10] != first[0]:
-            raise Refused("400 Bad Request", "click_id is not a click of this advertiser")
-        click_pk, publisher_id, source_id, program_id, currency, kind, value = (
-            first[5], first[7], first[8], first[9], first[12], first[13], first[14]
-        )  # fmt: skip
-        commission = (amount * value / 100 if kind == "percent" else value).quantize(CENT, ROUND_HALF_UP)
-        sales_id = secrets.token_urlsafe(12)
-        common = {"sale_amount": amount, "commission": commission, "channel": "api", "created_at": now}
-        try:
-            cursor.execute(
-                INSERT_TRANSACTION,
-                {
-                    **common,
-                    "sales_id": sales_id,
-                    "program_id": program_id,
-                    "click_pk": click_pk,
-                    "publisher_id": publisher_id,
-                    "traffic_source_id": source_id,
-                    "order_number": order_number,
-                    "currency": currency,
-                    "event_type": "sale",
-                    "status": "pending",
-                    "event_time": now,
-                    "updated_at": now,
-                },
-            )
-        except psycopg.errors.UniqueViolation:
-            raise Refused("409 Conflict", "order_number was reported already") from None
-        transaction_id = _returned(cursor)
-        cursor.execute(
-            INSERT_EVENT,
-            {
-                **common,
-                "transaction_id": transaction_id,
-                "kind": "created",
-                "status": "pending",
-                "occurred_at": now,
-            },
-        )
-        event_id = _returned(cursor)
-        deliveries = []
-        for postback_id in _matching_postbacks(rows, source_id, program_id):
-            cursor.execute(
-                INSERT_DELIVERY,
-                {
-                    "postback_id": postback_id,
-                    "transaction_event_id": event_id,
-                    "transaction_id": transaction_id,
-                    "publisher_id": publisher_id,
-                    "state": "pending",
-                    "attempt_count": 0,
-                    "next_attempt_at": now,
-                    "queued_at": now,
-                    "replayed_after_attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            )
-            deliveries.append(_returned(cursor))
+        sale = _sale(rows, secret, order_number, amount)
+        deliveries = _insert(cursor, sale, _matching_postbacks(rows, sale.source_id, sale.program_id))
     if deliveries:
         connections.redis().rpush(QUEUE, json.dumps(deliveries))
     return {
-        "commission": str(commission),
-        "currency": currency,
+        "commission": str(sale.commission),
+        "currency": sale.currency,
         "deliveries": len(deliveries),
-        "sales_id": sales_id,
+        "sales_id": sale.sales_id,
         "status": "pending",
     }
+
+
+def _sale(rows: Sequence[Any], secret: str, order_number: str, amount: Decimal) -> Sale:
+    """The sale, from the rows of KEY_CLICK_AND_POSTBACKS, once the key and the click check out."""
+    if not rows or not rows[0].key_active or not _secret_matches(rows[0].key_secret_hash, secret):
+        raise Refused("401 Unauthorized", "the API key is not valid")
+    row = rows[0]
+    if row.program_id is None or row.advertiser_id != row.key_advertiser_id:
+        raise Refused("400 Bad Request", "click_id is not a click of this advertiser")
+    value = row.commission_value
+    commission = amount * value / 100 if row.commission_type == "percent" else value
+    return Sale(
+        order_number,
+        amount,
+        commission.quantize(CENT, ROUND_HALF_UP),
+        row.currency,
+        row.id,
+        row.publisher_id,
+        row.traffic_source_id,
+        row.program_id,
+    )
+
+
+def _insert(cursor: psycopg.Cursor[Any], sale: Sale, postback_ids: list[int]) -> list[int]:
+    """The transaction, its event and a delivery per postback; the deliveries' ids."""
+    now = sale.at
+    common = {"sale_amount": sale.amount, "commission": sale.commission, "channel": "api", "created_at": now}
+    transaction = {
+        "sales_id": sale.sales_id,
+        "program_id": sale.program_id,
+        "click_pk": sale.click_pk,
+        "publisher_id": sale.publisher_id,
+        "traffic_source_id": sale.source_id,
+        "order_number": sale.order_number,
+        "currency": sale.currency,
+        "event_type": "sale",
+        "status": "pending",
+        "event_time": now,
+        "updated_at": now,
+    }
+    try:
+        cursor.execute(INSERT_TRANSACTION, {**common, **transaction})
+    except psycopg.errors.UniqueViolation:
+        raise Refused("409 Conflict", "order_number was reported already") from None
+    transaction_id = _returned(cursor)
+    event = {"transaction_id": transaction_id, "kind": "created", "status": "pending", "occurred_at": now}
+    cursor.execute(INSERT_EVENT, {**common, **event})
+    event_id = _returned(cursor)
+    deliveries = []
+    for postback_id in postback_ids:
+        delivery = {
+            "postback_id": postback_id,
+            "transaction_event_id": event_id,
+            "transaction_id": transaction_id,
+            "publisher_id": sale.publisher_id,
+            "state": "pending",
+            "attempt_count": 0,
+            "next_attempt_at": now,
+            "queued_at": now,
+            "replayed_after_attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        cursor.execute(INSERT_DELIVERY, delivery)
+        deliveries.append(_returned(cursor))
+    return deliveries
 
 
 def _matching_postbacks(rows: Sequence[Any], source_id: int | None, program_id: int) -> list[int]:
     """The postbacks a new pending sale fires: rows are postback x scope entry, ordered by postback."""
     scopes: dict[int, tuple[Any, Any, set[int], set[int]]] = {}
     for row in rows:
-        if row[17] is None:
+        if row.postback_id is None:
             continue
-        _events, _statuses, sources, programs = scopes.setdefault(row[17], (row[19], row[20], set(), set()))
-        if row[21] is not None:
-            sources.add(row[21])
-        if row[22] is not None:
-            programs.add(row[22])
+        _, _, sources, programs = scopes.setdefault(row.postback_id, (row.events, row.statuses, set(), set()))
+        if row.scope_source_id is not None:
+            sources.add(row.scope_source_id)
+        if row.scope_program_id is not None:
+            programs.add(row.scope_program_id)
     return [
         postback_id
         for postback_id, (events, statuses, sources, programs) in scopes.items()
@@ -367,7 +390,8 @@ class Connections:
     def database(self) -> psycopg.Connection[Any]:
         self._own()
         if self._database is None or self._database.closed:
-            self._database = psycopg.connect(self.database_url)
+            # Rows by column name, as the app makes them.
+            self._database = psycopg.connect(self.database_url, row_factory=namedtuple_row)
         return self._database
 
     def redis(self) -> redis.Redis:
