@@ -43,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,7 +227,7 @@ def _wait_for_http(server: Server, timeout_s: float = 30) -> None:
     raise SystemExit(f"gunicorn serving {APPS[server.name]} did not start within {timeout_s:g} s")
 
 
-def stop_gunicorn(servers: Iterable[Server]) -> None:
+def stop_gunicorn(servers: Collection[Server]) -> None:
     for server in servers:
         if server.process.poll() is None:
             server.process.send_signal(signal.SIGTERM)
