@@ -1,6 +1,6 @@
 """Chaos: sales through the HTTP API while workers are killed, Redis is flushed and the web app restarts.
 
-    python -m bench.chaos [--sales 5000]
+    python -m bench.chaos [--sales 5000] [--sqlite]
 
 Runs its own Redis, a gunicorn web app, 2 worker processes, a pump and a sink answering in 50 ms (so that
 deliveries are in flight when a worker dies). Every few seconds one worker gets `kill -9` and a new one is
@@ -9,7 +9,9 @@ a sale reported twice is a duplicate, not a second postback). At the end every d
 the sink must have seen every delivery id at least once. Prints lost and duplicate counts, the time from each
 kill to the killed worker's claimed deliveries being sent again, and last `chaos_lost: <n>`.
 
-Database: `BENCH_DATABASE_URL` or `TEST_POSTGRES_URL` (a fresh schema), else a SQLite file.
+Database: PostgreSQL, a fresh schema (dropped after) of the database named by `BENCH_DATABASE_URL`, else
+`TEST_POSTGRES_URL`, else postgresql+psycopg://postgres@127.0.0.1:5432/test; a SQLite file with `--sqlite` or
+`BENCH_SQLITE=1` (see `bench._database`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ import redis
 import requests
 from sqlalchemy import func, insert, select
 
-from bench.delivery import ROOT, SinkProcess, engine_env, fresh_database, sink
+from bench._database import add_sqlite_flag, describe, exit_on_sigterm, fresh_database, wants_sqlite
+from bench.delivery import ROOT, SinkProcess, engine_env, sink
 from dispatcher import accounts
 from dispatcher.db import Database
 from dispatcher.ledger.ids import new_click_id
@@ -211,24 +214,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
     parser.add_argument("--sales", type=int, default=5000)
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for every delivery")
+    add_sqlite_flag(parser)
     args = parser.parse_args(argv)
+    sqlite = wants_sqlite(args.sqlite)
+    exit_on_sigterm()
     rng = random.Random(5)
     with tempfile.TemporaryDirectory() as directory, sink() as sink_process:
         tmp = Path(directory)
         server = EmbeddedRedis(tmp / "redis", persist=False)
         redis_url = server.start()
         sink_process.configure(delay=SINK_DELAY_S)
-        with fresh_database(tmp) as url:
-            database = Database(url)
-            network = seed(database, sink_process, args.sales)
-            chaos = Chaos(engine_env(url, redis_url, tmp), free_port())
-            base_url = f"http://127.0.0.1:{chaos.web_port}"
-            try:
-                report = run(args, rng, chaos, database, base_url, redis_url, sink_process, network)
-            finally:
-                chaos.stop_all()
-                database.dispose()
-        server.stop()
+        try:
+            with fresh_database(tmp, sqlite=sqlite, prefix="bench_chaos") as url:
+                print(f"database: {describe(url)}", flush=True)
+                database = Database(url)
+                chaos = Chaos(engine_env(url, redis_url, tmp), free_port())
+                base_url = f"http://127.0.0.1:{chaos.web_port}"
+                try:
+                    network = seed(database, sink_process, args.sales)
+                    report = run(args, rng, chaos, database, base_url, redis_url, sink_process, network)
+                finally:
+                    chaos.stop_all()
+                    database.dispose()
+        finally:
+            server.stop()
     for line in report:
         print(line)
 
@@ -305,7 +314,8 @@ def summary(
     all_chaos_happened: bool,
 ) -> list[str]:
     with database.session() as session:
-        states = dict(session.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
+        rows = session.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
+        states: dict[str, int] = {state: count for state, count in rows}
         deliveries = sum(states.values())
     stats = sink_process.stats()
     expected = len(accepted) * POSTBACKS

@@ -1,6 +1,6 @@
 """Delivery throughput: the full pipeline against the raw HTTP limit of this machine, measured in one run.
 
-    python -m bench.delivery [--sales 20000]
+    python -m bench.delivery [--sales 20000] [--sqlite]
 
 Baselines: a plain `requests.Session` loop against the sink, and the same loop in 2 processes. Pipeline: sales
 recorded (transaction, event and delivery rows committed in chunks, then handed to RQ as the ledger does) ->
@@ -9,7 +9,9 @@ it ends when the sink has seen every delivery id and every attempt is logged as 
 with a sink answering in 100 ms, and with 20% of the endpoints never answering (isolation: the healthy
 throughput with hangs over the throughput without).
 
-Database: `BENCH_DATABASE_URL` or `TEST_POSTGRES_URL` (a fresh schema, dropped after), else a SQLite file.
+Database: PostgreSQL, a fresh schema for each pipeline run (dropped after) of the database named by
+`BENCH_DATABASE_URL`, else `TEST_POSTGRES_URL`, else postgresql+psycopg://postgres@127.0.0.1:5432/test; a
+SQLite file with `--sqlite` or `BENCH_SQLITE=1` (see `bench._database`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,8 +37,17 @@ from typing import Any
 
 import redis
 import requests
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select
 
+from bench._database import (
+    add_sqlite_flag,
+    backend_pids,
+    describe,
+    exit_on_sigterm,
+    fresh_database,
+    postgres_url,
+    wants_sqlite,
+)
 from dispatcher.db import Database
 from dispatcher.models import (
     Advertiser,
@@ -133,7 +143,7 @@ def run_sink(endpoints: int, ports: Any) -> None:
 @dataclass
 class SinkProcess:
     ports: list[int]
-    process: multiprocessing.Process
+    process: multiprocessing.process.BaseProcess
 
     @property
     def control(self) -> str:
@@ -188,31 +198,13 @@ def raw_rate(url: str, processes: int, seconds: float = 3.0) -> float:
     workers = [context.Process(target=_loop_worker, args=(url, seconds, results)) for _ in range(processes)]
     for worker in workers:
         worker.start()
-    total = sum(results.get(timeout=seconds + 30) for _ in workers)
+    total: int = sum(results.get(timeout=seconds + 30) for _ in workers)
     for worker in workers:
         worker.join()
     return total / seconds
 
 
 # --- the pipeline ---
-
-
-@contextlib.contextmanager
-def fresh_database(tmp: Path) -> Iterator[str]:
-    base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_POSTGRES_URL")
-    if not base:
-        yield f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:8]}.db'}"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @dataclass
@@ -350,6 +342,7 @@ def pipeline(
     tmp: Path,
     sales: int,
     *,
+    sqlite: bool,
     delay: float = 0.0,
     hanging: float = 0.0,
     workers: int = 2,
@@ -361,7 +354,7 @@ def pipeline(
     sink_process.configure(delay=delay, hang=hang_ports)
     connection = redis.Redis.from_url(redis_url)
     connection.flushall()
-    with fresh_database(tmp) as url:
+    with fresh_database(tmp, sqlite=sqlite, prefix="bench_delivery") as url:
         database = Database(url)
         network = seed(database, sink_process.ports)
         healthy_hooks = {
@@ -372,7 +365,7 @@ def pipeline(
         processes = start_workers(engine_env(url, redis_url, tmp), workers)
         try:
             time.sleep(2.0)  # the workers import and connect; not part of the measurement
-            cpu_before = cpu_seconds(processes, sink_process)
+            cpu_before = cpu_seconds(processes, sink_process, url)
             started = time.monotonic()
             ids: list[int] = []
             for first in range(0, sales, RECORD_CHUNK):
@@ -393,7 +386,9 @@ def pipeline(
                     raise TimeoutError("attempts were not all logged")
                 time.sleep(0.02)
             elapsed = time.monotonic() - started
-            cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(processes, sink_process).items()}
+            cpu = {
+                k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(processes, sink_process, url).items()
+            }
             stats = sink_process.stats()
             print(
                 f"  {sales} sales ({healthy} to healthy endpoints), delay {delay * 1000:g} ms, "
@@ -413,8 +408,11 @@ def pipeline(
             connection.close()
 
 
-def cpu_seconds(processes: Sequence[subprocess.Popen[bytes]], sink_process: SinkProcess) -> dict[str, float]:
-    """Where the time goes: CPU used so far by workers, pump, sink, this process and PostgreSQL."""
+def cpu_seconds(
+    processes: Sequence[subprocess.Popen[bytes]], sink_process: SinkProcess, database_url: str
+) -> dict[str, float]:
+    """Where the time goes: CPU used so far by workers, pump, sink, this process and the PostgreSQL
+    backends of this run (not those of others sharing the server)."""
     tick = os.sysconf("SC_CLK_TCK")
 
     def of(pid: int | None) -> float:
@@ -425,21 +423,18 @@ def cpu_seconds(processes: Sequence[subprocess.Popen[bytes]], sink_process: Sink
         return (int(fields[11]) + int(fields[12])) / tick
 
     usage = os.times()
-    postgres = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    postgres += of(int(entry.name))
-            except OSError:
-                continue
-    return {
+    spent = {
         "workers": sum(of(p.pid) for p in processes[:-1]),
         "pump": of(processes[-1].pid),
         "sink": of(sink_process.process.pid),
         "recording (bench)": usage.user + usage.system,
-        "postgres (all)": postgres,
     }
+    # A backend that starts within the measurement counts from 0 at its start: summing the backends found
+    # at each sample gives the time spent between them, unless one ends in between (none does here).
+    backends = backend_pids(database_url)
+    if backends:
+        spent["postgres (this run)"] = sum(of(pid) for pid in backends)
+    return spent
 
 
 def _logged(database: Database, hooks: set[int]) -> int:
@@ -453,13 +448,15 @@ def _logged(database: Database, hooks: set[int]) -> int:
         return int(session.scalar(query) or 0)
 
 
-def run_only(args: argparse.Namespace, sink_process: SinkProcess, redis_url: str, tmp: Path) -> None:
+def run_only(
+    args: argparse.Namespace, sink_process: SinkProcess, redis_url: str, tmp: Path, sqlite: bool
+) -> None:
     if args.only == "fast":
-        pipeline(sink_process, redis_url, tmp, args.sales)
+        pipeline(sink_process, redis_url, tmp, args.sales, sqlite=sqlite)
     elif args.only == "slow":
-        pipeline(sink_process, redis_url, tmp, args.slow_sales, delay=0.1)
+        pipeline(sink_process, redis_url, tmp, args.slow_sales, sqlite=sqlite, delay=0.1)
     else:
-        pipeline(sink_process, redis_url, tmp, args.slow_sales, hanging=0.2)
+        pipeline(sink_process, redis_url, tmp, args.slow_sales, sqlite=sqlite, hanging=0.2)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -469,12 +466,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--slow-sales", type=int, default=5000, help="sales for the 100 ms and isolation runs"
     )
     parser.add_argument("--only", choices=["fast", "slow", "isolation"], help="one scenario (for profiling)")
+    add_sqlite_flag(parser)
     args = parser.parse_args(argv)
-    database_kind = (
-        "PostgreSQL"
-        if os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_POSTGRES_URL")
-        else "SQLite"
-    )
+    sqlite = wants_sqlite(args.sqlite)
+    exit_on_sigterm()
+    database_kind = "SQLite (a file per run)" if sqlite else f"{describe(postgres_url())}, a schema per run"
     print(
         f"delivery bench: {os.cpu_count()} CPUs, database {database_kind}, {ENDPOINTS} sink endpoints",
         flush=True,
@@ -486,21 +482,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             url = f"http://127.0.0.1:{sink_process.ports[0]}/pb"
             if args.only:
-                run_only(args, sink_process, redis_url, tmp)
+                run_only(args, sink_process, redis_url, tmp, sqlite)
                 return
             raw_1 = raw_rate(url, 1)
             print(f"raw requests.Session loop, 1 process:  {raw_1:,.0f} req/s", flush=True)
             raw_2 = raw_rate(url, 2)
             print(f"raw requests.Session loop, 2 processes: {raw_2:,.0f} req/s", flush=True)
             print("pipeline, 2 worker processes, fast sink:", flush=True)
-            fast = pipeline(sink_process, redis_url, tmp, args.sales)
+            fast = pipeline(sink_process, redis_url, tmp, args.sales, sqlite=sqlite)
             print(f"delivered: {fast.per_s:,.0f} per s", flush=True)
             print("pipeline, 2 worker processes, sink answering in 100 ms:", flush=True)
-            slow = pipeline(sink_process, redis_url, tmp, args.slow_sales, delay=0.1)
+            slow = pipeline(sink_process, redis_url, tmp, args.slow_sales, sqlite=sqlite, delay=0.1)
             print(f"delivered: {slow.per_s:,.0f} per s", flush=True)
             print("isolation, fast sink, without and with 20% of the endpoints hanging:", flush=True)
-            calm = pipeline(sink_process, redis_url, tmp, args.slow_sales)
-            stormy = pipeline(sink_process, redis_url, tmp, args.slow_sales, hanging=0.2)
+            calm = pipeline(sink_process, redis_url, tmp, args.slow_sales, sqlite=sqlite)
+            stormy = pipeline(sink_process, redis_url, tmp, args.slow_sales, sqlite=sqlite, hanging=0.2)
             print(
                 f"healthy throughput: {calm.per_s:,.0f} per s without hangs, {stormy.per_s:,.0f} with",
                 flush=True,

@@ -2,10 +2,10 @@
 
     python -m bench.search
 
-Seeds a fresh schema of the PostgreSQL database named by `BENCH_POSTGRES_URL` (else `TEST_POSTGRES_URL`, else
-postgresql+psycopg://postgres@127.0.0.1:5432/test) with `BENCH_DELIVERIES` (200,000) deliveries, each with its
-transaction, event and click, through multi-row `INSERT ... SELECT generate_series` (a few seconds), then
-ANALYZE. The schema is dropped at the end.
+Seeds a fresh schema of the PostgreSQL database named by `BENCH_DATABASE_URL` (or `BENCH_POSTGRES_URL`, its
+older name), else `TEST_POSTGRES_URL`, else postgresql+psycopg://postgres@127.0.0.1:5432/test, with
+`BENCH_DELIVERIES` (200,000) deliveries, each with its transaction, event and click, through multi-row
+`INSERT ... SELECT generate_series` (a few seconds), then ANALYZE. The schema is dropped at the end.
 
 The timed query is the console's own (`dispatcher.support.search.search`): one page of failed deliveries of
 one publisher in the last 7 days, newest first. Its plan (EXPLAIN ANALYZE) is printed, then the median of
@@ -27,10 +27,10 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from bench._database import postgres_url
 from dispatcher.models import Base
 from dispatcher.support import search
 
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DELIVERIES = int(os.environ.get("BENCH_DELIVERIES", "200000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
 PUBLISHERS, ADVERTISERS, PROGRAMS, POSTBACKS = 200, 20, 100, 400
@@ -121,7 +121,7 @@ def _explain(session: Session, filters: search.Filters) -> str:
 
 
 def main() -> None:
-    base = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("TEST_POSTGRES_URL") or DEFAULT_URL
+    base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("BENCH_POSTGRES_URL") or postgres_url()
     schema = f"bench_search_{uuid.uuid4().hex[:8]}"
     admin = create_engine(base)
     with admin.begin() as connection:
