@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from flask import abort, request
-from sqlalchemy import Connection, FromClause, Select, Table, bindparam, select
+from sqlalchemy import FromClause, Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from dispatcher.accounts import ADVERTISER_KEY_KIND, S2S_TOKEN_KIND
 from dispatcher.credentials import check_password, check_secret, dummy_hash, password_method_of, split_token
-from dispatcher.db import fetch
+from dispatcher.db import Db, fetch
 from dispatcher.models import Advertiser
 
 
@@ -64,7 +64,7 @@ class Beside:
     params: Mapping[str, Any]
 
 
-def advertiser_by_token(db: Session | Connection, token: str, kind: str) -> AdvertiserIdentity | None:
+def advertiser_by_token(db: Db, token: str, kind: str) -> AdvertiserIdentity | None:
     """The active advertiser whose API key (`adv`) or S2S token (`s2s`) this is, else None."""
     parts = split_token(token.strip(), kind)
     if parts is None:
@@ -74,7 +74,7 @@ def advertiser_by_token(db: Session | Connection, token: str, kind: str) -> Adve
 
 
 def advertiser_beside(
-    db: Session | Connection, token: str, kind: str, beside: Beside
+    db: Db, token: str, kind: str, beside: Beside
 ) -> tuple[AdvertiserIdentity | None, list[Any]]:
     """`advertiser_by_token`, and the rows `beside` reads, in one statement; no rows when the token fails."""
     parts = split_token(token.strip(), kind)
@@ -130,22 +130,20 @@ def bearer_token(authorization: str | None = None) -> str | None:
     return token.strip()
 
 
-def require_advertiser_api_key(
-    db: Session | Connection, authorization: str | None = None
-) -> AdvertiserIdentity:
+def require_advertiser_api_key(db: Db, authorization: str | None = None) -> AdvertiserIdentity:
     """The advertiser whose API key is in the Authorization header (this request's, or the value given),
     else a 401 (HTTPException) saying what is wrong with it."""
     identity, _ = require_advertiser_beside(db, bearer_token(authorization), ADVERTISER_KEY_KIND, None)
     return identity
 
 
-def require_advertiser_s2s_token(db: Session | Connection, token: str | None) -> AdvertiserIdentity:
+def require_advertiser_s2s_token(db: Db, token: str | None) -> AdvertiserIdentity:
     identity, _ = require_advertiser_beside(db, token, S2S_TOKEN_KIND, None)
     return identity
 
 
 def require_advertiser_beside(
-    db: Session | Connection, token: str | None, kind: str, beside: Beside | None
+    db: Db, token: str | None, kind: str, beside: Beside | None
 ) -> tuple[AdvertiserIdentity, list[Any]]:
     """`require_advertiser_api_key` (`token`: the Bearer token) or `require_advertiser_s2s_token`, and the
     rows `beside` reads (if given), in one statement."""

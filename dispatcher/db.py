@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from dispatcher.credentials import DEFAULT_PASSWORD_METHOD, PASSWORD_METHOD_INFO
+from dispatcher.driver_sql import DriverConnection
 
 EXTENSION_KEY = "dispatcher.db"
 # An execution option of ours (SQLAlchemy passes such options through): the connection's transactions
@@ -69,6 +70,16 @@ class Database:
                 connection.execution_options(**{WRITES: True})
             yield connection
 
+    @contextmanager
+    def driver(self, *, writes: bool = False) -> Iterator[DriverConnection]:
+        """The hot paths' connection (`dispatcher.driver_sql`); what it has not committed is rolled back
+        when the block ends. `writes` as for `connect`."""
+        connection = DriverConnection(self.engine, writes=writes)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -85,6 +96,8 @@ def _engine_options(url: str, overrides: dict[str, Any]) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # WAL readers never wait for the writer; a writer waits up to 30 s for another writer.
         options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        # Parameters by name, as on PostgreSQL: the hot paths' compiled statements take a dict on both.
+        options["paramstyle"] = "named"
     options.update(overrides)
     return options
 
@@ -171,7 +184,13 @@ def _close_request_session(_exc: BaseException | None) -> None:
         session.close()
 
 
-def fetch(db: Session | Connection, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
-    """The rows of a Core statement, on a session's connection or a connection alike."""
+# What the ledger reads and writes on: a session, a Core connection, or the hot paths' driver connection.
+Db = Session | Connection | DriverConnection
+
+
+def fetch(db: Db, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
+    """The rows of a Core statement, on any of them alike."""
+    if isinstance(db, DriverConnection):
+        return db.rows(statement, dict(params))
     connection = db.connection() if isinstance(db, Session) else db
     return list(connection.execute(statement, params))

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, FromClause, bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import FromClause, bindparam, select
 
-from dispatcher.db import fetch
+from dispatcher.db import Db, fetch
 from dispatcher.ledger.commission import CommissionRule
 from dispatcher.ledger.outbox import (
     LIVE_POSTBACK_COLUMNS,
@@ -105,9 +104,7 @@ _SOURCE = _SOURCES_OF.where(traffic_sources.c.id == bindparam("source_id"))
 _SOURCES = _SOURCES_OF.where(traffic_sources.c.id.in_(bindparam("source_ids", expanding=True)))
 
 
-def attribute(
-    db: Session | Connection, advertiser_id: int, reports: Sequence[CheckedReport]
-) -> list[Attribution | FieldError]:
+def attribute(db: Db, advertiser_id: int, reports: Sequence[CheckedReport]) -> list[Attribution | FieldError]:
     clicks = _clicks(db, {r.click_id for r in reports if r.click_id is not None})
     clickless = [r for r in reports if r.click_id is None]
     programs = _programs_of(db, advertiser_id) if clickless else {}
@@ -134,7 +131,7 @@ class ClickRead:
 
 
 def attribute_with_postbacks(
-    db: Session | Connection, advertiser_id: int, report: CheckedReport, read: ClickRead | None = None
+    db: Db, advertiser_id: int, report: CheckedReport, read: ClickRead | None = None
 ) -> tuple[Attribution | FieldError, list[PostbackFilter]]:
     """One report with a click: its attribution, as `attribute` gives it, and the live postbacks of the
     click's publisher (`outbox.active_postbacks`), read in one statement, or taken from `read` when that is
@@ -201,7 +198,7 @@ def _program_for(report: CheckedReport, programs: dict[int, ProgramTerms]) -> Pr
     return active[0]
 
 
-def _clicks(db: Session | Connection, click_ids: set[str]) -> dict[str, Attribution]:
+def _clicks(db: Db, click_ids: set[str]) -> dict[str, Attribution]:
     if not click_ids:
         return {}
     if len(click_ids) == 1:
@@ -221,12 +218,12 @@ def _click_attribution(row: Any) -> Attribution:
     )
 
 
-def _programs_of(db: Session | Connection, advertiser_id: int) -> dict[int, ProgramTerms]:
+def _programs_of(db: Db, advertiser_id: int) -> dict[int, ProgramTerms]:
     rows = fetch(db, _PROGRAMS_OF, {"advertiser_id": advertiser_id})
     return {row.program_id: _terms(row) for row in rows}
 
 
-def _sources(db: Session | Connection, source_ids: set[int]) -> dict[int, tuple[int, bool]]:
+def _sources(db: Db, source_ids: set[int]) -> dict[int, tuple[int, bool]]:
     """traffic source id -> (its publisher, whether that publisher is active)."""
     if not source_ids:
         return {}

@@ -16,6 +16,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from sqlalchemy import Connection, String, bindparam, insert, literal_column, select
 
+from dispatcher.db import fetch
+from dispatcher.driver_sql import DriverConnection
 from dispatcher.ledger import fields, ids
 from dispatcher.ledger.tables import advertisers, clicks, programs, publishers, traffic_sources
 from dispatcher.models.ledger import SUB_ID_LENGTH
@@ -51,7 +53,7 @@ class RecordedClick(NamedTuple):
         return with_click_id(self.landing_url, self.click_id)
 
 
-def record_click(connection: Connection, request: ClickRequest) -> RecordedClick:
+def record_click(connection: Connection | DriverConnection, request: ClickRequest) -> RecordedClick:
     """Record the click (committed)."""
     params: dict[str, Any] = {
         name: fields.optional_text(name, request.sub_ids.get(name), max_length=SUB_ID_LENGTH)
@@ -66,13 +68,13 @@ def record_click(connection: Connection, request: ClickRequest) -> RecordedClick
         user_agent=request.user_agent[:USER_AGENT_LENGTH] if request.user_agent else None,
         created_at=utcnow(),
     )
-    recorded = connection.execute(_RECORD, params).first()
+    recorded = fetch(connection, _RECORD, params)
     connection.commit()
-    if recorded is None:
-        found = connection.execute(_CHECK, {key: params[key] for key in _CHECKED}).first()
+    if not recorded:
+        found = fetch(connection, _CHECK, {key: params[key] for key in _CHECKED})
         connection.rollback()  # ends the check's read transaction
-        raise _refusal(found, params)
-    return RecordedClick(recorded.landing_url, params["click_id"])
+        raise _refusal(found[0] if found else None, params)
+    return RecordedClick(recorded[0].landing_url, params["click_id"])
 
 
 _PASSED = ("click_id", *SUB_ID_NAMES, "ip", "user_agent", "created_at")

@@ -25,7 +25,8 @@ from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dispatcher.db import WRITES, fetch
+from dispatcher.db import WRITES, Db, fetch
+from dispatcher.driver_sql import DriverConnection
 from dispatcher.ledger import fields, ids, reports, tables
 from dispatcher.ledger.attribution import Attribution, ClickRead, attribute, attribute_with_postbacks
 from dispatcher.ledger.commission import commission
@@ -57,7 +58,7 @@ class NewSale:
 
 
 def record_sales(
-    db: Session | Connection,
+    db: Db,
     advertiser_id: int,
     sale_reports: Sequence[SaleReport | CheckedReport],
     channel: str,
@@ -129,14 +130,14 @@ def _priced(report: CheckedReport, attribution: Attribution, now: datetime) -> N
 
 
 def _written(
-    db: Session | Connection,
+    db: Db,
     sales: list[NewSale],
     channel: str,
     now: datetime,
     postbacks: list[PostbackFilter],
 ) -> dict[Key, Recorded]:
     """Write the sales: in the connection's transaction, or after the session's (module docstring)."""
-    if isinstance(db, Connection):
+    if not isinstance(db, Session):
         return _write(db, sales, channel, now, postbacks)
     db.commit()
     if not sales:
@@ -147,7 +148,7 @@ def _written(
 
 
 def _write(
-    connection: Connection,
+    connection: Connection | DriverConnection,
     sales: list[NewSale],
     channel: str,
     now: datetime,
@@ -178,7 +179,7 @@ class DuplicateLost(RuntimeError):
 
 
 def _insert(
-    connection: Connection,
+    connection: Connection | DriverConnection,
     sales: list[NewSale],
     channel: str,
     now: datetime,
@@ -265,7 +266,7 @@ def _transaction_row(sale: NewSale, sales_id: str, channel: str, now: datetime) 
     }
 
 
-def existing(db: Session | Connection, keys: Sequence[Key]) -> dict[Key, Recorded]:
+def existing(db: Db, keys: Sequence[Key]) -> dict[Key, Recorded]:
     """The transactions already recorded under these business keys, answered as duplicates."""
     if len(keys) == 1:
         program_id, order_number, event_type = keys[0]

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, select, tuple_
 
-from dispatcher.db import fetch
+from dispatcher.db import Db, fetch
 from dispatcher.ledger.rows import inserted_ids
 from dispatcher.ledger.tables import deliveries, postbacks
 from dispatcher.models import (
@@ -86,7 +85,7 @@ def fired_event(transaction: Transaction, event: TransactionEvent) -> FiredEvent
 
 
 def create_deliveries(
-    db: Session | Connection,
+    db: Db,
     events: Sequence[FiredEvent],
     *,
     postback_ids: Collection[int] | None = None,
@@ -134,7 +133,7 @@ def delivery_row(postback_id: int, event: FiredEvent, now: datetime) -> dict[str
 
 
 def active_postbacks(
-    db: Session | Connection,
+    db: Db,
     publisher_ids: Collection[int],
     postback_ids: Collection[int] | None = None,
 ) -> list[PostbackFilter]:
@@ -218,7 +217,7 @@ _LIVE_OF_ONE = _LIVE_ANY.where(postbacks.c.publisher_id == bindparam("publisher_
 _LIVE_AMONG = _LIVE.where(postbacks.c.id.in_(bindparam("postback_ids", expanding=True)))
 
 
-def _existing_pairs(db: Session | Connection, pairs: list[tuple[int, FiredEvent]]) -> set[tuple[int, int]]:
+def _existing_pairs(db: Db, pairs: list[tuple[int, FiredEvent]]) -> set[tuple[int, int]]:
     keys = {(hook_id, event.event_id) for hook_id, event in pairs}
     query = select(Delivery.postback_id, Delivery.transaction_event_id).where(
         tuple_(Delivery.postback_id, Delivery.transaction_event_id).in_(keys)

@@ -10,6 +10,9 @@ from sqlalchemy import Connection, Insert, Table, insert, text
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import ColumnDefault
 
+from dispatcher.db import Db
+from dispatcher.driver_sql import DriverConnection
+
 # Below this, one multi-row INSERT ... RETURNING is as good as anything.
 PIPELINE_FROM_ROWS = 50
 
@@ -20,13 +23,17 @@ def connection_of(target: Session | Connection) -> Connection:
 
 
 def inserted_ids(
-    target: Session | Connection, table: Table, rows: list[dict[str, Any]], *key: str
+    target: Db, table: Table, rows: list[dict[str, Any]], *key: str
 ) -> dict[tuple[Any, ...], int]:
     """Insert `rows` and map each row's `key` values (unique among them) to its new id.
 
     Mapping by key rather than relying on RETURNING order: asking SQLAlchemy to keep the order
     (`sort_by_parameter_order`) makes it insert one row per statement on SQLite, ten times slower.
+    The hot paths' driver connection (a reported sale: a row or a few) inserts them one by one, each with
+    its columns' defaults filled in here; it knows each row's key already, only the id comes back.
     """
+    if isinstance(target, DriverConnection):
+        return {tuple(row[name] for name in key): _insert_one(target, table, row) for row in rows}
     connection = connection_of(target)
     if connection.dialect.name == "postgresql" and len(rows) >= PIPELINE_FROM_ROWS:
         return _pipelined(connection, table, rows, key)
@@ -34,6 +41,12 @@ def inserted_ids(
     # One row is a plain execute: a list, even of one, goes through SQLAlchemy's batching machinery.
     result = connection.execute(statement, rows[0] if len(rows) == 1 else rows)
     return {tuple(row[1:]): row[0] for row in result}
+
+
+def _insert_one(driver: DriverConnection, table: Table, row: dict[str, Any]) -> int:
+    defaults = {name: make() for name, make in column_defaults(table, set(row)).items()}
+    [inserted] = driver.rows(_insert_returning(table, ()), {**row, **defaults})
+    return int(inserted[0])
 
 
 @functools.cache
@@ -87,9 +100,15 @@ def _pipelined(
     return {tuple(row[name] for name in key): new_id for new_id, row in zip(ids, rows, strict=True)}
 
 
-def column_defaults(table: Table, given: set[str]) -> dict[str, Callable[[], Any]]:
+def column_defaults(table: Table, given: set[str] | frozenset[str]) -> dict[str, Callable[[], Any]]:
     """The columns' `default=` for those not in `given` (nor the primary key), as calls making the value:
     what SQLAlchemy fills in for an INSERT that leaves them out."""
+    return _column_defaults(table, frozenset(given))
+
+
+@functools.lru_cache(maxsize=256)
+def _column_defaults(table: Table, given: frozenset[str]) -> dict[str, Callable[[], Any]]:
+    # Worked out once per table and set of columns: a reported sale asks three times.
     defaults: dict[str, Callable[[], Any]] = {}
     for column in table.c:
         default = column.default

@@ -68,8 +68,8 @@ def _record_report(app: Flask, environ: Environ) -> Recorded:
         sale = None if raw is None else SaleReport.from_mapping(_json_object(raw))
     except FieldError as error:
         refusal = error
-    # A Core connection, not the request's ORM session (see dispatcher.db.Database.connect).
-    with get_db(app).connect(writes=True) as connection:
+    # The hot paths' driver connection, not the request's ORM session (see dispatcher.driver_sql).
+    with get_db(app).driver(writes=True) as connection:
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         if sale is None:  # refused, after the key check as always: a caller without a key learns 401 first
             require_advertiser_api_key(connection, authorization)

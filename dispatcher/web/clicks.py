@@ -37,7 +37,7 @@ def track(program_id: int) -> ResponseReturnValue:
     try:
         raise_failure(request.environ)
         # The same work as the fast path, for requests it does not take (HEAD, /c/007).
-        with get_db(current_app).connect() as connection:
+        with get_db(current_app).driver() as connection:
             recorded = record_click(connection, click_request(program_id, request.environ))
     except ProgramNotFound:
         abort(404, description=f"There is no active program {program_id}.")
@@ -71,7 +71,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _answer_click(app: Flask, environ: Environ, program_id: int) -> Answer:
-    with get_db(app).connect() as connection:
+    with get_db(app).driver() as connection:
         recorded = record_click(connection, click_request(program_id, environ))
     location, page = _answer(recorded)
     headers = (("Location", location), *_NO_STORE.items())

@@ -41,8 +41,8 @@ TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAAB
 @blueprint.route("/transaction", methods=["GET", "POST"])
 def transaction() -> ResponseReturnValue:
     values = request.values  # query string, plus a form body when POSTed
-    # A Core connection, not the request's ORM session (see dispatcher.db.Database.connect).
-    with get_db(current_app).connect(writes=True) as connection:
+    # The hot paths' driver connection, not the request's ORM session (see dispatcher.driver_sql).
+    with get_db(current_app).driver(writes=True) as connection:
         pixel = values.get("pixel") == "1"
         sale = SaleReport(**{field: values.get(name) for name, field in QUERY_NAMES.items()})
         advertiser, report, click = advertiser_and_report(

@@ -10,10 +10,9 @@ ledger, after the key check, as before.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
-
 from dispatcher.accounts import ADVERTISER_KEY_KIND, S2S_TOKEN_KIND
 from dispatcher.auth import AdvertiserIdentity, Beside, keyed_select, require_advertiser_beside
+from dispatcher.db import Db
 from dispatcher.ledger import reports
 from dispatcher.ledger.attribution import (
     CLICK_WITH_POSTBACKS_COLUMNS,
@@ -33,7 +32,7 @@ _CLICK_BESIDE_TOKEN = {
 
 
 def advertiser_and_report(
-    connection: Connection, token: str | None, kind: str, report: SaleReport
+    connection: Db, token: str | None, kind: str, report: SaleReport
 ) -> tuple[AdvertiserIdentity, SaleReport | CheckedReport, ClickRead | None]:
     """The advertiser whose token (of `kind`) this is, else a 401 as `require_advertiser_api_key` and
     `require_advertiser_s2s_token` answer; the report, checked when it is well-formed (else as given, for

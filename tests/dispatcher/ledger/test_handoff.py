@@ -261,3 +261,26 @@ def test_when_the_hand_over_cannot_start_the_sale_is_still_answered_and_left_to_
     with network.session() as session:
         [delivery] = session.scalars(select(Delivery)).all()
         assert delivery.state == "pending" and delivery.queued_at is not None
+
+
+def test_a_lone_sale_is_sent_at_once_and_sales_soon_after_go_together(
+    network: Network, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[list[int]] = []
+    real = queueing.enqueue_deliveries
+
+    def recorded(client: redis.Redis, ids: Any, **options: Any) -> int:
+        sent.append(list(ids))
+        return real(client, ids, **options)
+
+    monkeypatch.setattr(handoff, "enqueue_deliveries", recorded)
+    monkeypatch.setattr(handoff, "SPACING_S", 1.5)
+    app = network.app
+    assert handoff.hand_over(app, [601]) == 1
+    wait_until(lambda: len(sent) == 1, timeout=1.0)  # idle: not held for the spacing
+    assert handoff.hand_over(app, [602]) == 1
+    assert handoff.hand_over(app, [603]) == 1  # within the spacing of the first send: they wait for it
+    assert handoff.drain(app)
+
+    assert sent == [[601], [602, 603]]
+    assert sorted(map(sorted, queued_batches(redis_client))) == [[601], [602, 603]]

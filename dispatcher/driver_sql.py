@@ -1,0 +1,188 @@
+"""The hot paths' statements sent to the database driver directly: a click and a reported sale.
+
+Measured on PostgreSQL (`bench.intake`, profiles in README's Speed section): running a statement through
+SQLAlchemy's `Connection.execute` (its cache key, execution context and result objects) costs the request
+about as much CPU as the driver's own work for it, and a sale runs four. Here the same Core statements are
+compiled once per dialect (`ClauseElement.compile`, `Compiled.string`) and their text is run on the pool's
+DBAPI connection (`Engine.raw_connection`), with every value converted by its column's type
+(`TypeEngine.bind_processor`, `result_processor`): only SQLAlchemy's public API, and one set of statements
+for SQLite and PostgreSQL alike. SQLite engines use the `named` parameter style (see `dispatcher.db`), so the
+compiled text takes parameters by name there as on PostgreSQL.
+
+Supported: plain bind parameters (no expanding IN lists: the hot paths look up one thing at a time), and
+INSERTs given every column they set (`rows.column_defaults` fills in the defaults). Driver errors are raised
+as SQLAlchemy's (`DBAPIError.instance`), so callers catch `sqlalchemy.exc.IntegrityError` whichever way a
+statement ran.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Dialect, Engine, Executable, Insert, exc
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter, ClauseElement
+from sqlalchemy.types import TypeEngine
+
+Processor = Callable[[Any], Any] | None
+
+
+class DriverConnection:
+    """A DBAPI connection of the engine's pool for one request; returned to the pool (rolled back) by
+    `close`. Transactions begin with the first statement and end with `commit` or `rollback`.
+
+    `writes`: its transactions will write. On SQLite they begin with BEGIN IMMEDIATE, as
+    `dispatcher.db.WRITES` makes SQLAlchemy's (a transaction that has read cannot always become a writer).
+    """
+
+    def __init__(self, engine: Engine, *, writes: bool = False) -> None:
+        self.dialect = engine.dialect
+        self._pooled = engine.raw_connection()
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._begin = "BEGIN IMMEDIATE" if writes else "BEGIN"
+        self._in_transaction = False
+        self._cursor: Any = None
+
+    def rows(self, statement: Executable, params: dict[str, Any]) -> list[Any]:
+        """The rows the statement returns (named tuples, values converted by the columns' types)."""
+        prepared = _prepared(statement, self.dialect, tuple(params))
+        cursor = self._execute(prepared.sql, prepared.values(params))
+        if not prepared.column_types:
+            return []
+        make = prepared.maker or prepared.make_maker(self.dialect, cursor.description)
+        return [make(row) for row in cursor.fetchall()]
+
+    def commit(self) -> None:
+        self._run(self._pooled.commit)
+        self._in_transaction = False
+
+    def rollback(self) -> None:
+        self._run(self._pooled.rollback)
+        self._in_transaction = False
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+        self._pooled.close()  # back to the pool, which rolls back what is left
+
+    def _execute(self, sql: str, values: dict[str, Any]) -> Any:
+        if self._cursor is None:
+            self._cursor = self._pooled.cursor()
+        if self._sqlite and not self._in_transaction:
+            # The connection is in the driver's autocommit mode (dispatcher.db): the transaction is ours.
+            self._run(self._cursor.execute, self._begin)
+        self._in_transaction = True
+        return self._run(self._cursor.execute, sql, values)
+
+    def _run(self, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except self.dialect.loaded_dbapi.Error as error:
+            if self.dialect.is_disconnect(error, self._pooled.dbapi_connection, self._cursor):
+                self._pooled.invalidate(error)  # not returned to the pool: the next request gets another
+            raise exc.DBAPIError.instance(
+                str(args[0]) if args else None,
+                None,  # parameters hold secrets: never in an error's text
+                error,
+                self.dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                dialect=self.dialect,
+            ) from error
+
+
+class _Prepared:
+    """A statement compiled for one dialect and one set of parameter names, with its value converters."""
+
+    def __init__(self, statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> None:
+        element = statement if isinstance(statement, ClauseElement) else None
+        if element is None:
+            raise TypeError(f"not a Core statement: {statement!r}")
+        compiled = element.compile(dialect=dialect, column_keys=list(keys))
+        self.statement = statement  # kept so that its id, the cache key, is not reused by another statement
+        self.sql: str = compiled.string
+        types = _parameter_types(statement, keys)
+        self.processors: tuple[tuple[str, Processor], ...] = tuple(
+            (key, types[key].dialect_impl(dialect).bind_processor(dialect) if key in types else None)
+            for key in keys
+        )
+        # Values the statement carries itself (a literal compared in a subquery); None for the given ones.
+        self.fixed = {key: value for key, value in compiled.params.items() if key not in keys}
+        columns = _columns(statement)
+        # The dialect's own type (SQLite's DATETIME reads text, say): what `result_processor` converts with.
+        self.column_types: list[TypeEngine[Any]] = [column.type.dialect_impl(dialect) for column in columns]
+        self.row_type: Any = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
+        self.maker: Callable[[Sequence[Any]], Any] | None = None
+
+    def values(self, given: dict[str, Any]) -> dict[str, Any]:
+        values = dict(self.fixed)
+        for key, process in self.processors:
+            value = given[key]
+            values[key] = process(value) if process is not None and value is not None else value
+        return values
+
+    def make_maker(self, dialect: Dialect, description: Sequence[Any]) -> Callable[[Sequence[Any]], Any]:
+        """Rows of the driver's cursor into named tuples of the columns' Python values, worked out at the
+        first run: result converters depend on the driver's type codes (PostgreSQL's numerics), and a
+        statement's result columns keep their types (reading the cursor's description every time made
+        psycopg build its column objects again, 13 per statement)."""
+        codes = tuple(column[1] for column in description)
+        processors = [
+            kind.result_processor(dialect, code) for kind, code in zip(self.column_types, codes, strict=True)
+        ]
+        make = self.row_type._make
+        converting = [(index, process) for index, process in enumerate(processors) if process is not None]
+
+        def maker(fetched: Sequence[Any]) -> Any:
+            values = list(fetched)
+            for index, process in converting:
+                if values[index] is not None:
+                    values[index] = process(values[index])
+            return make(values)
+
+        self.maker = maker
+        return maker
+
+
+def _columns(statement: Executable) -> list[Any]:
+    """What the statement returns: a SELECT's columns, an INSERT's RETURNING."""
+    if isinstance(statement, Insert):
+        return list(statement.exported_columns)
+    return list(getattr(statement, "selected_columns", ()))
+
+
+def _parameter_types(statement: Executable, keys: tuple[str, ...]) -> dict[str, TypeEngine[Any]]:
+    """The type converting each given parameter: an INSERT's column, else the bind parameter's own (SQL
+    compares a parameter with a column: `column == bindparam(...)` takes the column's type)."""
+    types: dict[str, TypeEngine[Any]] = {}
+    if isinstance(statement, Insert) and statement.select is None:
+        table = statement.table
+        return {key: table.c[key].type for key in keys}
+    wanted = set(keys)
+    for element in visitors.iterate(statement):  # type: ignore[arg-type]
+        if isinstance(element, BindParameter) and element.key in wanted:
+            if element.expanding:
+                raise ValueError(f"{element.key}: expanding parameters are not supported here")
+            types.setdefault(element.key, element.type)
+    missing = wanted - set(types)
+    if missing:
+        raise ValueError(f"parameters {sorted(missing)} are not in the statement")
+    return types
+
+
+# The hot paths' statements are built once, at import, so this stays small; the cap only guards against a
+# caller that builds a statement per call (each would be compiled again, and kept).
+_cache: dict[tuple[Any, ...], _Prepared] = {}
+_CACHE_LIMIT = 1000
+
+
+def _prepared(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Prepared:
+    key = (id(statement), dialect.name, dialect.driver, keys)
+    found = _cache.get(key)
+    if found is None or found.statement is not statement:
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        found = _cache[key] = _Prepared(statement, dialect, keys)
+    return found

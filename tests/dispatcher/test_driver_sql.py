@@ -1,0 +1,181 @@
+"""The hot paths' driver connection: Core statements run as text on the driver, with the columns' types."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import bindparam, exc, select, text
+
+from dispatcher import db as db_module
+from dispatcher.db import Database
+from dispatcher.driver_sql import DriverConnection
+from dispatcher.ledger import tables
+from dispatcher.ledger.rows import inserted_ids
+from tests.dispatcher import factories
+
+_PROGRAM = select(
+    tables.programs.c.id,
+    tables.programs.c.commission_value,
+    tables.programs.c.active,
+    tables.programs.c.created_at,
+).where(tables.programs.c.id == bindparam("program_id"))
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def program_id(database: Database) -> int:
+    with database.session() as session:
+        return factories.program(session, commission_value=Decimal("7.125")).id
+
+
+def test_rows_come_back_in_the_columns_python_types(database: Database, program_id: int) -> None:
+    with database.driver() as driver:
+        [row] = driver.rows(_PROGRAM, {"program_id": program_id})
+        again = driver.rows(_PROGRAM, {"program_id": program_id})  # the row maker worked out once
+
+    assert row.id == program_id and row.active is True
+    assert row.commission_value == Decimal("7.125") and isinstance(row.commission_value, Decimal)
+    assert row.created_at.tzinfo is not None and row.created_at.utcoffset() == timedelta(0)
+    assert again == [row]
+
+
+def test_values_are_converted_by_their_columns_types_as_sqlalchemy_would(
+    database: Database, program_id: int
+) -> None:
+    moment = datetime(2026, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))  # stored as 12:00 UTC
+    row = {
+        "click_id": "driver-1",
+        "program_id": program_id,
+        "publisher_id": factories_publisher(database),
+        "traffic_source_id": None,
+        "created_at": moment,
+    }
+    row["traffic_source_id"] = factories_source(database, row["publisher_id"])
+    with database.driver(writes=True) as driver:
+        ids = inserted_ids(driver, tables.clicks, [row], "click_id")
+        driver.commit()
+
+    with database.session() as session:
+        stored = session.execute(select(tables.clicks).where(tables.clicks.c.click_id == "driver-1")).one()
+    assert ids == {("driver-1",): stored.id}
+    assert stored.created_at == datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def test_a_value_its_type_refuses_is_refused(database: Database, program_id: int) -> None:
+    naive = datetime(2026, 5, 1, 12, 0)
+    with database.driver() as driver, pytest.raises(ValueError, match="naive datetime"):
+        driver.rows(
+            select(tables.programs.c.id).where(tables.programs.c.created_at < bindparam("before")),
+            {"before": naive},
+        )
+
+
+def test_a_broken_unique_constraint_is_sqlalchemys_integrity_error_without_the_parameters(
+    database: Database, program_id: int
+) -> None:
+    publisher = factories_publisher(database)
+    row = {
+        "click_id": "twice",
+        "program_id": program_id,
+        "publisher_id": publisher,
+        "traffic_source_id": factories_source(database, publisher),
+        "created_at": datetime.now(UTC),
+    }
+    with database.driver(writes=True) as driver:
+        inserted_ids(driver, tables.clicks, [row], "click_id")
+        driver.commit()
+        with pytest.raises(exc.IntegrityError) as raised:
+            inserted_ids(driver, tables.clicks, [{**row, "click_id": "twice"}], "click_id")
+        driver.rollback()
+        # The statement's values stay out of the error (others may hold secrets); the database's own
+        # message may name the key, as it does through SQLAlchemy's execute.
+        assert raised.value.params is None and "created_at" in str(raised.value.statement)
+
+
+def test_what_is_not_committed_is_rolled_back_when_the_block_ends(
+    database: Database, program_id: int
+) -> None:
+    update = tables.programs.update().where(tables.programs.c.id == bindparam("program_id"))
+    with database.driver(writes=True) as driver:
+        driver.rows(update.values(active=False), {"program_id": program_id})
+
+    with database.driver() as driver:
+        [row] = driver.rows(_PROGRAM, {"program_id": program_id})
+    assert row.active is True
+
+
+def test_expanding_parameters_are_refused_up_front(database: Database) -> None:
+    many = select(tables.programs.c.id).where(tables.programs.c.id.in_(bindparam("ids", expanding=True)))
+    with database.driver() as driver, pytest.raises(ValueError, match="expanding"):
+        driver.rows(many, {"ids": [1, 2]})
+
+
+def test_on_sqlite_a_writing_driver_connection_holds_the_write_lock_from_its_first_read(
+    sqlite_url: str,
+) -> None:
+    database = Database(sqlite_url)
+    path = sqlite_url.removeprefix("sqlite:///")
+    with database.driver(writes=True) as driver:
+        driver.rows(select(tables.programs.c.id), {})
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.close()
+        driver.commit()
+    with database.driver() as driver:  # a reader: another may write meanwhile
+        driver.rows(select(tables.programs.c.id), {})
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        other.close()
+    database.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_the_server_dropped_is_not_given_to_the_next_request(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_S", 3600.0)  # not pinged first: the statement meets it
+    database = Database(postgres_url)
+    pid_of = text("SELECT pg_backend_pid()")
+    with database.connect() as connection:
+        dropped = connection.execute(pid_of).scalar_one()
+    admin = Database(postgres_url)
+    with admin.connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
+        connection.commit()
+    admin.dispose()
+    with database.driver() as driver, pytest.raises(exc.OperationalError):
+        driver.rows(select(tables.programs.c.id), {})
+
+    with database.connect() as connection:
+        assert connection.execute(pid_of).scalar_one() != dropped
+    database.dispose()
+
+
+def factories_publisher(database: Database) -> int:
+    with database.session() as session:
+        return factories.publisher(session).id
+
+
+def factories_source(database: Database, publisher_id: int) -> int:
+    with database.session() as session:
+        publisher = session.get_one(factories.Publisher, publisher_id)
+        return factories.traffic_source(session, publisher).id
+
+
+def test_a_driver_connection_is_the_pools(database: Database) -> None:
+    driver = DriverConnection(database.engine)
+    assert database.engine.pool.checkedout() == 1
+    driver.close()
+    assert database.engine.pool.checkedout() == 0
