@@ -5,7 +5,7 @@
 A plain WSGI callable, no framework, served by gunicorn under the same settings as the app. Each process
 opens one psycopg connection when its first request comes (so after gunicorn's fork) and keeps it. It sends
 the statements our app sends, copied from its SQL log on PostgreSQL (the server's `log_statement = all`:
-SQLAlchemy's echo does not show them: the app's hot paths run on the driver, see dispatcher.driver_sql), written as
+SQLAlchemy's echo does not show them: the hot paths run on the driver, dispatcher.driver_sql), written as
 psycopg receives them, with named placeholders where the log shows $1, $2...
 (`tests/bench/test_bare.py` holds both sides to the same statements):
 
