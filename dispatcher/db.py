@@ -1,21 +1,21 @@
 """The database: one engine and session factory per process, usable with or without Flask.
 
 Everything goes through SQLAlchemy's public API: sessions (ORM) for the pages and the API's bookkeeping, Core
-statements on a `Connection` (`Database.connect`) for the hot paths (a click, a reported sale), where a
-session's unit-of-work bookkeeping would cost as much as the statements themselves.
+connections (`Database.connect`) where a session's unit of work is not needed, and for the hot paths (a
+click, a reported sale) their Core statements sent to the driver as text (`Database.driver`, see
+`dispatcher.driver_sql`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, g
-from sqlalchemy import Connection, Engine, Executable, create_engine, event, exc, text
+from sqlalchemy import Connection, Dialect, Engine, Executable, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
@@ -42,13 +42,14 @@ class Database:
             # pysqlite's own transaction handling defers BEGIN until the first write, which lets two
             # writers read the same row before either locks it; we emit BEGIN ourselves instead.
             event.listen(self.engine, "begin", _sqlite_on_begin)
-        else:
-            event.listen(self.engine, "checkin", _note_checkin)
-            event.listen(self.engine, "checkout", _ping_if_idle)
         # SQLAlchemy's recipe for pools and os.fork(): a connection made by another process is never used
-        # (two processes on one socket mix their conversations), it is let go and a new one made.
+        # (two processes on one socket mix their conversations), it is let go and a new one made. First of
+        # the checkout listeners (they run in order): the idle ping must never touch another's socket.
         event.listen(self.engine, "connect", _note_process)
         event.listen(self.engine, "checkout", _refuse_other_process)
+        if not sqlite:
+            event.listen(self.engine, "checkin", _note_checkin)
+            event.listen(self.engine, "checkout", _idle_ping(self.engine.dialect))
         # Sessions carry the password method, for the accounts they create (see `dispatcher.credentials`).
         self.session_factory = sessionmaker(
             self.engine, expire_on_commit=False, info={PASSWORD_METHOD_INFO: password_method}
@@ -62,9 +63,9 @@ class Database:
 
     @contextmanager
     def connect(self, *, writes: bool = False) -> Iterator[Connection]:
-        """A Core connection (the hot paths: a click, a reported sale); what it has not committed is rolled
-        back when the block ends. `writes`: its transactions will write (on SQLite they take the write lock
-        at BEGIN: a transaction that has read cannot always become a writer there, see `_sqlite_on_begin`)."""
+        """A Core connection; what it has not committed is rolled back when the block ends. `writes`: its
+        transactions will write (on SQLite they take the write lock at BEGIN: a transaction that has read
+        cannot always become a writer there, see `_sqlite_on_begin`)."""
         with self.engine.connect() as connection:
             if writes:
                 connection.execution_options(**{WRITES: True})
@@ -125,22 +126,26 @@ def _note_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
     record.info["idle_since"] = time.monotonic()
 
 
-def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
-    """A connection idle for a while is pinged first (a server or a proxy may have dropped it): SQLAlchemy's
-    `pool_pre_ping` pings on every checkout, a round trip to the server as long as a click's own statement.
-    Under load connections are never idle that long; a connection that fails the ping is replaced (the
-    pool retries the checkout on DisconnectionError)."""
-    idle_since = record.info.get("idle_since")
-    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
-        return
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("SELECT 1")
-    except Exception as error:  # noqa: BLE001 - whatever the driver raises, the connection is not usable
-        raise exc.DisconnectionError(f"idle connection failed its ping: {error}") from error
-    finally:
-        with contextlib.suppress(Exception):  # closing a cursor on a dead connection
-            cursor.close()
+def _idle_ping(
+    dialect: Dialect,
+) -> Callable[[Any, ConnectionPoolEntry, PoolProxiedConnection], None]:
+    def ping_if_idle(
+        dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        """A connection idle for a while is pinged first (a server or a proxy may have dropped it):
+        SQLAlchemy's `pool_pre_ping` pings on every checkout, a round trip to the server as long as a click's
+        own statement. Under load connections are never idle that long; a connection that fails the ping is
+        replaced (the pool retries the checkout on DisconnectionError)."""
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+            dbapi_connection.rollback()  # ends the transaction the ping began (psycopg is not in autocommit)
+        except Exception as error:  # noqa: BLE001 - whatever the driver raises, the connection is not usable
+            raise exc.DisconnectionError(f"idle connection failed its ping: {error}") from error
+
+    return ping_if_idle
 
 
 def _note_process(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:

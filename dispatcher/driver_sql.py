@@ -44,6 +44,7 @@ class DriverConnection:
         self._begin = "BEGIN IMMEDIATE" if writes else "BEGIN"
         self._in_transaction = False
         self._cursor: Any = None
+        self._invalidated = False
 
     def rows(self, statement: Executable, params: dict[str, Any]) -> list[Any]:
         """The rows the statement returns (named tuples, values converted by the columns' types)."""
@@ -63,10 +64,12 @@ class DriverConnection:
         self._in_transaction = False
 
     def close(self) -> None:
-        if self._cursor is not None:
-            self._cursor.close()
-            self._cursor = None
-        self._pooled.close()  # back to the pool, which rolls back what is left
+        cursor, self._cursor = self._cursor, None
+        try:
+            if cursor is not None and not self._invalidated:
+                cursor.close()
+        finally:
+            self._pooled.close()  # back to the pool, which rolls back what is left
 
     def _execute(self, sql: str, values: dict[str, Any]) -> Any:
         if self._cursor is None:
@@ -83,12 +86,14 @@ class DriverConnection:
         except self.dialect.loaded_dbapi.Error as error:
             if self.dialect.is_disconnect(error, self._pooled.dbapi_connection, self._cursor):
                 self._pooled.invalidate(error)  # not returned to the pool: the next request gets another
+                self._invalidated = True
             raise exc.DBAPIError.instance(
                 str(args[0]) if args else None,
                 None,  # parameters hold secrets: never in an error's text
                 error,
                 self.dialect.loaded_dbapi.Error,
                 hide_parameters=True,
+                connection_invalidated=self._invalidated,
                 dialect=self.dialect,
             ) from error
 
@@ -108,8 +113,16 @@ class _Prepared:
             (key, types[key].dialect_impl(dialect).bind_processor(dialect) if key in types else None)
             for key in keys
         )
-        # Values the statement carries itself (a literal compared in a subquery); None for the given ones.
+        # Values the statement carries itself (a literal compared in a subquery), sent as they are: plain
+        # text and numbers only, which need no conversion by a type.
         self.fixed = {key: value for key, value in compiled.params.items() if key not in keys}
+        for key, value in self.fixed.items():
+            if value is None:
+                raise ValueError(f"missing parameter {key!r} for {self.sql}")
+            if not isinstance(value, str | int):
+                raise ValueError(
+                    f"{key!r}: a literal of type {type(value).__name__} needs its type's conversion"
+                )
         columns = _columns(statement)
         # The dialect's own type (SQLite's DATETIME reads text, say): what `result_processor` converts with.
         self.column_types: list[TypeEngine[Any]] = [column.type.dialect_impl(dialect) for column in columns]
@@ -162,10 +175,11 @@ def _parameter_types(statement: Executable, keys: tuple[str, ...]) -> dict[str, 
         return {key: table.c[key].type for key in keys}
     wanted = set(keys)
     for element in visitors.iterate(statement):  # type: ignore[arg-type]
-        if isinstance(element, BindParameter) and element.key in wanted:
-            if element.expanding:
+        if isinstance(element, BindParameter):
+            if element.expanding:  # an IN list, given or not: its SQL is only made at execution
                 raise ValueError(f"{element.key}: expanding parameters are not supported here")
-            types.setdefault(element.key, element.type)
+            if element.key in wanted:
+                types.setdefault(element.key, element.type)
     missing = wanted - set(types)
     if missing:
         raise ValueError(f"parameters {sorted(missing)} are not in the statement")
@@ -179,7 +193,7 @@ _CACHE_LIMIT = 1000
 
 
 def _prepared(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Prepared:
-    key = (id(statement), dialect.name, dialect.driver, keys)
+    key = (id(statement), dialect.name, dialect.driver, dialect.paramstyle, keys)
     found = _cache.get(key)
     if found is None or found.statement is not statement:
         if len(_cache) >= _CACHE_LIMIT:

@@ -3,7 +3,7 @@
 Entry points for other code:
 - `record_click(connection, ClickRequest)` -> the landing URL and the new click id;
 - `record_sales(session | connection, advertiser_id, [SaleReport], channel)` -> one outcome per report
-  (every intake channel; the API and S2S record theirs on a Core connection, their hot path);
+  (every intake channel; the API and S2S record theirs on the driver connection, `dispatcher.driver_sql`);
 - `change_status(session, advertiser_id, sales_id, StatusChange, channel)`;
 - `outbox.create_deliveries(session, [FiredEvent], postback_ids=..., skip_existing=...)`
   for backfill and replay.

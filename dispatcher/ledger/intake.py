@@ -6,8 +6,10 @@ written in one database transaction with its first event and the deliveries it f
 The unique constraint decides, not a prior SELECT, so concurrent identical reports make exactly one
 transaction; a batch that meets a concurrent duplicate is redone report by report.
 
-A report on a `Connection` (the API, S2S and pixel channels: `Database.connect(writes=True)`) is read and
-written in one database transaction with one commit. On a session (CSV batches, the console, tests) the reads
+A report on a connection (the API, S2S and pixel channels: the driver connection of
+`Database.driver(writes=True)`, see `dispatcher.driver_sql`; or a Core `Connection`) is read and written in
+one database transaction with one commit. The driver connection takes one report at a time (it runs no IN
+lists). On a session (CSV batches, the console, tests) the reads
 end with the session's transaction and the write runs on a connection of its own, begun as a writer: on
 SQLite a transaction that has read cannot always become a writer (it fails at once, without waiting, when
 another writer committed meanwhile), so a writer takes the write lock at BEGIN (`dispatcher.db.WRITES`).
@@ -68,9 +70,9 @@ def record_sales(
 ) -> list[Outcome]:
     """One outcome per report, in order. Commits; the caller hands `new_delivery_ids` to RQ afterwards.
 
-    `db` is a session or a connection (see the module docstring). A single report's click may have been
-    read already (`click_read`, used when it is the report's click). A report may come checked already
-    (`reports.check`).
+    `db` is a session, a Core connection or the hot paths' driver connection (see the module docstring).
+    A single report's click may have been read already (`click_read`, used when it is the report's click).
+    A report may come checked already (`reports.check`).
     """
     moment = now or utcnow()
     outcomes: list[Outcome | None] = [None] * len(sale_reports)

@@ -13,7 +13,6 @@ from sqlalchemy import create_engine, exc, text
 from dispatcher import db as db_module
 from dispatcher.db import Database
 from tests.conftest import exit_code_of
-from tests.dispatcher.ledger.conftest import statements_run
 
 
 @pytest.fixture
@@ -32,7 +31,11 @@ def backend_of(database: Database) -> object:
 
 
 @pytest.mark.processes
-def test_a_forked_child_makes_its_own_connection_and_leaves_the_parents_alone(database: Database) -> None:
+def test_a_forked_child_makes_its_own_connection_and_leaves_the_parents_alone(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every connection counts as idle: the child must not even ping the parent's.
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_S", 0.0)
     parents = backend_of(database)  # now idle in the pool, inherited by the child
     reading, writing = os.pipe()
     child = os.fork()
@@ -84,12 +87,22 @@ def test_without_the_ping_a_dropped_connection_fails_its_request(postgres_url: s
     database.dispose()
 
 
-def test_a_connection_in_use_again_at_once_is_not_pinged(database: Database) -> None:
-    with statements_run(database) as statements:
-        for _ in range(3):
-            backend_of(database)
+@pytest.mark.postgres
+def test_only_a_connection_idle_for_a_while_is_pinged(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = Database(postgres_url)
+    pinged: list[object] = []
+    real = database.engine.dialect.do_ping
+    monkeypatch.setattr(database.engine.dialect, "do_ping", lambda conn: pinged.append(conn) or real(conn))
+    for _ in range(3):
+        backend_of(database)  # in use again at once
+    assert pinged == []
 
-    assert not [sql for sql in statements if sql.strip().upper() == "SELECT 1"]
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_S", 0.0)  # every connection counts as idle
+    backend_of(database)
+    assert len(pinged) == 1
+    database.dispose()
 
 
 def test_on_sqlite_a_writing_connection_holds_the_write_lock_from_its_first_read(sqlite_url: str) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from dispatcher.db import Database
+from dispatcher.driver_sql import DriverConnection
 from dispatcher.ledger import Recorded, SaleReport, record_sales
 from dispatcher.models import Base, Delivery, Transaction, TransactionEvent
 from tests.dispatcher import factories
@@ -32,8 +33,15 @@ def _writer(database: Database) -> Iterator[Connection]:
         yield connection
 
 
-# The API and S2S record one report on a connection begun as a writer; CSV batches go through a session.
-@pytest.mark.parametrize("connect", [_session, _writer], ids=["session", "connection"])
+@contextmanager
+def _driver(database: Database) -> Iterator[DriverConnection]:
+    with database.driver(writes=True) as driver:
+        yield driver
+
+
+# The API and S2S record one report on the driver connection, begun as a writer; CSV batches go through a
+# session; a Core connection is the third kind the ledger takes.
+@pytest.mark.parametrize("connect", [_session, _writer, _driver], ids=["session", "connection", "driver"])
 def test_fifty_concurrent_identical_reports_make_one_transaction_and_one_delivery(
     database_url: str, connect: Any
 ) -> None:
@@ -48,7 +56,7 @@ def test_fifty_concurrent_identical_reports_make_one_transaction_and_one_deliver
     start = threading.Barrier(REPORTERS)
 
     def reporter(_: int) -> Recorded:
-        db: Session | Connection
+        db: Session | Connection | DriverConnection
         with connect(database) as db:
             start.wait()
             [outcome] = record_sales(db, advertiser_id, [report], "api")
