@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -38,6 +38,18 @@ def add_sqlite_flag(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run on a SQLite file instead of PostgreSQL (also BENCH_SQLITE=1)",
     )
+
+
+def sqlite_wanted(prog: str, doc: str | None, argv: Sequence[str] | None) -> bool:
+    """For a bench whose only argument is `--sqlite`: its command line read (`--help` prints `doc`), and
+    SIGTERM made to end it through its `finally` blocks (`exit_on_sigterm`); whether to run on SQLite."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_sqlite_flag(parser)
+    sqlite = wants_sqlite(parser.parse_args(argv).sqlite)
+    exit_on_sigterm()
+    return sqlite
 
 
 def wants_sqlite(flag: bool, environ: Mapping[str, str] | None = None) -> bool:

@@ -32,7 +32,6 @@ the length and number of rounds and the gunicorn worker count.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import os
 import re
@@ -49,14 +48,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from bench._database import (
-    add_sqlite_flag,
-    backend_pids,
-    describe,
-    exit_on_sigterm,
-    fresh_database,
-    wants_sqlite,
-)
+from bench._database import backend_pids, describe, fresh_database, sqlite_wanted
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -113,14 +105,7 @@ class Target:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.intake",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_sqlite_flag(parser)
-    sqlite = wants_sqlite(parser.parse_args(argv).sqlite)
-    exit_on_sigterm()
+    sqlite = sqlite_wanted("python -m bench.intake", __doc__, argv)
     from dispatcher.redis_server import EmbeddedRedis
 
     with (

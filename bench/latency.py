@@ -20,7 +20,6 @@ of issue #15: p50 <= 20 ms, p99 <= 100 ms.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import itertools
 import json
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
-from bench._database import add_sqlite_flag, describe, exit_on_sigterm, fresh_database, wants_sqlite
+from bench._database import describe, fresh_database, sqlite_wanted
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
@@ -321,14 +320,7 @@ def spread(values: Sequence[float]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.latency",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_sqlite_flag(parser)
-    sqlite = wants_sqlite(parser.parse_args(argv).sqlite)
-    exit_on_sigterm()
+    sqlite = sqlite_wanted("python -m bench.latency", __doc__, argv)
     from bench.delivery import engine_env
     from dispatcher.redis_server import EmbeddedRedis
 
