@@ -141,36 +141,18 @@ def main(argv: Sequence[str] | None = None) -> None:
 def seed(env: Mapping[str, str]) -> dict[str, str]:
     """Tables and a small network with one matching postback and one click, through the app's own code."""
     from app import create_app
-    from dispatcher import accounts
+    from bench._network import seed_network
     from dispatcher.db import get_db
-    from dispatcher.ledger.ids import new_click_id
-    from dispatcher.models import Base, Click, Postback
+    from dispatcher.models import Base
 
     app = create_app({key: env[key] for key in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "INSTANCE_PATH")})
     database = get_db(app)
     Base.metadata.create_all(database.engine)
     with database.session() as session:
-        shop = accounts.create_advertiser(session, "Bench Shop")
-        program = accounts.create_program(
-            session, shop.advertiser.id, "Bench", landing_url="https://shop.example/", commission="10%"
-        )
-        media = accounts.create_publisher(session, "Bench Media", "bench@example.test", "long-password")
-        source = accounts.create_traffic_source(session, media.publisher.id, "Blog")
-        hook = "https://tracker.example/pb?cid=#fobs#&sa=#sa#"
-        session.add(Postback(publisher_id=media.publisher.id, url_template=hook))
-        click_id = new_click_id()
-        session.add(
-            Click(
-                click_id=click_id,
-                program_id=program.id,
-                publisher_id=media.publisher.id,
-                traffic_source_id=source.id,
-                fobs="bench",
-            )
-        )
-        ids = {"key": shop.api_key, "program": program.id, "pub": media.publisher.id, "ts": source.id}
+        network = seed_network(session, "Bench", "https://tracker.example/pb?cid=#fobs#&sa=#sa#")
     database.dispose()
-    return {**{key: str(value) for key, value in ids.items()}, "click": click_id}
+    ids = (network.api_key, network.program_id, network.publisher_id, network.source_id, network.click_id)
+    return dict(zip(("key", "program", "pub", "ts", "click"), map(str, ids), strict=True))
 
 
 def start_gunicorn(env: Mapping[str, str], names: Sequence[str]) -> dict[str, Server]:

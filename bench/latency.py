@@ -41,6 +41,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from bench._database import describe, fresh_database, sqlite_wanted
+from bench._network import SeededNetwork, seed_network
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
@@ -142,43 +143,16 @@ def receiver() -> Iterator[ReceiverProcess]:
 # --- the system: seeded database, gunicorn, workers, pump ---
 
 
-@dataclass(frozen=True)
-class Network:
-    api_key: str
-    click_id: str
-
-
-def seed(database_url: str, receiver_port: int) -> Network:
-    from dispatcher import accounts
+def seed(database_url: str, receiver_port: int) -> SeededNetwork:
     from dispatcher.db import Database
-    from dispatcher.ledger.ids import new_click_id
-    from dispatcher.models import Base, Click, Postback
+    from dispatcher.models import Base
 
     database = Database(database_url)
     try:
         Base.metadata.create_all(database.engine)
         with database.session() as session:
-            shop = accounts.create_advertiser(session, "Latency Shop")
-            program = accounts.create_program(
-                session, shop.advertiser.id, "Latency", landing_url="https://shop.example/", commission="10%"
-            )
-            media = accounts.create_publisher(
-                session, "Latency Media", "latency@example.test", "long-password"
-            )
-            source = accounts.create_traffic_source(session, media.publisher.id, "Blog")
             url = f"http://127.0.0.1:{receiver_port}/pb?on=#on#&d=#deliveryid#"
-            session.add(Postback(publisher_id=media.publisher.id, url_template=url))
-            click_id = new_click_id()
-            session.add(
-                Click(
-                    click_id=click_id,
-                    program_id=program.id,
-                    publisher_id=media.publisher.id,
-                    traffic_source_id=source.id,
-                    fobs="latency",
-                )
-            )
-            return Network(shop.api_key, click_id)
+            return seed_network(session, "Latency", url)
     finally:
         database.dispose()
 
@@ -256,7 +230,7 @@ class Sent:
     status: list[int]
 
 
-def send_sales(port: int, network: Network, prefix: str, count: int, rate: float) -> Sent:
+def send_sales(port: int, network: SeededNetwork, prefix: str, count: int, rate: float) -> Sent:
     """`count` sales at `rate` per second, open-loop: sale i is sent at its scheduled time by whichever
     sender thread is free, whatever the answers to the others take."""
     start = time.monotonic() + 0.2
@@ -342,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def measure(
-    running: System, network: Network, receiver_process: ReceiverProcess, database_url: str
+    running: System, network: SeededNetwork, receiver_process: ReceiverProcess, database_url: str
 ) -> list[str]:
     wait_for_web(running.web_port)
     count = max(1, round(SECONDS * RATE))

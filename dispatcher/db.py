@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from flask import Flask, g
@@ -26,7 +26,7 @@ EXTENSION_KEY = "dispatcher.db"
 # An execution option of ours (SQLAlchemy passes such options through): the connection's transactions
 # will write. On SQLite they start with BEGIN IMMEDIATE (see `_sqlite_on_begin`); elsewhere nothing changes.
 WRITES = "dispatcher_writes"
-# A server connection idle for longer than this is pinged before it is used (see `_ping_if_idle`).
+# A server connection idle for longer than this is pinged before it is used (see `_idle_ping`).
 PING_AFTER_IDLE_S = 5.0
 
 
@@ -61,15 +61,9 @@ class Database:
         with self.session_factory() as session, session.begin():
             yield session
 
-    @contextmanager
-    def connect(self, *, writes: bool = False) -> Iterator[Connection]:
-        """A Core connection; what it has not committed is rolled back when the block ends. `writes`: its
-        transactions will write (on SQLite they take the write lock at BEGIN: a transaction that has read
-        cannot always become a writer there, see `_sqlite_on_begin`)."""
-        with self.engine.connect() as connection:
-            if writes:
-                connection.execution_options(**{WRITES: True})
-            yield connection
+    def connect(self, *, writes: bool = False) -> AbstractContextManager[Connection]:
+        """A Core connection of this database (see `connect`)."""
+        return connect(self.engine, writes=writes)
 
     @contextmanager
     def driver(self, *, writes: bool = False) -> Iterator[DriverConnection]:
@@ -88,6 +82,17 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection of this process."""
         self.engine.dispose()
+
+
+@contextmanager
+def connect(engine: Engine, *, writes: bool = False) -> Iterator[Connection]:
+    """A Core connection; what it has not committed is rolled back when the block ends. `writes`: its
+    transactions will write (on SQLite they take the write lock at BEGIN: a transaction that has read cannot
+    always become a writer there, see `_sqlite_on_begin`)."""
+    with engine.connect() as connection:
+        if writes:
+            connection.execution_options(**{WRITES: True})
+        yield connection
 
 
 def _engine_options(url: str, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -102,16 +102,14 @@ class _Prepared:
     """A statement compiled for one dialect and one set of parameter names, with its value converters."""
 
     def __init__(self, statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> None:
-        element = statement if isinstance(statement, ClauseElement) else None
-        if element is None:
+        if not isinstance(statement, ClauseElement):
             raise TypeError(f"not a Core statement: {statement!r}")
-        compiled = element.compile(dialect=dialect, column_keys=list(keys))
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
         self.statement = statement  # kept so that its id, the cache key, is not reused by another statement
         self.sql: str = compiled.string
         types = _parameter_types(statement, keys)
         self.processors: tuple[tuple[str, Processor], ...] = tuple(
-            (key, types[key].dialect_impl(dialect).bind_processor(dialect) if key in types else None)
-            for key in keys
+            (key, types[key].dialect_impl(dialect).bind_processor(dialect)) for key in keys
         )
         # Values the statement carries itself (a literal compared in a subquery), sent as they are: plain
         # text and numbers only, which need no conversion by a type.
@@ -169,10 +167,10 @@ def _columns(statement: Executable) -> list[Any]:
 def _parameter_types(statement: Executable, keys: tuple[str, ...]) -> dict[str, TypeEngine[Any]]:
     """The type converting each given parameter: an INSERT's column, else the bind parameter's own (SQL
     compares a parameter with a column: `column == bindparam(...)` takes the column's type)."""
-    types: dict[str, TypeEngine[Any]] = {}
     if isinstance(statement, Insert) and statement.select is None:
         table = statement.table
         return {key: table.c[key].type for key in keys}
+    types: dict[str, TypeEngine[Any]] = {}
     wanted = set(keys)
     for element in visitors.iterate(statement):  # type: ignore[arg-type]
         if isinstance(element, BindParameter):

@@ -44,8 +44,8 @@ MAX_WAITING = 100_000
 EXIT_DRAIN_S = 5.0
 # Sends to RQ are at least this far apart: under load the ids offered in between go in one send, and one job.
 # A send costs this process 300-400 us of CPU whatever it carries (rq's job, redis-py's pipeline), and a job
-# costs a worker about 20 round trips to Redis and milliseconds of CPU (rq's bookkeeping): sent one sale at a
-# time, a gunicorn worker recorded half as many sales per second (bench.intake) and the workers fell behind.
+# costs a worker about 22 round trips to Redis (rq's bookkeeping, profiled): with a send per sale, the
+# hand-over cost a sale 650-1,200 us of CPU in-process and bench.intake measured sales at 0.50 of bare.
 # A sale arriving when the last send is older than this (the network idle or calm) goes at once; under load a
 # sale waits 10 ms on average (the old fixed gathering: 50 ms for every sale).
 SPACING_S = 0.02

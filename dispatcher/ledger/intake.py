@@ -8,11 +8,11 @@ transaction; a batch that meets a concurrent duplicate is redone report by repor
 
 A report on a connection (the API, S2S and pixel channels: the driver connection of
 `Database.driver(writes=True)`, see `dispatcher.driver_sql`; or a Core `Connection`) is read and written in
-one database transaction with one commit. The driver connection takes one report at a time (it runs no IN
-lists). On a session (CSV batches, the console, tests) the reads
-end with the session's transaction and the write runs on a connection of its own, begun as a writer: on
-SQLite a transaction that has read cannot always become a writer (it fails at once, without waiting, when
-another writer committed meanwhile), so a writer takes the write lock at BEGIN (`dispatcher.db.WRITES`).
+one database transaction with one commit; the driver connection takes one report at a time (it runs no IN
+lists). On a session (CSV batches, the console, tests) the reads end with the session's transaction and the
+write runs on a connection of its own, begun as a writer: on SQLite a transaction that has read cannot always
+become a writer (it fails at once, without waiting, when another writer committed meanwhile), so a writer
+takes the write lock at BEGIN (`dispatcher.db.connect(writes=True)`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dispatcher.db import WRITES, Db, fetch
+from dispatcher.db import Db, connect, fetch
 from dispatcher.driver_sql import DriverConnection
 from dispatcher.ledger import fields, ids, reports, tables
 from dispatcher.ledger.attribution import Attribution, ClickRead, attribute, attribute_with_postbacks
@@ -144,8 +144,7 @@ def _written(
     db.commit()
     if not sales:
         return {}
-    with db.get_bind().engine.connect() as connection:
-        connection.execution_options(**{WRITES: True})
+    with connect(db.get_bind().engine, writes=True) as connection:
         return _write(connection, sales, channel, now, postbacks)
 
 
