@@ -30,6 +30,17 @@ def backend_of(database: Database) -> object:
         return id(connection.connection.dbapi_connection)
 
 
+def drop_its_server_connection(database: Database) -> object:
+    """The server ends the connection the pool holds (PostgreSQL), as a restart or an idle timeout would;
+    its backend id."""
+    dropped = backend_of(database)
+    admin = create_engine(database.url)
+    with admin.begin() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
+    admin.dispose()
+    return dropped
+
+
 @pytest.mark.processes
 def test_a_forked_child_makes_its_own_connection_and_leaves_the_parents_alone(
     database: Database, monkeypatch: pytest.MonkeyPatch
@@ -61,11 +72,7 @@ def test_an_idle_connection_the_server_dropped_is_replaced_before_use(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = Database(postgres_url)
-    dropped = backend_of(database)
-    admin = create_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
-    admin.dispose()
+    dropped = drop_its_server_connection(database)
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE_S", 0.0)  # every connection counts as idle
 
     assert backend_of(database) != dropped  # the ping failed, the pool made another
@@ -76,11 +83,7 @@ def test_an_idle_connection_the_server_dropped_is_replaced_before_use(
 def test_without_the_ping_a_dropped_connection_fails_its_request(postgres_url: str) -> None:
     """What the ping is for (and proof that the test above drops the connection for real)."""
     database = Database(postgres_url)
-    dropped = backend_of(database)
-    admin = create_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
-    admin.dispose()
+    drop_its_server_connection(database)
 
     with pytest.raises(exc.OperationalError):
         backend_of(database)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import bindparam, exc, select, text
+from sqlalchemy import bindparam, exc, select
 
 from dispatcher import db as db_module
 from dispatcher.db import Database
@@ -16,6 +16,7 @@ from dispatcher.driver_sql import DriverConnection
 from dispatcher.ledger import tables
 from dispatcher.ledger.rows import inserted_ids
 from tests.dispatcher import factories
+from tests.dispatcher.test_db import backend_of, drop_its_server_connection
 
 _PROGRAM = select(
     tables.programs.c.id,
@@ -147,19 +148,11 @@ def test_a_connection_the_server_dropped_is_not_given_to_the_next_request(
 ) -> None:
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE_S", 3600.0)  # not pinged first: the statement meets it
     database = Database(postgres_url)
-    pid_of = text("SELECT pg_backend_pid()")
-    with database.connect() as connection:
-        dropped = connection.execute(pid_of).scalar_one()
-    admin = Database(postgres_url)
-    with admin.connect() as connection:
-        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
-        connection.commit()
-    admin.dispose()
+    dropped = drop_its_server_connection(database)
     with database.driver() as driver, pytest.raises(exc.OperationalError):
         driver.rows(select(tables.programs.c.id), {})
 
-    with database.connect() as connection:
-        assert connection.execute(pid_of).scalar_one() != dropped
+    assert backend_of(database) != dropped
     database.dispose()
 
 
