@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher.models import AttemptOutcome, Delivery, DeliveryState, ErrorClass
@@ -37,6 +37,20 @@ def claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def locked_once(ids: Select[tuple[int]], *, name: str, postgres: bool) -> Select[tuple[int]]:
+    """`ids`, picked once for the statement that uses them, skipping rows other transactions hold.
+
+    An `IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` may be planned as a semi join that runs the subquery
+    again for every candidate row; each run skips the rows this very statement has just changed and so
+    picks the next n, and the UPDATE ends up touching every due row (seen: a pump pass of 7 handing out 30).
+    A MATERIALIZED CTE is evaluated exactly once, so the LIMIT holds.
+    """
+    if not postgres:
+        return ids  # one writer at a time: the subquery cannot see another statement's changes
+    picked = ids.with_for_update(skip_locked=True).cte(name).prefix_with("MATERIALIZED")
+    return select(picked.c.id)
+
+
 def claim(
     session: Session, ids: Sequence[int], *, token: str, lease_s: float, now: datetime, top_up: int = 0
 ) -> list[Claim]:
@@ -50,8 +64,9 @@ def claim(
     postgres = session.get_bind().dialect.name == "postgresql"
     chosen: ColumnElement[bool] = and_(deliveries.c.id.in_(ids), claimable(now))
     if postgres:
-        locked = select(deliveries.c.id).where(chosen).with_for_update(skip_locked=True)
-        chosen = deliveries.c.id.in_(locked.scalar_subquery())
+        chosen = deliveries.c.id.in_(
+            locked_once(select(deliveries.c.id).where(chosen), name="asked", postgres=postgres)
+        )
     if top_up > 0:
         others = (
             select(deliveries.c.id)
@@ -59,9 +74,10 @@ def claim(
             .order_by(deliveries.c.next_attempt_at)
             .limit(top_up)
         )
-        if postgres:
-            others = others.with_for_update(skip_locked=True)
-        chosen = and_(claimable(now), or_(chosen, deliveries.c.id.in_(others.scalar_subquery())))
+        chosen = and_(
+            claimable(now),
+            or_(chosen, deliveries.c.id.in_(locked_once(others, name="topped_up", postgres=postgres))),
+        )
     statement = (
         update(deliveries)
         .where(chosen)

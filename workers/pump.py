@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.db import Database
 from dispatcher.queueing import LANES, enqueue_or_raise
-from workers.claims import claimable, deliveries
+from workers.claims import claimable, deliveries, locked_once
 from workers.settings import EngineSettings
 
 log = logging.getLogger(__name__)
@@ -108,14 +108,14 @@ def _mark_queued(
     due: ColumnElement[bool] = and_(
         claimable(now), or_(deliveries.c.queued_at.is_(None), stale(False), stale(True))
     )
-    picked = (
-        select(deliveries.c.id).where(due).order_by(deliveries.c.next_attempt_at).limit(tuning.pump_batch)
+    picked = locked_once(
+        select(deliveries.c.id).where(due).order_by(deliveries.c.next_attempt_at).limit(tuning.pump_batch),
+        name="picked",
+        postgres=session.get_bind().dialect.name == "postgresql",
     )
-    if session.get_bind().dialect.name == "postgresql":
-        picked = picked.with_for_update(skip_locked=True)
     statement = (
         update(deliveries)
-        .where(deliveries.c.id.in_(picked.scalar_subquery()), due)
+        .where(deliveries.c.id.in_(picked), due)
         .values(queued_at=now)
         .returning(deliveries.c.id, deliveries.c.attempt_count)
     )

@@ -144,7 +144,30 @@ def test_pumps_running_at_once_hand_each_delivery_out_once(
         thread.join()
 
     assert sum(counts) == 30
+    assert max(counts) <= 7
     assert _queued_ids(redis_client, FIRST_ATTEMPT_QUEUE) == sorted(ids)
+
+
+def test_a_pass_hands_out_at_most_its_batch(database: Database, redis_client: redis.Redis) -> None:
+    ids = [make_delivery(database, "http://127.0.0.1:9/pb")[0] for _ in range(12)]
+    for delivery_id in ids:
+        _set(database, delivery_id, queued_at=None)
+    tuning = replace(FAST, pump_batch=5)
+
+    passes = [pump.hand_out(database, redis_client, tuning).total for _ in range(4)]
+
+    assert passes == [5, 5, 2, 0]
+
+
+def test_a_claims_top_up_leases_at_most_what_it_asks_for(database: Database) -> None:
+    asked, *others = [make_delivery(database, "http://127.0.0.1:9/pb")[0] for _ in range(10)]
+    now = datetime.now(UTC)
+
+    with database.session() as session:
+        taken = claims.claim(session, [asked], token="t", lease_s=30, now=now, top_up=3)
+
+    assert len(taken) == 4
+    assert asked in [c.delivery_id for c in taken]
 
 
 def test_enqueueing_the_same_batch_twice_makes_one_job(redis_client: redis.Redis) -> None:
