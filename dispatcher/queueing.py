@@ -47,6 +47,13 @@ def enqueue_deliveries(
         return 0
 
 
+def enqueue_by_lane(connection: redis.Redis, deliveries: Sequence[tuple[int, int]]) -> int:
+    """(id, attempt_count) pairs: first attempts to the first lane, the others to the retry lane."""
+    first = [delivery_id for delivery_id, attempts in deliveries if attempts == 0]
+    again = [delivery_id for delivery_id, attempts in deliveries if attempts > 0]
+    return enqueue_deliveries(connection, first) + enqueue_deliveries(connection, again, retry=True)
+
+
 def enqueue_or_raise(
     connection: redis.Redis, delivery_ids: Sequence[int], *, retry: bool = False, new: bool = False
 ) -> int:

@@ -18,7 +18,7 @@ from dispatcher.egress.client import Exchange, OutboundRequest
 from dispatcher.egress.errors import DeliveryError
 from dispatcher.egress.render import Claimed
 from dispatcher.models import AttemptOutcome, DeliveryState, ErrorClass, Postback
-from workers.claims import attempts, deliveries, release
+from workers.claims import attempts, deliveries, next_in_turn, release
 from workers.hosts import destination
 from workers.retry_policy import Decision
 
@@ -107,12 +107,17 @@ def fail_unsendable(session: Session, claims: Sequence[Claimed], *, token: str, 
         )
 
 
-def write_outcomes(session: Session, outcomes: Sequence[Outcome], *, auto_pause_after_s: float) -> None:
+def write_outcomes(
+    session: Session, outcomes: Sequence[Outcome], *, auto_pause_after_s: float, now: datetime
+) -> list[tuple[int, int]]:
+    """Returns the deliveries that the settled ones held back and that may go now (`claims.next_in_turn`)."""
     if not outcomes:
-        return
+        return []
     session.execute(_complete_attempt, [_attempt_values(o) for o in outcomes])
     session.execute(_settle_delivery, [_delivery_values(o) for o in outcomes])
     _track_postback_health(session, outcomes, auto_pause_after_s)
+    settled = [o.claimed.delivery_id for o in outcomes if o.decision.outcome is not AttemptOutcome.RETRY]
+    return next_in_turn(session, settled, now)
 
 
 _complete_attempt = (

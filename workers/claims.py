@@ -4,6 +4,11 @@ A claim is one UPDATE that only touches deliveries that are pending, due and not
 has expired), so two workers can never hold the same delivery. PostgreSQL picks the rows with FOR UPDATE
 SKIP LOCKED (concurrent claimers skip each other's rows instead of waiting); on SQLite the single UPDATE is
 atomic because SQLite has one writer at a time.
+
+Order: a delivery is claimed only *in its turn*: no delivery of an earlier event of the same transaction
+to the same postback is still pending (due, waiting for its retry, or in flight). A status-driven tracker
+that got "reversed" before "sale" would count a reversed sale as a sale. When a delivery settles,
+`next_in_turn` hands on the one it held back.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, Select, Table, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher.models import AttemptOutcome, Delivery, DeliveryState, ErrorClass
@@ -35,6 +40,52 @@ def claimable(now: datetime) -> ColumnElement[bool]:
         deliveries.c.next_attempt_at <= now,
         or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now),
     )
+
+
+def in_turn() -> ColumnElement[bool]:
+    """No earlier event of the same transaction is still pending for the same postback (see the module doc).
+
+    Events are numbered in the order they were recorded, so their ids are the order; deliveries made later
+    by a backfill or re-opened by a replay keep it too. Unrelated transactions are never held.
+    """
+    earlier = deliveries.alias("earlier")
+    return ~exists().where(
+        earlier.c.transaction_id == deliveries.c.transaction_id,
+        earlier.c.postback_id == deliveries.c.postback_id,
+        earlier.c.transaction_event_id < deliveries.c.transaction_event_id,
+        earlier.c.state == DeliveryState.PENDING.value,
+    )
+
+
+def next_in_turn(session: Session, settled: Sequence[int], now: datetime) -> list[tuple[int, int]]:
+    """Deliveries that `settled` (succeeded or failed for good) held back and that may go now: marked
+    queued and returned as (id, attempt_count) for the caller to hand to RQ once this transaction commits.
+
+    Driven from the settled rows (their transaction's deliveries, by index), not by scanning the pending.
+    If the hand-over is lost, the pump finds them: they are due and in their turn.
+    """
+    if not settled:
+        return []
+    done = deliveries.alias("done")
+    later = (
+        select(deliveries.c.id)
+        .join(
+            done,
+            and_(
+                done.c.transaction_id == deliveries.c.transaction_id,
+                done.c.postback_id == deliveries.c.postback_id,
+                done.c.transaction_event_id < deliveries.c.transaction_event_id,
+            ),
+        )
+        .where(done.c.id.in_(settled), deliveries.c.state == DeliveryState.PENDING.value)
+    )
+    statement = (
+        update(deliveries)
+        .where(deliveries.c.id.in_(later.scalar_subquery()), claimable(now), in_turn())
+        .values(queued_at=now)
+        .returning(deliveries.c.id, deliveries.c.attempt_count)
+    )
+    return [(row.id, row.attempt_count) for row in session.execute(statement)]
 
 
 def locked_once(ids: Select[tuple[int]], *, name: str, postgres: bool) -> Select[tuple[int]]:
@@ -62,7 +113,7 @@ def claim(
     if not ids and top_up <= 0:
         return []
     postgres = session.get_bind().dialect.name == "postgresql"
-    chosen: ColumnElement[bool] = and_(deliveries.c.id.in_(ids), claimable(now))
+    chosen: ColumnElement[bool] = and_(deliveries.c.id.in_(ids), claimable(now), in_turn())
     if postgres:
         chosen = deliveries.c.id.in_(
             locked_once(select(deliveries.c.id).where(chosen), name="asked", postgres=postgres)
@@ -70,7 +121,7 @@ def claim(
     if top_up > 0:
         others = (
             select(deliveries.c.id)
-            .where(claimable(now), deliveries.c.attempt_count == 0, deliveries.c.id.not_in(ids))
+            .where(claimable(now), deliveries.c.attempt_count == 0, deliveries.c.id.not_in(ids), in_turn())
             .order_by(deliveries.c.next_attempt_at)
             .limit(top_up)
         )

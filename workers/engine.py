@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +37,8 @@ from workers.settings import EngineSettings
 log = logging.getLogger(__name__)
 
 Send = tuple[render.Claimed, OutboundRequest]
+# Hands deliveries to RQ: (id, attempt_count) pairs, so that each goes to its lane.
+HandOn = Callable[[Sequence[tuple[int, int]]], object]
 
 # How long a job waits for sending capacity before leaving the rest of its batch to the pump.
 CAPACITY_WAIT_S = 10.0
@@ -57,8 +59,12 @@ class Engine:
         *,
         client: EgressClient | None = None,
         name: str | None = None,
+        hand_on: HandOn | None = None,
     ) -> None:
+        """`hand_on` gets the deliveries a settled one held back (see `claims.in_turn`); without it (an
+        engine run inside a test) the pump finds them."""
         self.database = database
+        self._hand_on = hand_on
         self.tuning = tuning
         self.name = name or worker_name()
         self.client = client or EgressClient(
@@ -261,16 +267,26 @@ class Engine:
         for attempt in range(1, 6):
             try:
                 with self.database.session() as session:
-                    attempts.write_outcomes(
-                        session, outcomes, auto_pause_after_s=self.tuning.auto_pause_after_s
+                    ready = attempts.write_outcomes(
+                        session, outcomes, auto_pause_after_s=self.tuning.auto_pause_after_s, now=now
                     )
                     attempts.give_back(session, given_back, now=now)
-                return
             except Exception:  # noqa: BLE001 - the database may be restarting; the leases cover us meanwhile
                 log.exception("writing %d outcomes failed (try %d of 5)", len(batch), attempt)
                 time.sleep(attempt)
+                continue
+            self._pass_on(ready)
+            return
         # Not recorded: the attempts stay "sending" and the leases expire, so the deliveries are sent again.
         log.error("gave up writing %d outcomes; they will be sent again", len(batch))
+
+    def _pass_on(self, ready: Sequence[tuple[int, int]]) -> None:
+        if not ready or self._hand_on is None:
+            return
+        try:
+            self._hand_on(ready)
+        except Exception:  # noqa: BLE001 - they are marked queued and due: the pump hands them out instead
+            log.exception("handing on %d deliveries that were waiting their turn failed", len(ready))
 
 
 class _Gate:

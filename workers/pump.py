@@ -2,8 +2,9 @@
 
 It finds, in the database, deliveries that are pending, due, not leased and not queued recently: retries whose
 time has come, first attempts whose job was lost (Redis flushed, enqueue failed), and deliveries whose worker
-died (lease expired). Marking them queued and selecting them is one UPDATE (SKIP LOCKED on PostgreSQL), so
-several pumps can run at once without handing the same delivery out twice in one pass.
+died (lease expired), each only in its turn (`claims.in_turn`). Marking them queued and selecting them is one
+UPDATE (SKIP LOCKED on PostgreSQL), so several pumps can run at once without handing the same delivery out
+twice in one pass.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.db import Database
 from dispatcher.queueing import LANES, enqueue_or_raise
-from workers.claims import claimable, deliveries, locked_once
+from workers.claims import claimable, deliveries, in_turn, locked_once
 from workers.settings import EngineSettings
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,10 @@ def _mark_queued(
         lane = deliveries.c.attempt_count > 0 if retry else deliveries.c.attempt_count == 0
         return and_(lane, deliveries.c.queued_at < now - timedelta(seconds=stale_after[retry]))
 
+    # A delivery held back by an earlier one of its transaction is not handed out: its job would find nothing
+    # to claim. It is handed on when the earlier one settles (claims.next_in_turn), or by a later pass.
     due: ColumnElement[bool] = and_(
-        claimable(now), or_(deliveries.c.queued_at.is_(None), stale(False), stale(True))
+        claimable(now), or_(deliveries.c.queued_at.is_(None), stale(False), stale(True)), in_turn()
     )
     picked = locked_once(
         select(deliveries.c.id).where(due).order_by(deliveries.c.next_attempt_at).limit(tuning.pump_batch),

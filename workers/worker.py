@@ -23,7 +23,7 @@ from rq.worker import DequeueStrategy
 from dispatcher import config
 from dispatcher.broker import Broker
 from dispatcher.db import Database
-from dispatcher.queueing import LANES
+from dispatcher.queueing import LANES, enqueue_by_lane
 from workers import context, settings
 from workers.engine import Engine, worker_name
 
@@ -44,7 +44,7 @@ def run_worker(
     broker = Broker(resolved)
     connection = redis.Redis.from_url(broker.url)
     database = Database(resolved.database_url)
-    engine = Engine(database, resolved, tuning)
+    engine = Engine(database, resolved, tuning, hand_on=lambda ready: enqueue_by_lane(connection, ready))
     context.install(engine)
     worker = SimpleWorker(
         [Queue(name, connection=connection) for name in queues],

@@ -26,7 +26,7 @@ from dispatcher.models import Attempt, Delivery, Postback
 from tests.dispatcher import factories
 from tests.serving import serve_in_thread
 from workers import settings
-from workers.engine import Engine
+from workers.engine import Engine, HandOn
 from workers.settings import EngineSettings
 from workers.worker import run_worker
 
@@ -170,11 +170,16 @@ def postback_row(database: Database, postback_id: int) -> Postback:
         return row
 
 
-def make_engine(database: Database, tuning: EngineSettings = FAST, allowed: str = "127.0.0.0/8") -> Engine:
+def make_engine(
+    database: Database,
+    tuning: EngineSettings = FAST,
+    allowed: str = "127.0.0.0/8",
+    hand_on: HandOn | None = None,
+) -> Engine:
     settings = from_mapping(
         {"DATABASE_URL": database.url, "SECRET_KEY": "x" * 20, "POSTBACK_ALLOWED_NETWORKS": allowed}
     )
-    return Engine(database, settings, tuning, name="test-worker")
+    return Engine(database, settings, tuning, name="test-worker", hand_on=hand_on)
 
 
 def send_now(engine: Engine, *delivery_ids: int) -> None:
