@@ -7,7 +7,9 @@ recorded (transaction, event and delivery rows committed in chunks, then handed 
 2 worker processes (`python -m workers.worker`) + a pump -> a local sink on 20 ports (20 publisher hosts);
 it ends when the sink has seen every delivery id and every attempt is logged as succeeded. Then the same
 with a sink answering in 100 ms, and with 20% of the endpoints never answering (isolation: the healthy
-throughput with hangs over the throughput without).
+throughput with hangs over the throughput without). Last, a realistic mix of receivers at a steady rate (60%
+answer in 20 ms, 25% in 300 ms, 10% in 2 s, 5% never): the sale-to-receipt p99 of the deliveries to the fast
+receivers, against the same run with every receiver fast.
 
 Database: PostgreSQL, a fresh schema for each pipeline run (dropped after) of the database named by
 `BENCH_DATABASE_URL`, else `TEST_POSTGRES_URL`, else postgresql+psycopg://postgres@127.0.0.1:5432/test; a
@@ -37,6 +39,7 @@ from typing import Any
 
 import redis
 import requests
+from rq import Worker
 from sqlalchemy import func, insert, select
 
 from bench._database import (
@@ -78,8 +81,10 @@ class Sink:
 
     def __init__(self) -> None:
         self.seen: dict[str, int] = {}
+        self.first_seen: dict[str, float] = {}  # delivery id -> wall clock of its first receipt
         self.total = 0
         self.delay = 0.0
+        self.delays: dict[int, float] = {}  # per port, over `delay`
         self.hanging: set[int] = set()
 
     async def serve(self, endpoints: int, ports: Any) -> None:
@@ -119,20 +124,28 @@ class Sink:
         if path == "/_stats":
             dups = sum(count - 1 for count in self.seen.values())
             return json.dumps({"unique": len(self.seen), "total": self.total, "duplicates": dups}).encode()
+        if path == "/_times":
+            wanted = set(params.get("ids", "").split(","))
+            return json.dumps({d: t for d, t in self.first_seen.items() if d in wanted}).encode()
         if path == "/_config":
             self.seen.clear()
+            self.first_seen.clear()
             self.total = 0
             self.delay = float(params.get("delay", 0))
+            pairs = (pair.split(":") for pair in params.get("delays", "").split(",") if pair)
+            self.delays = {int(port): float(seconds) for port, seconds in pairs}
             self.hanging = {int(p) for p in params.get("hang", "").split(",") if p}
             return b"{}"
         if port in self.hanging:
             await asyncio.sleep(3600)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        delay = self.delays.get(port, self.delay)
+        if delay:
+            await asyncio.sleep(delay)
         delivery = params.get("d")
         if delivery:
             self.total += 1
             self.seen[delivery] = self.seen.get(delivery, 0) + 1
+            self.first_seen.setdefault(delivery, time.time())
         return b"ok"
 
 
@@ -149,9 +162,21 @@ class SinkProcess:
     def control(self) -> str:
         return f"http://127.0.0.1:{self.ports[0]}"
 
-    def configure(self, delay: float = 0.0, hang: Sequence[int] = ()) -> None:
-        query = f"delay={delay}&hang={','.join(map(str, hang))}"
+    def configure(
+        self, delay: float = 0.0, hang: Sequence[int] = (), delays: dict[int, float] | None = None
+    ) -> None:
+        per_port = ",".join(f"{port}:{seconds}" for port, seconds in (delays or {}).items())
+        query = f"delay={delay}&hang={','.join(map(str, hang))}&delays={per_port}"
         urllib.request.urlopen(f"{self.control}/_config?{query}", timeout=10).read()
+
+    def receipt_times(self, delivery_ids: Sequence[int]) -> dict[int, float]:
+        """Wall-clock time each of these deliveries first reached the sink (those that did)."""
+        times: dict[int, float] = {}
+        for i in range(0, len(delivery_ids), 500):  # keeps each request line short
+            ids = ",".join(map(str, delivery_ids[i : i + 500]))
+            with urllib.request.urlopen(f"{self.control}/_times?ids={ids}", timeout=10) as response:
+                times.update({int(d): t for d, t in json.loads(response.read()).items()})
+        return times
 
     def stats(self) -> dict[str, int]:
         with urllib.request.urlopen(f"{self.control}/_stats", timeout=10) as response:
@@ -336,6 +361,46 @@ class Run:
     duplicates: int
 
 
+@dataclass
+class Running:
+    database: Database
+    connection: redis.Redis
+    network: Network
+    processes: list[subprocess.Popen[bytes]]
+    url: str
+
+
+@contextlib.contextmanager
+def running(
+    redis_url: str, tmp: Path, ports: Sequence[int], *, sqlite: bool, workers: int
+) -> Iterator[Running]:
+    """A fresh database seeded with one postback per sink port, `workers` worker processes and a pump."""
+    connection = redis.Redis.from_url(redis_url)
+    connection.flushall()
+    with fresh_database(tmp, sqlite=sqlite, prefix="bench_delivery") as url:
+        database = Database(url)
+        network = seed(database, ports)
+        processes = start_workers(engine_env(url, redis_url, tmp), workers)
+        try:
+            _wait_for_workers(connection, workers)
+            yield Running(database, connection, network, processes, url)
+        finally:
+            stop(processes)
+            database.dispose()
+            connection.close()
+
+
+def _wait_for_workers(connection: redis.Redis, count: int, timeout_s: float = 60) -> None:
+    """Until every worker process has registered with RQ: their start (imports, connections) is not part of
+    the measurement, and on a busy machine it takes anything from 1 to 10 s."""
+    deadline = time.monotonic() + timeout_s
+    while Worker.count(connection=connection) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count} workers did not start within {timeout_s:g} s")
+        time.sleep(0.05)
+    time.sleep(0.2)  # registered just before it starts listening
+
+
 def pipeline(
     sink_process: SinkProcess,
     redis_url: str,
@@ -352,60 +417,138 @@ def pipeline(
     hang_ports = sink_process.ports[len(sink_process.ports) - round(len(sink_process.ports) * hanging) :]
     hang_ports = hang_ports if hanging else []
     sink_process.configure(delay=delay, hang=hang_ports)
-    connection = redis.Redis.from_url(redis_url)
-    connection.flushall()
-    with fresh_database(tmp, sqlite=sqlite, prefix="bench_delivery") as url:
-        database = Database(url)
-        network = seed(database, sink_process.ports)
+    with running(redis_url, tmp, sink_process.ports, sqlite=sqlite, workers=workers) as run:
+        database, network = run.database, run.network
         healthy_hooks = {
             hook
             for hook, port in zip(network.postback_ids, sink_process.ports, strict=True)
             if port not in hang_ports
         }
-        processes = start_workers(engine_env(url, redis_url, tmp), workers)
-        try:
-            time.sleep(2.0)  # the workers import and connect; not part of the measurement
-            cpu_before = cpu_seconds(processes, sink_process, url)
-            started = time.monotonic()
-            ids: list[int] = []
-            for first in range(0, sales, RECORD_CHUNK):
-                ids += record_sales(database, connection, network, first, min(RECORD_CHUNK, sales - first))
-            healthy = sum(
-                1
-                for i in range(sales)
-                if network.postback_ids[i % len(network.postback_ids)] in healthy_hooks
+        cpu_before = cpu_seconds(run.processes, sink_process, run.url)
+        started = time.monotonic()
+        ids: list[int] = []
+        for first in range(0, sales, RECORD_CHUNK):
+            ids += record_sales(database, run.connection, network, first, min(RECORD_CHUNK, sales - first))
+        healthy = sum(
+            1 for i in range(sales) if network.postback_ids[i % len(network.postback_ids)] in healthy_hooks
+        )
+        deadline = started + timeout_s
+        while sink_process.stats()["unique"] < healthy:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {sink_process.stats()} of {healthy} after {timeout_s} s")
+            time.sleep(0.02)
+        received = time.monotonic()
+        while _logged(database, healthy_hooks) < healthy:
+            if time.monotonic() > deadline:
+                raise TimeoutError("attempts were not all logged")
+            time.sleep(0.02)
+        elapsed = time.monotonic() - started
+        cpu = {
+            k: v - cpu_before.get(k, 0.0)
+            for k, v in cpu_seconds(run.processes, sink_process, run.url).items()
+        }
+        stats = sink_process.stats()
+        print(
+            f"  {sales} sales ({healthy} to healthy endpoints), delay {delay * 1000:g} ms, "
+            f"{len(hang_ports)} of {len(sink_process.ports)} endpoints hanging: received in "
+            f"{received - started:.2f} s, all logged in {elapsed:.2f} s, "
+            f"duplicates {stats['duplicates']}",
+            flush=True,
+        )
+        per_k = ", ".join(f"{name} {seconds * 1000 / healthy:.2f}" for name, seconds in cpu.items())
+        print(f"    CPU seconds per 1000 deliveries: {per_k} (machine: {os.cpu_count()} CPUs)", flush=True)
+        return Run(healthy, elapsed, healthy / elapsed, stats["duplicates"])
+
+
+# The realistic mix of receivers: share of the endpoints and how long each takes to answer (None: never).
+MIX = ((0.60, 0.020), (0.25, 0.300), (0.10, 2.0), (0.05, None))
+
+
+@dataclass
+class Latency:
+    p50_ms: float
+    p99_ms: float
+    received: int
+
+
+def mix_delays(ports: Sequence[int], *, everyone_fast: bool) -> tuple[list[int], dict[int, float], list[int]]:
+    """The fast ports, each port's answer delay and the ports that never answer, for MIX (or all fast)."""
+    delays: dict[int, float] = {}
+    hang: list[int] = []
+    start = 0
+    fast: list[int] = []
+    for share, seconds in MIX:
+        group = list(ports[start : start + round(len(ports) * share)])
+        start += len(group)
+        if not fast:
+            fast = group
+        for port in group:
+            if everyone_fast:
+                delays[port] = MIX[0][1]
+            elif seconds is None:
+                hang.append(port)
+            else:
+                delays[port] = seconds
+    return fast, delays, hang
+
+
+def paced(
+    sink_process: SinkProcess,
+    redis_url: str,
+    tmp: Path,
+    *,
+    sqlite: bool,
+    everyone_fast: bool,
+    rate: int,
+    seconds: float,
+    workers: int = 2,
+    timeout_s: float = 90,
+) -> Latency:
+    """Sales at a steady `rate` for `seconds`; sale-to-receipt latency of the deliveries to the fast ports."""
+    fast_ports, delays, hang = mix_delays(sink_process.ports, everyone_fast=everyone_fast)
+    sink_process.configure(delays=delays, hang=hang)
+    with running(redis_url, tmp, sink_process.ports, sqlite=sqlite, workers=workers) as run:
+        network = run.network
+        fast_hooks = {
+            hook
+            for hook, port in zip(network.postback_ids, sink_process.ports, strict=True)
+            if port in fast_ports
+        }
+        recorded_at: dict[int, float] = {}
+        tick, per_tick = 0.1, max(1, round(rate * 0.1))
+        started = time.monotonic()
+        for n in range(round(seconds / tick)):
+            first = n * per_tick
+            ids = record_sales(run.database, run.connection, network, first, per_tick)
+            now = time.time()
+            hooks = network.postback_ids
+            recorded_at.update(
+                (delivery_id, now)
+                for i, delivery_id in enumerate(ids)
+                if hooks[(first + i) % len(hooks)] in fast_hooks
             )
-            deadline = started + timeout_s
-            while sink_process.stats()["unique"] < healthy:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"only {sink_process.stats()} of {healthy} after {timeout_s} s")
-                time.sleep(0.02)
-            received = time.monotonic()
-            while _logged(database, healthy_hooks) < healthy:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("attempts were not all logged")
-                time.sleep(0.02)
-            elapsed = time.monotonic() - started
-            cpu = {
-                k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(processes, sink_process, url).items()
-            }
-            stats = sink_process.stats()
-            print(
-                f"  {sales} sales ({healthy} to healthy endpoints), delay {delay * 1000:g} ms, "
-                f"{len(hang_ports)} of {len(sink_process.ports)} endpoints hanging: received in "
-                f"{received - started:.2f} s, all logged in {elapsed:.2f} s, "
-                f"duplicates {stats['duplicates']}",
-                flush=True,
-            )
-            per_k = ", ".join(f"{name} {seconds * 1000 / healthy:.2f}" for name, seconds in cpu.items())
-            print(
-                f"    CPU seconds per 1000 deliveries: {per_k} (machine: {os.cpu_count()} CPUs)", flush=True
-            )
-            return Run(healthy, elapsed, healthy / elapsed, stats["duplicates"])
-        finally:
-            stop(processes)
-            database.dispose()
-            connection.close()
+            time.sleep(max(0.0, started + (n + 1) * tick - time.monotonic()))
+        deadline = time.monotonic() + timeout_s
+        wanted = sorted(recorded_at)
+        while len(received := sink_process.receipt_times(wanted)) < len(wanted):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(received)} of {len(wanted)} fast deliveries arrived")
+            time.sleep(0.2)
+    latencies = sorted((received[d] - recorded_at[d]) * 1000 for d in wanted)
+    result = Latency(_percentile(latencies, 0.50), _percentile(latencies, 0.99), len(latencies))
+    label = (
+        "every receiver fast (20 ms)" if everyone_fast else "mix (60% 20 ms, 25% 300 ms, 10% 2 s, 5% never)"
+    )
+    print(
+        f"  {label}: {rate} sales/s for {seconds:g} s; the {result.received} deliveries to fast receivers, "
+        f"sale to receipt: p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms",
+        flush=True,
+    )
+    return result
+
+
+def _percentile(ordered: Sequence[float], share: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
 def cpu_seconds(
@@ -455,8 +598,22 @@ def run_only(
         pipeline(sink_process, redis_url, tmp, args.sales, sqlite=sqlite)
     elif args.only == "slow":
         pipeline(sink_process, redis_url, tmp, args.slow_sales, sqlite=sqlite, delay=0.1)
+    elif args.only == "mix":
+        mix(args, sink_process, redis_url, tmp, sqlite)
     else:
         pipeline(sink_process, redis_url, tmp, args.slow_sales, sqlite=sqlite, hanging=0.2)
+
+
+def mix(
+    args: argparse.Namespace, sink_process: SinkProcess, redis_url: str, tmp: Path, sqlite: bool
+) -> tuple[Latency, Latency]:
+    print(f"realistic mix of receivers, {args.mix_rate} sales/s:", flush=True)
+    rate, seconds = args.mix_rate, args.mix_seconds
+    calm = paced(sink_process, redis_url, tmp, sqlite=sqlite, everyone_fast=True, rate=rate, seconds=seconds)
+    mixed = paced(
+        sink_process, redis_url, tmp, sqlite=sqlite, everyone_fast=False, rate=rate, seconds=seconds
+    )
+    return calm, mixed
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -465,7 +622,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--slow-sales", type=int, default=5000, help="sales for the 100 ms and isolation runs"
     )
-    parser.add_argument("--only", choices=["fast", "slow", "isolation"], help="one scenario (for profiling)")
+    parser.add_argument(
+        "--only", choices=["fast", "slow", "isolation", "mix"], help="one scenario (for profiling)"
+    )
+    parser.add_argument("--mix-rate", type=int, default=200, help="sales per second in the mix runs")
+    parser.add_argument("--mix-seconds", type=float, default=10.0, help="length of each mix run")
     add_sqlite_flag(parser)
     args = parser.parse_args(argv)
     sqlite = wants_sqlite(args.sqlite)
@@ -501,10 +662,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"healthy throughput: {calm.per_s:,.0f} per s without hangs, {stormy.per_s:,.0f} with",
                 flush=True,
             )
+            all_fast, mixed = mix(args, sink_process, redis_url, tmp, sqlite)
         finally:
             server.stop()
     print(f"delivery_vs_raw: {fast.per_s / raw_2:.2f}")
     print(f"delivery_100ms_per_s: {slow.per_s:.0f}")
+    print(f"mix_fast_p99_ms: {mixed.p99_ms:.0f}")
+    print(f"all_fast_p99_ms: {all_fast.p99_ms:.0f}")
+    print(f"mix_p99_vs_all_fast: {mixed.p99_ms / all_fast.p99_ms:.2f}")
     print(f"isolation_ratio: {stormy.per_s / calm.per_s:.2f}")
 
 

@@ -30,7 +30,7 @@ from dispatcher.egress.errors import DeliveryError
 from dispatcher.egress.verdict import judge
 from dispatcher.models import ErrorClass
 from workers import attempts, claims, loading
-from workers.hosts import HostSlots, destination
+from workers.hosts import Admission, HostSlots, destination
 from workers.retry_policy import decide
 from workers.settings import EngineSettings
 
@@ -76,7 +76,10 @@ class Engine:
         self._pool = ThreadPoolExecutor(tuning.max_in_flight, thread_name_prefix="send")
         self.slots = HostSlots(tuning.host_concurrency, tuning.circuit_timeouts, self._pool)
         self._capacity = threading.Condition()
-        self._in_use = 0  # claimed and not yet settled in the database
+        # Claimed and not yet settled in the database, except sends waiting in a host's line: those hold
+        # no thread, and counting them let a slow host's line take the capacity of every other host.
+        self._in_use = 0
+        self._waiting = 0  # in a host's line, until started or given back (and that written)
         # None wakes the flusher at close, so that it ends at once rather than at its next poll.
         self._outcomes: queue.SimpleQueue[attempts.Outcome | attempts.GiveBack | None] = queue.SimpleQueue()
         self._closing = threading.Event()
@@ -109,11 +112,11 @@ class Engine:
                 batch = loading.load(session, {c.delivery_id: c.number for c in claimed})
                 attempts.fail_unsendable(session, [c for c in batch if not c.sendable], token=token, now=now)
                 sends, broken = self._prepare([c for c in batch if c.sendable], now)
-                taken: list[Send] = []
-                busy: list[Send] = []
+                offered: dict[Admission, list[Send]] = {admission: [] for admission in Admission}
                 for send in sends:
-                    (taken if self._offer(send, token, start_by, gate) else busy).append(send)
-                self._release_refused(session, busy, token, now)
+                    offered[self._offer(send, token, start_by, gate)].append(send)
+                self._release_refused(session, offered[Admission.REFUSED], token, now)
+                taken = offered[Admission.STARTED] + offered[Admission.WAITING]
                 logged = [*taken, *((claimed_one, request) for claimed_one, request, _ in broken)]
                 attempts.write_sending(session, logged, worker=self.name, now=now)
         except BaseException:
@@ -121,21 +124,21 @@ class Engine:
             self._unreserve(granted + top_up)
             raise
         gate.open(go=True)
-        self._unreserve(granted + top_up - len(taken) - len(broken))
+        self._unreserve(granted + top_up - len(offered[Admission.STARTED]) - len(broken))
         for claimed_one, request, problem in broken:
             error = DeliveryError(ErrorClass.TEMPLATE, problem, permanent=True)
             self._settle(claimed_one, token, request, Exchange(), error)
         return {
             "claimed": len(claimed),
             "sent": len(taken),
-            "deferred": len(busy) + len(ids) - granted,
+            "deferred": len(offered[Admission.REFUSED]) + len(ids) - granted,
         }
 
     def drain(self, timeout_s: float) -> bool:
         """Wait until everything in flight is settled in the database (worker shutdown)."""
         deadline = time.monotonic() + timeout_s
         with self._capacity:
-            while self._in_use > 0:
+            while self._in_use > 0 or self._waiting > 0:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -168,12 +171,17 @@ class Engine:
             sends.append((claimed, request))
         return sends, broken
 
-    def _offer(self, send: Send, token: str, start_by: float, gate: _Gate) -> bool:
+    def _offer(self, send: Send, token: str, start_by: float, gate: _Gate) -> Admission:
         claimed, request = send
         host = destination(request.url)
 
-        def run() -> None:
-            if gate.wait():
+        def run(waited: bool) -> None:
+            go = gate.wait()
+            if waited:
+                if go:
+                    self._take_capacity()  # before it stops waiting: drain never sees it in neither
+                self._change_waiting(-1)
+            if go:
                 self._send(claimed, token, request, host)
             else:
                 self.slots.release(host, timed_out=False)
@@ -181,8 +189,13 @@ class Engine:
         def give_up() -> None:
             if gate.wait():
                 self._outcomes.put(attempts.GiveBack(claimed, token, self._wait_for(host)))
+            else:
+                self._change_waiting(-1)
 
-        return self.slots.submit(host, start_by, run, give_up)
+        admission = self.slots.submit(host, start_by, run, give_up)
+        if admission is Admission.WAITING:
+            self._change_waiting(+1)
+        return admission
 
     def _release_refused(self, session: Session, refused: Sequence[Send], token: str, now: datetime) -> None:
         """Sends their host could not take: soon again if it is busy, later if it stopped answering."""
@@ -208,7 +221,9 @@ class Engine:
             exchange.error = DeliveryError(ErrorClass.CONNECT, f"internal error: {exc!r}", permanent=False)
         finally:
             timed_out = exchange.error is not None and exchange.error.error_class is ErrorClass.TIMEOUT
-            self.slots.release(host, timed_out=timed_out)
+            answered = exchange.status_code is not None
+            answer_s = exchange.duration_ms / 1000 if answered else None
+            self.slots.release(host, timed_out=timed_out, answer_s=answer_s)
         self._settle(claimed, token, request, exchange, judge(exchange, claimed.success_body_contains))
 
     def _settle(
@@ -236,6 +251,17 @@ class Engine:
             self._in_use += granted
             return granted
 
+    def _take_capacity(self) -> None:
+        """A send that waited in its host's line starts: it takes the capacity of the one that just ended
+        there, so it does not wait for capacity (the count may go over the limit until the flush)."""
+        with self._capacity:
+            self._in_use += 1
+
+    def _change_waiting(self, by: int) -> None:
+        with self._capacity:
+            self._waiting += by
+            self._capacity.notify_all()
+
     def _unreserve(self, count: int) -> None:
         if count <= 0:
             return
@@ -258,7 +284,10 @@ class Engine:
             self.slots.expire()
             if batch:
                 self._flush(batch)
-                self._unreserve(len(batch))
+                given_back = sum(isinstance(item, attempts.GiveBack) for item in batch)
+                self._unreserve(len(batch) - given_back)
+                if given_back:
+                    self._change_waiting(-given_back)
 
     def _flush(self, batch: list[attempts.Outcome | attempts.GiveBack]) -> None:
         outcomes = [item for item in batch if isinstance(item, attempts.Outcome)]

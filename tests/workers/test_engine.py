@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -337,6 +338,34 @@ def test_sends_beyond_a_hosts_slots_wait_in_line_without_a_thread(
 
     assert result == {"claimed": 4, "sent": 4, "deferred": 2}  # 4 fit in flight; 2 left for the pump
     assert [delivery_row(database, i).state for i in ids] == ["succeeded"] * 4 + ["pending"] * 2
+
+
+def test_a_slow_hosts_line_does_not_take_the_capacity_of_other_hosts(
+    database: Database, receiver: Receiver
+) -> None:
+    engine = make_engine(database, replace(FAST, host_concurrency=1, max_in_flight=3, lease_s=12))
+    receiver.script["/slow"] = [Reply(delay_s=1.0)]
+    other = Receiver()  # another port: another host, with its own slots
+    try:
+        send_now(engine, make_delivery(database, receiver.url("/slow"))[0])  # its answer time is known
+        slow = [make_delivery(database, receiver.url("/slow"))[0] for _ in range(3)]
+        fast, _ = make_delivery(database, other.url("/fast"))
+
+        assert engine.send_batch(slow) == {"claimed": 3, "sent": 3, "deferred": 0}  # 1 running, 2 in line
+        assert engine.send_batch([fast]) == {"claimed": 1, "sent": 1, "deferred": 0}
+        deadline = time.monotonic() + 5
+        while not other.hits("/fast") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        slow_started = len(receiver.hits("/slow")) - 1  # a hit is recorded as the request arrives
+        assert engine.drain(10)
+    finally:
+        engine.close()
+        other.close()
+
+    # The fast host did not wait for capacity held by the slow host's line (it used to wait for its first
+    # answer, 1 s here, and the second slow send started before it).
+    assert slow_started == 1
+    assert [delivery_row(database, i).state for i in [*slow, fast]] == ["succeeded"] * 4
 
 
 def test_a_send_that_cannot_start_before_its_deadline_is_given_back_unsent(
