@@ -18,7 +18,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, Select, Table, and_, exists, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    exists,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from dispatcher.models import AttemptOutcome, Delivery, DeliveryState, ErrorClass
@@ -34,7 +46,7 @@ class Claim:
     number: int  # the attempt number this claim will make (attempt_count after the claim)
 
 
-def claimable(now: datetime) -> ColumnElement[bool]:
+def claimable(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     return and_(
         deliveries.c.state == DeliveryState.PENDING.value,
         deliveries.c.next_attempt_at <= now,
@@ -42,12 +54,7 @@ def claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def in_turn() -> ColumnElement[bool]:
-    """No earlier event of the same transaction is still pending for the same postback (see the module doc).
-
-    Events are numbered in the order they were recorded, so their ids are the order; deliveries made later
-    by a backfill or re-opened by a replay keep it too. Unrelated transactions are never held.
-    """
+def _in_turn() -> ColumnElement[bool]:
     earlier = deliveries.alias("earlier")
     return ~exists().where(
         earlier.c.transaction_id == deliveries.c.transaction_id,
@@ -57,15 +64,20 @@ def in_turn() -> ColumnElement[bool]:
     )
 
 
-def next_in_turn(session: Session, settled: Sequence[int], now: datetime) -> list[tuple[int, int]]:
-    """Deliveries that `settled` (succeeded or failed for good) held back and that may go now: marked
-    queued and returned as (id, attempt_count) for the caller to hand to RQ once this transaction commits.
+# Built once: an alias of the table costs a copy of its every column, and this runs in every claim.
+_IN_TURN = _in_turn()
 
-    Driven from the settled rows (their transaction's deliveries, by index), not by scanning the pending.
-    If the hand-over is lost, the pump finds them: they are due and in their turn.
+
+def in_turn() -> ColumnElement[bool]:
+    """No earlier event of the same transaction is still pending for the same postback (see the module doc).
+
+    Events are numbered in the order they were recorded, so their ids are the order; deliveries made later
+    by a backfill or re-opened by a replay keep it too. Unrelated transactions are never held.
     """
-    if not settled:
-        return []
+    return _IN_TURN
+
+
+def _next_in_turn() -> Update:
     done = deliveries.alias("done")
     later = (
         select(deliveries.c.id)
@@ -77,15 +89,35 @@ def next_in_turn(session: Session, settled: Sequence[int], now: datetime) -> lis
                 done.c.transaction_event_id < deliveries.c.transaction_event_id,
             ),
         )
-        .where(done.c.id.in_(settled), deliveries.c.state == DeliveryState.PENDING.value)
+        .where(
+            done.c.id.in_(bindparam("settled", expanding=True)),
+            deliveries.c.state == DeliveryState.PENDING.value,
+        )
     )
-    statement = (
+    now = bindparam("now", type_=deliveries.c.next_attempt_at.type)
+    return (
         update(deliveries)
-        .where(deliveries.c.id.in_(later.scalar_subquery()), claimable(now), in_turn())
+        .where(deliveries.c.id.in_(later.scalar_subquery()), claimable(now), _IN_TURN)
         .values(queued_at=now)
         .returning(deliveries.c.id, deliveries.c.attempt_count)
     )
-    return [(row.id, row.attempt_count) for row in session.execute(statement)]
+
+
+# Built once, for the same reason; it runs in every flush of outcomes.
+_NEXT_IN_TURN = _next_in_turn()
+
+
+def next_in_turn(session: Session, settled: Sequence[int], now: datetime) -> list[tuple[int, int]]:
+    """Deliveries that `settled` (succeeded or failed for good) held back and that may go now: marked
+    queued and returned as (id, attempt_count) for the caller to hand to RQ once this transaction commits.
+
+    Driven from the settled rows (their transaction's deliveries, by index), not by scanning the pending.
+    If the hand-over is lost, the pump finds them: they are due and in their turn.
+    """
+    if not settled:
+        return []
+    rows = session.execute(_NEXT_IN_TURN, {"settled": list(settled), "now": now})
+    return [(row.id, row.attempt_count) for row in rows]
 
 
 def locked_once(ids: Select[tuple[int]], *, name: str, postgres: bool) -> Select[tuple[int]]:
