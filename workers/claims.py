@@ -26,7 +26,6 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
-    exists,
     or_,
     select,
     update,
@@ -56,12 +55,21 @@ def claimable(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
 
 def _in_turn() -> ColumnElement[bool]:
     earlier = deliveries.alias("earlier")
-    return ~exists().where(
-        earlier.c.transaction_id == deliveries.c.transaction_id,
-        earlier.c.postback_id == deliveries.c.postback_id,
-        earlier.c.transaction_event_id < deliveries.c.transaction_event_id,
-        earlier.c.state == DeliveryState.PENDING.value,
+    # A scalar subquery with LIMIT 1, not NOT EXISTS: PostgreSQL turns NOT EXISTS into an anti join and, for
+    # a claim of 50, hashed every pending delivery of the table (seen: 15x the database's CPU per delivery).
+    # This is one probe of ix_deliveries_pending_turn per delivery asked about.
+    first_earlier = (
+        select(earlier.c.id)
+        .where(
+            earlier.c.transaction_id == deliveries.c.transaction_id,
+            earlier.c.postback_id == deliveries.c.postback_id,
+            earlier.c.transaction_event_id < deliveries.c.transaction_event_id,
+            earlier.c.state == DeliveryState.PENDING.value,
+        )
+        .limit(1)
+        .scalar_subquery()
     )
+    return first_earlier.is_(None)
 
 
 # Built once: an alias of the table costs a copy of its every column, and this runs in every claim.
@@ -77,34 +85,40 @@ def in_turn() -> ColumnElement[bool]:
     return _IN_TURN
 
 
-def _next_in_turn() -> Update:
+def _following() -> Select[tuple[int | None]]:
+    """For each settled delivery, the next pending one of its transaction and postback (one index probe each;
+    those after it are held by it in turn), or NULL."""
     done = deliveries.alias("done")
-    later = (
-        select(deliveries.c.id)
-        .join(
-            done,
-            and_(
-                done.c.transaction_id == deliveries.c.transaction_id,
-                done.c.postback_id == deliveries.c.postback_id,
-                done.c.transaction_event_id < deliveries.c.transaction_event_id,
-            ),
-        )
+    later = deliveries.alias("later")
+    following = (
+        select(later.c.id)
         .where(
-            done.c.id.in_(bindparam("settled", expanding=True)),
-            deliveries.c.state == DeliveryState.PENDING.value,
+            later.c.transaction_id == done.c.transaction_id,
+            later.c.postback_id == done.c.postback_id,
+            later.c.transaction_event_id > done.c.transaction_event_id,
+            later.c.state == DeliveryState.PENDING.value,
         )
+        .order_by(later.c.transaction_event_id)
+        .limit(1)
+        .scalar_subquery()
     )
+    return select(following).where(done.c.id.in_(bindparam("settled", expanding=True)))
+
+
+def _hand_on() -> Update:
     now = bindparam("now", type_=deliveries.c.next_attempt_at.type)
     return (
         update(deliveries)
-        .where(deliveries.c.id.in_(later.scalar_subquery()), claimable(now), _IN_TURN)
+        .where(deliveries.c.id.in_(bindparam("ids", expanding=True)), claimable(now), _IN_TURN)
         .values(queued_at=now)
         .returning(deliveries.c.id, deliveries.c.attempt_count)
     )
 
 
-# Built once, for the same reason; it runs in every flush of outcomes.
-_NEXT_IN_TURN = _next_in_turn()
+# Built once, for the same reason; they run in every flush of outcomes. Two statements, not one UPDATE with
+# the look-up as its subquery: PostgreSQL drove that one from every pending due delivery (7 ms per flush).
+_FOLLOWING = _following()
+_HAND_ON = _hand_on()
 
 
 def next_in_turn(session: Session, settled: Sequence[int], now: datetime) -> list[tuple[int, int]]:
@@ -116,7 +130,10 @@ def next_in_turn(session: Session, settled: Sequence[int], now: datetime) -> lis
     """
     if not settled:
         return []
-    rows = session.execute(_NEXT_IN_TURN, {"settled": list(settled), "now": now})
+    following = [i for i in session.scalars(_FOLLOWING, {"settled": list(settled)}) if i is not None]
+    if not following:
+        return []
+    rows = session.execute(_HAND_ON, {"ids": following, "now": now})
     return [(row.id, row.attempt_count) for row in rows]
 
 

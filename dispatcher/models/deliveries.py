@@ -70,6 +70,16 @@ class Delivery(Base):
         _set_only("last_status_code", "created_at"),
         # Bulk replay's "failed since T" count and retention's "succeeded before T".
         _set_only("state", "completed_at", where="completed_at"),
+        # The order rule (workers.claims.in_turn): is an earlier event of this transaction still pending for
+        # this postback? Only pending rows, so it stays as small as the backlog.
+        Index(
+            "ix_deliveries_pending_turn",
+            "transaction_id",
+            "postback_id",
+            "transaction_event_id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
