@@ -13,7 +13,7 @@ that got "reversed" before "sale" would count a reversed sale as a sale. When a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -152,17 +152,29 @@ def locked_once(ids: Select[tuple[int]], *, name: str, postgres: bool) -> Select
 
 
 def claim(
-    session: Session, ids: Sequence[int], *, token: str, lease_s: float, now: datetime, top_up: int = 0
+    session: Session,
+    ids: Sequence[int],
+    *,
+    token: str,
+    lease_s: float,
+    now: datetime,
+    top_up: int = 0,
+    skip_postbacks: Collection[int] = (),
 ) -> list[Claim]:
     """Lease those of `ids` that are due and free; returns them with the attempt number each will make.
 
     `top_up` also leases up to that many other due first attempts: the web app queues one small job per sale,
     and a job that fills its batch sends far more per unit of overhead (the other jobs then find nothing).
+    Deliveries of `skip_postbacks` (whose receiver this process just found busy or hanging) are left as they
+    are: claiming them only to give them back would cost every other receiver the work.
     """
     if not ids and top_up <= 0:
         return []
     postgres = session.get_bind().dialect.name == "postgresql"
     chosen: ColumnElement[bool] = and_(deliveries.c.id.in_(ids), claimable(now), in_turn())
+    resting = deliveries.c.postback_id.not_in(sorted(skip_postbacks)) if skip_postbacks else None
+    if resting is not None:
+        chosen = and_(chosen, resting)
     if postgres:
         chosen = deliveries.c.id.in_(
             locked_once(select(deliveries.c.id).where(chosen), name="asked", postgres=postgres)
@@ -174,6 +186,8 @@ def claim(
             .order_by(deliveries.c.next_attempt_at)
             .limit(top_up)
         )
+        if resting is not None:
+            others = others.where(resting)
         chosen = and_(
             claimable(now),
             or_(chosen, deliveries.c.id.in_(locked_once(others, name="topped_up", postgres=postgres))),

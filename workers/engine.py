@@ -80,6 +80,10 @@ class Engine:
         # no thread, and counting them let a slow host's line take the capacity of every other host.
         self._in_use = 0
         self._waiting = 0  # in a host's line, until started or given back (and that written)
+        # Postbacks whose receiver refused work here, until when (monotonic): their deliveries are not claimed
+        # meanwhile (they stay queued; the pump offers them again later).
+        self._resting: dict[int, float] = {}
+        self._resting_lock = threading.Lock()
         # None wakes the flusher at close, so that it ends at once rather than at its next poll.
         self._outcomes: queue.SimpleQueue[attempts.Outcome | attempts.GiveBack | None] = queue.SimpleQueue()
         self._closing = threading.Event()
@@ -107,6 +111,7 @@ class Engine:
                     lease_s=self.tuning.lease_s,
                     now=now,
                     top_up=top_up,
+                    skip_postbacks=self._resting_postbacks(),
                 )
                 claims.postpone(session, ids[granted:], retry_at=later, now=now)
                 batch = loading.load(session, {c.delivery_id: c.number for c in claimed})
@@ -200,10 +205,23 @@ class Engine:
     def _release_refused(self, session: Session, refused: Sequence[Send], token: str, now: datetime) -> None:
         """Sends their host could not take: soon again if it is busy, later if it stopped answering."""
         by_wait: dict[float, list[int]] = {}
+        rest_until: dict[int, float] = {}
         for claimed, request in refused:
-            by_wait.setdefault(self._wait_for(destination(request.url)), []).append(claimed.delivery_id)
+            wait_s = self._wait_for(destination(request.url))
+            by_wait.setdefault(wait_s, []).append(claimed.delivery_id)
+            rest_until[claimed.postback_id] = time.monotonic() + wait_s
         for wait_s, ids in sorted(by_wait.items()):
             claims.release(session, ids, token=token, retry_at=now + timedelta(seconds=wait_s))
+        if rest_until:
+            with self._resting_lock:
+                self._resting.update(rest_until)
+
+    def _resting_postbacks(self) -> list[int]:
+        now = time.monotonic()
+        with self._resting_lock:
+            for postback_id in [p for p, until in self._resting.items() if until <= now]:
+                del self._resting[postback_id]
+            return list(self._resting)
 
     def _wait_for(self, host: str) -> float:
         """When to offer a host its refused work again: soon if it is busy, after about one timeout if it

@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import update
 
 from dispatcher.db import Database
-from dispatcher.models import Postback
+from dispatcher.models import Postback, Publisher
 from dispatcher.models.deliveries import RESPONSE_EXCERPT_BYTES
+from tests.dispatcher import factories
 from tests.workers.conftest import (
     FAST,
     Receiver,
@@ -366,6 +367,39 @@ def test_a_slow_hosts_line_does_not_take_the_capacity_of_other_hosts(
     # answer, 1 s here, and the second slow send started before it).
     assert slow_started == 1
     assert [delivery_row(database, i).state for i in [*slow, fast]] == ["succeeded"] * 4
+
+
+def test_a_postback_whose_receiver_refused_work_is_not_claimed_again_for_a_while(
+    database: Database, receiver: Receiver
+) -> None:
+    engine = make_engine(database, replace(FAST, host_concurrency=1, lease_s=12, defer_s=30))
+    receiver.script["/hang"] = [Reply(delay_s=1.5)]
+    try:
+        first, postback_id = make_delivery(database, receiver.url("/hang"))
+        hanging = [first, *(another_of(database, postback_id) for _ in range(2))]
+
+        # One sending, one waiting its turn (the host has not answered yet: one round), one refused.
+        assert engine.send_batch(hanging) == {"claimed": 3, "sent": 2, "deferred": 1}
+        later = another_of(database, postback_id)
+        assert engine.send_batch([later]) == {"claimed": 0, "sent": 0, "deferred": 0}
+        untouched = delivery_row(database, later)
+        assert engine.drain(10)
+    finally:
+        engine.close()
+
+    assert (untouched.attempt_count, untouched.leased_by, untouched.state) == (0, None, "pending")
+
+
+def another_of(database: Database, postback_id: int) -> int:
+    """A new delivery of a new sale to an existing postback."""
+    with database.session() as session:
+        hook = session.get_one(Postback, postback_id)
+        owner = session.get_one(Publisher, hook.publisher_id)
+        shop = factories.program(session)
+        sale = factories.transaction(session, owner, shop)
+        delivery_id = factories.delivery(session, hook, factories.event(session, sale)).id
+        session.commit()
+        return delivery_id
 
 
 def test_a_send_that_cannot_start_before_its_deadline_is_given_back_unsent(
