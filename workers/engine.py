@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import redis
 from sqlalchemy.orm import Session
 
 import macros
@@ -30,7 +31,8 @@ from dispatcher.egress.errors import DeliveryError
 from dispatcher.egress.verdict import judge
 from dispatcher.models import ErrorClass
 from workers import attempts, claims, loading
-from workers.hosts import HostSlots, destination
+from workers.cluster import ClusterSlots
+from workers.hosts import HostSlots, Slot, destination
 from workers.retry_policy import decide
 from workers.settings import EngineSettings
 
@@ -57,7 +59,10 @@ class Engine:
         *,
         client: EgressClient | None = None,
         name: str | None = None,
+        redis_client: redis.Redis | None = None,
     ) -> None:
+        """`redis_client`: receiver caps and the timeout circuit are shared through it with every worker
+        process (without it they are this process's own)."""
         self.database = database
         self.tuning = tuning
         self.name = name or worker_name()
@@ -68,7 +73,15 @@ class Engine:
             pool_size=tuning.max_in_flight,
         )
         self._pool = ThreadPoolExecutor(tuning.max_in_flight, thread_name_prefix="send")
-        self.slots = HostSlots(tuning.host_concurrency, tuning.circuit_timeouts, self._pool)
+        cluster = None
+        if redis_client is not None:
+            cluster = ClusterSlots(
+                redis_client,
+                per_host=tuning.host_concurrency,
+                trip_after_timeouts=tuning.circuit_timeouts,
+                send_s=tuning.total_timeout_s,
+            )
+        self.slots = HostSlots(tuning.host_concurrency, tuning.circuit_timeouts, self._pool, cluster)
         self._capacity = threading.Condition()
         self._in_use = 0  # claimed and not yet settled in the database
         # None wakes the flusher at close, so that it ends at once rather than at its next poll.
@@ -139,6 +152,7 @@ class Engine:
     def close(self) -> None:
         """Stops sending; outcomes already queued are still written. The flusher ends too, so that an engine
         closed in a process that goes on (a worker run inside a test) writes nothing afterwards."""
+        self.slots.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._closing.set()
         self._outcomes.put(None)
@@ -166,11 +180,11 @@ class Engine:
         claimed, request = send
         host = destination(request.url)
 
-        def run() -> None:
+        def run(slot: Slot) -> None:
             if gate.wait():
-                self._send(claimed, token, request, host)
+                self._send(claimed, token, request, slot)
             else:
-                self.slots.release(host, timed_out=False)
+                slot.release(timed_out=False, sent=False)
 
         def give_up() -> None:
             if gate.wait():
@@ -193,7 +207,7 @@ class Engine:
             return max(self.tuning.defer_s, self.tuning.total_timeout_s)
         return self.tuning.defer_s
 
-    def _send(self, claimed: render.Claimed, token: str, request: OutboundRequest, host: str) -> None:
+    def _send(self, claimed: render.Claimed, token: str, request: OutboundRequest, slot: Slot) -> None:
         exchange = Exchange()
         try:
             exchange = self.client.send(request)
@@ -202,7 +216,7 @@ class Engine:
             exchange.error = DeliveryError(ErrorClass.CONNECT, f"internal error: {exc!r}", permanent=False)
         finally:
             timed_out = exchange.error is not None and exchange.error.error_class is ErrorClass.TIMEOUT
-            self.slots.release(host, timed_out=timed_out)
+            slot.release(timed_out=timed_out)
         self._settle(claimed, token, request, exchange, judge(exchange, claimed.success_body_contains))
 
     def _settle(
