@@ -7,9 +7,10 @@ nothing for a second takes no more work. A host whose last answers were all time
 one slot and no line until it answers again, so a hanging publisher costs one thread.
 
 With a `ClusterSlots` (Redis), the same caps and circuit hold across every worker process: a send takes a
-cluster slot before it leaves (one script call in its sending thread) and gives it back after (one more,
-which also reports a timeout or an answer to the circuit). A finished send hands its slot straight to the
-next one waiting here for the same host, without asking Redis, while the slot has a request's time left.
+cluster slot before it leaves (one script call, waited for in its sending thread) and gives it back after
+(one more, not waited for, which also reports a timeout or an answer to the circuit). A finished send hands
+its slot straight to the next one waiting here for the same host, without asking Redis, while the slot has a
+request's time left.
 A send refused because other processes hold the host's slots waits at the head of the line; a timer asks
 again every RETRY_S while any host is refused. If Redis cannot be reached the caps are per process.
 """
@@ -150,10 +151,15 @@ class HostSlots:
                 self._executor.submit(handed_to.run, slot)
             return
         if slot.token is not None and self.cluster is not None:
+            # Not waited for: the sends started next ask for their slots after this call, on the same line.
             outcome: Outcome = "timeout" if timed_out else "answer" if sent else "unsent"
-            timeouts = self.cluster.release(host, slot.token, outcome, answered_before=slot.answered)
-            if timeouts is not None:
-                self._learn(host, timeouts)
+            self.cluster.release(
+                host,
+                slot.token,
+                outcome,
+                answered_before=slot.answered,
+                then=lambda timeouts: self._learn(host, timeouts),
+            )
         self._dispatch(host, start, expired)
 
     def expire(self) -> None:
@@ -182,8 +188,10 @@ class HostSlots:
             return state.busy if state else 0
 
     def close(self) -> None:
-        """Stops the retry timer (the engine's executor is shutting down)."""
+        """Stops the retry timer and the calls to Redis (the engine's executor is shutting down)."""
         self._closed.set()
+        if self.cluster is not None:
+            self.cluster.close()
 
     # --- starting sends: a cluster slot first (in the sending thread), then the task ---
 
