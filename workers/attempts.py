@@ -44,6 +44,7 @@ class GiveBack:
     claimed: Claimed
     token: str
     retry_after_s: float
+    held_capacity: bool = False  # it had started (and was then refused a cluster slot), not only waited
 
 
 def write_sending(

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import redis
 from sqlalchemy.orm import Session
 
 import macros
@@ -30,7 +31,8 @@ from dispatcher.egress.errors import DeliveryError
 from dispatcher.egress.verdict import judge
 from dispatcher.models import ErrorClass
 from workers import attempts, claims, loading
-from workers.hosts import Admission, HostSlots, destination
+from workers.cluster import ClusterSlots
+from workers.hosts import Admission, HostSlots, Slot, destination
 from workers.retry_policy import decide
 from workers.settings import EngineSettings
 
@@ -60,9 +62,11 @@ class Engine:
         client: EgressClient | None = None,
         name: str | None = None,
         hand_on: HandOn | None = None,
+        redis_client: redis.Redis | None = None,
     ) -> None:
         """`hand_on` gets the deliveries a settled one held back (see `claims.in_turn`); without it (an
-        engine run inside a test) the pump finds them."""
+        engine run inside a test) the pump finds them. `redis_client`: receiver caps and the timeout circuit
+        are shared through it with every worker process (without it they are this process's own)."""
         self.database = database
         self._hand_on = hand_on
         self.tuning = tuning
@@ -74,7 +78,15 @@ class Engine:
             pool_size=tuning.max_in_flight,
         )
         self._pool = ThreadPoolExecutor(tuning.max_in_flight, thread_name_prefix="send")
-        self.slots = HostSlots(tuning.host_concurrency, tuning.circuit_timeouts, self._pool)
+        cluster = None
+        if redis_client is not None:
+            cluster = ClusterSlots(
+                redis_client,
+                per_host=tuning.host_concurrency,
+                trip_after_timeouts=tuning.circuit_timeouts,
+                send_s=tuning.total_timeout_s,
+            )
+        self.slots = HostSlots(tuning.host_concurrency, tuning.circuit_timeouts, self._pool, cluster)
         self._capacity = threading.Condition()
         # Claimed and not yet settled in the database, except sends waiting in a host's line: those hold
         # no thread, and counting them let a slow host's line take the capacity of every other host.
@@ -153,6 +165,7 @@ class Engine:
     def close(self) -> None:
         """Stops sending; outcomes already queued are still written. The flusher ends too, so that an engine
         closed in a process that goes on (a worker run inside a test) writes nothing afterwards."""
+        self.slots.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._closing.set()
         self._outcomes.put(None)
@@ -180,21 +193,29 @@ class Engine:
         claimed, request = send
         host = destination(request.url)
 
-        def run(waited: bool) -> None:
+        # How it was taken decides what it holds: a send that started holds capacity (even while it waits
+        # again for a cluster slot); one that waited in line holds none until it starts. Read after the gate
+        # opens, which is after `submit` has answered.
+        admission = Admission.REFUSED
+
+        def run(slot: Slot) -> None:
             go = gate.wait()
-            if waited:
+            if admission is Admission.WAITING:
                 if go:
                     self._take_capacity()  # before it stops waiting: drain never sees it in neither
                 self._change_waiting(-1)
             if go:
-                self._send(claimed, token, request, host)
+                self._send(claimed, token, request, slot)
             else:
-                self.slots.release(host, timed_out=False)
+                slot.release(timed_out=False, sent=False)
 
         def give_up() -> None:
+            held = admission is Admission.STARTED
             if gate.wait():
-                self._outcomes.put(attempts.GiveBack(claimed, token, self._wait_for(host)))
-            else:
+                self._outcomes.put(
+                    attempts.GiveBack(claimed, token, self._wait_for(host), held_capacity=held)
+                )
+            elif not held:
                 self._change_waiting(-1)
 
         admission = self.slots.submit(host, start_by, run, give_up)
@@ -230,7 +251,7 @@ class Engine:
             return max(self.tuning.defer_s, self.tuning.total_timeout_s)
         return self.tuning.defer_s
 
-    def _send(self, claimed: render.Claimed, token: str, request: OutboundRequest, host: str) -> None:
+    def _send(self, claimed: render.Claimed, token: str, request: OutboundRequest, slot: Slot) -> None:
         exchange = Exchange()
         try:
             exchange = self.client.send(request)
@@ -240,8 +261,7 @@ class Engine:
         finally:
             timed_out = exchange.error is not None and exchange.error.error_class is ErrorClass.TIMEOUT
             answered = exchange.status_code is not None
-            answer_s = exchange.duration_ms / 1000 if answered else None
-            self.slots.release(host, timed_out=timed_out, answer_s=answer_s)
+            slot.release(timed_out=timed_out, answer_s=exchange.duration_ms / 1000 if answered else None)
         self._settle(claimed, token, request, exchange, judge(exchange, claimed.success_body_contains))
 
     def _settle(
@@ -302,10 +322,12 @@ class Engine:
             self.slots.expire()
             if batch:
                 self._flush(batch)
-                given_back = sum(isinstance(item, attempts.GiveBack) for item in batch)
-                self._unreserve(len(batch) - given_back)
-                if given_back:
-                    self._change_waiting(-given_back)
+                # A send given back from its host's line held no capacity, unless it had started (and was
+                # then refused a cluster slot).
+                waited = sum(isinstance(i, attempts.GiveBack) and not i.held_capacity for i in batch)
+                self._unreserve(len(batch) - waited)
+                if waited:
+                    self._change_waiting(-waited)
 
     def _flush(self, batch: list[attempts.Outcome | attempts.GiveBack]) -> None:
         outcomes = [item for item in batch if isinstance(item, attempts.Outcome)]

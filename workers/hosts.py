@@ -1,17 +1,26 @@
-"""Per-host slots in one worker process: a slow or dead receiver occupies at most its own slots.
+"""Per-host slots: a slow or dead receiver occupies at most its own slots, in this process and in the cluster.
 
 Each host has `per_host` slots; a send beyond them waits in the host's line, holding no thread, until a
 slot frees or its `start_by` passes (then it is given back unsent, so its lease never runs out mid-send).
 Only a host that is making progress gets a line, and only as long as its recent answer time says the send
-will start before its `start_by`: a host answering in 2 s with 8 slots takes a line of about 4 per second
-it may wait, not more (the rest go back to the database, to be offered again later). A host that never
-answered gets a line of one round; one whose slots are all busy and that has answered nothing for a second
-takes no more work. A host whose last answers were all timeouts is "tripped": it gets one slot and no line
-until it answers again, so a hanging publisher costs one thread per process.
+will start before its `start_by`: a host answering in 2 s takes into its line only what its slots can start
+in the seconds a send may wait (the rest go back to the database, to be offered again later). A host that
+never answered gets a line of one round; one whose slots are all busy and that has answered nothing for a
+second takes no more work. A host whose last answers were all timeouts is "tripped": it gets one slot and no
+line until it answers again, so a hanging publisher costs one thread.
+
+With a `ClusterSlots` (Redis), the same caps and circuit hold across every worker process: a send takes a
+cluster slot before it leaves (one script call, waited for in its sending thread) and gives it back after
+(one more, not waited for, which also reports a timeout or an answer to the circuit). A finished send hands
+its slot straight to the next one waiting here for the same host, without asking Redis, while the slot has a
+request's time left.
+A send refused because other processes hold the host's slots waits at the head of the line; a timer asks
+again every RETRY_S while any host is refused. If Redis cannot be reached the caps are per process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -21,21 +30,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from urllib.parse import urlsplit
 
+from workers.cluster import ClusterSlots, Outcome
+
 STALL_S = 1.0
 LINE_PER_SLOT = 8
-FORGET_AFTER_S = 300.0
 # Weight of the latest answer in a host's running answer time.
 ANSWER_WEIGHT = 0.2
-
-Task = Callable[[], None]
-# Called with True when the send waited in its host's line (it then held no capacity until now).
-Run = Callable[[bool], None]
-
-
-class Admission(Enum):
-    STARTED = "started"  # running now
-    WAITING = "waiting"  # in its host's line: it starts when a slot frees, or is given back
-    REFUSED = "refused"  # not taken: the host is busy or has stopped answering
+FORGET_AFTER_S = 300.0
+# How often sends refused by the cluster ask for a slot again (a slot freed elsewhere is taken this late).
+RETRY_S = 0.05
 
 
 def destination(request_url: str) -> str:
@@ -49,70 +52,132 @@ def destination(request_url: str) -> str:
     return f"{host}:{port}" if port else host
 
 
+class Admission(Enum):
+    STARTED = "started"  # on its way now (it may still wait here for a cluster slot)
+    WAITING = "waiting"  # in its host's line: it starts when a slot frees, or is given back
+    REFUSED = "refused"  # not taken: the host is busy or has stopped answering
+
+    def __bool__(self) -> bool:
+        """Taken (started or waiting)."""
+        return self is not Admission.REFUSED
+
+
+class Slot:
+    """One request's place among its host's slots, passed to the task that sends it; `release` it after."""
+
+    def __init__(self, owner: HostSlots, host: str) -> None:
+        self.host = host
+        self.token: str | None = None  # its cluster slot (None: per-process only)
+        self.taken_at = 0.0  # when the cluster slot was asked for (monotonic)
+        self.answered = False  # an answer on it the cluster has not been told of (it was handed on)
+        self._owner = owner
+
+    def release(self, *, timed_out: bool, sent: bool = True, answer_s: float | None = None) -> None:
+        """`sent=False`: the request never left (its job's claim was rolled back); the circuit is not told.
+        `answer_s`: how long its answer took (None when it got none)."""
+        self._owner.release(self, timed_out=timed_out, sent=sent, answer_s=answer_s)
+
+
+Task = Callable[[Slot], None]
+GiveUp = Callable[[], None]
+
+
 @dataclass
 class _Waiting:
     start_by: float
-    run: Run
-    give_up: Task
+    run: Task
+    give_up: GiveUp
 
 
 @dataclass
 class _Host:
     progress_at: float  # last answer, or when it was first seen
     answer_s: float | None = None  # running average of its answer time; None: it never answered
-    busy: int = 0
-    timeouts: int = 0
+    busy: int = 0  # sends started here: asking for a cluster slot or in flight
+    timeouts: int = 0  # consecutive timeouts: the cluster's count as of its last answer, counted on here
+    refused: bool = False  # the cluster had no slot: the line waits for the retry timer
     line: deque[_Waiting] = field(default_factory=deque)
 
 
 class HostSlots:
-    def __init__(self, per_host: int, trip_after_timeouts: int, executor: Executor) -> None:
+    def __init__(
+        self,
+        per_host: int,
+        trip_after_timeouts: int,
+        executor: Executor,
+        cluster: ClusterSlots | None = None,
+    ) -> None:
         self.per_host = per_host
         self.trip_after_timeouts = trip_after_timeouts
+        self.cluster = cluster
         self._executor = executor
         self._lock = threading.Lock()
         self._hosts: dict[str, _Host] = {}
+        self._retrying = False
+        self._closed = threading.Event()
 
-    def submit(self, host: str, start_by: float, run: Run, give_up: Task) -> Admission:
-        """Run `run` (which must end with `release(host)`) now or when a slot frees, or refuse it."""
+    def submit(self, host: str, start_by: float, run: Task, give_up: GiveUp) -> Admission:
+        """Run `run` (which must end with `slot.release`) now or when a slot frees, or refuse it."""
         now = time.monotonic()
+        waiting = _Waiting(start_by, run, give_up)
         with self._lock:
             state = self._hosts.setdefault(host, _Host(progress_at=now))
-            if state.busy < self._limit(state) and not state.line:
+            if state.busy < self._limit(state) and not state.line and not state.refused:
                 state.busy += 1
             elif self._may_wait(state, now, start_by):
-                state.line.append(_Waiting(start_by, run, give_up))
+                state.line.append(waiting)
                 return Admission.WAITING
             else:
                 return Admission.REFUSED
-        self._executor.submit(run, False)
+        self._dispatch(host, [waiting], [])
         return Admission.STARTED
 
-    def release(self, host: str, *, timed_out: bool, answer_s: float | None = None) -> None:
-        """A send to `host` ended; `answer_s`: how long its answer took (None when it got none)."""
-        expired: list[_Waiting] = []
-        start: list[_Waiting] = []
+    def release(
+        self, slot: Slot, *, timed_out: bool, sent: bool = True, answer_s: float | None = None
+    ) -> None:
+        host = slot.host
         now = time.monotonic()
+        handed_to: _Waiting | None = None
+        start: list[_Waiting] = []
+        expired: list[_Waiting] = []
         with self._lock:
             state = self._hosts[host]
-            state.busy -= 1
-            state.timeouts = state.timeouts + 1 if timed_out else 0
-            if not timed_out:
-                state.progress_at = now
-            if answer_s is not None:
-                previous = state.answer_s
-                state.answer_s = (
-                    answer_s if previous is None else previous + ANSWER_WEIGHT * (answer_s - previous)
-                )
-            while state.line and state.busy < self._limit(state):
-                waiting = state.line.popleft()
-                if waiting.start_by < now:
-                    expired.append(waiting)
-                else:
-                    state.busy += 1
-                    start.append(waiting)
+            if sent:
+                state.timeouts = state.timeouts + 1 if timed_out else 0
+                if not timed_out:
+                    state.progress_at = now
+                    slot.answered = True
+                if answer_s is not None:
+                    last = state.answer_s
+                    state.answer_s = answer_s if last is None else last + ANSWER_WEIGHT * (answer_s - last)
+            if self._may_hand_on(slot, state, timed_out, now):
+                while state.line and handed_to is None:
+                    waiting = state.line.popleft()
+                    if waiting.start_by < now:
+                        expired.append(waiting)
+                    else:
+                        handed_to = waiting
+            if handed_to is None:
+                state.busy -= 1
+                state.refused = False  # a slot was freed here: the next in line may take it at once
+                start, expired = self._take_line(state, now, expired)
             self._forget_if_idle(host, state)
-        self._dispatch(start, expired)
+        if handed_to is not None:
+            self._give_back(expired)
+            with contextlib.suppress(RuntimeError):  # the engine is closing: its sends stand down with it
+                self._executor.submit(handed_to.run, slot)
+            return
+        if slot.token is not None and self.cluster is not None:
+            # Not waited for: the sends started next ask for their slots after this call, on the same line.
+            outcome: Outcome = "timeout" if timed_out else "answer" if sent else "unsent"
+            self.cluster.release(
+                host,
+                slot.token,
+                outcome,
+                answered_before=slot.answered,
+                then=lambda timeouts: self._learn(host, timeouts),
+            )
+        self._dispatch(host, start, expired)
 
     def expire(self) -> None:
         """Give back waiting sends whose time to start has passed (called periodically)."""
@@ -123,7 +188,7 @@ class HostSlots:
                 while state.line and state.line[0].start_by < now:
                     expired.append(state.line.popleft())
                 self._forget_if_idle(host, state)
-        self._dispatch([], expired)
+        self._give_back(expired)
 
     def stalled(self, host: str) -> bool:
         """All slots busy and no answer for a while (or tripped): more work would only wait."""
@@ -139,13 +204,134 @@ class HostSlots:
             state = self._hosts.get(host)
             return state.busy if state else 0
 
-    def _dispatch(self, start: list[_Waiting], expired: list[_Waiting]) -> None:
+    def close(self) -> None:
+        """Stops the retry timer and the calls to Redis (the engine's executor is shutting down)."""
+        self._closed.set()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    # --- starting sends: a cluster slot first (in the sending thread), then the task ---
+
+    def _dispatch(self, host: str, start: list[_Waiting], expired: list[_Waiting]) -> None:
+        self._give_back(expired)
+        for waiting in start:
+            try:
+                self._executor.submit(self._begin, host, waiting)
+            except RuntimeError:  # the engine is closing: its sends stand down with it
+                return
+
+    def _begin(self, host: str, waiting: _Waiting) -> None:
+        slot = Slot(self, host)
+        if self.cluster is not None:
+            slot.taken_at = time.monotonic()
+            answer = self.cluster.acquire(host)
+            if answer is not None:  # else Redis is unreachable: this process's caps only
+                token, timeouts = answer
+                if token is None:
+                    self._refused(host, waiting, timeouts)
+                    return
+                slot.token = token
+                with self._lock:
+                    state = self._hosts[host]
+                    state.timeouts = timeouts
+                    # After a refusal, a slot freed elsewhere was taken: the rest of the line may find more.
+                    start, expired = self._take_line(state, time.monotonic(), [])
+                if start or expired:
+                    self._dispatch(host, start, expired)
+        waiting.run(slot)
+
+    def _refused(self, host: str, waiting: _Waiting, timeouts: int) -> None:
+        """Other processes hold the host's slots: wait first in line for the retry timer, unless the host is
+        tripped (no line) or it is too late to start."""
+        now = time.monotonic()
+        expired: list[_Waiting] = []
+        with self._lock:
+            state = self._hosts[host]
+            state.busy -= 1
+            state.timeouts = timeouts
+            if self._tripped(state):
+                expired = [waiting, *state.line]
+                state.line.clear()
+            elif waiting.start_by < now:
+                expired = [waiting]
+            else:
+                state.line.appendleft(waiting)
+            if state.line:
+                state.refused = True
+                self._start_retrying()
+            self._forget_if_idle(host, state)
+        self._give_back(expired)
+
+    def _start_retrying(self) -> None:
+        # Under self._lock.
+        if not self._retrying and not self._closed.is_set():
+            self._retrying = True
+            threading.Thread(target=self._retry_refused, name="slots-retry", daemon=True).start()
+
+    def _retry_refused(self) -> None:
+        """Every RETRY_S while some host's line was refused by the cluster: its first send asks again."""
+        while not self._closed.wait(RETRY_S):
+            now = time.monotonic()
+            expired: list[_Waiting] = []
+            start: list[tuple[str, _Waiting]] = []
+            with self._lock:
+                refused = [(host, state) for host, state in self._hosts.items() if state.refused]
+                if not refused:
+                    self._retrying = False
+                    return
+                for host, state in refused:
+                    state.refused = False
+                    while state.line and state.line[0].start_by < now:
+                        expired.append(state.line.popleft())
+                    if state.line and state.busy < self._limit(state):
+                        state.busy += 1
+                        start.append((host, state.line.popleft()))
+                    self._forget_if_idle(host, state)
+            self._give_back(expired)
+            for host, waiting in start:
+                self._dispatch(host, [waiting], [])
+
+    def _take_line(
+        self, state: _Host, now: float, expired: list[_Waiting]
+    ) -> tuple[list[_Waiting], list[_Waiting]]:
+        """Under self._lock: the waiting sends that may start now (counted busy), and those too late."""
+        start: list[_Waiting] = []
+        while state.line and not state.refused and state.busy < self._limit(state):
+            waiting = state.line.popleft()
+            if waiting.start_by < now:
+                expired.append(waiting)
+            else:
+                state.busy += 1
+                start.append(waiting)
+        return start, expired
+
+    def _may_hand_on(self, slot: Slot, state: _Host, timed_out: bool, now: float) -> bool:
+        """Under self._lock: whether the next send in line may take this slot as it is, without Redis."""
+        if not state.line or state.busy > self._limit(state):
+            return False
+        if self.cluster is None:
+            return True
+        if slot.token is None:  # taken while Redis was unreachable: kept only while it still is
+            return self.cluster.down()
+        # A timeout goes to the circuit at once; a slot near its expiry in Redis is taken afresh.
+        return not timed_out and now - slot.taken_at < self.cluster.reuse_s
+
+    def _learn(self, host: str, timeouts: int) -> None:
+        """The cluster's count of the host's consecutive timeouts; a tripped host is remembered here."""
+        with self._lock:
+            state = self._hosts.get(host)
+            if state is None:
+                if timeouts < self.trip_after_timeouts:
+                    return
+                state = self._hosts[host] = _Host(progress_at=time.monotonic())
+            state.timeouts = timeouts
+
+    def _give_back(self, expired: list[_Waiting]) -> None:
         for waiting in expired:
             waiting.give_up()
-        for waiting in start:
-            self._executor.submit(waiting.run, True)
 
     def _may_wait(self, state: _Host, now: float, start_by: float) -> bool:
+        """Under self._lock: whether a send may wait in the host's line."""
         if self._tripped(state) or now - state.progress_at >= STALL_S:
             return False
         limit = self._limit(state)

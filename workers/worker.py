@@ -24,7 +24,7 @@ from dispatcher import config
 from dispatcher.broker import Broker
 from dispatcher.db import Database
 from dispatcher.queueing import LANES, enqueue_by_lane
-from workers import context, settings
+from workers import cluster, context, settings
 from workers.engine import Engine, worker_name
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,15 @@ def run_worker(
     tuning = settings.from_env() if tuning is None else tuning
     broker = Broker(resolved)
     connection = redis.Redis.from_url(broker.url)
+    slots_connection = cluster.connect(broker.url)  # receiver caps shared with every worker process
     database = Database(resolved.database_url)
-    engine = Engine(database, resolved, tuning, hand_on=lambda ready: enqueue_by_lane(connection, ready))
+    engine = Engine(
+        database,
+        resolved,
+        tuning,
+        hand_on=lambda ready: enqueue_by_lane(connection, ready),
+        redis_client=slots_connection,
+    )
     context.install(engine)
     worker = SimpleWorker(
         [Queue(name, connection=connection) for name in queues],
@@ -66,6 +73,7 @@ def run_worker(
         context.install(None)  # its jobs must not find a closed engine (a process may run another worker)
         database.dispose()
         connection.close()
+        slots_connection.close()
     return settled
 
 

@@ -130,7 +130,9 @@ def test_pumps_running_at_once_hand_each_delivery_out_once(
     ids = [make_delivery(database, "http://127.0.0.1:9/pb")[0] for _ in range(30)]
     for delivery_id in ids:
         _set(database, delivery_id, queued_at=None)
-    tuning = replace(FAST, pump_batch=7)
+    # A long re-hand delay: on a loaded machine the passes may take longer than FAST's second, and a delivery
+    # queued that long ago would rightly be handed out again.
+    tuning = replace(FAST, pump_batch=7, rehand_after_s=60)
     counts: list[int] = []
 
     def run_pump() -> None:
@@ -152,7 +154,7 @@ def test_a_pass_hands_out_at_most_its_batch(database: Database, redis_client: re
     ids = [make_delivery(database, "http://127.0.0.1:9/pb")[0] for _ in range(12)]
     for delivery_id in ids:
         _set(database, delivery_id, queued_at=None)
-    tuning = replace(FAST, pump_batch=5)
+    tuning = replace(FAST, pump_batch=5, rehand_after_s=60)
 
     passes = [pump.hand_out(database, redis_client, tuning).total for _ in range(4)]
 

@@ -1,79 +1,129 @@
-"""Per-host slots: a line for a host that answers, none for one that has stopped, one slot once tripped."""
+"""Per-host slots: a line for a host that answers, none for one that has stopped, one slot once tripped; with
+Redis, the same caps and circuit across processes (two `HostSlots` with clients of their own stand for two
+worker processes here; tests/workers/test_cluster_caps.py runs real ones)."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from workers import hosts
-from workers.hosts import Admission, HostSlots
+import pytest
+import redis
+
+from workers import cluster, hosts
+from workers.cluster import ClusterSlots
+from workers.hosts import Admission, HostSlots, Slot
 
 FAR = 1e12
+HOST = "receiver.example:8080"
 STARTED, WAITING, REFUSED = Admission.STARTED, Admission.WAITING, Admission.REFUSED
 
 
-def noop(*_args: object) -> None:
+def noop() -> None:
     pass
+
+
+class Held:
+    """The slots handed to started sends, in order, with when each started."""
+
+    def __init__(self) -> None:
+        self.slots: list[Slot] = []
+        self.started_at: list[float] = []
+        self._changed = threading.Condition()
+
+    def run(self, slot: Slot) -> None:
+        with self._changed:
+            self.slots.append(slot)
+            self.started_at.append(time.monotonic())
+            self._changed.notify_all()
+
+    def wait_for(self, count: int, timeout_s: float = 5) -> Slot:
+        with self._changed:
+            assert self._changed.wait_for(lambda: len(self.slots) >= count, timeout_s), (
+                f"{len(self.slots)} of {count} sends started"
+            )
+            return self.slots[count - 1]
+
+
+def local(per_host: int, trip_after: int = 3) -> HostSlots:
+    return HostSlots(per_host=per_host, trip_after_timeouts=trip_after, executor=ThreadPoolExecutor(4))
 
 
 def answered(slots: HostSlots, host: str, answer_s: float) -> None:
     """One send to `host` that got its answer in `answer_s`."""
-    assert slots.submit(host, FAR, noop, noop) is STARTED
-    slots.release(host, timed_out=False, answer_s=answer_s)
+    held = Held()
+    assert slots.submit(host, FAR, held.run, noop) is STARTED
+    held.wait_for(1).release(timed_out=False, answer_s=answer_s)
 
 
 def test_beyond_its_slots_a_host_that_answers_gets_a_bounded_line() -> None:
-    slots = HostSlots(per_host=2, trip_after_timeouts=3, executor=ThreadPoolExecutor(1))
+    slots = local(per_host=2)
     answered(slots, "h", 0.01)
-    taken = [slots.submit("h", FAR, noop, noop) for _ in range(2 + 2 * hosts.LINE_PER_SLOT + 1)]
+    taken = [slots.submit("h", FAR, Held().run, noop) for _ in range(2 + 2 * hosts.LINE_PER_SLOT + 1)]
 
     assert taken == [STARTED] * 2 + [WAITING] * 2 * hosts.LINE_PER_SLOT + [REFUSED]
     assert slots.busy("h") == 2
 
 
 def test_a_host_that_never_answered_gets_a_line_of_one_round() -> None:
-    slots = HostSlots(per_host=2, trip_after_timeouts=3, executor=ThreadPoolExecutor(1))
+    slots = local(per_host=2)
 
-    taken = [slots.submit("h", FAR, noop, noop) for _ in range(5)]
+    taken = [slots.submit("h", FAR, Held().run, noop) for _ in range(5)]
 
     assert taken == [STARTED, STARTED, WAITING, WAITING, REFUSED]
 
 
 def test_a_slow_host_lines_up_only_what_can_start_before_its_start_by() -> None:
-    slots = HostSlots(per_host=2, trip_after_timeouts=3, executor=ThreadPoolExecutor(1))
+    slots = local(per_host=2)
     answered(slots, "slow", 2.0)
     start_by = time.monotonic() + 3  # time for one round of 2 s answers, not two
 
-    taken = [slots.submit("slow", start_by, noop, noop) for _ in range(5)]
+    taken = [slots.submit("slow", start_by, Held().run, noop) for _ in range(5)]
 
     assert taken == [STARTED, STARTED, WAITING, WAITING, REFUSED]
 
 
-def test_a_host_that_stopped_answering_gets_no_line(monkeypatch: object) -> None:
-    slots = HostSlots(per_host=1, trip_after_timeouts=3, executor=ThreadPoolExecutor(1))
-    assert slots.submit("h", FAR, noop, noop) is STARTED
+def test_a_host_that_stopped_answering_gets_no_line() -> None:
+    slots = local(per_host=1)
+    assert slots.submit("h", FAR, Held().run, noop)
     time.sleep(hosts.STALL_S + 0.1)
 
-    assert slots.submit("h", FAR, noop, noop) is REFUSED
-    assert slots.submit("other", FAR, noop, noop) is STARTED  # its neighbours are not affected
+    assert not slots.submit("h", FAR, Held().run, noop)
+    assert slots.submit("other", FAR, Held().run, noop)  # its neighbours are not affected
 
 
 def test_after_consecutive_timeouts_a_host_is_tripped_to_one_slot_until_it_answers() -> None:
-    slots = HostSlots(per_host=4, trip_after_timeouts=2, executor=ThreadPoolExecutor(1))
-    for _ in range(2):
-        assert slots.submit("h", FAR, noop, noop) is STARTED
-        slots.release("h", timed_out=True)
+    slots = local(per_host=4, trip_after=2)
+    held = Held()
+    for n in range(1, 3):
+        assert slots.submit("h", FAR, held.run, noop)
+        held.wait_for(n).release(timed_out=True)
 
-    assert [slots.submit("h", FAR, noop, noop) for _ in range(3)] == [STARTED, REFUSED, REFUSED]
-    slots.release("h", timed_out=False, answer_s=0.05)
-    assert [slots.submit("h", FAR, noop, noop) for _ in range(4)] == [STARTED] * 4
+    assert [slots.submit("h", FAR, held.run, noop) for _ in range(3)] == [STARTED, REFUSED, REFUSED]
+    held.wait_for(3).release(timed_out=False)
+    assert [slots.submit("h", FAR, held.run, noop) for _ in range(4)] == [STARTED] * 4
+
+
+def test_a_finished_send_hands_its_slot_to_the_next_in_line() -> None:
+    slots = local(per_host=1)
+    held = Held()
+    assert slots.submit("h", FAR, held.run, noop) and slots.submit("h", FAR, held.run, noop)
+    first = held.wait_for(1)
+    assert len(held.slots) == 1  # the second waits in line
+
+    first.release(timed_out=False)
+
+    assert held.wait_for(2) is first and slots.busy("h") == 1
 
 
 def test_a_waiting_send_past_its_start_by_is_given_back() -> None:
     given_back: list[str] = []
-    slots = HostSlots(per_host=1, trip_after_timeouts=3, executor=ThreadPoolExecutor(1))
-    assert slots.submit("h", FAR, noop, noop) is STARTED
-    assert slots.submit("h", time.monotonic() + 0.05, noop, lambda: given_back.append("late")) is WAITING
+    slots = local(per_host=1)
+    slots.submit("h", FAR, Held().run, noop)
+    slots.submit("h", time.monotonic() + 0.05, Held().run, lambda: given_back.append("late"))
     time.sleep(0.1)
 
     slots.expire()
@@ -82,11 +132,192 @@ def test_a_waiting_send_past_its_start_by_is_given_back() -> None:
 
 
 def test_a_tripped_or_silent_host_reports_itself_stalled() -> None:
-    slots = HostSlots(per_host=1, trip_after_timeouts=1, executor=ThreadPoolExecutor(1))
-    assert slots.submit("h", FAR, noop, noop) is STARTED
+    slots = local(per_host=1, trip_after=1)
+    held = Held()
+    assert slots.submit("h", FAR, held.run, noop)
     assert not slots.stalled("h")
     time.sleep(hosts.STALL_S + 0.05)
     assert slots.stalled("h")
-    slots.release("h", timed_out=True)
+    held.wait_for(1).release(timed_out=True)
 
     assert slots.stalled("h") and not slots.stalled("never-seen")
+
+
+# --- shared through Redis ---
+
+
+@pytest.fixture
+def connect(redis_url: str) -> Iterator[Callable[[], redis.Redis]]:
+    """A Redis client of its own for each simulated process."""
+    made: list[redis.Redis] = []
+
+    def make() -> redis.Redis:
+        made.append(redis.Redis.from_url(redis_url))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def shared(client: redis.Redis, per_host: int, trip_after: int = 3, send_s: float = 2) -> HostSlots:
+    layer = ClusterSlots(client, per_host=per_host, trip_after_timeouts=trip_after, send_s=send_s)
+    return HostSlots(per_host, trip_after, ThreadPoolExecutor(4), layer)
+
+
+def in_flight(client: redis.Redis) -> int:
+    return int(client.zcard(cluster.slot_key(HOST)))
+
+
+def eventually(condition: Callable[[], object], timeout_s: float = 2) -> None:
+    """Slots are given back without waiting for Redis: what that changes there shows a moment later."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "Redis never showed it"
+        time.sleep(0.005)
+
+
+def test_processes_share_a_hosts_slots_and_a_freed_one_is_taken_elsewhere_within_the_retry_period(
+    connect: Callable[[], redis.Redis],
+) -> None:
+    first, second = shared(connect(), per_host=2), shared(connect(), per_host=2)
+    held_first, held_second = Held(), Held()
+    for _ in range(2):
+        assert first.submit(HOST, FAR, held_first.run, noop)
+    held_first.wait_for(2)
+
+    assert second.submit(HOST, FAR, held_second.run, noop)  # taken: it waits in line for the cluster
+    time.sleep(0.3)
+    assert held_second.slots == [] and in_flight(connect()) == 2
+
+    freed_at = time.monotonic()
+    held_first.slots[0].release(timed_out=False)
+    held_second.wait_for(1)
+
+    waited = held_second.started_at[0] - freed_at
+    assert waited < hosts.RETRY_S + 0.25, waited  # the retry timer, not the send's start_by
+    assert in_flight(connect()) == 2
+
+
+def test_a_slot_handed_on_in_its_process_is_not_given_back_to_redis(
+    connect: Callable[[], redis.Redis],
+) -> None:
+    client = connect()
+    slots = shared(client, per_host=1)
+    held = Held()
+    assert slots.submit(HOST, FAR, held.run, noop) and slots.submit(HOST, FAR, held.run, noop)
+    first = held.wait_for(1)
+    token = first.token
+    assert token is not None and client.zrange(cluster.slot_key(HOST), 0, -1) == [token.encode()]
+
+    first.release(timed_out=False)
+
+    second = held.wait_for(2)
+    assert second.token == token and client.zrange(cluster.slot_key(HOST), 0, -1) == [token.encode()]
+    second.release(timed_out=False)
+    eventually(lambda: not client.exists(cluster.slot_key(HOST)))  # the last one out gives it back: no key
+
+
+def test_a_slot_without_a_requests_time_left_is_given_back_and_taken_afresh(
+    connect: Callable[[], redis.Redis],
+) -> None:
+    client = connect()
+    slots = shared(client, per_host=1)
+    assert slots.cluster is not None
+    slots.cluster.reuse_s = 0  # every slot is too old to hand on
+    held = Held()
+    assert slots.submit(HOST, FAR, held.run, noop) and slots.submit(HOST, FAR, held.run, noop)
+    first = held.wait_for(1)
+
+    first.release(timed_out=False)
+
+    second = held.wait_for(2)
+    assert second is not first and second.token not in (None, first.token)
+    eventually(lambda: in_flight(client) == 1)  # the first one given back
+
+
+def test_a_slot_expires_in_redis_when_its_holder_never_gives_it_back(
+    connect: Callable[[], redis.Redis],
+) -> None:
+    client = connect()
+    dead = ClusterSlots(client, per_host=1, trip_after_timeouts=3, send_s=0.5)
+    dead.hold_s = 0.5  # as if the request's time plus margin were half a second
+    answer = dead.acquire(HOST)
+    assert answer is not None and answer[0] is not None
+    token = answer[0]
+    assert 0 < client.pttl(cluster.slot_key(HOST)) <= 500  # the key goes with its last slot
+    survivor = shared(connect(), per_host=1)
+    held = Held()
+
+    assert survivor.submit(HOST, FAR, held.run, noop)
+    assert held.slots == []
+
+    held.wait_for(1, timeout_s=2)
+    assert held.slots[0].token not in (None, token)
+
+
+def test_timeouts_seen_by_one_process_trip_the_host_for_another(connect: Callable[[], redis.Redis]) -> None:
+    client = connect()
+    seer, other = shared(connect(), per_host=4, trip_after=2), shared(connect(), per_host=4, trip_after=2)
+    held = Held()
+    for n in range(1, 3):
+        assert seer.submit(HOST, FAR, held.run, noop)
+        held.wait_for(n).release(timed_out=True)
+    eventually(lambda: client.get(cluster.timeouts_key(HOST)) == b"2")
+    assert 0 < client.ttl(cluster.timeouts_key(HOST)) <= cluster.CIRCUIT_MEMORY_S
+
+    given_back: list[str] = []
+    others = Held()
+    taken = [other.submit(HOST, FAR, others.run, lambda: given_back.append("back")) for _ in range(3)]
+
+    # The first sends start before the process knows; the cluster gives them one slot, the rest come back.
+    others.wait_for(1)
+    deadline = time.monotonic() + 5
+    while len(given_back) + len(others.slots) < sum(map(bool, taken)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(others.slots) == 1 and len(given_back) == sum(map(bool, taken)) - 1
+    assert other.stalled(HOST) and not other.submit(HOST, FAR, others.run, noop)  # tripped: no line
+
+    others.slots[0].release(timed_out=False)  # an answer closes the circuit for everyone
+    eventually(lambda: not client.exists(cluster.timeouts_key(HOST)))
+    assert seer.submit(HOST, FAR, held.run, noop)  # its one slot: taking it, the process learns
+    held.wait_for(3)
+    assert not seer.stalled(HOST)
+    assert [seer.submit(HOST, FAR, held.run, noop) for _ in range(3)] == [STARTED] * 3
+
+
+def test_an_answer_handed_on_without_a_call_still_resets_the_circuit(
+    connect: Callable[[], redis.Redis],
+) -> None:
+    client = connect()
+    client.set(cluster.timeouts_key(HOST), 2)
+    slots = shared(client, per_host=1, trip_after=3)
+    held = Held()
+    assert slots.submit(HOST, FAR, held.run, noop) and slots.submit(HOST, FAR, held.run, noop)
+    held.wait_for(1).release(timed_out=False)  # answered, handed on: Redis not told yet
+
+    held.wait_for(2).release(timed_out=True)
+
+    # Reset by the answer, then this timeout (without the reset it would be 3).
+    eventually(lambda: client.get(cluster.timeouts_key(HOST)) != b"2")
+    assert client.get(cluster.timeouts_key(HOST)) == b"1"
+
+
+def test_without_redis_the_caps_are_per_process_and_that_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    unreachable = cluster.connect("redis://127.0.0.1:1/0")  # as the worker makes it; nothing listens
+    slots = shared(unreachable, per_host=2)
+    held = Held()
+    caplog.set_level(logging.WARNING, logger="workers.cluster")
+
+    started = [slots.submit(HOST, FAR, held.run, noop) for _ in range(4)]  # 2 sending, 2 waiting
+    held.wait_for(2)
+    for n in range(2):
+        assert slots.busy(HOST) == 2 and len(held.slots) == 2 + n  # still two at a time here
+        held.slots[n].release(timed_out=False)
+        held.wait_for(3 + n)
+
+    assert started == [STARTED] * 2 + [WAITING] * 2 and all(slot.token is None for slot in held.slots)
+    warnings = [r for r in caplog.records if "Redis cannot be reached" in r.getMessage()]
+    assert len(warnings) == 1

@@ -1,0 +1,270 @@
+"""Receiver slots and the timeout circuit shared by every worker process through Redis.
+
+Per host, two keys: `postback:host:<host>:slots`, a sorted set of the slots in flight anywhere (one member per
+request, scored by when it expires), and `postback:host:<host>:timeouts`, how many of the host's last answers
+in a row were timeouts. Taking a slot and giving it back are one script call each, carried by one thread on
+one connection in the order they were made; calls made while it waits for Redis go together in the next
+write, so that under load many sends share a round trip (through the client's pool, each call cost a send
+twice the CPU of the calls themselves: measured 0.5-1 ms a delivery). Expiry is counted in the
+Redis server's clock (TIME inside the script), never a worker host's, so that a worker killed mid-request
+frees its slots after the total timeout plus a margin whichever machine it ran on. Both keys carry TTLs:
+a slot key lives as long as its last slot, the circuit an hour after its last timeout (an answer deletes it).
+
+If Redis cannot be reached, callers are told so (`None`) and fall back to per-process caps; it is asked again
+every few seconds, and the change is logged once each way, not per send.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Literal, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+log = logging.getLogger(__name__)
+
+PREFIX = "postback:host:"
+# A slot outlives the longest request by this much before Redis frees it on its own (its holder was killed).
+SLOT_MARGIN_S = 5.0
+# A slot handed from a finished send to the next one in this process without asking Redis must still
+# have a whole request plus this much ahead of it.
+REUSE_SLACK_S = 1.0
+CIRCUIT_MEMORY_S = 3600
+DOWN_RETRY_S = 5.0
+# An answer later than this (the connection's own timeouts are 1 s) counts as Redis being unreachable.
+CALL_WAIT_S = 3.0
+
+Outcome = Literal["answer", "timeout", "unsent"]
+
+# KEYS: slots, timeouts. ARGV: token, slots per host, timeouts that trip the circuit, hold ms.
+# Returns {1 if taken else 0, the host's consecutive timeouts}.
+_ACQUIRE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local timeouts = tonumber(redis.call('GET', KEYS[2]) or '0')
+local limit = tonumber(ARGV[2])
+if timeouts >= tonumber(ARGV[3]) then limit = 1 end
+if redis.call('ZCARD', KEYS[1]) >= limit then return {0, timeouts} end
+local hold = tonumber(ARGV[4])
+redis.call('ZADD', KEYS[1], now + hold, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < hold then redis.call('PEXPIRE', KEYS[1], hold) end
+return {1, timeouts}
+"""
+
+# KEYS: slots, timeouts. ARGV: token, outcome ('answer', 'timeout' or 'unsent'), '1' if an earlier send on
+# this slot was answered (handed on without a call), circuit memory s. Returns the consecutive timeouts.
+_RELEASE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+if ARGV[3] == '1' or ARGV[2] == 'answer' then redis.call('DEL', KEYS[2]) end
+if ARGV[2] == 'timeout' then
+  local timeouts = redis.call('INCR', KEYS[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+  return timeouts
+end
+return tonumber(redis.call('GET', KEYS[2]) or '0')
+"""
+
+
+def connect(url: str) -> redis.Redis:
+    """A client for the slots, with short timeouts and one quick retry (the library's default retries for
+    seconds): a Redis that stops answering makes the caps per process for a while, never holds a send up.
+    Not RQ's connection, whose blocking reads need no timeout."""
+    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1, retry=Retry(NoBackoff(), 1))
+
+
+Reply = object  # what Redis answered, or the RedisError (or OSError) that stood in the way
+Command = tuple[str | int, ...]
+
+
+class _Courier:
+    """One thread and one connection (taken from `client`'s pool for good) carry every call in the order it
+    was made; whatever is waiting when a round trip ends goes in the next one. Order matters: a slot given
+    back before another is asked for is free for it."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._connection: redis.Connection | None = None
+        self._calls: deque[tuple[Command, Callable[[Reply], None]]] = deque()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._carry, name="slots-redis", daemon=True)
+        self._thread.start()
+
+    def call(self, command: Command, done: Callable[[Reply], None]) -> bool:
+        """`done(reply)` is called in the courier's thread, whatever happens (keep it short); False: closed,
+        nothing will be called."""
+        with self._ready:
+            if self._closed:
+                return False
+            self._calls.append((command, done))
+            self._ready.notify()
+            return True
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        self._thread.join(timeout=5)
+
+    def _carry(self) -> None:
+        while True:
+            with self._ready:
+                while not self._calls and not self._closed:
+                    self._ready.wait()
+                batch = list(self._calls)
+                self._calls.clear()
+                closing = self._closed
+            replies = self._round_trip([command for command, _ in batch]) if batch else []
+            for (_, done), reply in zip(batch, replies, strict=True):
+                try:
+                    done(reply)
+                except Exception:  # noqa: BLE001 - one caller's bug must not stop everyone's calls
+                    log.exception("handling a receiver slot reply failed")
+            if closing:
+                if self._connection is not None:
+                    self._pool.release(self._connection)
+                return
+
+    def _round_trip(self, commands: list[Command]) -> list[Reply]:
+        try:
+            if self._connection is None:
+                self._connection = self._pool.get_connection()
+            connection = self._connection
+            packed = connection.pack_commands(commands)  # type: ignore[no-untyped-call]
+            connection.send_packed_command(packed)  # type: ignore[no-untyped-call]
+            replies: list[Reply] = []
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except redis.ResponseError as exc:  # that call's own error; the others are read on
+                    replies.append(exc)
+            return replies
+        except (redis.RedisError, OSError) as exc:
+            if self._connection is not None:
+                self._connection.disconnect()  # type: ignore[no-untyped-call] # connects again next time
+            return [exc] * len(commands)
+
+
+def slot_key(host: str) -> str:
+    return f"{PREFIX}{host}:slots"
+
+
+def timeouts_key(host: str) -> str:
+    return f"{PREFIX}{host}:timeouts"
+
+
+class ClusterSlots:
+    def __init__(
+        self, client: redis.Redis, *, per_host: int, trip_after_timeouts: int, send_s: float
+    ) -> None:
+        """`send_s`: the longest a request can take (the total timeout)."""
+        self.per_host = per_host
+        self.trip_after_timeouts = trip_after_timeouts
+        self.hold_s = send_s + SLOT_MARGIN_S
+        self.reuse_s = self.hold_s - send_s - REUSE_SLACK_S
+        self._courier = _Courier(client)
+        self._tokens = (f"{uuid.uuid4().hex[:12]}:{n}" for n in itertools.count())
+        self._lock = threading.Lock()
+        self._down_until: float | None = None  # set while Redis is unreachable
+
+    def acquire(self, host: str) -> tuple[str | None, int] | None:
+        """(the slot's token, or None if the host has no free slot; its consecutive timeouts), or None if
+        Redis cannot be reached. Waits for Redis' answer."""
+        if self.down():
+            return None
+        with self._lock:
+            token = next(self._tokens)
+        answered = threading.Event()
+        replies: list[Reply] = []
+
+        def done(reply: Reply) -> None:
+            replies.append(reply)
+            answered.set()
+
+        hold_ms = int(self.hold_s * 1000)
+        keys = (slot_key(host), timeouts_key(host))
+        command = ("EVAL", _ACQUIRE, 2, *keys, token, self.per_host, self.trip_after_timeouts, hold_ms)
+        if not self._courier.call(command, done):
+            return None  # closing: this process's caps will do
+        if not answered.wait(CALL_WAIT_S):
+            self._failed(redis.TimeoutError(f"no answer within {CALL_WAIT_S:g} s"))
+            return None
+        reply = replies[0]
+        if isinstance(reply, Exception):
+            self._failed(reply)
+            return None
+        self._answered()
+        taken, timeouts = cast("list[int]", reply)  # {1 if taken else 0, count}
+        return (token if taken else None), timeouts
+
+    def release(
+        self,
+        host: str,
+        token: str,
+        outcome: Outcome,
+        *,
+        answered_before: bool,
+        then: Callable[[int], None] | None = None,
+    ) -> None:
+        """Gives the slot back and tells the circuit how the send ended, without waiting: `then` gets the
+        host's consecutive timeouts once Redis has answered. If Redis cannot be reached the slot expires on
+        its own."""
+        if self.down():
+            return
+
+        def done(reply: Reply) -> None:
+            if isinstance(reply, Exception):
+                self._failed(reply)
+                return
+            self._answered()
+            if then is not None:
+                then(cast(int, reply))
+
+        keys = (slot_key(host), timeouts_key(host))
+        flag = "1" if answered_before else "0"
+        self._courier.call(("EVAL", _RELEASE, 2, *keys, token, outcome, flag, CIRCUIT_MEMORY_S), done)
+
+    def close(self) -> None:
+        """Sends what was asked (slots given back) and stops."""
+        self._courier.close()
+
+    def down(self) -> bool:
+        """Redis failed a call less than DOWN_RETRY_S ago: callers use per-process caps meanwhile. Once that
+        has passed, one caller (this one) asks it again while the others still see it down."""
+        if self._down_until is None:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            if self._down_until is None:
+                return False
+            if now < self._down_until:
+                return True
+            self._down_until = now + DOWN_RETRY_S
+            return False
+
+    def _failed(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._down_until is None:
+                log.warning(
+                    "Redis cannot be reached (%s): receiver caps and the timeout circuit are per process "
+                    "until it answers again",
+                    exc,
+                )
+            self._down_until = time.monotonic() + DOWN_RETRY_S
+
+    def _answered(self) -> None:
+        if self._down_until is None:
+            return
+        with self._lock:
+            if self._down_until is not None:
+                self._down_until = None
+                log.warning("Redis answers again: receiver caps and the timeout circuit are cluster-wide")
