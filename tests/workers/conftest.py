@@ -67,6 +67,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # the sender's side of the connection: one per kept-alive connection
 
 
 class Receiver:
@@ -106,7 +107,11 @@ class Receiver:
         body = handler.rfile.read(length) if length else b""
         path = urlsplit(handler.path).path
         with self.lock:
-            self.received.append(Received(handler.command, handler.path, dict(handler.headers), body))
+            self.received.append(
+                Received(
+                    handler.command, handler.path, dict(handler.headers), body, handler.client_address[1]
+                )
+            )
             replies = self.script.get(path) or [Reply()]
             reply = replies.pop(0) if len(replies) > 1 else replies[0]
         if reply.delay_s:

@@ -1,60 +1,91 @@
-"""The egress client alone, HTTP mocked at the edge (`responses`); the address check is tested for real."""
+"""The egress client alone, against a real local receiver (a resolver points tracker.example at it)."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 
-import responses
+import pytest
 
 from dispatcher.egress.client import EgressClient, OutboundRequest
 from dispatcher.models.deliveries import RESPONSE_EXCERPT_BYTES
+from tests.workers.conftest import Receiver, Reply
 
-PUBLIC = lambda host, port: ["93.184.216.34"]  # noqa: E731 - a resolver that answers a public address
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
-@responses.activate
-def test_a_get_returns_status_headers_and_an_excerpt() -> None:
-    responses.get("https://tracker.example/pb", body="OK", headers={"X-Seen": "1"})
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
 
-    exchange = EgressClient(resolver=PUBLIC).send(OutboundRequest("GET", "https://tracker.example/pb?cid=1"))
+
+def tracker(receiver: Receiver) -> tuple[EgressClient, str]:
+    """A client whose resolver answers loopback for tracker.example (allowed here), and its base URL."""
+    return EgressClient(
+        LOOPBACK, resolver=lambda host, port: ["127.0.0.1"]
+    ), f"http://tracker.example:{receiver.port}"
+
+
+def test_a_get_returns_status_headers_and_an_excerpt(receiver: Receiver) -> None:
+    receiver.script["/pb"] = [Reply(200, b"OK", {"X-Seen": "1"})]
+    client, base = tracker(receiver)
+
+    exchange = client.send(OutboundRequest("GET", f"{base}/pb?cid=1"))
 
     assert (exchange.status_code, exchange.excerpt, exchange.error) == (200, "OK", None)
     assert exchange.headers is not None and exchange.headers["X-Seen"] == "1"
-
-
-@responses.activate
-def test_a_post_sends_the_body_and_headers_given() -> None:
-    responses.post("https://tracker.example/hook", status=204)
-    request = OutboundRequest(
-        "POST",
-        "https://tracker.example/hook",
-        {"Content-Type": "application/json", "User-Agent": "ua"},
-        b"{}",
+    [hit] = receiver.received
+    # Connected to the vetted address; the name is what the receiver sees.
+    assert (exchange.resolved_ip, hit.path, hit.headers["Host"]) == (
+        "127.0.0.1",
+        "/pb?cid=1",
+        f"tracker.example:{receiver.port}",
     )
 
-    exchange = EgressClient(resolver=PUBLIC).send(request)
 
-    sent = responses.calls[0].request
-    assert (exchange.status_code, sent.body, sent.headers["Content-Type"]) == (204, b"{}", "application/json")
-    assert sent.headers["User-Agent"] == "ua"
+def test_a_post_sends_the_body_and_headers_given(receiver: Receiver) -> None:
+    receiver.script["/hook"] = [Reply(204, b"")]
+    client, base = tracker(receiver)
+    request = OutboundRequest(
+        "POST", f"{base}/hook", {"Content-Type": "application/json", "User-Agent": "ua"}, b"{}"
+    )
+
+    exchange = client.send(request)
+
+    [sent] = receiver.received
+    assert (exchange.status_code, sent.method, sent.body) == (204, "POST", b"{}")
+    assert (sent.headers["Content-Type"], sent.headers["User-Agent"]) == ("application/json", "ua")
 
 
-@responses.activate
-def test_a_redirect_is_returned_as_it_is_not_followed() -> None:
-    responses.get("https://tracker.example/pb", status=301, headers={"Location": "http://169.254.169.254/"})
+def test_a_redirect_is_returned_as_it_is_not_followed(receiver: Receiver) -> None:
+    receiver.script["/pb"] = [Reply(301, b"", {"Location": "http://169.254.169.254/"})]
+    client, base = tracker(receiver)
 
-    exchange = EgressClient(resolver=PUBLIC).send(OutboundRequest("GET", "https://tracker.example/pb"))
+    exchange = client.send(OutboundRequest("GET", f"{base}/pb"))
 
-    assert exchange.status_code == 301 and len(responses.calls) == 1
+    assert exchange.status_code == 301 and len(receiver.received) == 1
 
 
-@responses.activate
-def test_only_the_first_4_kib_of_a_body_are_kept() -> None:
-    responses.get("https://tracker.example/pb", body="y" * 100_000)
+def test_only_the_first_4_kib_of_a_body_are_kept(receiver: Receiver) -> None:
+    receiver.script["/pb"] = [Reply(200, b"y" * 100_000)]
+    client, base = tracker(receiver)
 
-    exchange = EgressClient(resolver=PUBLIC).send(OutboundRequest("GET", "https://tracker.example/pb"))
+    exchange = client.send(OutboundRequest("GET", f"{base}/pb"))
+    after = client.send(OutboundRequest("GET", f"{base}/pb"))  # the dropped connection is not reused
 
     assert exchange.excerpt == "y" * RESPONSE_EXCERPT_BYTES
+    assert after.excerpt == "y" * RESPONSE_EXCERPT_BYTES
+
+
+def test_a_connection_is_kept_alive_for_the_next_request(receiver: Receiver) -> None:
+    client, base = tracker(receiver)
+
+    for _ in range(3):
+        assert client.send(OutboundRequest("GET", f"{base}/pb")).status_code == 200
+
+    assert len({hit.client_port for hit in receiver.received}) == 1
 
 
 def test_a_url_that_is_not_http_is_a_permanent_template_error() -> None:
