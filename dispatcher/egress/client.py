@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
@@ -24,7 +23,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from dispatcher.config import IPNetwork
-from dispatcher.egress import ssrf
+from dispatcher.egress import fields, ssrf, urls
 from dispatcher.egress.errors import DeliveryError
 from dispatcher.models import ErrorClass
 from dispatcher.models.deliveries import RESPONSE_EXCERPT_BYTES
@@ -137,16 +136,14 @@ class EgressClient:
 
 
 def _prepare(request: OutboundRequest) -> requests.PreparedRequest:
-    parts = urlsplit(request.url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DeliveryError(
-            ErrorClass.TEMPLATE,
-            f"the URL must be http:// or https:// with a host, got {request.url!r}",
-            permanent=True,
-        )
+    """The request as it will be sent, or a permanent `template` error: a URL or header that cannot be sent
+    is the postback's fault, never the receiver's (it must not pass for a connect error worth retrying)."""
     try:
+        # The host saving read, rebuilt around it; `render` did the same, so its URLs come out unchanged.
+        url = urls.sendable(request.url)
+        fields.check(request.headers)
         return requests.Request(
-            request.method, request.url, headers=dict(request.headers), data=request.body
+            request.method, url, headers=dict(request.headers), data=request.body
         ).prepare()
     except (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader, ValueError) as exc:
         raise DeliveryError(ErrorClass.TEMPLATE, f"cannot build the request: {exc}", permanent=True) from None
