@@ -7,17 +7,14 @@ warnings never block saving; lint errors do.
 
 from __future__ import annotations
 
-import ipaddress
-import re
-import socket
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import macros
 from dispatcher import addresses
 from dispatcher.config import IPNetwork
+from dispatcher.egress import fields, urls
 from dispatcher.models.ledger import TransactionStatus
 from dispatcher.models.postbacks import DEFAULT_EVENTS, DEFAULT_STATUSES, POSTBACK_EVENTS
 
@@ -41,14 +38,12 @@ FORBIDDEN_HEADERS = {
     "transfer-encoding": "is a hop-by-hop header",
     "upgrade": "is a hop-by-hop header",
 }
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 MAX_HEADERS = 20
 MAX_HEADER_VALUE = 1000
 MAX_URL = 4096
 MAX_BODY = 8192
 MAX_WORD = 100
 MAX_ID_DIGITS = 19  # a BIGINT id has at most 19 digits
-_LEGACY_IPV4 = re.compile(r"^[0-9a-fA-FxX.]+$")
 
 
 @dataclass(frozen=True)
@@ -209,8 +204,9 @@ def _url(value: object, allowed: Sequence[IPNetwork]) -> str:
 
 
 def url_problem(url: str, allowed: Sequence[IPNetwork] = ()) -> tuple[str, str] | None:
-    """What keeps a URL from being saved besides its template's lint errors, as (code, message), or None.
-    The preview shows the same, so that it never says ok for a URL that saving refuses."""
+    """What keeps a URL from being saved besides its template's lint errors, as (code, message), or None:
+    `bad_character`, `bad_port`, `bad_host`, `bad_userinfo` or `private_address`. The preview shows the
+    same, so that it never says ok for a URL that saving refuses."""
     bad = _character_problem(url)
     return ("bad_character", bad) if bad else _address_problem(url, allowed)
 
@@ -222,47 +218,35 @@ def _character_problem(url: str) -> str | None:
 
 
 def _address_problem(url: str, allowed: Sequence[IPNetwork]) -> tuple[str, str] | None:
+    """The host as the sender will read it (`urls.parse`, the same function): a host it cannot read, a bad
+    port or a literal non-public address is refused here, where the publisher can still fix it."""
     try:
-        port = urlsplit(url).port
-    except ValueError:  # not a number, or beyond 65535
-        port = 0
-    if port == 0:  # every send would fail: refused here, where the publisher can still fix it
-        return "bad_port", f"must have a port from 1 to 65535, if any, got {url!r}"
-    refused = destination_problem(url, allowed)
+        target = urls.parse(url)
+    except urls.BadURL as bad:
+        # Not http(s) or no host at all: the linter says so already, in its words.
+        return None if bad.code == "not_http" else (bad.code, str(bad))
+    refused = _refusal(target, allowed)
     return ("private_address", refused) if refused else None
 
 
 def destination_problem(url: str, allowed: Sequence[IPNetwork] = ()) -> str | None:
     """Why a URL whose host is a literal non-public address may not be saved (DNS is vetted when sending)."""
     try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:
+        target = urls.parse(url)
+    except urls.BadURL:
         return None
-    address = _literal_address(host)
-    if address is None:
-        return None
+    return _refusal(target, allowed)
+
+
+def _refusal(target: urls.Target, allowed: Sequence[IPNetwork]) -> str | None:
+    address = target.address
     # The egress guard's rule, so 6to4, NAT64, IPv4-compatible and multicast literals are refused here too.
-    if addresses.why_refused(address, allowed) is None:
+    if address is None or addresses.why_refused(address, allowed) is None:
         return None
     kind = "loopback" if address.is_loopback else "private" if address.is_private else "non-public"
-    return f"{host} is a {kind} address; postbacks only go to public addresses"
-
-
-def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    host = host.rstrip(".")  # "localhost." and "127.0.0.1." are the same hosts to the resolver
-    if host == "localhost" or host.endswith(".localhost"):
-        return ipaddress.ip_address("127.0.0.1")
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if _LEGACY_IPV4.match(host):
-        # 2130706433, 0x7f.1 and 127.1 are 127.0.0.1 to the system resolver.
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    return None
+    # `2130706433 (127.0.0.1)`, `ｌｏｃａｌｈｏｓｔ (localhost)`: the spelling and what it reaches.
+    shown = target.spelled if target.spelled == target.host else f"{target.spelled} ({target.host})"
+    return f"{shown} is a {kind} address; postbacks only go to public addresses"
 
 
 def _content_type(value: object, body: object) -> str | None:
@@ -365,7 +349,7 @@ def _headers(value: object, *, lint: bool = True) -> dict[str, str]:
     clean: dict[str, str] = {}
     for raw_name, raw_value in value.items():
         name = str(raw_name).strip()
-        if not HEADER_NAME.match(name):
+        if not fields.is_token(name):
             raise _got("names must be letters, digits and - (no spaces or colons)", raw_name)
         reason = FORBIDDEN_HEADERS.get(name.lower())
         if reason:
@@ -375,11 +359,25 @@ def _headers(value: object, *, lint: bool = True) -> dict[str, str]:
         text = _string(raw_value, max_length=MAX_HEADER_VALUE)
         if any(ord(char) < 32 and char != "\t" for char in text):
             raise _got(f"the value of {name} must not contain line breaks or control characters", text)
-        errors = [f.message for f in macros.lint(text, macros.Context.TEXT) if f.severity == "error"]
-        if lint and errors:
-            raise _Problem(f"the value of {name}: {' '.join(errors)}")
+        if lint:  # the preview shows these as findings instead
+            _header_value(name, text)
         clean[name] = text
     return clean
+
+
+def _header_value(name: str, text: str) -> None:
+    unsendable = header_value_problem(name, text)
+    if unsendable:
+        raise _Problem(unsendable)
+    errors = [f.message for f in macros.lint(text, macros.Context.TEXT) if f.severity == "error"]
+    if errors:
+        raise _Problem(f"the value of {name}: {' '.join(errors)}")
+
+
+def header_value_problem(name: str, value: str) -> str | None:
+    """Typed text the header cannot carry (`fields`): refused by saving, an error in the preview."""
+    problem = fields.value_problem(value)
+    return None if problem is None else f"the value of {name} {problem}"
 
 
 def _status_map(value: object) -> dict[str, str]:

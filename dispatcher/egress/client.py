@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote
 
 import certifi
 import urllib3
@@ -28,13 +28,14 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
+    LocationParseError,
     NewConnectionError,
     ReadTimeoutError,
     SSLError,
 )
 
 from dispatcher.config import IPNetwork
-from dispatcher.egress import ssrf
+from dispatcher.egress import fields, ssrf, urls
 from dispatcher.egress.errors import DeliveryError
 from dispatcher.models import ErrorClass
 from dispatcher.models.deliveries import RESPONSE_EXCERPT_BYTES
@@ -111,7 +112,7 @@ class EgressClient:
         self._pools.clear()
 
     def _send(self, request: OutboundRequest, started: float, exchange: Exchange) -> None:
-        target = _target(request.url)
+        target = _target(request.url, request.headers)
         try:
             address = self._addresses.vetted(target.host, target.port)
         except (ssrf.Refused, ssrf.ResolveFailed) as exc:
@@ -128,7 +129,7 @@ class EgressClient:
             if target.scheme == "https"
             else None,
         )
-        headers = dict(request.headers)
+        headers = {**target.auth, **request.headers}
         if not any(name.lower() == "host" for name in headers):
             headers["Host"] = target.host_header  # the pool's host is the address: the name goes here
         self._watchdog.arm(started + self.total_timeout_s)
@@ -185,20 +186,24 @@ class EgressClient:
 @dataclass(frozen=True)
 class _Target:
     scheme: str
-    host: str  # lower case, IPv6 without brackets
+    host: str  # lower-case ASCII, IPv6 without brackets
     port: int
     host_header: str
-    path: str  # path and query, as sent
+    path: str  # path and query, as on the request line
+    auth: dict[str, str]  # an Authorization header for a URL's user:password, as browsers send it
 
 
-def _target(url: str) -> _Target:
+def _target(url: str, headers: Mapping[str, str]) -> _Target:
+    """Where and what to send, or a permanent `template` error: a URL or header that cannot be sent is the
+    postback's fault, never the receiver's (it must not pass for a connect error worth retrying)."""
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
+        # The host as saving read it (`urls`), and the path and query quoted as `urls.as_sent` quotes them:
+        # a signed GET signed exactly this.
+        sent = urllib3.util.parse_url(urls.as_sent(urls.sendable(url)))
+        fields.check(headers)
+    except (ValueError, LocationParseError) as exc:  # urls.BadURL and fields.BadHeader are ValueErrors
         raise DeliveryError(ErrorClass.TEMPLATE, f"cannot build the request: {exc}", permanent=True) from None
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
+    scheme, host = sent.scheme or "", (sent.host or "").strip("[]")
     if scheme not in DEFAULT_PORTS or not host:
         raise DeliveryError(
             ErrorClass.TEMPLATE,
@@ -206,9 +211,13 @@ def _target(url: str) -> _Target:
             permanent=True,
         )
     shown = f"[{host}]" if ":" in host else host
-    host_header = shown if port in (None, DEFAULT_PORTS[scheme]) else f"{shown}:{port}"
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return _Target(scheme, host, port or DEFAULT_PORTS[scheme], host_header, path)
+    port = sent.port or DEFAULT_PORTS[scheme]
+    host_header = shown if port == DEFAULT_PORTS[scheme] else f"{shown}:{port}"
+    auth: dict[str, str] = {}
+    if sent.auth and not any(name.lower() == "authorization" for name in headers):
+        user, _, password = unquote(sent.auth).partition(":")
+        auth = {"Authorization": urllib3.util.make_headers(basic_auth=f"{user}:{password}")["authorization"]}
+    return _Target(scheme, host, port, host_header, sent.request_uri, auth)
 
 
 def _short(exc: BaseException) -> str:

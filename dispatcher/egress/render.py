@@ -1,4 +1,9 @@
-"""From a postback and its macro values to the request to send: URL, body and headers expanded, signed."""
+"""From a postback and its macro values to the request to send: URL, body and headers expanded, signed.
+
+The URL's host is read by `urls` (as saving read it) and headers are made sendable by `fields`, so what is
+built here is what goes on the wire, and what the attempt log shows; a request that cannot be built raises
+MacroError or ValueError, a permanent `template` failure.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import macros
-from dispatcher.egress import signing
+from dispatcher.egress import fields, signing, urls
 from dispatcher.egress.client import OutboundRequest
 from dispatcher.models import Postback
 
@@ -31,13 +36,17 @@ class Claimed:
 
 
 def build_request(job: Claimed, now: datetime, user_agent: str) -> OutboundRequest:
-    """Expand the postback for this attempt; MacroError (a permanent failure) when a template is broken."""
+    """Expand the postback for this attempt; MacroError or ValueError (urls.BadURL, fields.BadHeader: a
+    permanent failure) when it cannot be sent."""
     postback = job.postback
     values = {**job.values, "attempt": job.number, "ts": now}
-    url = template(postback.url_template, macros.Context.URL).expand(values)
+    url = urls.sendable(template(postback.url_template, macros.Context.URL).expand(values))
     headers = {"User-Agent": user_agent, "Accept-Encoding": "identity"}
     for name, value in (postback.headers or {}).items():
-        headers[name] = template(value, macros.Context.TEXT).expand(values)
+        if not fields.is_token(name):  # saving refuses it; a row from before that rule fails here, for good
+            raise fields.BadHeader(f"the header name {name!r} is not an HTTP token")
+        # Saving refused typed text a header cannot carry; what a macro brought is percent-encoded.
+        headers[name] = fields.encode(template(value, macros.Context.TEXT).expand(values))
     body: bytes | None = None
     if postback.method == "POST":
         content_type = postback.content_type or FORM_TYPE
@@ -45,10 +54,11 @@ def build_request(job: Claimed, now: datetime, user_agent: str) -> OutboundReque
         body = template(postback.body_template or "", context).expand(values).encode()
         headers["Content-Type"] = content_type
     if postback.signing_secret:
+        if body is None:
+            url = urls.as_sent(url)  # a GET signs its URL: the one the client will put on the wire
+        signed = signing.content(url, body)
         headers.update(
-            signing.headers(
-                postback.signing_secret, f"dlv_{job.delivery_id}", int(now.timestamp()), body or b""
-            )
+            signing.headers(postback.signing_secret, f"dlv_{job.delivery_id}", int(now.timestamp()), signed)
         )
     return OutboundRequest(postback.method, url, headers, body)
 

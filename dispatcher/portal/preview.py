@@ -14,7 +14,8 @@ from typing import Any
 
 import macros
 from dispatcher.config import IPNetwork
-from dispatcher.postback_rules import CONTENT_TYPES, url_problem
+from dispatcher.egress import fields, urls
+from dispatcher.postback_rules import CONTENT_TYPES, header_value_problem, url_problem
 
 
 @dataclass(frozen=True)
@@ -68,15 +69,40 @@ def preview(values: Mapping[str, Any], allowed_networks: Sequence[IPNetwork] = (
     refused = url_problem(url.strip(), allowed_networks) if url.strip() else None  # saving strips it too
     if refused:
         notes.append(Note("url", "error", refused[0], refused[1], 0, len(url)))
-    expanded_url = _expand(url, macros.Context.URL, sample) if url and not _errors(notes) else None
+    expanded_url = _sent(_expand(url, macros.Context.URL, sample)) if url and not _errors(notes) else None
     body, content_type = None, None
     if method == "POST":
         body, content_type, body_notes = _body(values, sample)
         notes.extend(body_notes)
     for name, value in _mapping(values.get("headers")).items():
-        for finding in macros.lint(_text(value), macros.Context.TEXT):
-            notes.append(Note("headers", finding.severity, finding.code, f"{name}: {finding.message}", 0, 0))
+        notes.extend(_header_notes(str(name).strip(), _text(value)))
     return Preview(method, expanded_url, body, content_type, tuple(notes))
+
+
+def _header_notes(name: str, value: str) -> list[Note]:
+    """What saving would refuse in a header (a name that is no HTTP token, text a header cannot carry), in
+    saving's words, and the linter's findings."""
+    notes = []
+    if not fields.is_token(name):
+        problem = f"names must be letters, digits and - (no spaces or colons), got {name!r}"
+        notes.append(Note("headers", "error", "bad_header_name", problem, 0, 0))
+    unsendable = header_value_problem(name, value)
+    if unsendable:
+        notes.append(Note("headers", "error", "unsendable_header", unsendable, 0, 0))
+    for finding in macros.lint(value, macros.Context.TEXT):
+        notes.append(Note("headers", finding.severity, finding.code, f"{name}: {finding.message}", 0, 0))
+    return notes
+
+
+def _sent(url: str | None) -> str | None:
+    """The expanded URL as the workers send it: its host read as saving reads it (`ｌｏｃａｌｈｏｓｔ` is
+    `localhost`, `exämple.com` is `xn--exmple-cua.com`)."""
+    if url is None:
+        return None
+    try:
+        return urls.sendable(url)
+    except urls.BadURL:
+        return url  # a URL saving refuses has its error note already
 
 
 def _body(

@@ -71,7 +71,8 @@ def send_test(
     )
     try:
         request = render.build_request(claimed, now or utcnow(), render.USER_AGENT)
-    except macros.MacroError as exc:
+    except (macros.MacroError, ValueError) as exc:
+        # As the workers count it: a permanent `template` failure (a URL or header that cannot be sent).
         return TestResult(
             postback.method, postback.url_template, None, False, error_class="template", error=str(exc)
         )

@@ -62,6 +62,38 @@ def test_a_pasted_flexoffers_url_is_accepted_with_defaults() -> None:
             },
         ),
         (
+            {"headers": {"X-Ü": "1"}},
+            {"headers": "names must be letters, digits and - (no spaces or colons), got 'X-Ü'"},
+        ),
+        (
+            {"headers": {"X:A": "1"}},
+            {"headers": "names must be letters, digits and - (no spaces or colons), got 'X:A'"},
+        ),
+        (
+            {"headers": {"X-Euro": "€uro"}},
+            {
+                "headers": "the value of X-Euro holds '€' (U+20AC), which an HTTP header cannot carry:"
+                " header values are Latin-1 text (ASCII and accented Latin letters, no control characters),"
+                " got '€uro'"
+            },
+        ),
+        (
+            {"headers": {"X-Sub": "#fobs#-日本語"}},
+            {
+                "headers": "the value of X-Sub holds '日' (U+65E5), which an HTTP header cannot carry: header"
+                " values are Latin-1 text (ASCII and accented Latin letters, no control characters),"
+                " got '#fobs#-日本語'"
+            },
+        ),
+        (
+            {"url": "https://a..b/pb?cid=#fobs#"},
+            {"url": "a..b is not a valid host name (labels of letters, digits, - and _, each 1 to 63 long)"},
+        ),
+        (
+            {"url": "https://tracker.1/pb?cid=#fobs#"},
+            {"url": "tracker.1 ends in a number but is not an IPv4 address"},
+        ),
+        (
             {"status_map": {"paid": "sale"}},
             {"status_map": "keys must be one of pending, approved, declined, reversed, got 'paid'"},
         ),
@@ -132,7 +164,24 @@ def test_post_body_content_type_is_guessed_from_the_body() -> None:
             "https://localhost:8080/pb",
             "localhost is a loopback address; postbacks only go to public addresses",
         ),
-        ("https://2130706433/pb", "2130706433 is a loopback address; postbacks only go to public addresses"),
+        (
+            "https://2130706433/pb",
+            "2130706433 (127.0.0.1) is a loopback address; postbacks only go to public addresses",
+        ),
+        # Spellings the sender reads as those addresses (one host parser, `dispatcher.egress.urls`).
+        (
+            "https://ｌｏｃａｌｈｏｓｔ/pb",
+            "ｌｏｃａｌｈｏｓｔ (localhost) is a loopback address; postbacks only go to public addresses",
+        ),
+        (
+            "https://127。0。0。1/pb",
+            "127。0。0。1 (127.0.0.1) is a loopback address; postbacks only go to public addresses",
+        ),
+        (
+            "https://１０．０．０．５:8080/pb",
+            "１０．０．０．５ (10.0.0.5) is a private address; postbacks only go to public addresses",
+        ),
+        ("https://ｔｒａｃｋｅｒ.example/pb", None),
         (
             "https://169.254.169.254/latest",
             "169.254.169.254 is a private address; postbacks only go to public addresses",
@@ -143,6 +192,21 @@ def test_post_body_content_type_is_guessed_from_the_body() -> None:
 )
 def test_literal_private_destinations_are_refused(url: str, problem: str | None) -> None:
     assert destination_problem(url) == problem
+
+
+def test_a_header_value_in_latin_1_and_a_macro_are_accepted_as_typed() -> None:
+    spec = check(
+        {"url": "https://t.example/pb", "headers": {"X-Name": "Café", "X-Sub": "#fobs#"}},
+        own_source_ids=set(),
+    )
+
+    assert spec.headers == {"X-Name": "Café", "X-Sub": "#fobs#"}
+
+
+def test_an_international_host_is_saved_as_typed_and_sent_as_a_labels() -> None:
+    spec = check({"url": "https://exämple.com/pb?cid=#fobs#"}, own_source_ids=set())
+
+    assert spec.url == "https://exämple.com/pb?cid=#fobs#"
 
 
 def test_allowed_networks_open_a_private_range() -> None:

@@ -12,9 +12,6 @@ Security).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 import re
 import secrets
@@ -34,7 +31,8 @@ from dispatcher import accounts
 from dispatcher.db import get_db
 from dispatcher.models import Attempt, Base, Delivery, Postback
 from tests.conftest import app_settings
-from tests.workers.conftest import Receiver, run_command, worker_env
+from tests.dispatcher.egress.readme_signature import readme_verifier
+from tests.workers.conftest import Received, Receiver, run_command, worker_env
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 LOGGERS = [
@@ -120,11 +118,15 @@ def stored_text(app: Flask) -> str:
         return "\n".join(repr(tuple(row)) for row in rows)
 
 
-def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    return headers["webhook-signature"] == f"v1,{expected}"
+def verify(secret: str, hit: Received) -> bool:
+    """With the README's verification code: a GET signs its URL as the receiver got it."""
+    url = "http://" + hit.headers["Host"] + hit.path
+    signature = (
+        hit.headers["webhook-id"],
+        hit.headers["webhook-timestamp"],
+        hit.headers["webhook-signature"],
+    )
+    return readme_verifier()(secret, *signature, hit.method, url, hit.body)
 
 
 @pytest.mark.processes
@@ -208,7 +210,7 @@ def test_no_secret_reaches_any_log_or_the_delivery_log(
     assert worker.returncode == 0, worker.stderr
     received = receiver.hits("/pb")
     assert len(received) == 2
-    assert all(verify(signing_secret, hit.headers, hit.body) for hit in received)  # signed with it
+    assert all(verify(signing_secret, hit) for hit in received)  # signed with it
     secret_values = {
         "publisher password": [publisher_password, publisher_password[::-1]],
         "staff password": [staff_password, staff_password[::-1]],

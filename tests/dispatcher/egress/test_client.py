@@ -14,13 +14,6 @@ from tests.workers.conftest import Receiver, Reply
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
-
-
 def tracker(receiver: Receiver) -> tuple[EgressClient, str]:
     """A client whose resolver answers loopback for tracker.example (allowed here), and its base URL."""
     return EgressClient(
@@ -95,3 +88,59 @@ def test_a_url_that_is_not_http_is_a_permanent_template_error() -> None:
 
     assert exchange.error is not None
     assert (exchange.error.error_class, exchange.error.permanent) == ("template", True)
+
+
+# A request that cannot be sent is the postback's fault: a permanent `template` failure, found before anything
+# is sent; never an exception out of `send` (a 500 in the send test), nor a `connect` error that blames the
+# receiver.
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ({"X-Euro": "€uro"}, "the value of X-Euro holds '€' (U+20AC)"),
+        ({"X-Sub": "日本語"}, "the value of X-Sub holds '日' (U+65E5)"),
+        ({"X-Ü": "1"}, "the header name 'X-Ü' is not an HTTP token"),
+    ],
+)
+def test_a_header_that_cannot_be_sent_is_a_permanent_template_error(
+    receiver: Receiver, headers: dict[str, str], problem: str
+) -> None:
+    client = EgressClient(LOOPBACK)
+
+    exchange = client.send(OutboundRequest("GET", receiver.url("/pb"), headers))
+
+    assert exchange.error is not None
+    assert (exchange.error.error_class, exchange.error.permanent) == ("template", True)
+    assert problem in exchange.error.message
+    assert receiver.received == []
+
+
+@pytest.mark.parametrize("host", ["１２７。０。０。１", "127。0。0。1", "127．0．0．1", "ｌｏｃａｌｈｏｓｔ"])
+def test_a_full_width_or_ideographic_spelling_reaches_the_address_it_spells_through_the_guard(
+    receiver: Receiver, host: str
+) -> None:
+    exchange = EgressClient(LOOPBACK).send(OutboundRequest("GET", receiver.url("/pb", host=host)))
+
+    assert (exchange.status_code, exchange.resolved_ip) == (200, "127.0.0.1")
+    [hit] = receiver.received
+    assert hit.headers["Host"] in (f"127.0.0.1:{receiver.port}", f"localhost:{receiver.port}")
+
+
+@pytest.mark.parametrize("host", ["１２７。０。０。１", "127。0。0。1", "ｌｏｃａｌｈｏｓｔ", "①②⑦.0.0.1"])
+def test_a_full_width_or_ideographic_spelling_of_loopback_is_refused_as_ssrf(
+    receiver: Receiver, host: str
+) -> None:
+    exchange = EgressClient().send(OutboundRequest("GET", receiver.url("/pb", host=host)))
+
+    assert exchange.error is not None
+    assert (exchange.error.error_class, exchange.error.permanent) == ("ssrf", True)
+    assert "127.0.0.1, a loopback address" in exchange.error.message
+    assert receiver.received == []
