@@ -26,6 +26,7 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    literal_column,
     or_,
     select,
     update,
@@ -53,6 +54,11 @@ def claimable(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     )
 
 
+# Written into the SQL, not bound: a prepared statement's generic plan can use ix_deliveries_pending_turn
+# (whose predicate is state = 'pending') only if the query says so literally.
+_PENDING = literal_column(f"'{DeliveryState.PENDING.value}'")
+
+
 def _in_turn() -> ColumnElement[bool]:
     earlier = deliveries.alias("earlier")
     # A scalar subquery with LIMIT 1, not NOT EXISTS: PostgreSQL turns NOT EXISTS into an anti join and, for
@@ -64,7 +70,7 @@ def _in_turn() -> ColumnElement[bool]:
             earlier.c.transaction_id == deliveries.c.transaction_id,
             earlier.c.postback_id == deliveries.c.postback_id,
             earlier.c.transaction_event_id < deliveries.c.transaction_event_id,
-            earlier.c.state == DeliveryState.PENDING.value,
+            earlier.c.state == _PENDING,
         )
         .limit(1)
         .scalar_subquery()
@@ -96,7 +102,7 @@ def _following() -> Select[tuple[int | None]]:
             later.c.transaction_id == done.c.transaction_id,
             later.c.postback_id == done.c.postback_id,
             later.c.transaction_event_id > done.c.transaction_event_id,
-            later.c.state == DeliveryState.PENDING.value,
+            later.c.state == _PENDING,
         )
         .order_by(later.c.transaction_event_id)
         .limit(1)

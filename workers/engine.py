@@ -210,8 +210,9 @@ class Engine:
                 slot.release(timed_out=False, sent=False)
 
         def give_up() -> None:
-            held = admission is Admission.STARTED
-            if gate.wait():
+            go = gate.wait()
+            held = admission is Admission.STARTED  # after the gate: a refusal may come before submit returns
+            if go:
                 self._outcomes.put(
                     attempts.GiveBack(claimed, token, self._wait_for(host), held_capacity=held)
                 )
@@ -260,8 +261,8 @@ class Engine:
             exchange.error = DeliveryError(ErrorClass.CONNECT, f"internal error: {exc!r}", permanent=False)
         finally:
             timed_out = exchange.error is not None and exchange.error.error_class is ErrorClass.TIMEOUT
-            answered = exchange.status_code is not None
-            slot.release(timed_out=timed_out, answer_s=exchange.duration_ms / 1000 if answered else None)
+            # A fast refusal sizes the host's line as well as an answer does; a timeout says nothing of it.
+            slot.release(timed_out=timed_out, answer_s=None if timed_out else exchange.duration_ms / 1000)
         self._settle(claimed, token, request, exchange, judge(exchange, claimed.success_body_contains))
 
     def _settle(

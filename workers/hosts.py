@@ -2,12 +2,12 @@
 
 Each host has `per_host` slots; a send beyond them waits in the host's line, holding no thread, until a
 slot frees or its `start_by` passes (then it is given back unsent, so its lease never runs out mid-send).
-Only a host that is making progress gets a line, and only as long as its recent answer time says the send
-will start before its `start_by`: a host answering in 2 s takes into its line only what its slots can start
-in the seconds a send may wait (the rest go back to the database, to be offered again later). A host that
-never answered gets a line of one round; one whose slots are all busy and that has answered nothing for a
-second takes no more work. A host whose last answers were all timeouts is "tripped": it gets one slot and no
-line until it answers again, so a hanging publisher costs one thread.
+Only a host that is making progress gets a line, and only as long as its recent turnaround (answer, or fast
+failure) says the send will start before its `start_by`: a host answering in 2 s takes into its line only what
+its slots can start in the seconds a send may wait (the rest go back to the database, to be offered again
+later). A host whose slots are all busy and that has answered nothing for a second takes no more work. A
+host whose last answers were all timeouts is "tripped": it gets one slot and no line until it answers again,
+so a hanging publisher costs one thread.
 
 With a `ClusterSlots` (Redis), the same caps and circuit hold across every worker process: a send takes a
 cluster slot before it leaves (one script call, waited for in its sending thread) and gives it back after
@@ -74,7 +74,7 @@ class Slot:
 
     def release(self, *, timed_out: bool, sent: bool = True, answer_s: float | None = None) -> None:
         """`sent=False`: the request never left (its job's claim was rolled back); the circuit is not told.
-        `answer_s`: how long its answer took (None when it got none)."""
+        `answer_s`: how long it took, when it ended without a timeout (None otherwise)."""
         self._owner.release(self, timed_out=timed_out, sent=sent, answer_s=answer_s)
 
 
@@ -92,7 +92,7 @@ class _Waiting:
 @dataclass
 class _Host:
     progress_at: float  # last answer, or when it was first seen
-    answer_s: float | None = None  # running average of its answer time; None: it never answered
+    answer_s: float | None = None  # running average of its turnaround; None: nothing ended yet
     busy: int = 0  # sends started here: asking for a cluster slot or in flight
     timeouts: int = 0  # consecutive timeouts: the cluster's count as of its last answer, counted on here
     refused: bool = False  # the cluster had no slot: the line waits for the retry timer
@@ -238,6 +238,12 @@ class HostSlots:
                     start, expired = self._take_line(state, time.monotonic(), [])
                 if start or expired:
                     self._dispatch(host, start, expired)
+        if (
+            time.monotonic() > waiting.start_by
+        ):  # it waited (for Redis, for a thread): too late to finish in time
+            slot.release(timed_out=False, sent=False)
+            waiting.give_up()
+            return
         waiting.run(slot)
 
     def _refused(self, host: str, waiting: _Waiting, timeouts: int) -> None:
@@ -335,11 +341,13 @@ class HostSlots:
         if self._tripped(state) or now - state.progress_at >= STALL_S:
             return False
         limit = self._limit(state)
-        if state.answer_s is None:  # never answered: one round of waiting, it may be dead
-            return len(state.line) < limit
-        # Its turn comes after the line ahead of it has been answered, `limit` at a time.
+        if len(state.line) >= limit * LINE_PER_SLOT:
+            return False
+        if state.answer_s is None:  # new here: the stall rule above ends its line if it never answers
+            return True
+        # Its turn comes after the line ahead of it has been served, `limit` at a time.
         expected_wait = (len(state.line) // limit + 1) * state.answer_s
-        return len(state.line) < limit * LINE_PER_SLOT and now + expected_wait < start_by
+        return now + expected_wait < start_by
 
     def _limit(self, state: _Host) -> int:
         return 1 if self._tripped(state) else self.per_host

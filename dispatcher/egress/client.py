@@ -160,6 +160,7 @@ class EgressClient:
             # More than we keep: drop the connection rather than drain a body of unknown size.
             response.close()
         else:
+            self._watchdog.unwatch()  # before the connection goes back to the pool, where another may take it
             response.release_conn()
         exchange.excerpt = body[:RESPONSE_EXCERPT_BYTES].decode("utf-8", "replace")
 
@@ -201,7 +202,12 @@ def _target(url: str, headers: Mapping[str, str]) -> _Target:
         # a signed GET signed exactly this.
         sent = urllib3.util.parse_url(urls.as_sent(urls.sendable(url)))
         fields.check(headers)
-    except (ValueError, LocationParseError) as exc:  # urls.BadURL and fields.BadHeader are ValueErrors
+        auth: dict[str, str] = {}
+        if sent.auth and not any(name.lower() == "authorization" for name in headers):
+            user, _, password = unquote(sent.auth).partition(":")
+            basic = urllib3.util.make_headers(basic_auth=f"{user}:{password}")  # Latin-1, or UnicodeError
+            auth = {"Authorization": basic["authorization"]}
+    except (ValueError, LocationParseError) as exc:  # BadURL, BadHeader and UnicodeError are ValueErrors
         raise DeliveryError(ErrorClass.TEMPLATE, f"cannot build the request: {exc}", permanent=True) from None
     scheme, host = sent.scheme or "", (sent.host or "").strip("[]")
     if scheme not in DEFAULT_PORTS or not host:
@@ -213,10 +219,6 @@ def _target(url: str, headers: Mapping[str, str]) -> _Target:
     shown = f"[{host}]" if ":" in host else host
     port = sent.port or DEFAULT_PORTS[scheme]
     host_header = shown if port == DEFAULT_PORTS[scheme] else f"{shown}:{port}"
-    auth: dict[str, str] = {}
-    if sent.auth and not any(name.lower() == "authorization" for name in headers):
-        user, _, password = unquote(sent.auth).partition(":")
-        auth = {"Authorization": urllib3.util.make_headers(basic_auth=f"{user}:{password}")["authorization"]}
     return _Target(scheme, host, port, host_header, sent.request_uri, auth)
 
 

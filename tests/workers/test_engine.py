@@ -29,6 +29,7 @@ from tests.workers.conftest import (
     postback_row,
     send_now,
 )
+from workers import hosts
 from workers.engine import Engine
 
 
@@ -378,8 +379,14 @@ def test_a_postback_whose_receiver_refused_work_is_not_claimed_again_for_a_while
         first, postback_id = make_delivery(database, receiver.url("/hang"))
         hanging = [first, *(another_of(database, postback_id) for _ in range(2))]
 
-        # One sending, one waiting its turn (the host has not answered yet: one round), one refused.
-        assert engine.send_batch(hanging) == {"claimed": 3, "sent": 2, "deferred": 1}
+        # One sending, two waiting their turn; after a second without an answer the host takes no more.
+        assert engine.send_batch(hanging) == {"claimed": 3, "sent": 3, "deferred": 0}
+        time.sleep(hosts.STALL_S + 0.1)
+        assert engine.send_batch([another_of(database, postback_id)]) == {
+            "claimed": 1,
+            "sent": 0,
+            "deferred": 1,
+        }
         later = another_of(database, postback_id)
         assert engine.send_batch([later]) == {"claimed": 0, "sent": 0, "deferred": 0}
         untouched = delivery_row(database, later)

@@ -68,12 +68,12 @@ def test_beyond_its_slots_a_host_that_answers_gets_a_bounded_line() -> None:
     assert slots.busy("h") == 2
 
 
-def test_a_host_that_never_answered_gets_a_line_of_one_round() -> None:
+def test_a_new_host_gets_a_full_line_until_it_stalls() -> None:
     slots = local(per_host=2)
 
-    taken = [slots.submit("h", FAR, Held().run, noop) for _ in range(5)]
+    taken = [slots.submit("h", FAR, Held().run, noop) for _ in range(2 + 2 * hosts.LINE_PER_SLOT + 1)]
 
-    assert taken == [STARTED, STARTED, WAITING, WAITING, REFUSED]
+    assert taken == [STARTED] * 2 + [WAITING] * 2 * hosts.LINE_PER_SLOT + [REFUSED]
 
 
 def test_a_slow_host_lines_up_only_what_can_start_before_its_start_by() -> None:
@@ -311,13 +311,13 @@ def test_without_redis_the_caps_are_per_process_and_that_is_logged_once(
     held = Held()
     caplog.set_level(logging.WARNING, logger="workers.cluster")
 
-    started = [slots.submit(HOST, FAR, held.run, noop) for _ in range(4)]  # 2 sending, 2 waiting
+    started = [slots.submit(HOST, FAR, held.run, noop) for _ in range(5)]  # 2 sending, 3 waiting
     held.wait_for(2)
-    for n in range(2):
+    for n in range(3):
         assert slots.busy(HOST) == 2 and len(held.slots) == 2 + n  # still two at a time here
         held.slots[n].release(timed_out=False)
         held.wait_for(3 + n)
 
-    assert started == [STARTED] * 2 + [WAITING] * 2 and all(slot.token is None for slot in held.slots)
+    assert started == [STARTED] * 2 + [WAITING] * 3 and all(slot.token is None for slot in held.slots)
     warnings = [r for r in caplog.records if "Redis cannot be reached" in r.getMessage()]
     assert len(warnings) == 1
