@@ -56,7 +56,7 @@ def claimable(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
 
 # Written into the SQL, not bound: a prepared statement's generic plan can use ix_deliveries_pending_turn
 # (whose predicate is state = 'pending') only if the query says so literally.
-_PENDING = literal_column(f"'{DeliveryState.PENDING.value}'")
+_PENDING: ColumnElement[str] = literal_column(f"'{DeliveryState.PENDING.value}'")
 
 
 def _in_turn() -> ColumnElement[bool]:
