@@ -150,7 +150,9 @@ POSTBACK_FIELDS: JSON = {
     "url": {
         "type": "string",
         "maxLength": 4096,
-        "description": "URL template with `#macro#`s; a literal private or loopback host is refused",
+        "description": "URL template with `#macro#`s. Its host is read as the workers send to it (UTS #46:"
+        " full-width characters and `。` normalised, international names as A-labels); a host that cannot be"
+        " read, or a private or loopback address in any spelling, is refused",
     },
     "method": nullable({"type": "string", "enum": list(METHODS), "default": "GET"}),
     "traffic_source_ids": nullable(
@@ -182,7 +184,9 @@ POSTBACK_FIELDS: JSON = {
             "type": "object",
             "maxProperties": MAX_HEADERS,
             "additionalProperties": {"type": "string", "maxLength": 1000},
-            "description": "Custom request headers (no Host, Content-Length or hop-by-hop headers)",
+            "description": "Custom request headers: names are HTTP tokens, values Latin-1 text (no Host,"
+            " Content-Length or hop-by-hop headers); characters a header cannot carry that a macro brings are"
+            " sent percent-encoded as UTF-8",
         }
     ),
     "status_map": nullable(
@@ -198,7 +202,11 @@ POSTBACK_FIELDS: JSON = {
     ),
     "active": nullable({"type": "boolean", "default": True}),
     "signing_secret": nullable(
-        {"type": "boolean", "description": "true: make a new signing secret (rotating); false: remove it"}
+        {
+            "type": "boolean",
+            "description": "true: make a new signing secret (rotating); false: remove it. A POST signs its"
+            " body, a GET its URL as received (see README, Signatures)",
+        }
     ),
 }
 POSTBACK_CREATE = _object(POSTBACK_FIELDS, ["url"])
