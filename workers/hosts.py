@@ -43,8 +43,11 @@ RETRY_S = 0.05
 
 def destination(request_url: str) -> str:
     """The host (and port, when not the default) whose slots a request takes."""
-    parts = urlsplit(request_url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(request_url)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # unreadable (a bad [IPv6]): its send fails as `template`; it must not break a flush
+        return request_url[:255]
     try:
         port = parts.port
     except ValueError:

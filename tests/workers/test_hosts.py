@@ -321,3 +321,9 @@ def test_without_redis_the_caps_are_per_process_and_that_is_logged_once(
     assert started == [STARTED] * 2 + [WAITING] * 3 and all(slot.token is None for slot in held.slots)
     warnings = [r for r in caplog.records if "Redis cannot be reached" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_the_destination_of_an_unreadable_url_is_the_url_itself() -> None:
+    # urlsplit raises on it; the flusher files outcomes under the destination and must not fail for it.
+    assert hosts.destination("http://[::ｆｆｆｆ:127.0.0.1]/") == "http://[::ｆｆｆｆ:127.0.0.1]/"
+    assert hosts.destination("http://Tracker.Example:8080/pb") == "tracker.example:8080"
