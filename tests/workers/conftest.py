@@ -33,12 +33,15 @@ from workers.worker import run_worker
 ROOT = Path(__file__).resolve().parents[2]
 
 # Short schedule so retries happen within a test: 4 attempts, one second apart, no jitter, no 60 s floor.
+# The lease is not short: a claimed send that has not started by lease - timeout - 2 s is given back unsent
+# (its lease could run out mid-send), and on a loaded CI machine a 1 s margin was missed, leaving a burst
+# worker's deliveries pending. Tests of what a lost lease does set a short one themselves.
 FAST = EngineSettings(
     retry_schedule_s=(0, 1, 1, 1),
     retry_jitter=0,
     throttle_min_s=0,
     total_timeout_s=2,
-    lease_s=5,
+    lease_s=12,
     defer_s=0.2,
     rehand_after_s=1,
     pump_interval_s=0.2,
@@ -48,7 +51,7 @@ FAST_ENV = {
     "POSTBACK_RETRY_JITTER": "0",
     "POSTBACK_THROTTLE_MIN_S": "0",
     "POSTBACK_TOTAL_TIMEOUT_S": "2",
-    "POSTBACK_LEASE_S": "3",
+    "POSTBACK_LEASE_S": "12",
     "POSTBACK_REHAND_AFTER_S": "1",
 }
 

@@ -329,8 +329,7 @@ def test_a_connection_refused_is_retried(database: Database, engine: Engine) -> 
 def test_sends_beyond_a_hosts_slots_wait_in_line_without_a_thread(
     database: Database, receiver: Receiver
 ) -> None:
-    # A long lease gives the waiting sends seconds to start, so a loaded machine does not give them back.
-    engine = make_engine(database, replace(FAST, host_concurrency=2, max_in_flight=4, lease_s=12))
+    engine = make_engine(database, replace(FAST, host_concurrency=2, max_in_flight=4))
     receiver.script["/slow"] = [Reply(delay_s=0.3)]
     ids = [make_delivery(database, receiver.url("/slow"))[0] for _ in range(6)]
 
@@ -345,7 +344,7 @@ def test_sends_beyond_a_hosts_slots_wait_in_line_without_a_thread(
 def test_a_slow_hosts_line_does_not_take_the_capacity_of_other_hosts(
     database: Database, receiver: Receiver
 ) -> None:
-    engine = make_engine(database, replace(FAST, host_concurrency=1, max_in_flight=3, lease_s=12))
+    engine = make_engine(database, replace(FAST, host_concurrency=1, max_in_flight=3))
     receiver.script["/slow"] = [Reply(delay_s=1.0)]
     other = Receiver()  # another port: another host, with its own slots
     try:
@@ -373,7 +372,7 @@ def test_a_slow_hosts_line_does_not_take_the_capacity_of_other_hosts(
 def test_a_postback_whose_receiver_refused_work_is_not_claimed_again_for_a_while(
     database: Database, receiver: Receiver
 ) -> None:
-    engine = make_engine(database, replace(FAST, host_concurrency=1, lease_s=12, defer_s=30))
+    engine = make_engine(database, replace(FAST, host_concurrency=1, defer_s=30))
     receiver.script["/hang"] = [Reply(delay_s=1.5)]
     try:
         first, postback_id = make_delivery(database, receiver.url("/hang"))
@@ -413,7 +412,7 @@ def test_a_send_that_cannot_start_before_its_deadline_is_given_back_unsent(
     database: Database, receiver: Receiver
 ) -> None:
     # lease 5 s - total timeout 2 s - 2 s margin: a send must start within 1 s of its claim.
-    engine = make_engine(database, replace(FAST, host_concurrency=1, total_timeout_s=2))
+    engine = make_engine(database, replace(FAST, host_concurrency=1, total_timeout_s=2, lease_s=5))
     receiver.script["/stuck"] = [Reply(delay_s=3)]
     first, _ = make_delivery(database, receiver.url("/stuck"))
     second, _ = make_delivery(database, receiver.url("/stuck"))

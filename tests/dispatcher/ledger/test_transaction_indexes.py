@@ -47,13 +47,17 @@ def _index_leading_with_order_number(plan: list[str], session: Session) -> bool:
 
 def test_no_index_a_sale_writes_is_a_leading_part_of_another(engine: Engine) -> None:
     """A shorter index whose columns start a longer one answers nothing the longer cannot, and costs every
-    reported sale a write (a page of SQLite's WAL)."""
+    reported sale a write (a page of SQLite's WAL). A partial index holds only some rows, so it stands in for
+    no full index however its columns start."""
     inspector = inspect(engine)
     for table in WRITTEN_PER_SALE:
-        keys = [tuple(index["column_names"]) for index in inspector.get_indexes(table)]
+        indexes = inspector.get_indexes(table)
+        keys = [tuple(index["column_names"]) for index in indexes]
         keys += [tuple(unique["column_names"]) for unique in inspector.get_unique_constraints(table)]
+        full = [tuple(index["column_names"]) for index in indexes if "sqlite_where" not in index["dialect_options"]]
+        full += [tuple(unique["column_names"]) for unique in inspector.get_unique_constraints(table)]
         for shorter in keys:
-            for longer in keys:
+            for longer in full:
                 if longer != shorter and longer[: len(shorter)] == shorter:
                     pytest.fail(f"{table}: index {shorter} is the start of {longer}")
 
