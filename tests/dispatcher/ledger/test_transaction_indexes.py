@@ -54,7 +54,11 @@ def test_no_index_a_sale_writes_is_a_leading_part_of_another(engine: Engine) -> 
         indexes = inspector.get_indexes(table)
         keys = [tuple(index["column_names"]) for index in indexes]
         keys += [tuple(unique["column_names"]) for unique in inspector.get_unique_constraints(table)]
-        full = [tuple(index["column_names"]) for index in indexes if "sqlite_where" not in index["dialect_options"]]
+        full = [
+            tuple(index["column_names"])
+            for index in indexes
+            if "sqlite_where" not in index["dialect_options"]
+        ]
         full += [tuple(unique["column_names"]) for unique in inspector.get_unique_constraints(table)]
         for shorter in keys:
             for longer in full:
