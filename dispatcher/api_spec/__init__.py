@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from functools import cache
 
-from dispatcher.api_spec import deliveries, postbacks, service, transactions
+from dispatcher.api_spec import conversions, deliveries, postbacks, service, transactions
 from dispatcher.api_spec.common import JSON
 from dispatcher.api_spec.schemas import SCHEMAS
 
@@ -52,6 +52,7 @@ TAGS = [
     {"name": "Transactions", "description": "Advertisers report sales and leads, and change their status."},
     {"name": "Postbacks", "description": "Publishers register the URLs the network calls for their sales."},
     {"name": "Deliveries", "description": "Every call made for a postback, with its attempts; replay."},
+    {"name": "Conversions", "description": "What you earned, sale by sale, and files for your tracker."},
     {"name": "Clicks", "description": "The tracking link."},
     {"name": "Operations", "description": "Probes for load balancers and Prometheus."},
     {"name": "Reference", "description": "This document."},
@@ -72,7 +73,13 @@ def _built() -> JSON:
         },
         "servers": [{"url": "/"}],
         "tags": TAGS,
-        "paths": {**transactions.PATHS, **postbacks.PATHS, **deliveries.PATHS, **service.PATHS},
+        "paths": {
+            **transactions.PATHS,
+            **postbacks.PATHS,
+            **deliveries.PATHS,
+            **conversions.PATHS,
+            **service.PATHS,
+        },
         "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
     }
 

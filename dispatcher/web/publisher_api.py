@@ -1,4 +1,4 @@
-"""The publisher API (`/api/v1/postbacks`, `/api/v1/deliveries`): the portal's powers for scripts.
+"""The publisher API (`/api/v1/postbacks`, `/deliveries`, `/conversions`): the portal's powers for scripts.
 
 Bearer-token authenticated (no cookies, so no CSRF); the same checks and messages as the portal's forms.
 Another publisher's ids answer 404, exactly like missing ones.
@@ -14,9 +14,18 @@ from flask.typing import ResponseReturnValue
 from dispatcher import delivery_details, postback_rules
 from dispatcher.broker import get_broker
 from dispatcher.config import Settings
-from dispatcher.db import request_session
+from dispatcher.db import get_db, request_session
 from dispatcher.models import Postback
-from dispatcher.portal import deliveries, postbacks, programs, replays, shapes, test_send
+from dispatcher.portal import (
+    conversion_exports,
+    conversions,
+    deliveries,
+    postbacks,
+    programs,
+    replays,
+    shapes,
+    test_send,
+)
 from dispatcher.portal.preview import preview
 from dispatcher.postback_rules import Invalid
 from dispatcher.publisher_auth import current_publisher_id, token_required
@@ -189,6 +198,26 @@ def list_deliveries() -> ResponseReturnValue:
         {
             "deliveries": [shapes.log_row_json(row) for row in rows],
             "next_before": rows[-1].delivery.id if more else None,
+        }
+    )
+
+
+@blueprint.get("/conversions")
+@token_required
+def list_conversions() -> ResponseReturnValue:
+    """The publisher's conversions with totals (JSON, keyset-paged), or every one as a file (`format`)."""
+    session = request_session()
+    filters = conversions.parse_filters(request.args)
+    if conversion_exports.export_format(request.args) != "json":
+        return conversion_exports.download(get_db(current_app), current_publisher_id(), filters, request.args)
+    rows = conversions.search(session, current_publisher_id(), filters, conversions.PAGE_SIZE + 1)
+    more = len(rows) > conversions.PAGE_SIZE
+    rows = rows[: conversions.PAGE_SIZE]
+    return jsonify(
+        {
+            "conversions": [conversions.as_json(row) for row in rows],
+            "next_before": rows[-1].id if more else None,
+            "totals": conversions.totals(session, current_publisher_id(), filters).as_json(),
         }
     )
 

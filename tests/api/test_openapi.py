@@ -155,6 +155,7 @@ def test_real_answers_fit_the_documented_responses(world: World) -> None:
     _s2s(tour)
     _postbacks(tour)
     _deliveries(tour)
+    _conversions(tour)
     missing = []
     for _method, _path, op in operations():
         statuses = tour.seen.get(op["operationId"], set())
@@ -273,6 +274,20 @@ def _postbacks(tour: Tour) -> None:
     assert tour.check("POST", test, c.post("/api/v1/postbacks/987654/test", headers=auth)).status_code == 404
     assert tour.check("DELETE", one, c.delete(url, headers=auth)).status_code == 204
     assert tour.check("DELETE", one, c.delete(url, headers=auth)).status_code == 404
+
+
+def _conversions(tour: Tour) -> None:
+    w, c = tour.world, tour.client
+    path = "/api/v1/conversions"
+    page = tour.check("GET", path, c.get(path, headers=w.auth(w.publisher_token))).json
+    assert page and page["conversions"] and page["totals"]["overall"]
+    exported = tour.check("GET", path, c.get(f"{path}?format=csv", headers=w.auth(w.publisher_token)))
+    assert exported.mimetype == "text/csv" and exported.get_data(as_text=True).startswith("sales_id,")
+    assert (
+        tour.check("GET", path, c.get(f"{path}?status=paid", headers=w.auth(w.publisher_token))).status_code
+        == 400
+    )
+    assert tour.check("GET", path, c.get(path)).status_code == 401
 
 
 def _deliveries(tour: Tour) -> None:

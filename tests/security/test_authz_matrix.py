@@ -404,6 +404,14 @@ ROWS: list[Row] = [
         A_B,
     ),
     Row(
+        "GET",
+        "/api/v1/conversions",
+        # Filtered by a traffic source id: another publisher's answers an empty list (nothing of it leaks).
+        publisher_api(200, 200),
+        lambda c: Req("/api/v1/conversions", {"traffic_source_id": str(c.party.source_id)}),
+        A_B,
+    ),
+    Row(
         "POST",
         "/api/v1/deliveries/<int:delivery_id>/replay",
         {**publisher_api(200), "support": 200, "admin": 200},
@@ -542,6 +550,22 @@ ROWS: list[Row] = [
         "/portal/deliveries",
         portal(200, 200),
         lambda c: Req("/portal/deliveries", {"postback_id": str(c.party.postback_id)}),
+        A_B,
+    ),
+    Row(
+        "GET",
+        "/portal/conversions",
+        portal(200, 200),
+        lambda c: Req("/portal/conversions", {"traffic_source_id": str(c.party.source_id)}),
+        A_B,
+    ),
+    Row(
+        "GET",
+        "/portal/conversions/export",
+        portal(200, 200),
+        lambda c: Req(
+            "/portal/conversions/export", {"format": "csv", "traffic_source_id": str(c.party.source_id)}
+        ),
         A_B,
     ),
     Row(
