@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from functools import cache
 
-from dispatcher.api_spec import conversions, deliveries, postbacks, service, transactions
+from dispatcher.api_spec import conversions, deliveries, postbacks, programs, service, transactions
 from dispatcher.api_spec.common import JSON
 from dispatcher.api_spec.schemas import SCHEMAS
 
@@ -53,6 +53,7 @@ TAGS = [
     {"name": "Postbacks", "description": "Publishers register the URLs the network calls for their sales."},
     {"name": "Deliveries", "description": "Every call made for a postback, with its attempts; replay."},
     {"name": "Conversions", "description": "What you earned, sale by sale, and files for your tracker."},
+    {"name": "Tracking links", "description": "The programs you may promote and your link for each."},
     {"name": "Clicks", "description": "The tracking link."},
     {"name": "Operations", "description": "Probes for load balancers and Prometheus."},
     {"name": "Reference", "description": "This document."},
@@ -77,6 +78,7 @@ def _built() -> JSON:
             **transactions.PATHS,
             **postbacks.PATHS,
             **deliveries.PATHS,
+            **programs.PATHS,
             **conversions.PATHS,
             **service.PATHS,
         },

@@ -17,15 +17,16 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from dispatcher.ledger.clicks import SUB_ID_NAMES
 from dispatcher.ledger.fields import minor_unit
 from dispatcher.models import Click, Delivery, Program, TrafficSource, Transaction, TransactionEvent
-from dispatcher.models.ledger import TransactionStatus
+from dispatcher.models.ledger import SUB_ID_LENGTH, TransactionStatus
 from dispatcher.validation import FieldError, positive_id
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 1000
 STATUSES = tuple(status.value for status in TransactionStatus)
-SUB_IDS = ("fobs", "fobs2", "fobs3", "fobs4", "fobs5")
+SUB_IDS = SUB_ID_NAMES
 
 
 @dataclass(frozen=True)
@@ -114,13 +115,15 @@ def parse_filters(args: Mapping[str, str]) -> Filters:
     sub_id = (args.get("sub_id") or "").strip()
     if any(ord(char) < 32 for char in sub_id):
         raise FieldError("sub_id", sub_id, "must not contain control characters")
+    if len(sub_id) > SUB_ID_LENGTH:  # no click holds a longer one: say so rather than match nothing
+        raise FieldError("sub_id", sub_id, f"must be at most {SUB_ID_LENGTH} characters")
     filters = Filters(
         program_id=an_id("program_id"),
         traffic_source_id=an_id("traffic_source_id"),
         status=status,
         day_from=day("from"),
         day_to=day("to"),
-        sub_id=sub_id[:255] or None,
+        sub_id=sub_id or None,
         before_id=an_id("before"),
     )
     if filters.day_from and filters.day_to and filters.day_to < filters.day_from:

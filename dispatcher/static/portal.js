@@ -160,7 +160,22 @@
     if (/^(queued|running)/.test(text.textContent.trim())) follow();
   }
 
+  // "Copy" buttons name the element whose text they copy; the status beside them says it worked.
+  function setupCopy() {
+    document.querySelectorAll("button[data-copy]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var source = document.getElementById(button.getAttribute("data-copy"));
+        var status = button.parentNode.querySelector("[data-copied]");
+        if (!source || !navigator.clipboard) return;
+        navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+          if (status) status.textContent = "Copied.";
+        });
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    setupCopy();
     var form = document.getElementById("postback-form");
     if (form) {
       setupPalette(form);

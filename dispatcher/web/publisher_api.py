@@ -20,6 +20,7 @@ from dispatcher.portal import (
     conversion_exports,
     conversions,
     deliveries,
+    links,
     postbacks,
     programs,
     replays,
@@ -31,6 +32,7 @@ from dispatcher.postback_rules import Invalid
 from dispatcher.publisher_auth import current_publisher_id, token_required
 from dispatcher.staff_auth import staff_alternative
 from dispatcher.web import support_api
+from dispatcher.web.portal.links import tracking_link
 
 blueprint = Blueprint("publisher_api", __name__, url_prefix="/api/v1")
 
@@ -198,6 +200,34 @@ def list_deliveries() -> ResponseReturnValue:
         {
             "deliveries": [shapes.log_row_json(row) for row in rows],
             "next_before": rows[-1].delivery.id if more else None,
+        }
+    )
+
+
+@blueprint.get("/programs")
+@token_required
+def list_programs() -> ResponseReturnValue:
+    """The programs the publisher may promote, each with its tracking link (for `traffic_source_id` and
+    `fobs`..`fobs5` if given) and where a visitor lands."""
+    session = request_session()
+    programs = links.promotable(session)
+    spec = links.parse_spec(request.args, session, current_publisher_id(), programs)
+    shown = [program for program in programs if spec.program_id in (None, program.id)]
+    return jsonify(
+        {
+            "programs": [
+                {
+                    "id": program.id,
+                    "name": program.name,
+                    "advertiser": program.advertiser,
+                    "commission": program.commission,
+                    "currency": program.currency,
+                    "landing_url": program.landing_url,
+                    "tracking_link": tracking_link(program.id, spec, current_publisher_id()),
+                    "lands_on": program.lands_on,
+                }
+                for program in shown
+            ]
         }
     )
 

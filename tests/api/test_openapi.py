@@ -288,6 +288,13 @@ def _conversions(tour: Tour) -> None:
         == 400
     )
     assert tour.check("GET", path, c.get(path)).status_code == 401
+    path = "/api/v1/programs"
+    listed = tour.check("GET", path, c.get(path, headers=w.auth(w.publisher_token))).json
+    assert listed and listed["programs"][0]["tracking_link"]
+    assert (
+        tour.check("GET", path, c.get(f"{path}?fobs2=a%01", headers=w.auth(w.publisher_token))).status_code
+        == 400
+    )
 
 
 def _deliveries(tour: Tour) -> None:

@@ -194,6 +194,7 @@ def test_filters_by_program_and_traffic_source(client: FlaskClient, publisher: A
         ({"from": "yesterday"}, "from", "yesterday"),
         ({"from": "2026-11-05", "to": "2026-11-01"}, "to", "2026-11-01"),
         ({"program_id": "abc"}, "program_id", "abc"),
+        ({"sub_id": "s" * 256}, "sub_id", "s" * 40),
         ({"format": "xlsx"}, "format", "xlsx"),
         ({"format": "clickflare", "click_id": "cid"}, "click_id", "cid"),
     ],

@@ -405,6 +405,14 @@ ROWS: list[Row] = [
     ),
     Row(
         "GET",
+        "/api/v1/programs",
+        # With a traffic source id: one's own builds links, another's is refused naming the field.
+        publisher_api(200, 400),
+        lambda c: Req("/api/v1/programs", {"traffic_source_id": str(c.party.source_id)}),
+        A_B,
+    ),
+    Row(
+        "GET",
         "/api/v1/conversions",
         # Filtered by a traffic source id: another publisher's answers an empty list (nothing of it leaks).
         publisher_api(200, 200),
@@ -550,6 +558,13 @@ ROWS: list[Row] = [
         "/portal/deliveries",
         portal(200, 200),
         lambda c: Req("/portal/deliveries", {"postback_id": str(c.party.postback_id)}),
+        A_B,
+    ),
+    Row(
+        "GET",
+        "/portal/links",
+        portal(200, 400),
+        lambda c: Req("/portal/links", {"traffic_source_id": str(c.party.source_id)}),
         A_B,
     ),
     Row(

@@ -1,0 +1,157 @@
+"""Tracking links: the programs a publisher may promote, the link builder (page and API), and the links it
+builds answering 302 through `/c/` with the click recorded as built."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from dispatcher.db import get_db
+from dispatcher.models import Click
+from tests.dispatcher import factories
+from tests.portal.conftest import Account, add_source, log_in
+
+
+@pytest.fixture
+def shops(app: Flask) -> dict[str, int]:
+    with get_db(app).session() as session:
+        running = factories.program(
+            session,
+            name="Acme Shoes",
+            landing_url="https://shop.example/land?src=aff",
+            commission_value=Decimal(12),
+        )
+        placeholder = factories.program(
+            session,
+            name="Book Club",
+            landing_url="https://books.example/{clickid}/start",
+            commission_type="flat",
+            commission_value=Decimal("5"),
+            currency="EUR",
+        )
+        stopped = factories.program(session, name="Closed Shop", active=False)
+        session.commit()
+        return {"running": running.id, "placeholder": placeholder.id, "stopped": stopped.id}
+
+
+def follow(client: FlaskClient, link: str) -> tuple[str, Click]:
+    """Click the link as a visitor would: where it redirects, and the click it recorded."""
+    parts = urlsplit(link)
+    response = client.get(parts.path, query_string=parts.query)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    click_id = parse_qs(urlsplit(response.headers["Location"]).query).get("clickid", [""])[0]
+    with get_db(client.application).session() as session:
+        if not click_id:  # a {clickid} landing URL: the id is in the path
+            click_id = urlsplit(response.headers["Location"]).path.split("/")[1]
+        click = session.scalars(select(Click).where(Click.click_id == click_id)).one()
+        session.expunge(click)
+    return response.headers["Location"], click
+
+
+def test_the_page_lists_running_programs_with_a_link_each(
+    client: FlaskClient, publisher: Account, shops: dict[str, int]
+) -> None:
+    log_in(client, publisher)
+    page = client.get("/portal/links").get_data(as_text=True)
+
+    assert "Acme Shoes" in page and "Book Club" in page and "Closed Shop" not in page
+    assert f"/c/{shops['running']}?pub={publisher.id}" in page
+    assert "12%" in page and "5.00 EUR" in page
+
+
+def test_the_builder_makes_a_link_that_records_its_source_and_sub_ids(
+    app: Flask, client: FlaskClient, publisher: Account, shops: dict[str, int]
+) -> None:
+    source = add_source(app, publisher, "Newsletter")
+    log_in(client, publisher)
+    page = client.get(
+        "/portal/links",
+        query_string={
+            "program_id": shops["running"],
+            "traffic_source_id": source,
+            "fobs": "{cf_click_id}",
+            "fobs3": "x y",
+        },
+    ).get_data(as_text=True)
+
+    assert (
+        'id="built-link"' in page and "https://shop.example/land?src=aff&amp;clickid=NETWORK_CLICK_ID" in page
+    )
+    link = page.split('id="tracking-link">', 1)[1].split("<", 1)[0].replace("&amp;", "&")
+    assert parse_qs(urlsplit(link).query) == {
+        "pub": [str(publisher.id)],
+        "ts": [str(source)],
+        "fobs": ["{cf_click_id}"],
+        "fobs3": ["x y"],
+    }
+    landing, click = follow(client, link)
+    assert landing.startswith("https://shop.example/land?src=aff&clickid=")
+    assert (click.publisher_id, click.traffic_source_id, click.fobs, click.fobs3) == (
+        publisher.id,
+        source,
+        "{cf_click_id}",
+        "x y",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"program_id": "stopped"}, "program_id"),
+        ({"program_id": "abc"}, "program_id"),
+        ({"traffic_source_id": "foreign"}, "traffic_source_id"),
+        ({"fobs2": "x" * 300}, "fobs2"),
+        ({"fobs": "a\x01b"}, "fobs"),
+    ],
+)
+def test_the_builder_refuses_what_a_click_would_refuse(
+    app: Flask,
+    client: FlaskClient,
+    publisher: Account,
+    other: Account,
+    shops: dict[str, int],
+    args: dict[str, str],
+    field: str,
+) -> None:
+    values = {
+        "stopped": str(shops["stopped"]),
+        "foreign": str(add_source(app, other, "Theirs")),
+    }
+    query = {key: values.get(value, value) for key, value in args.items()}
+    log_in(client, publisher)
+    page = client.get("/portal/links", query_string=query)
+    assert page.status_code == 400
+    assert field in page.get_data(as_text=True)
+    api = client.get("/api/v1/programs", query_string=query, headers=publisher.auth)
+    assert api.status_code == 400 and field in api.json["fields"]
+
+
+def test_the_api_lists_programs_with_links_that_answer_302(
+    app: Flask, client: FlaskClient, publisher: Account, shops: dict[str, int]
+) -> None:
+    source = add_source(app, publisher, "Push")
+    body = client.get(
+        "/api/v1/programs", query_string={"traffic_source_id": source, "fobs": "abc"}, headers=publisher.auth
+    ).json
+
+    by_name = {program["name"]: program for program in body["programs"]}
+    assert set(by_name) == {"Acme Shoes", "Book Club"}
+    book = by_name["Book Club"]
+    assert (book["commission"], book["currency"], book["lands_on"]) == (
+        "5.00 EUR",
+        "EUR",
+        "https://books.example/NETWORK_CLICK_ID/start",
+    )
+    landing, click = follow(client, book["tracking_link"])
+    assert landing.startswith("https://books.example/") and landing.endswith("/start")
+    assert (click.program_id, click.traffic_source_id, click.fobs) == (shops["placeholder"], source, "abc")
+    one = client.get(
+        "/api/v1/programs", query_string={"program_id": shops["running"]}, headers=publisher.auth
+    )
+    assert [program["name"] for program in one.json["programs"]] == ["Acme Shoes"]
+    assert client.get("/api/v1/programs").status_code == 401
