@@ -23,6 +23,9 @@ BACKGROUND_COMMANDS = ("worker", "pump")
 def main() -> None:
     from app import create_app
 
+    # This is the development run: the embedded Redis and a generated secret key are allowed, here and in the
+    # worker and pump it starts (they inherit it). An explicit DISPATCHER_ENV=production is kept.
+    os.environ.setdefault("DISPATCHER_ENV", "development")
     app = create_app()
     # A terminal closing or `kill` must clean up like Ctrl-C does, or the embedded Redis is left running.
     signal.signal(signal.SIGTERM, _exit_cleanly)

@@ -77,9 +77,9 @@ def run_worker(
     return settled
 
 
-def run_pool(processes: int, *, burst: bool = False) -> int:
+def run_pool(processes: int, *, burst: bool = False, resolved: config.Settings | None = None) -> int:
     """N worker processes; SIGINT/SIGTERM are passed on and waited for. Returns the worst exit status."""
-    resolved = config.from_env()
+    resolved = config.from_env() if resolved is None else resolved
     broker = Broker(resolved)
     env = dict(os.environ, REDIS_URL=broker.url)  # all share one Redis (the embedded one, if unset)
     command = [sys.executable, "-m", "workers.worker", *(["--burst"] if burst else [])]
@@ -104,10 +104,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     parser.add_argument("--processes", type=int, default=1, help="number of worker processes")
     args = parser.parse_args(argv)
+    try:
+        resolved = config.from_env()
+    except config.ConfigError as error:
+        parser.exit(1, f"Error: {error}\n")  # one line, as `flask --app app worker` says it
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.processes > 1:
-        sys.exit(run_pool(args.processes, burst=args.burst))
-    run_worker(burst=args.burst)
+        sys.exit(run_pool(args.processes, burst=args.burst, resolved=resolved))
+    run_worker(burst=args.burst, resolved=resolved)
 
 
 if __name__ == "__main__":
