@@ -33,13 +33,14 @@ KNOWN_KEYS = (
     "DISPATCHER_ENV",
     "LOG_FORMAT",
     "LOG_LEVEL",
+    "ACCESS_LOG",
 )
 
 # The allowed values of a few variables, the default first. Production is the default: a process nobody
 # marked as a development run never starts a private Redis or makes up a secret key of its own.
 ENVIRONMENTS = ("production", "development")
 LOG_FORMATS = ("text", "json")
-LOG_LEVELS = ("INFO", "DEBUG", "WARNING", "ERROR", "CRITICAL")
+LOG_LEVELS = ("WARNING", "DEBUG", "INFO", "ERROR", "CRITICAL")
 # What a production process cannot run without, and how to set it: the one line it stops with.
 REQUIRED_IN_PRODUCTION = {
     "REDIS_URL": "REDIS_URL=redis://<host>:6379/0 (the Redis every process shares)",
@@ -73,7 +74,9 @@ class Settings:
     # DISPATCHER_ENV=development: the embedded Redis and the generated secret key are allowed.
     development: bool = False
     log_format: str = "text"
-    log_level: str = "INFO"
+    log_level: str = "WARNING"
+    # One line per request (dispatcher.web.access_log), whatever LOG_LEVEL says; off when a proxy logs them.
+    access_log: bool = True
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -107,6 +110,8 @@ def _build(raw: Mapping[str, object]) -> Settings:
     password_method = _password_method(raw.get("PASSWORD_HASH_METHOD"))
     log_format = _choice("LOG_FORMAT", raw.get("LOG_FORMAT"), LOG_FORMATS)
     log_level = _choice("LOG_LEVEL", raw.get("LOG_LEVEL"), LOG_LEVELS, upper=True)
+    access_value = raw.get("ACCESS_LOG")
+    access_log = True if access_value in (None, "") else _flag("ACCESS_LOG", access_value)
     extra = {key: value for key, value in raw.items() if key not in KNOWN_KEYS}
     # Checked after every value, so that a bad value is named before a missing one.
     if not development:
@@ -127,6 +132,7 @@ def _build(raw: Mapping[str, object]) -> Settings:
         development,
         log_format,
         log_level,
+        access_log,
         extra,
     )
 

@@ -119,11 +119,16 @@ def dict_config(settings: Settings) -> dict[str, Any]:
         },
         "root": {"level": settings.log_level, "handlers": ["stderr"]},
         "loggers": {
-            # gunicorn's lines go through our handler; its access log is off (ours has no query strings).
-            "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+            # Each request's line (dispatcher.web.access_log) at INFO, whatever the level of the rest.
+            "dispatcher.access": {"level": "INFO" if settings.access_log else "WARNING"},
+            # gunicorn's lines go through our handler at its own level (--log-level, gunicorn.conf.py); its
+            # access log is off (ours has no query strings).
+            "gunicorn.error": {"handlers": [], "propagate": True},
             "gunicorn.access": {"handlers": [], "propagate": False},
             # The development server's request lines hold query strings (S2S tokens); ours replace them.
             "werkzeug": {"level": "WARNING"},
+            # Alembic tells at INFO which plugins it set up, in every process that builds the app.
+            "alembic": {"level": "WARNING"},
         },
     }
 

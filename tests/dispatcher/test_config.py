@@ -78,6 +78,10 @@ def test_empty_environment_values_mean_the_default(tmp_path: Path) -> None:
         ("TRUSTED_PROXIES", "²"),  # a digit to str.isdigit, not to int()
         ("PASSWORD_HASH_METHOD", "md5"),
         ("PASSWORD_HASH_METHOD", "scrypt:lots"),
+        ("DISPATCHER_ENV", "staging"),
+        ("LOG_FORMAT", "xml"),
+        ("LOG_LEVEL", "loud"),
+        ("ACCESS_LOG", "sometimes"),
     ],
 )
 def test_a_bad_value_fails_loudly_naming_the_variable_and_the_value(

@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from dispatcher import logs
+from dispatcher import config, logs
 from dispatcher.db import get_db
 from tests.conftest import app_settings
 from tests.dispatcher.ledger.conftest import Network, build_network
@@ -228,3 +228,18 @@ def test_a_worker_with_log_format_json_writes_json_lines_naming_itself(
     [started] = [line for line in lines if line["logger"] == "workers.worker"]
     assert started["message"].startswith(f"worker {started['worker']} started on queues ")
     assert started["level"] == "INFO"
+
+
+@pytest.mark.parametrize(("setting", "level"), [({}, "INFO"), ({"ACCESS_LOG": "0"}, "WARNING")])
+def test_the_access_log_is_on_unless_switched_off_whatever_the_log_level(
+    tmp_path: Path, setting: dict[str, str], level: str
+) -> None:
+    settings = config.from_mapping(
+        {"DISPATCHER_ENV": "development", "INSTANCE_PATH": str(tmp_path), **setting}
+    )
+
+    schema = logs.dict_config(settings)
+
+    assert settings.log_level == "WARNING"
+    assert schema["root"]["level"] == "WARNING"
+    assert schema["loggers"]["dispatcher.access"]["level"] == level
