@@ -122,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "REDIS_URL": redis_server.start(),
             "SECRET_KEY": "bench-secret-key-long-enough",
             "INSTANCE_PATH": str(base / "instance"),
+            # gunicorn reads the repository's gunicorn.conf.py: no access line for each request of the load.
+            "ACCESS_LOG": "0",
         }
         try:
             seeded = seed(env)
