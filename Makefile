@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# What make runs is a development run (embedded Redis, a generated secret key) unless DISPATCHER_ENV says otherwise.
+DEV_ENV := DISPATCHER_ENV=$${DISPATCHER_ENV:-development}
 
 .DEFAULT_GOAL := help
 # Test processes run in parallel (pytest-xdist); most tests wait on I/O (worker processes, retries, a browser),
@@ -37,13 +39,13 @@ install: $(VENV)/.installed ## Create .venv and install the runtime requirements
 install-dev: $(VENV)/.installed-dev ## Install the development requirements too
 
 migrate: install ## Migrate the database (DATABASE_URL, default instance/dispatcher.db)
-	$(BIN)/flask --app app db upgrade
+	$(DEV_ENV) $(BIN)/flask --app app db upgrade
 
 seed: migrate ## Seed the demo network into an empty database
-	DEMO_MODE=1 $(BIN)/flask --app app seed-demo --base-url http://$(HOST):$(PORT)
+	$(DEV_ENV) DEMO_MODE=1 $(BIN)/flask --app app seed-demo --base-url http://$(HOST):$(PORT)
 
 run: seed ## Run the demo: web + worker + pump, embedded Redis; Ctrl-C stops all
-	DEMO_MODE=1 POSTBACK_ALLOWED_NETWORKS=$${POSTBACK_ALLOWED_NETWORKS:-127.0.0.0/8} HOST=$(HOST) PORT=$(PORT) \
+	$(DEV_ENV) DEMO_MODE=1 POSTBACK_ALLOWED_NETWORKS=$${POSTBACK_ALLOWED_NETWORKS:-127.0.0.0/8} HOST=$(HOST) PORT=$(PORT) \
 		$(BIN)/python app.py
 
 # pytest with the given arguments; collecting no test is a failure, said so.

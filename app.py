@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dispatcher import broker, cli, config, db, errors, login
 from dispatcher.web import (
+    access_log,
     advertiser_api,
     api_docs,
     clicks,
@@ -61,6 +62,7 @@ def create_app(settings: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(api_docs.blueprint)
     if resolved.demo_mode:
         app.register_blueprint(demo.blueprint)
+    access_log.init_app(app)
     if resolved.trusted_proxies:
         # Last, so it wraps every other middleware (the clicks' fast path reads REMOTE_ADDR itself).
         n = resolved.trusted_proxies

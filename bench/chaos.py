@@ -228,7 +228,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             with fresh_database(tmp, sqlite=sqlite, prefix="bench_chaos") as url:
                 print(f"database: {describe(url)}", flush=True)
                 database = Database(url)
-                chaos = Chaos(engine_env(url, redis_url, tmp), free_port())
+                # gunicorn reads the repository's gunicorn.conf.py: no access line for each sale.
+                chaos = Chaos(engine_env(url, redis_url, tmp, ACCESS_LOG="0"), free_port())
                 base_url = f"http://127.0.0.1:{chaos.web_port}"
                 try:
                     network = seed(database, sink_process, args.sales)

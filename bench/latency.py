@@ -305,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ):
         redis_server = EmbeddedRedis(Path(scratch) / "redis", persist=False)
         try:
-            env = engine_env(database_url, redis_server.start(), Path(scratch))
+            # gunicorn reads the repository's gunicorn.conf.py: no access line for each request of the load.
+            env = engine_env(database_url, redis_server.start(), Path(scratch), ACCESS_LOG="0")
             network = seed(database_url, receiver_process.port)
             with system(env) as running:
                 lines = measure(running, network, receiver_process, database_url)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import click
+
 from dispatcher.credentials import DEFAULT_PASSWORD_METHOD, is_password_method
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -28,18 +30,36 @@ KNOWN_KEYS = (
     "METRICS_TOKEN",
     "TRUSTED_PROXIES",
     "PASSWORD_HASH_METHOD",
+    "DISPATCHER_ENV",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+    "ACCESS_LOG",
 )
 
+# The allowed values of a few variables, the default first. Production is the default: a process nobody
+# marked as a development run never starts a private Redis or makes up a secret key of its own.
+ENVIRONMENTS = ("production", "development")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("WARNING", "DEBUG", "INFO", "ERROR", "CRITICAL")
+# What a production process cannot run without, and how to set it: the one line it stops with.
+REQUIRED_IN_PRODUCTION = {
+    "REDIS_URL": "REDIS_URL=redis://<host>:6379/0 (the Redis every process shares)",
+    "SECRET_KEY": "SECRET_KEY=<a long random string, the same on every host>",
+}
 
-class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the variable and the value."""
+
+class ConfigError(click.ClickException, ValueError):
+    """A configuration value is wrong; the message names the variable and the value.
+
+    A ClickException so that a `flask --app app <command>` whose app cannot be built stops with click's one
+    line `Error: <message>` and status 1, not a traceback (Flask's CLI builds the app before any command)."""
 
 
 @dataclass(frozen=True)
 class Settings:
     database_url: str
     redis_url: str | None
-    secret_key: str
+    secret_key: str = field(repr=False)
     allowed_networks: tuple[IPNetwork, ...]
     instance_path: Path
     demo_mode: bool = False
@@ -51,6 +71,12 @@ class Settings:
     trusted_proxies: int = 0
     # werkzeug's method for new passwords; scrypt unless set (a test suite sets a cheap one).
     password_method: str = DEFAULT_PASSWORD_METHOD
+    # DISPATCHER_ENV=development: the embedded Redis and the generated secret key are allowed.
+    development: bool = False
+    log_format: str = "text"
+    log_level: str = "WARNING"
+    # One line per request (dispatcher.web.access_log), whatever LOG_LEVEL says; off when a proxy logs them.
+    access_log: bool = True
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -70,10 +96,11 @@ def from_mapping(config: Mapping[str, object]) -> Settings:
 
 
 def _build(raw: Mapping[str, object]) -> Settings:
+    development = _environment(raw.get("DISPATCHER_ENV")) == "development"
     instance_path = Path(str(raw.get("INSTANCE_PATH") or DEFAULT_INSTANCE_PATH)).resolve()
     database_url = _database_url(raw.get("DATABASE_URL"), instance_path)
     redis_url = _redis_url(raw.get("REDIS_URL"))
-    secret_key = _secret_key(raw.get("SECRET_KEY"), instance_path)
+    secret_key = _given_secret_key(raw.get("SECRET_KEY"))
     networks = _networks(raw.get("POSTBACK_ALLOWED_NETWORKS"))
     demo_mode = _flag("DEMO_MODE", raw.get("DEMO_MODE"))
     secure_value = raw.get("SESSION_COOKIE_SECURE")
@@ -81,7 +108,16 @@ def _build(raw: Mapping[str, object]) -> Settings:
     metrics_token = _metrics_token(raw.get("METRICS_TOKEN"))
     trusted_proxies = _trusted_proxies(raw.get("TRUSTED_PROXIES"))
     password_method = _password_method(raw.get("PASSWORD_HASH_METHOD"))
+    log_format = _choice("LOG_FORMAT", raw.get("LOG_FORMAT"), LOG_FORMATS)
+    log_level = _choice("LOG_LEVEL", raw.get("LOG_LEVEL"), LOG_LEVELS, upper=True)
+    access_value = raw.get("ACCESS_LOG")
+    access_log = True if access_value in (None, "") else _flag("ACCESS_LOG", access_value)
     extra = {key: value for key, value in raw.items() if key not in KNOWN_KEYS}
+    # Checked after every value, so that a bad value is named before a missing one.
+    if not development:
+        _require_production_settings(redis_url=redis_url, secret_key=secret_key)
+    if secret_key is None:
+        secret_key = _development_secret_key(instance_path)
     return Settings(
         database_url,
         redis_url,
@@ -93,8 +129,37 @@ def _build(raw: Mapping[str, object]) -> Settings:
         metrics_token,
         trusted_proxies,
         password_method,
+        development,
+        log_format,
+        log_level,
+        access_log,
         extra,
     )
+
+
+def _environment(value: object) -> str:
+    return _choice("DISPATCHER_ENV", value, ENVIRONMENTS)
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...], *, upper: bool = False) -> str:
+    if value is None or value == "":
+        return choices[0]
+    word = _text(name, value)
+    word = word.upper() if upper else word.lower()
+    if word not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return word
+
+
+def _require_production_settings(**values: object) -> None:
+    missing = [name.upper() for name, value in values.items() if value is None]
+    if missing:
+        how = "; ".join(REQUIRED_IN_PRODUCTION[name] for name in missing)
+        raise ConfigError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: set {how}; "
+            "or DISPATCHER_ENV=development for a development run "
+            "(embedded Redis, a secret key generated under instance/)"
+        )
 
 
 def _trusted_proxies(value: object) -> int:
@@ -159,13 +224,17 @@ def _redis_url(value: object) -> str | None:
     return url
 
 
-def _secret_key(value: object, instance_path: Path) -> str:
-    if value is not None and value != "":
-        key = _text("SECRET_KEY", value)
-        if len(key) < 16:
-            raise ConfigError(f"SECRET_KEY must be at least 16 characters, got {len(key)} characters")
-        return key
-    # Development: one generated key kept under instance/, so sessions survive restarts.
+def _given_secret_key(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    key = _text("SECRET_KEY", value)
+    if len(key) < 16:
+        raise ConfigError(f"SECRET_KEY must be at least 16 characters, got {len(key)} characters")
+    return key
+
+
+def _development_secret_key(instance_path: Path) -> str:
+    # One generated key kept under instance/, so sessions survive restarts of the development run.
     path = instance_path / "secret_key"
     if path.exists():
         return path.read_text().strip()

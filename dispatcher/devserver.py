@@ -14,7 +14,7 @@ from types import FrameType
 
 from flask import Flask
 
-from dispatcher import demo
+from dispatcher import demo, logs
 from dispatcher.broker import get_broker
 
 BACKGROUND_COMMANDS = ("worker", "pump")
@@ -23,7 +23,12 @@ BACKGROUND_COMMANDS = ("worker", "pump")
 def main() -> None:
     from app import create_app
 
+    # This is the development run: the embedded Redis and a generated secret key are allowed, here and in the
+    # worker and pump it starts (they inherit it). An explicit DISPATCHER_ENV=production is kept.
+    os.environ.setdefault("DISPATCHER_ENV", "development")
     app = create_app()
+    settings = app.extensions["dispatcher.settings"]
+    logs.configure(settings)
     # A terminal closing or `kill` must clean up like Ctrl-C does, or the embedded Redis is left running.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGHUP, _exit_cleanly)
@@ -32,7 +37,6 @@ def main() -> None:
     broker = get_broker(app)
     env = dict(os.environ, REDIS_URL=broker.url)  # children share our Redis instead of starting their own
     children = _start_children(app, env)
-    settings = app.extensions["dispatcher.settings"]
     print(f"\n  Postback Dispatcher on http://{host}:{port}/   (Ctrl-C stops everything)")
     print(f"  Redis: {broker.url}{' (embedded, development only)' if broker.embedded else ''}")
     if settings.demo_mode:

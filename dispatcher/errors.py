@@ -10,7 +10,7 @@ from dispatcher.validation import FieldError
 
 
 def wants_json() -> bool:
-    return request.path.startswith(("/api/", "/s2s/", "/healthz")) or request.is_json
+    return request.path.startswith(("/api/", "/s2s/", "/healthz", "/livez", "/readyz")) or request.is_json
 
 
 def _http_error(exc: HTTPException) -> ResponseReturnValue:

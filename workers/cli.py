@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
 import threading
@@ -11,10 +10,11 @@ from types import FrameType
 
 import click
 import redis
-from flask import Flask
+from flask import Flask, current_app
 
-from dispatcher import config
+from dispatcher import logs
 from dispatcher.broker import Broker
+from dispatcher.config import Settings
 from dispatcher.db import Database
 from workers import pump as pump_module
 from workers import settings
@@ -27,17 +27,18 @@ from workers.worker import run_pool, run_worker
     "--processes", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes."
 )
 def worker_command(burst: bool, processes: int) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    resolved = _settings()
+    logs.configure(resolved)
     if processes > 1:
-        sys.exit(run_pool(processes, burst=burst))
-    run_worker(burst=burst)
+        sys.exit(run_pool(processes, burst=burst, resolved=resolved))
+    run_worker(burst=burst, resolved=resolved)
 
 
 @click.command("pump", help="Hand due deliveries (retries, lost jobs, expired leases) to RQ every second.")
 @click.option("--once", is_flag=True, help="One pass, print what was handed out, exit.")
 def pump_command(once: bool) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    resolved = config.from_env()
+    resolved = _settings()
+    logs.configure(resolved)
     tuning = settings.from_env()
     broker = Broker(resolved)
     connection = redis.Redis.from_url(broker.url, socket_connect_timeout=2, socket_timeout=10)
@@ -58,6 +59,12 @@ def pump_command(once: bool) -> None:
     finally:
         database.dispose()
         connection.close()
+
+
+def _settings() -> Settings:
+    # The app Flask's CLI built for this command, from the environment (create_app refused a bad one).
+    resolved: Settings = current_app.extensions["dispatcher.settings"]
+    return resolved
 
 
 def init_app(app: Flask) -> None:

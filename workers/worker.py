@@ -20,7 +20,7 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.worker import DequeueStrategy
 
-from dispatcher import config
+from dispatcher import config, logs
 from dispatcher.broker import Broker
 from dispatcher.db import Database
 from dispatcher.queueing import LANES, enqueue_by_lane
@@ -58,6 +58,8 @@ def run_worker(
         connection=connection,
         name=f"{worker_name()}-{uuid.uuid4().hex[:6]}",
     )
+    logs.set_process_field("worker", worker.name)
+    log.info("worker %s started on queues %s", worker.name, ", ".join(queues))
     try:
         # Round robin: neither lane starves the other when both have work.
         worker.work(
@@ -71,15 +73,16 @@ def run_worker(
         settled = engine.drain(tuning.total_timeout_s + 5)
         engine.close()
         context.install(None)  # its jobs must not find a closed engine (a process may run another worker)
+        logs.set_process_field("worker", None)
         database.dispose()
         connection.close()
         slots_connection.close()
     return settled
 
 
-def run_pool(processes: int, *, burst: bool = False) -> int:
+def run_pool(processes: int, *, burst: bool = False, resolved: config.Settings | None = None) -> int:
     """N worker processes; SIGINT/SIGTERM are passed on and waited for. Returns the worst exit status."""
-    resolved = config.from_env()
+    resolved = config.from_env() if resolved is None else resolved
     broker = Broker(resolved)
     env = dict(os.environ, REDIS_URL=broker.url)  # all share one Redis (the embedded one, if unset)
     command = [sys.executable, "-m", "workers.worker", *(["--burst"] if burst else [])]
@@ -104,10 +107,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     parser.add_argument("--processes", type=int, default=1, help="number of worker processes")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        resolved = config.from_env()
+    except config.ConfigError as error:
+        parser.exit(1, f"Error: {error}\n")  # one line, as `flask --app app worker` says it
+    logs.configure(resolved)
     if args.processes > 1:
-        sys.exit(run_pool(args.processes, burst=args.burst))
-    run_worker(burst=args.burst)
+        sys.exit(run_pool(args.processes, burst=args.burst, resolved=resolved))
+    run_worker(burst=args.burst, resolved=resolved)
 
 
 if __name__ == "__main__":

@@ -411,6 +411,7 @@ HEALTH = _object(
     },
     ["status", "checks"],
 )
+LIVENESS = _object({"status": {"type": "string", "enum": ["ok"]}}, ["status"])
 
 SCHEMAS: dict[str, JSON] = {
     "Error": ERROR,
@@ -435,4 +436,5 @@ SCHEMAS: dict[str, JSON] = {
     "DeliveryDetail": DELIVERY_DETAIL,
     "Replayed": REPLAYED,
     "Health": HEALTH,
+    "Liveness": LIVENESS,
 }

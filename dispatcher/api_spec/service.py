@@ -47,29 +47,50 @@ CLICK: JSON = {
         },
     }
 }  # fmt: skip
+READINESS_RESPONSES: JSON = {
+    "200": json_response(
+        "Both reachable",
+        schema("Health"),
+        {"ok": {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}},
+    ),
+    "503": json_response(
+        "Something is down, named in `error`",
+        schema("Health"),
+        {
+            "redis down": {
+                "status": "down",
+                "checks": {"database": "ok", "redis": "down: ConnectionError"},
+                "error": "unreachable: redis",
+            }
+        },
+    ),
+}
+LIVEZ: JSON = {
+    "get": {
+        "tags": ["Operations"],
+        "operationId": "livez",
+        "summary": "Liveness: the process answers",
+        "description": "Touches neither the database nor Redis: a liveness probe must not restart a healthy "
+        "web server because a service it depends on is down (that is what `/readyz` says).",
+        "responses": {"200": json_response("It answers", schema("Liveness"), {"ok": {"status": "ok"}})},
+    }
+}
+READYZ: JSON = {
+    "get": {
+        "tags": ["Operations"],
+        "operationId": "readyz",
+        "summary": "Readiness: can this process reach its database and Redis?",
+        "description": "For a readiness probe or a load balancer's health check: 503 takes the process out "
+        "of rotation until what is named in `error` answers again.",
+        "responses": READINESS_RESPONSES,
+    }
+}
 HEALTH: JSON = {
     "get": {
         "tags": ["Operations"],
         "operationId": "health",
-        "summary": "Can this process reach its database and Redis?",
-        "responses": {
-            "200": json_response(
-                "Both reachable",
-                schema("Health"),
-                {"ok": {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}},
-            ),
-            "503": json_response(
-                "Something is down, named in `error`",
-                schema("Health"),
-                {
-                    "redis down": {
-                        "status": "down",
-                        "checks": {"database": "ok", "redis": "down: ConnectionError"},
-                        "error": "unreachable: redis",
-                    }
-                },
-            ),
-        },
+        "summary": "Readiness, as `/readyz` (kept for existing probes and scripts)",
+        "responses": READINESS_RESPONSES,
     }
 }
 METRICS: JSON = {
@@ -126,6 +147,8 @@ DOCS: JSON = {
 
 PATHS: dict[str, JSON] = {
     "/c/{program_id}": CLICK,
+    "/livez": LIVEZ,
+    "/readyz": READYZ,
     "/healthz": HEALTH,
     "/metrics": METRICS,
     "/api/openapi.json": OPENAPI,

@@ -25,6 +25,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.sansio.utils import get_content_length
 from werkzeug.wsgi import get_input_stream
 
+from dispatcher import logs
 from dispatcher.accounts import ADVERTISER_KEY_KIND
 from dispatcher.auth import bearer_token, require_advertiser_api_key
 from dispatcher.db import get_db, request_session
@@ -175,6 +176,7 @@ def recorded_response(outcome: Recorded | Rejected) -> ResponseReturnValue:
 
 def _handed_over(app: Flask, outcome: Recorded) -> int:
     """Offer the sale's new deliveries for RQ; the status that answers it (200 a duplicate, else 201)."""
+    logs.bind(sales_id=outcome.sales_id)  # on this request's access line
     hand_over(app, outcome.new_delivery_ids)
     return 200 if outcome.duplicate else 201
 

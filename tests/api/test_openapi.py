@@ -19,7 +19,7 @@ from dispatcher.api_spec import document
 from tests.api.spec_checks import SPEC, operation, operations, response_problems, schema_errors
 from tests.api.world import World
 
-API_PREFIXES = ("/api/", "/s2s/", "/c/", "/healthz", "/metrics")
+API_PREFIXES = ("/api/", "/s2s/", "/c/", "/livez", "/readyz", "/healthz", "/metrics")
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 Check = Callable[[str, str, TestResponse], TestResponse]
 
@@ -172,6 +172,8 @@ def _clicks_and_probes(tour: Tour) -> None:
     tour.new_click()
     tour.check("GET", "/c/{program_id}", c.get(f"/c/{w.program_id}?pub={w.publisher_id}&ts=999999"))
     tour.check("GET", "/c/{program_id}", c.get(f"/c/987654?pub={w.publisher_id}&ts={w.traffic_source_id}"))
+    tour.check("GET", "/livez", c.get("/livez"))
+    tour.check("GET", "/readyz", c.get("/readyz"))
     tour.check("GET", "/healthz", c.get("/healthz"))
     tour.check("GET", "/metrics", c.get("/metrics"))
     tour.check("GET", "/metrics", c.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"}))

@@ -11,6 +11,7 @@ from flask import Flask
 
 from bench.intake import bench_app, ratios
 from dispatcher.db import get_db
+from dispatcher.web.access_log import AccessLog
 from dispatcher.web.fast_path import FastPath
 from tests.bench.conftest import DATABASES, RunBench
 from tests.conftest import app_settings
@@ -23,8 +24,9 @@ def test_the_bench_app_answers_clicks_in_front_of_flask_unless_told_not_to(
     settings = app_settings(tmp_path, sqlite_url, redis_url)
     fast, plain = bench_app(settings=settings), bench_app(fast_path=False, settings=settings)
 
-    assert isinstance(fast.wsgi_app, FastPath)
-    assert not isinstance(plain.wsgi_app, FastPath)
+    assert isinstance(fast.wsgi_app, AccessLog) and isinstance(plain.wsgi_app, AccessLog)
+    assert isinstance(fast.wsgi_app.app, FastPath)
+    assert not isinstance(plain.wsgi_app.app, FastPath)
     assert plain.test_client().get("/hello").text == "hello"
     assert answers_a_click(plain) and answers_a_click(fast)
     for app in (fast, plain):

@@ -184,6 +184,7 @@ def test_the_real_flask_command_line_against_a_migrated_database(tmp_path: Path,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "REDIS_URL": redis_url,
+        "SECRET_KEY": "test-secret-key-that-is-long-enough",
     }
 
     def flask(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,9 +10,12 @@ from dispatcher.config import ConfigError
 from dispatcher.db import get_db
 from dispatcher.models import Base, Publisher
 
+# A development run: the embedded Redis and the generated secret key are allowed (see test_production.py).
+DEV = {"DISPATCHER_ENV": "development"}
+
 
 def test_defaults_give_a_sqlite_file_under_instance_and_an_embedded_redis(tmp_path: Path) -> None:
-    settings = config.from_mapping({"INSTANCE_PATH": str(tmp_path)})
+    settings = config.from_mapping({**DEV, "INSTANCE_PATH": str(tmp_path)})
 
     assert settings.database_url == f"sqlite:///{tmp_path / 'dispatcher.db'}"
     assert settings.redis_url is None
@@ -21,8 +24,8 @@ def test_defaults_give_a_sqlite_file_under_instance_and_an_embedded_redis(tmp_pa
 
 
 def test_a_generated_secret_key_is_kept_under_instance_and_reused(tmp_path: Path) -> None:
-    first = config.from_mapping({"INSTANCE_PATH": str(tmp_path)}).secret_key
-    second = config.from_mapping({"INSTANCE_PATH": str(tmp_path)}).secret_key
+    first = config.from_mapping({**DEV, "INSTANCE_PATH": str(tmp_path)}).secret_key
+    second = config.from_mapping({**DEV, "INSTANCE_PATH": str(tmp_path)}).secret_key
 
     assert first == second
     assert len(first) >= 32
@@ -51,7 +54,7 @@ def test_environment_is_read_only_by_from_env(tmp_path: Path) -> None:
 
 
 def test_empty_environment_values_mean_the_default(tmp_path: Path) -> None:
-    settings = config.from_env({"REDIS_URL": "", "DATABASE_URL": "", "INSTANCE_PATH": str(tmp_path)})
+    settings = config.from_env({**DEV, "REDIS_URL": "", "DATABASE_URL": "", "INSTANCE_PATH": str(tmp_path)})
 
     assert settings.redis_url is None
     assert settings.database_url.startswith("sqlite:///")
@@ -75,6 +78,10 @@ def test_empty_environment_values_mean_the_default(tmp_path: Path) -> None:
         ("TRUSTED_PROXIES", "²"),  # a digit to str.isdigit, not to int()
         ("PASSWORD_HASH_METHOD", "md5"),
         ("PASSWORD_HASH_METHOD", "scrypt:lots"),
+        ("DISPATCHER_ENV", "staging"),
+        ("LOG_FORMAT", "xml"),
+        ("LOG_LEVEL", "loud"),
+        ("ACCESS_LOG", "sometimes"),
     ],
 )
 def test_a_bad_value_fails_loudly_naming_the_variable_and_the_value(
@@ -97,13 +104,13 @@ def test_a_bad_value_fails_loudly_naming_the_variable_and_the_value(
 def test_trusted_proxies_default_to_none_and_read_a_count(
     tmp_path: Path, environ: dict[str, str], trusted: int
 ) -> None:
-    assert config.from_env({**environ, "INSTANCE_PATH": str(tmp_path)}).trusted_proxies == trusted
+    assert config.from_env({**DEV, **environ, "INSTANCE_PATH": str(tmp_path)}).trusted_proxies == trusted
 
 
 @pytest.mark.parametrize(("value", "trusted"), [(1, 1), (0, 0), ("3", 3)])
 def test_trusted_proxies_from_a_dict_take_a_count(tmp_path: Path, value: object, trusted: int) -> None:
     assert (
-        config.from_mapping({"TRUSTED_PROXIES": value, "INSTANCE_PATH": str(tmp_path)}).trusted_proxies
+        config.from_mapping({**DEV, "TRUSTED_PROXIES": value, "INSTANCE_PATH": str(tmp_path)}).trusted_proxies
         == trusted
     )
 
@@ -111,7 +118,7 @@ def test_trusted_proxies_from_a_dict_take_a_count(tmp_path: Path, value: object,
 @pytest.mark.parametrize("value", [-1, True, 1.0])
 def test_trusted_proxies_from_a_dict_refuse_what_is_no_count(tmp_path: Path, value: object) -> None:
     with pytest.raises(ConfigError, match=f"TRUSTED_PROXIES.*{value!r}"):
-        config.from_mapping({"TRUSTED_PROXIES": value, "INSTANCE_PATH": str(tmp_path)})
+        config.from_mapping({**DEV, "TRUSTED_PROXIES": value, "INSTANCE_PATH": str(tmp_path)})
 
 
 def test_create_app_with_a_dict_ignores_the_environment(
@@ -120,7 +127,7 @@ def test_create_app_with_a_dict_ignores_the_environment(
     from app import create_app
 
     monkeypatch.setenv("DATABASE_URL", "mysql://would-fail")
-    app = create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x" * 32, "TESTING": True})
+    app = create_app({**DEV, "INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x" * 32, "TESTING": True})
 
     assert app.config["TESTING"] is True
     assert app.config["SECRET_KEY"] == "x" * 32

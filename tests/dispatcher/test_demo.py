@@ -63,7 +63,9 @@ def test_demo_routes_exist_only_in_demo_mode(tmp_path: Path, sqlite_url: str, re
 
 def _clean_env(tmp_path: Path, port: int) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in config.KNOWN_KEYS}
+    # As `make run` runs the commands before `python app.py`: as a development run.
     env.update(INSTANCE_PATH=str(tmp_path / "instance"), DEMO_MODE="1", PORT=str(port))
+    env["DISPATCHER_ENV"] = "development"
     env["POSTBACK_ALLOWED_NETWORKS"] = "127.0.0.0/8"
     return env
 
@@ -107,7 +109,8 @@ def test_the_development_run_serves_with_an_embedded_redis_and_stops_it_on_exit(
         process = subprocess.Popen(
             [sys.executable, "app.py"],
             cwd=ROOT,
-            env=env,
+            # No DISPATCHER_ENV: `python app.py` is a development run by itself, so are its worker and pump.
+            env={key: value for key, value in env.items() if key != "DISPATCHER_ENV"},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -126,6 +129,7 @@ def test_the_development_run_serves_with_an_embedded_redis_and_stops_it_on_exit(
         output, _ = process.communicate(timeout=30)
 
     assert process.returncode == 0, output
+    assert "Error:" not in output  # the worker and the pump started too, without REDIS_URL or SECRET_KEY
     assert f"http://127.0.0.1:{port}/" in output
     assert demo.DEMO_PUBLISHER_EMAIL in output
     assert not Path(f"/proc/{redis_pid}").exists()

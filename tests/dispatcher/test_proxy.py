@@ -23,6 +23,7 @@ from dispatcher import login_limits
 from dispatcher.db import get_db
 from dispatcher.login_limits import LoginLimiter
 from dispatcher.models import Base, Click
+from dispatcher.web.access_log import AccessLog
 from dispatcher.web.fast_path import FastPath
 from tests.conftest import app_settings
 from tests.dispatcher.ledger.conftest import build_network
@@ -79,9 +80,13 @@ def fail_from(limiter: LoginLimiter, address: str, times: int) -> None:
 
 
 def test_proxy_fix_wraps_the_fast_path_only_when_a_proxy_is_trusted(proxied: Flask, direct: Flask) -> None:
+    # The access log wraps the fast path, to log its clicks too; ProxyFix wraps both (for the fast path's
+    # REMOTE_ADDR).
     assert isinstance(proxied.wsgi_app, ProxyFix)
-    assert isinstance(proxied.wsgi_app.app, FastPath)
-    assert isinstance(direct.wsgi_app, FastPath)
+    assert isinstance(proxied.wsgi_app.app, AccessLog)
+    assert isinstance(proxied.wsgi_app.app.app, FastPath)
+    assert isinstance(direct.wsgi_app, AccessLog)
+    assert isinstance(direct.wsgi_app.app, FastPath)
 
 
 @pytest.mark.parametrize("console", CONSOLES)

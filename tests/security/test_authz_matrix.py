@@ -265,6 +265,8 @@ SINCE = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
 ROWS: list[Row] = [
     # --- public ------------------------------------------------------------------------------------------
     Row("GET", "/", everyone(200), lambda c: Req("/")),
+    Row("GET", "/livez", everyone(200), lambda c: Req("/livez")),
+    Row("GET", "/readyz", everyone(200), lambda c: Req("/readyz")),
     Row("GET", "/healthz", everyone(200), lambda c: Req("/healthz")),
     # The API's documentation is public.
     Row("GET", "/api/openapi.json", everyone(200), lambda c: Req("/api/openapi.json")),

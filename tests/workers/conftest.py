@@ -185,7 +185,12 @@ def make_engine(
     hand_on: HandOn | None = None,
 ) -> Engine:
     settings = from_mapping(
-        {"DATABASE_URL": database.url, "SECRET_KEY": "x" * 20, "POSTBACK_ALLOWED_NETWORKS": allowed}
+        {
+            "DATABASE_URL": database.url,
+            "SECRET_KEY": "x" * 20,
+            "POSTBACK_ALLOWED_NETWORKS": allowed,
+            "DISPATCHER_ENV": "development",  # no REDIS_URL: the engine is given its Redis, if any
+        }
     )
     return Engine(database, settings, tuning, name="test-worker", hand_on=hand_on)
 

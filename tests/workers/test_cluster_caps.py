@@ -207,7 +207,12 @@ def test_with_redis_unreachable_sends_go_on_with_per_process_caps(
 
 def _engine(database: Database, tuning: EngineSettings, client: redis.Redis) -> Engine:
     settings = from_mapping(
-        {"DATABASE_URL": database.url, "SECRET_KEY": "x" * 20, "POSTBACK_ALLOWED_NETWORKS": "127.0.0.0/8"}
+        {
+            "DATABASE_URL": database.url,
+            "SECRET_KEY": "x" * 20,
+            "POSTBACK_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "DISPATCHER_ENV": "development",  # no REDIS_URL: the engine is given its Redis client
+        }
     )
     return Engine(database, settings, tuning, name="another-worker", redis_client=client)
 

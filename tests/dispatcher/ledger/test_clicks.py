@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from dispatcher.db import get_db
 from dispatcher.ledger.clicks import with_click_id
 from dispatcher.models import Advertiser, Click, Program
+from dispatcher.web.access_log import AccessLog
 from dispatcher.web.fast_path import FastPath
 from tests.dispatcher import factories
 from tests.dispatcher.ledger.conftest import Network, statements_run
@@ -173,7 +174,7 @@ def test_the_fast_path_answers_a_click_as_the_flask_view_does(
 ) -> None:
     """Good clicks are answered in front of Flask (dispatcher.web.fast_path.FastPath); a path it leaves
     to Flask's router (a leading zero) reaches the view. Both record the click and answer alike."""
-    assert isinstance(network.app.wsgi_app, FastPath)
+    assert isinstance(network.app.wsgi_app, AccessLog) and isinstance(network.app.wsgi_app.app, FastPath)
     with network.session() as session:
         session.execute(update(Program).values(landing_url=landing_url))
     query = {"pub": network.publisher_id, "ts": network.source_id, "fobs": "a b"}
@@ -187,7 +188,9 @@ def test_the_fast_path_answers_a_click_as_the_flask_view_does(
     for response, click in answers:
         expected = (location or "https://{id}.shop.example/").format(id=click.click_id)
         assert response.headers["Location"] == (expected if location else expected.lower())
-    ignored = {"Location", "Content-Length", "Vary"}  # Vary: Cookie, from Flask's session handling
+    # Vary: Cookie, from Flask's session handling; X-Request-ID: each request's own.
+    ignored = {"Location", "Content-Length", "Vary", "X-Request-ID"}
+    assert fast.headers["X-Request-ID"] != flask_view.headers["X-Request-ID"]
     assert {k: v for k, v in fast.headers.items() if k not in ignored} == {
         k: v for k, v in flask_view.headers.items() if k not in ignored
     }

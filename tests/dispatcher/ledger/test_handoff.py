@@ -177,6 +177,7 @@ import time
 from app import create_app
 from dispatcher.ledger import handoff
 settings = {"DATABASE_URL": sys.argv[1], "SECRET_KEY": "x" * 32, "INSTANCE_PATH": sys.argv[2]}
+settings["DISPATCHER_ENV"] = "development"  # the embedded Redis when no REDIS_URL is given
 if sys.argv[3]:
     settings["REDIS_URL"] = sys.argv[3]
 app = create_app(settings)
