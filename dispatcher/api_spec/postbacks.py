@@ -208,15 +208,35 @@ PREVIEW: JSON = {
         },
     }
 }
+TEST_VALUES: JSON = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "click_id": {"type": "string", "maxLength": 255, "description": "Sent as `#fobs#`"},
+        "order_number": {"type": "string", "maxLength": 255},
+        "amount": {"type": ["string", "number"], "description": "The sale amount (`#sa#`)"},
+        "commission": {"type": ["string", "number"], "description": "`#ca#`"},
+        "event": {"type": "string", "enum": ["sale", "lead"]},
+        "status": {"type": "string", "enum": ["pending", "approved", "declined", "reversed"]},
+    },
+}
 TEST: JSON = {
     "post": {
         "tags": [TAG],
         "operationId": "testPostback",
-        "summary": "Send the sample sale to the postback now",
+        "summary": "Send the sample sale, or your own values, to the postback now",
         "description": "Through the workers' SSRF-guarded egress client; nothing is recorded. A refused or "
-        "failing destination is a 200 with `ok: false` and the reason.",
+        "failing destination is a 200 with `ok: false` and the reason. The optional body replaces sample "
+        "values: a real click id (`#fobs#`), order number, amounts, event and status (sent in the postback's "
+        "status words).",
         "security": PUBLISHER,
         "parameters": [POSTBACK_ID],
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": TEST_VALUES, "examples": {"real": {"value": {
+                "click_id": "their-click-id", "order_number": "A-1001", "amount": "249.90",
+                "status": "approved"}}}}},
+        },
         "responses": {
             "200": json_response(
                 "What was sent and what came back",
@@ -235,6 +255,11 @@ TEST: JSON = {
                         "error": None,
                     }
                 },
+            ),
+            "400": error(
+                "A test value is refused, named in `fields`.",
+                "amount: must have at most 2 decimals for USD, got '12.345'",
+                {"amount": "must have at most 2 decimals for USD"},
             ),
             "401": UNAUTHORIZED_PUBLISHER,
             "404": NOT_FOUND,

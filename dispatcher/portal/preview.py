@@ -51,9 +51,12 @@ class Preview:
         }
 
 
-def sample_values(status_map: Mapping[str, str] | None = None) -> dict[str, object]:
-    """The catalog's sample transaction, with its status in the receiver's word as a real send would be."""
-    values = macros.sample_values()
+def sample_values(
+    status_map: Mapping[str, str] | None = None, given: Mapping[str, object] | None = None
+) -> dict[str, object]:
+    """The catalog's sample transaction (with the `given` values in place of its own), its status in the
+    receiver's word as a real send would be."""
+    values = {**macros.sample_values(), **(given or {})}
     status = str(values.get("status", ""))
     if status_map and status_map.get(status):
         values["status"] = status_map[status]

@@ -10,6 +10,7 @@ delivery.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,12 +20,54 @@ from dispatcher.config import IPNetwork
 from dispatcher.egress import render
 from dispatcher.egress.client import EgressClient
 from dispatcher.egress.verdict import judge
+from dispatcher.ledger import fields
 from dispatcher.models import Postback
+from dispatcher.models.ledger import SUB_ID_LENGTH, EventType, TransactionStatus
 from dispatcher.models.types import utcnow
 from dispatcher.portal.preview import sample_values
+from dispatcher.validation import FieldError
 
 EXCERPT_CHARS = 2000
 TEST_DELIVERY_ID = 0  # the sample's #deliveryid# and signature id; no real delivery has id 0
+# What a publisher may set for a test instead of the sample's values, and the macro each one fills.
+VALUE_FIELDS = {
+    "click_id": "fobs",
+    "order_number": "on",
+    "amount": "sa",
+    "commission": "ca",
+    "event": "event",
+    "status": "status",
+}
+EVENTS = tuple(kind.value for kind in EventType)
+STATUSES = tuple(status.value for status in TransactionStatus)
+
+
+def values_given(given: Mapping[str, object]) -> dict[str, object]:
+    """The values a publisher gave for a test (blank ones left to the sample), as macro values; a bad one
+    raises `FieldError` naming it, in the words a real report of that value would get."""
+    unknown = sorted(set(given) - set(VALUE_FIELDS) - {"csrf_token"})
+    if unknown:
+        raise FieldError(
+            unknown[0], given[unknown[0]], f"is not a test value; known: {', '.join(VALUE_FIELDS)}"
+        )
+    values: dict[str, object] = {}
+    click = fields.optional_text("click_id", given.get("click_id"), max_length=SUB_ID_LENGTH)
+    if click is not None:
+        values["fobs"] = click
+    order = fields.optional_text("order_number", given.get("order_number"), max_length=255)
+    if order is not None:
+        values["on"] = order
+    for name in ("amount", "commission"):
+        if not fields.is_blank(given.get(name)):
+            number = fields.amount(name, given.get(name))
+            values[VALUE_FIELDS[name]] = fields.in_currency(name, number, "USD", given.get(name))
+    if not fields.is_blank(given.get("event")):
+        values["event"] = fields.choice("event", given.get("event"), EVENTS, EventType.SALE.value)
+    if not fields.is_blank(given.get("status")):
+        values["status"] = fields.choice(
+            "status", given.get("status"), STATUSES, TransactionStatus.APPROVED.value
+        )
+    return values
 
 
 @dataclass(frozen=True)
@@ -56,8 +99,14 @@ class TestResult:
 
 
 def send_test(
-    postback: Postback, allowed_networks: tuple[IPNetwork, ...], now: datetime | None = None
+    postback: Postback,
+    allowed_networks: tuple[IPNetwork, ...],
+    now: datetime | None = None,
+    given: Mapping[str, object] | None = None,
 ) -> TestResult:
+    """`given`: values from `test_values` in place of the sample's (a status in our word: the postback's
+    status words apply to it as to a real delivery)."""
+    values = {**sample_values(postback.status_map, given), "deliveryid": TEST_DELIVERY_ID}
     claimed = render.Claimed(
         delivery_id=TEST_DELIVERY_ID,
         number=1,
@@ -66,7 +115,7 @@ def send_test(
         sendable=True,
         paused_reason=None,
         success_body_contains=postback.success_body_contains,
-        values={**sample_values(postback.status_map), "deliveryid": TEST_DELIVERY_ID},
+        values=values,
         postback=postback,
     )
     try:

@@ -184,8 +184,14 @@ def preview_postback() -> ResponseReturnValue:
 @blueprint.post("/postbacks/<int:postback_id>/test")
 @token_required
 def test_postback(postback_id: int) -> ResponseReturnValue:
-    result = test_send.send_test(_own(postback_id), _settings().allowed_networks)
-    return jsonify(result.as_json())
+    """The sample sale, or the values the optional JSON body gives (click_id, order_number, amount,
+    commission, event, status)."""
+    postback = _own(postback_id)
+    given: Any = request.get_json(silent=True) if request.get_data() else {}
+    if not isinstance(given, dict):
+        abort(400, description="The body, if any, must be a JSON object of test values")
+    chosen = test_send.values_given(given)
+    return jsonify(test_send.send_test(postback, _settings().allowed_networks, given=chosen).as_json())
 
 
 @blueprint.get("/deliveries")

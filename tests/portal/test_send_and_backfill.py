@@ -61,6 +61,79 @@ def test_send_test_applies_the_success_rule(
     assert "body_mismatch: answered 200 OK but the body lacks &#39;success=true&#39;" in page
 
 
+REAL_VALUES_URL = "/pb?cid=#fobs#&on=#on#&amount=#sa#&payout=#ca#&event=#event#&status=#status#"
+
+
+def test_send_test_uses_the_values_given_through_the_status_words(
+    app: Flask, portal: FlaskClient, publisher: Account, token: str, receiver: Receiver
+) -> None:
+    postback_id = hook(app, publisher, receiver.url + REAL_VALUES_URL, status_map={"reversed": "refund"})
+
+    form = {"click_id": "cf-real 9", "order_number": "ORD-9", "amount": "40", "status": "reversed"}
+    page = portal.post(f"/portal/postbacks/{postback_id}/test", data={"csrf_token": token, **form})
+
+    assert page.status_code == 200 and "<strong>Success</strong>" in page.get_data(as_text=True)
+    # Blank fields keep the sample's (commission 12.50, event sale); the status goes in the receiver's word.
+    assert receiver.received[-1].path == (
+        "/pb?cid=cf-real%209&on=ORD-9&amount=40.00&payout=12.50&event=sale&status=refund"
+    )
+    assert 'value="cf-real 9"' in page.get_data(as_text=True)  # the form keeps what was typed
+
+
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ({"amount": "12.345"}, "amount"),
+        ({"amount": "-1"}, "amount"),
+        ({"commission": "a lot"}, "commission"),
+        ({"event": "refund"}, "event"),
+        ({"status": "paid"}, "status"),
+        ({"click_id": "x" * 256}, "click_id"),
+        ({"order_number": "a\x00b"}, "order_number"),
+        ({"payout": "1"}, "payout"),
+    ],
+)
+def test_send_test_refuses_a_bad_value_naming_it_and_sends_nothing(
+    app: Flask,
+    client: FlaskClient,
+    portal: FlaskClient,
+    publisher: Account,
+    token: str,
+    receiver: Receiver,
+    given: dict[str, str],
+    field: str,
+) -> None:
+    postback_id = hook(app, publisher, receiver.url + REAL_VALUES_URL)
+
+    page = portal.post(f"/portal/postbacks/{postback_id}/test", data={"csrf_token": token, **given})
+    assert page.status_code == 400 and field in page.get_data(as_text=True)
+    api = client.post(f"/api/v1/postbacks/{postback_id}/test", json=given, headers=publisher.auth)
+    assert api.status_code == 400 and field in api.json["fields"]
+    assert receiver.received == []
+
+
+def test_send_test_through_the_api_takes_values_from_its_body(
+    app: Flask, client: FlaskClient, publisher: Account, receiver: Receiver
+) -> None:
+    postback_id = hook(app, publisher, receiver.url + REAL_VALUES_URL)
+    url = f"/api/v1/postbacks/{postback_id}/test"
+
+    answer = client.post(
+        url, json={"click_id": "abc", "event": "lead", "commission": 3}, headers=publisher.auth
+    )
+    assert answer.status_code == 200 and answer.json["ok"] is True
+    assert answer.json["request"]["url"].endswith(
+        "/pb?cid=abc&on=ORD-10045&amount=125.00&payout=3.00&event=lead&status=approved"
+    )
+    assert (
+        client.post(url, headers=publisher.auth)
+        .json["request"]["url"]
+        .endswith("cid=cl1ck-4f2a&on=ORD-10045&amount=125.00&payout=12.50&event=sale&status=approved")
+    )
+    refused = client.post(url, data="[1]", content_type="application/json", headers=publisher.auth)
+    assert refused.status_code == 400
+
+
 @pytest.fixture
 def strict_app(tmp_path: Path, sqlite_url: str, redis_url: str) -> Iterator[Flask]:
     """An app as in production: no private range allowed."""

@@ -144,8 +144,14 @@ def preview_postback() -> ResponseReturnValue:
 @publisher_required
 def test_postback(postback_id: int) -> ResponseReturnValue:
     postback = _own(postback_id)
-    result = test_send.send_test(postback, settings().allowed_networks)
-    return _form(postbacks.spec_of(postback).as_values(), {}, postback, test_result=result)
+    given = {key: value for key, value in request.form.items() if key != "csrf_token"}
+    try:
+        chosen = test_send.values_given(given)
+    except FieldError as error:
+        values = postbacks.spec_of(postback).as_values()
+        return _form(values, {}, postback, 400, test_given=given, test_error=str(error))
+    result = test_send.send_test(postback, settings().allowed_networks, given=chosen)
+    return _form(postbacks.spec_of(postback).as_values(), {}, postback, test_result=result, test_given=given)
 
 
 @blueprint.post("/postbacks/<int:postback_id>/backfill")
@@ -213,6 +219,8 @@ def _form(
     status: int = 200,
     *,
     test_result: test_send.TestResult | None = None,
+    test_given: dict[str, str] | None = None,
+    test_error: str | None = None,
 ) -> ResponseReturnValue:
     session = request_session()
     health = postbacks.health(session, [postback.id])[postback.id] if postback else None
@@ -232,6 +240,10 @@ def _form(
         statuses=postback_rules.STATUSES,
         content_types=list(postback_rules.CONTENT_TYPES),
         test_result=test_result,
+        test_given=test_given or {},
+        test_error=test_error,
+        test_events=test_send.EVENTS,
+        test_statuses=test_send.STATUSES,
         backfill_state=backfill.status(_redis(), postback.id) if postback else None,
     )
     return page, status
