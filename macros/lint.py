@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -15,6 +16,10 @@ from macros.parse import MACRO, Token, parse
 from macros.template import Template
 
 MAX_URL_LENGTH = 2048
+# Query parameters in which trackers (Voluum, ClickFlare, FunnelFlux, RedTrack...) expect what the publisher
+# earns: the commission (#ca#), not the sale amount (#sa#).
+PAYOUT_PARAMETERS = frozenset({"payout", "commission", "revenue", "earnings", "cost"})
+_PARAMETER_BEFORE = re.compile(r"[?&]([A-Za-z0-9_.\-\[\]]+)=$")
 
 
 def lint(template: str, context: Context = Context.URL) -> list[Finding]:
@@ -122,6 +127,15 @@ def _url_findings(parsed: Template) -> Iterator[Finding]:
             0,
             len("http"),
         )
+    for token in parsed.tokens:
+        before = _PARAMETER_BEFORE.search(source, 0, token.start)
+        if token.name == "sa" and before and before.group(1).lower() in PAYOUT_PARAMETERS:
+            yield _warning(
+                "sale_amount_as_payout",
+                f"{before.group(1)}={token.text} reports the whole sale amount as your payout; your earnings"
+                " are the commission: write #ca#.",
+                token,
+            )
     if not parsed.macro_names & CLICK_MACROS:
         yield Finding(
             "warning",

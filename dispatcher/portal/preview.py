@@ -77,8 +77,15 @@ def preview(values: Mapping[str, Any], allowed_networks: Sequence[IPNetwork] = (
     if method == "POST":
         body, content_type, body_notes = _body(values, sample)
         notes.extend(body_notes)
-    for name, value in _mapping(values.get("headers")).items():
+    headers = _mapping(values.get("headers"))
+    for name, value in headers.items():
         notes.extend(_header_notes(str(name).strip(), _text(value)))
+    elsewhere = [_text(value) for value in headers.values()]
+    if method == "POST":
+        elsewhere.append(_text(values.get("body_template")))
+    if any(macros.parse(text, macros.Context.TEXT).macro_names & macros.CLICK_MACROS for text in elsewhere):
+        # The URL's warning is about the request: a body or header sending #fobs# identifies the click.
+        notes = [note for note in notes if note.code != "no_click_macro"]
     return Preview(method, expanded_url, body, content_type, tuple(notes))
 
 

@@ -43,6 +43,9 @@ def test_a_good_template_has_no_findings() -> None:
         ("https://t.example/pb?cid=#fobs#&o=#on", [("error", "unclosed_macro")]),
         ("https://t.example/pb?cid=#fobs#&p=#s2#", [("error", "foreign_syntax")]),
         ("https://t.example/pb?cid=#fobs##o=#on#", [("warning", "macro_in_fragment")]),
+        ("https://t.example/pb?cid=#fobs#&payout=#sa#", [("warning", "sale_amount_as_payout")]),
+        ("https://t.example/pb?cid=#fobs#&Revenue=#sa:cents#", [("warning", "sale_amount_as_payout")]),
+        ("https://t.example/pb?cid=#fobs#&amount=#sa#&payout=#ca#", []),
     ],
 )
 def test_url_rules(template: str, expected: list[tuple[str, str]]) -> None:

@@ -145,3 +145,26 @@ def test_the_preview_says_ok_exactly_when_saving_would_accept_the_url_and_in_the
     if saved.status_code != 201:
         messages = [f["message"] for f in previewed["findings"] if f["field"] == "url"]
         assert saved.get_json()["fields"]["url"] in messages
+
+
+@pytest.mark.parametrize(
+    ("body", "warned"),
+    [
+        ({"url": "https://t.example/pb", "method": "POST", "body_template": '{"cid": "#fobs#"}'}, False),
+        ({"url": "https://t.example/pb", "headers": {"X-Click": "#fobs2#"}}, False),
+        ({"url": "https://t.example/pb", "method": "POST", "body_template": '{"payout": "#ca#"}'}, True),
+        # A GET sends no body: a leftover body template with #fobs# identifies nothing.
+        ({"url": "https://t.example/pb", "method": "GET", "body_template": '{"cid": "#fobs#"}'}, True),
+    ],
+)
+def test_a_click_macro_in_the_body_or_a_header_identifies_the_click(
+    client: FlaskClient, publisher: Account, body: dict[str, Any], warned: bool
+) -> None:
+    findings = preview(client, publisher, body).get_json()["findings"]
+    assert any(f["code"] == "no_click_macro" for f in findings) is warned
+
+
+def test_the_sale_amount_as_payout_gets_a_hint(client: FlaskClient, publisher: Account) -> None:
+    findings = preview(client, publisher, {"url": URL + "&payout=#sa#"}).get_json()["findings"]
+    [hint] = [f for f in findings if f["code"] == "sale_amount_as_payout"]
+    assert hint["severity"] == "warning" and "#ca#" in hint["message"]
