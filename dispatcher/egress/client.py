@@ -13,6 +13,7 @@ to it are.
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import threading
 import time
@@ -222,8 +223,29 @@ def _target(url: str, headers: Mapping[str, str]) -> _Target:
     return _Target(scheme, host, port, host_header, sent.request_uri, auth)
 
 
+# What a publisher should read for the socket errors receivers cause, instead of Python's "[Errno 111] ...".
+_PLAIN = {
+    errno.ECONNREFUSED: "connection refused (nothing accepts connections on that port)",
+    errno.ECONNRESET: "connection reset by the receiver",
+    errno.ECONNABORTED: "connection aborted",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ETIMEDOUT: "timed out",
+    errno.EPIPE: "the receiver closed the connection while we were sending",
+}
+
+
 def _short(exc: BaseException) -> str:
-    return str(exc)[:300]
+    """A socket error in plain words; urllib3's own errors name a Python object, so they keep only their
+    message after it ("HTTPConnection(host=..., port=...): Failed to..." -> "Failed to...")."""
+    if isinstance(exc, OSError) and exc.errno in _PLAIN:
+        return _PLAIN[exc.errno]
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[:300]
+    text = str(exc)
+    if text.startswith(("HTTPConnection(", "HTTPSConnection(", "WatchedConnection(", "PinnedConnection(")):
+        text = text.split("): ", 1)[-1]
+    return text[:300]
 
 
 class _VettedAddresses:

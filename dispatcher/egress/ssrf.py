@@ -28,7 +28,9 @@ def system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise ResolveFailed(f"cannot resolve {host!r}: {exc}") from exc
+        # The resolver's own words, without Python's "[Errno -2]" in front: the publisher reads this.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ResolveFailed(f"cannot resolve {host!r}: {reason}") from exc
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 

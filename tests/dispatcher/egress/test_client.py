@@ -9,6 +9,7 @@ import pytest
 
 from dispatcher.egress.client import EgressClient, OutboundRequest
 from dispatcher.models.deliveries import RESPONSE_EXCERPT_BYTES
+from dispatcher.redis_server import free_port
 from tests.workers.conftest import Receiver, Reply
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
@@ -144,3 +145,22 @@ def test_a_full_width_or_ideographic_spelling_of_loopback_is_refused_as_ssrf(
     assert (exchange.error.error_class, exchange.error.permanent) == ("ssrf", True)
     assert "127.0.0.1, a loopback address" in exchange.error.message
     assert receiver.received == []
+
+
+def test_a_refused_connection_reads_as_words_a_publisher_understands() -> None:
+    client = EgressClient((ipaddress.ip_network("127.0.0.0/8"),))
+    exchange = client.send(OutboundRequest("GET", f"http://127.0.0.1:{free_port()}/pb"))
+
+    assert exchange.error is not None and exchange.error.error_class == "connect"
+    message = str(exchange.error)
+    assert "connection refused (nothing accepts connections on that port)" in message
+    assert "Errno" not in message and "Connection(" not in message
+
+
+def test_an_unknown_host_reads_without_pythons_error_number() -> None:
+    client = EgressClient(())
+    exchange = client.send(OutboundRequest("GET", "http://no-such-host.invalid/pb"))
+
+    assert exchange.error is not None and exchange.error.error_class == "dns"
+    assert "cannot resolve 'no-such-host.invalid'" in str(exchange.error)
+    assert "Errno" not in str(exchange.error)
