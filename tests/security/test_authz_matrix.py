@@ -268,6 +268,7 @@ ROWS: list[Row] = [
     Row("GET", "/livez", everyone(200), lambda c: Req("/livez")),
     Row("GET", "/readyz", everyone(200), lambda c: Req("/readyz")),
     Row("GET", "/healthz", everyone(200), lambda c: Req("/healthz")),
+    Row("GET", "/favicon.ico", everyone(200), lambda c: Req("/favicon.ico")),
     # The API's documentation is public.
     Row("GET", "/api/openapi.json", everyone(200), lambda c: Req("/api/openapi.json")),
     Row("GET", "/api/docs", everyone(200), lambda c: Req("/api/docs")),

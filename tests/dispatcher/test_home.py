@@ -1,0 +1,13 @@
+"""The front page's neighbours: the icon every browser asks for."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+
+
+def test_the_favicon_is_served_and_every_page_names_it(client: FlaskClient) -> None:
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    assert icon.get_data(as_text=True).startswith("<svg")
+    assert 'rel="icon"' in client.get("/").get_data(as_text=True)
+    assert 'rel="icon"' in client.get("/support/login").get_data(as_text=True)
