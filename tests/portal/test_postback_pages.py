@@ -229,7 +229,10 @@ def test_the_palette_lists_every_catalog_macro_with_its_description(portal: Flas
 
     buttons = re.findall(r'class="macro" data-token="([^"]+)" title="([^"]+)"', page)
     assert [token for token, _ in buttons] == [spec.token for spec in macros.CATALOG]
-    assert buttons[0][1].startswith("Sub-tracking value `fobs` the publisher put on the click")
+    # Tooltips are plain text: the catalog's Markdown code marks are for the README.
+    assert buttons[0][1].startswith("Sub-tracking value fobs the publisher put on the click")
+    assert not any("`" in title for _, title in buttons)
+    assert "Any <code>strftime</code> pattern" in page and "`strftime`" not in page
 
 
 def test_signing_secret_can_be_generated_rotated_and_removed(

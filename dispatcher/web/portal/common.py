@@ -13,6 +13,7 @@ from typing import ParamSpec, TypeVar
 from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped]
+from markupsafe import Markup, escape
 
 from dispatcher.config import Settings
 from dispatcher.login import PUBLISHER
@@ -23,6 +24,19 @@ P = ParamSpec("P")
 blueprint = Blueprint("portal", __name__, url_prefix="/portal")
 
 pages.protect(blueprint)
+
+
+@blueprint.app_template_filter("plain")
+def plain(text: str) -> str:
+    """Catalog text for an attribute (a tooltip, a label): its `code` marks are for Markdown (the README)."""
+    return text.replace("`", "")
+
+
+@blueprint.app_template_filter("inline_code")
+def inline_code(text: str) -> Markup:
+    """Catalog text for a page: escaped, with each `code` span set as <code>."""
+    parts = str(escape(text)).split("`")
+    return Markup("".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts)))
 
 
 def publisher_required(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:
