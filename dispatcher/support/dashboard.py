@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 from rq import Queue, Worker
-from sqlalchemy import Integer, case, cast, func, literal_column, select
+from sqlalchemy import Integer, and_, case, cast, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from dispatcher.models import Attempt, AttemptOutcome, Delivery, DeliveryState, Postback, Publisher
@@ -53,7 +53,7 @@ class QueueState:
 @dataclass(frozen=True)
 class Dashboard:
     buckets: list[Bucket]
-    failing_hosts: list[tuple[str, int]]
+    failing_hosts: list[HostTrouble]
     failing_publishers: list[tuple[int, str, int]]
     queues: QueueState
     oldest_pending_s: float | None
@@ -137,15 +137,28 @@ def _quantile(values: list[int], share: float) -> float:
     return float(cuts[round(share * 100) - 1])
 
 
-def failing_hosts(session: Session, now: datetime) -> list[tuple[str, int]]:
+@dataclass(frozen=True)
+class HostTrouble:
+    host: str
+    failed: int  # failed for good in the window
+    retrying: int  # pending after at least one failed attempt: trouble now, not yet counted as failed
+
+
+def failing_hosts(session: Session, now: datetime) -> list[HostTrouble]:
+    """Hosts by failed and still-retrying deliveries: a receiver that has been down for an hour has only
+    retrying ones (the retry schedule runs for a day before any fails for good)."""
+    failed = Delivery.state == DeliveryState.FAILED.value
+    retrying = and_(Delivery.state == DeliveryState.PENDING.value, Delivery.attempt_count > 0)
+    failed_n = func.sum(case((failed, 1), else_=0))
+    retrying_n = func.sum(case((retrying, 1), else_=0))
     query = (
-        select(Delivery.destination_host, func.count())
-        .where(Delivery.state == DeliveryState.FAILED.value, Delivery.completed_at >= now - WINDOW)
+        select(Delivery.destination_host, failed_n, retrying_n)
+        .where(or_(and_(failed, Delivery.completed_at >= now - WINDOW), retrying))
         .group_by(Delivery.destination_host)
-        .order_by(func.count().desc())
+        .order_by((failed_n + retrying_n).desc())
         .limit(TOP)
     )
-    return [(host or "(none)", int(n)) for host, n in session.execute(query)]
+    return [HostTrouble(host or "(none)", int(f or 0), int(r or 0)) for host, f, r in session.execute(query)]
 
 
 def failing_publishers(session: Session, now: datetime) -> list[tuple[int, str, int]]:

@@ -146,7 +146,7 @@ SPEC = {
         "SALE-E",
         "CLICK-E",
         "sub-a",
-        "c.example",
+        "c.example:8443",  # a URL with its port: kept with it
         "failed",
         "http_status",
         500,

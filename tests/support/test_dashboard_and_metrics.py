@@ -59,6 +59,31 @@ def _recent_activity(app: Flask) -> dict[str, int]:
         return {"hook": hook.id, "publisher": owner.id}
 
 
+def test_top_failing_hosts_count_deliveries_still_retrying(app: Flask, console: FlaskClient) -> None:
+    _recent_activity(app)  # down.example: one failed for good
+    now = datetime.now(UTC)
+    with get_db(app).session() as session:
+        owner = factories.publisher(session)
+        hook = factories.postback(session, owner)
+        shop = factories.program(session)
+        for _ in range(2):  # a receiver down for an hour: retrying, none failed for good yet
+            factories.delivery(
+                session,
+                hook,
+                factories.event(session, factories.transaction(session, owner, shop)),
+                state="pending",
+                attempt_count=3,
+                destination_host="flaky.example:8443",
+                next_attempt_at=now + timedelta(minutes=30),
+            )
+
+    page = console.get("/support/").get_data(as_text=True)
+
+    hosts = page.split('id="failing-hosts"')[1].split("</table>")[0]
+    assert hosts.index("flaky.example:8443") < hosts.index("down.example")  # 2 retrying before 1 failed
+    assert "<td>0</td><td>2</td>" in hosts and "<td>1</td><td>0</td>" in hosts
+
+
 def test_the_dashboard_shows_charts_trouble_spots_queues_and_paused_postbacks(
     app: Flask, console: FlaskClient, redis_client: redis.Redis
 ) -> None:
