@@ -13,18 +13,23 @@ def wants_json() -> bool:
     return request.path.startswith(("/api/", "/s2s/", "/healthz", "/livez", "/readyz")) or request.is_json
 
 
+def _page() -> str:
+    """An error page in the shell of the part of the site it happened in (a console user stays in it)."""
+    return "support/error.html" if request.path.startswith("/support/") else "error.html"
+
+
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
     status = exc.code or 500
     if wants_json():
         return jsonify({"error": exc.description or exc.name, "fields": {}}), status
-    return render_template("error.html", status=status, title=exc.name, message=exc.description), status
+    return render_template(_page(), status=status, title=exc.name, message=exc.description), status
 
 
 def _field_error(exc: FieldError) -> ResponseReturnValue:
     message = f"{exc.field}: {exc.problem}, got {exc.value!r}"
     if wants_json():
         return jsonify({"error": message, "fields": {exc.field: exc.problem}}), 400
-    return render_template("error.html", status=400, title="Bad request", message=message), 400
+    return render_template(_page(), status=400, title="Bad request", message=message), 400
 
 
 def init_app(app: Flask) -> None:

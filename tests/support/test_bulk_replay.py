@@ -129,6 +129,9 @@ def test_support_staff_cannot_start_a_bulk_replay(console: FlaskClient) -> None:
     response = console.post("/support/replays", data={"csrf_token": token, "since": "2026-01-01"})
 
     assert response.status_code == 403
+    page = response.get_data(as_text=True)  # in the console's shell, not the public one
+    assert 'class="brand" href="/support/"' in page and "Publisher login" not in page
+    assert "<title>403 Forbidden · Postback Dispatcher</title>" in page
 
 
 def test_a_search_for_another_state_cannot_become_a_bulk_replay(admin_console: FlaskClient) -> None:
