@@ -23,6 +23,7 @@ from dispatcher.web import (
     publisher_api,
     s2s,
     support,
+    times,
 )
 from workers import cli as workers_cli
 
@@ -50,6 +51,7 @@ def create_app(settings: Mapping[str, object] | None = None) -> Flask:
     login.init_csrf(app)
 
     converters.init_app(app)
+    times.init_app(app)
     app.register_blueprint(home.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(portal.blueprint)

@@ -44,6 +44,7 @@ class PortalUser:
     is_authenticated: bool = True
     is_anonymous: bool = False
     epoch: int = 0
+    time_zone: str | None = None  # where the pages show times (None: UTC)
 
     def get_id(self) -> str:
         return f"{self.kind}:{self.id}"
@@ -96,6 +97,7 @@ def publisher_user(publisher: Publisher) -> PortalUser:
         publisher.email,
         publisher.active,
         epoch=publisher.session_epoch,
+        time_zone=publisher.time_zone,
     )
 
 

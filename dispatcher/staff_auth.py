@@ -42,7 +42,14 @@ class StaffPrincipal(PortalUser):
 
 def staff_user(staff: StaffUser) -> StaffPrincipal:
     return StaffPrincipal(
-        STAFF, staff.id, staff.email, staff.email, staff.active, epoch=staff.session_epoch, role=staff.role
+        STAFF,
+        staff.id,
+        staff.email,
+        staff.email,
+        staff.active,
+        epoch=staff.session_epoch,
+        time_zone=staff.time_zone,
+        role=staff.role,
     )
 
 

@@ -36,6 +36,8 @@ class Publisher(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Signed-in sessions carry the epoch they began in; raising it (logout) ends every one of them.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # An IANA zone name (Europe/Berlin) the pages show times in; times are stored in UTC whatever it is.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     traffic_sources: Mapped[list[TrafficSource]] = relationship(back_populates="publisher")
@@ -109,4 +111,5 @@ class StaffUser(Base):
     api_token_hash: Mapped[str | None] = mapped_column(String(128))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    time_zone: Mapped[str | None] = mapped_column(String(64))  # as for publishers
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

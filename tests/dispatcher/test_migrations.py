@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, insert, inspect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from dispatcher import migrate
 from dispatcher.db import Database
-from dispatcher.models import Base, Program, Publisher, Transaction
+from dispatcher.models import Base, Publisher, Transaction
 from tests.dispatcher import factories
 
 EXPECTED_TABLES = {
@@ -65,6 +68,24 @@ def test_upgrade_is_idempotent_and_downgrade_removes_everything(database_url: st
     engine.dispose()
 
 
+def _owner_and_shop_at_0003(session: Session) -> tuple[SimpleNamespace, SimpleNamespace]:
+    now = datetime.now(UTC)
+    owner = session.execute(
+        insert(Publisher.__table__)
+        .values(
+            name="P",
+            email="p@migrations.test",
+            password_hash="x",
+            active=True,
+            session_epoch=0,
+            created_at=now,
+        )
+        .returning(Publisher.__table__.c.id)
+    ).scalar_one()
+    shop = factories.program(session).id  # advertisers and programs are as 0003 left them
+    return SimpleNamespace(id=owner), SimpleNamespace(id=shop)
+
+
 def test_the_business_key_migration_keeps_transactions_and_their_constraints_both_ways(
     database_url: str,
 ) -> None:
@@ -73,7 +94,9 @@ def test_the_business_key_migration_keeps_transactions_and_their_constraints_bot
     migrate.upgrade(database_url, "0003")
     database = Database(database_url)
     with database.session() as session:
-        owner, shop = factories.publisher(session), factories.program(session)
+        # Publisher and program rows through the columns 0003 has (today's models have more, e.g. time_zone);
+        # the transactions table is what this migration changes, and its model is used as it is.
+        owner, shop = _owner_and_shop_at_0003(session)
         kept = factories.transaction(session, owner, shop, order_number="A-1", sale_amount=Decimal("19.99"))
         ids = (owner.id, shop.id, kept.id)
     database.dispose()
@@ -94,11 +117,10 @@ def test_the_business_key_migration_keeps_transactions_and_their_constraints_bot
         }
         for case, fields in refused.items():
             with pytest.raises(IntegrityError), database.session() as session:
-                owner = session.get_one(Publisher, ids[0])
-                shop = session.get_one(Program, ids[1])
-                factories.transaction(session, owner, shop, **fields)
+                owner, shop = SimpleNamespace(id=ids[0]), SimpleNamespace(id=ids[1])
+                factories.transaction(session, owner, shop, **fields)  # type: ignore[arg-type]
                 pytest.fail(f"{case} was accepted after {revision}")
         with database.session() as session:  # and an ordinary new order is still taken
-            owner, shop = session.get_one(Publisher, ids[0]), session.get_one(Program, ids[1])
-            factories.transaction(session, owner, shop, order_number=f"B-{revision}")
+            owner, shop = SimpleNamespace(id=ids[0]), SimpleNamespace(id=ids[1])
+            factories.transaction(session, owner, shop, order_number=f"B-{revision}")  # type: ignore[arg-type]
         database.dispose()

@@ -623,6 +623,13 @@ ROWS: list[Row] = [
     Row("GET", "/portal/account", portal(200), lambda c: Req("/portal/account")),
     Row(
         "POST",
+        "/portal/account/time-zone",
+        portal(to("/portal/account")),
+        # UTC: the account keeps showing times as every other row of the matrix expects.
+        lambda c: Req("/portal/account/time-zone", form={"time_zone": "UTC"}),
+    ),
+    Row(
+        "POST",
         "/portal/account/token",
         portal(200),
         lambda c: Req("/portal/account/token", form={}),
@@ -671,6 +678,13 @@ ROWS: list[Row] = [
         after=sign_in_again,
     ),
     Row("GET", "/support/account", support(200), lambda c: Req("/support/account")),
+    Row(
+        "POST",
+        "/support/account/time-zone",
+        support(to("/support/account")),
+        # UTC: the account keeps showing times as every other row of the matrix expects.
+        lambda c: Req("/support/account/time-zone", form={"time_zone": "UTC"}),
+    ),
     Row(
         "POST",
         "/support/account/token",

@@ -142,6 +142,7 @@ CASES: dict[str, Case] = {
     "portal.logout": Case("publisher", "/portal/logout"),  # raises the session epoch
     "portal.new_token": Case("publisher", "/portal/account/token", status=200),
     "portal.revoke_token": Case("publisher", "/portal/account/token/revoke"),
+    "portal.set_time_zone": Case("publisher", "/portal/account/time-zone", fields(time_zone="Europe/Berlin")),
     "portal.create_postback": Case("publisher", "/portal/postbacks", postback_form),
     "portal.update_postback": Case("publisher", "/portal/postbacks/{postback}", postback_form),
     "portal.pause_postback": Case("publisher", "/portal/postbacks/{postback}/pause"),
@@ -163,6 +164,7 @@ CASES: dict[str, Case] = {
     "support.logout": Case("staff", "/support/logout"),
     "support.new_token": Case("staff", "/support/account/token", status=200),
     "support.revoke": Case("staff", "/support/account/token/revoke"),
+    "support.set_time_zone": Case("staff", "/support/account/time-zone", fields(time_zone="Europe/Berlin")),
     "support.replay_delivery": Case("staff", "/support/deliveries/{delivery}/replay"),
     "support.pause_postback": Case("staff", "/support/postbacks/{postback}/pause", fields(reason="abuse")),
     "support.resume_postback": Case("staff", "/support/postbacks/{paused}/resume", fields(reason="fixed")),

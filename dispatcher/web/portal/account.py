@@ -1,13 +1,17 @@
-"""The publisher's account page: the personal API token (shown once, revocable)."""
+"""The publisher's account page: the personal API token (shown once, revocable) and the time zone."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from dispatcher.db import request_session
 from dispatcher.models import Publisher
 from dispatcher.portal import tokens
+from dispatcher.validation import FieldError
+from dispatcher.web import times
 from dispatcher.web.portal.common import blueprint, found, publisher_id, publisher_required
 
 
@@ -15,11 +19,33 @@ def _me() -> Publisher:
     return found(request_session().get(Publisher, publisher_id()))
 
 
+def _page(me: Publisher, **extra: Any) -> str:
+    return render_template(
+        "portal/account.html",
+        me=me,
+        hint=tokens.token_hint(me),
+        time_zones=times.zone_names(),
+        **{"new_token": None, **extra},
+    )
+
+
 @blueprint.get("/account")
 @publisher_required
 def account() -> ResponseReturnValue:
+    return _page(_me())
+
+
+@blueprint.post("/account/time-zone")
+@publisher_required
+def set_time_zone() -> ResponseReturnValue:
     me = _me()
-    return render_template("portal/account.html", me=me, hint=tokens.token_hint(me), new_token=None)
+    try:
+        me.time_zone = times.checked_zone(request.form.get("time_zone", ""))
+    except FieldError as exc:
+        return _page(me, time_zone_error=str(exc)), 400
+    request_session().commit()
+    flash(f"Times are now shown in {me.time_zone or 'UTC'}.", "success")
+    return redirect(url_for("portal.account"))
 
 
 @blueprint.post("/account/token")
@@ -30,7 +56,7 @@ def new_token() -> ResponseReturnValue:
     token = tokens.issue_token(me)
     session.commit()
     # Rendered, not redirected: the secret must not travel through the (readable) session cookie.
-    return render_template("portal/account.html", me=me, hint=tokens.token_hint(me), new_token=token)
+    return _page(me, new_token=token)
 
 
 @blueprint.post("/account/token/revoke")

@@ -1,4 +1,4 @@
-"""The staff member's own API token (shown once, replaceable, revocable) and the audit log."""
+"""The staff member's own API token (shown once, replaceable, revocable), time zone, and the audit log."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dispatcher.models import StaffUser
 from dispatcher.staff_auth import issue_token, revoke_token
 from dispatcher.support import audit
 from dispatcher.support.params import row_id
+from dispatcher.validation import FieldError
+from dispatcher.web import times
 from dispatcher.web.support.common import blueprint, found, staff_id, staff_required
 
 
@@ -17,10 +19,33 @@ def _me() -> StaffUser:
     return found(request_session().get(StaffUser, staff_id()))
 
 
+def _page(me: StaffUser, new_token: str | None = None, time_zone_error: str | None = None) -> str:
+    return render_template(
+        "support/account.html",
+        me=me,
+        new_token=new_token,
+        time_zones=times.zone_names(),
+        time_zone_error=time_zone_error,
+    )
+
+
 @blueprint.get("/account")
 @staff_required
 def account() -> ResponseReturnValue:
-    return render_template("support/account.html", me=_me(), new_token=None)
+    return _page(_me())
+
+
+@blueprint.post("/account/time-zone")
+@staff_required
+def set_time_zone() -> ResponseReturnValue:
+    me = _me()
+    try:
+        me.time_zone = times.checked_zone(request.form.get("time_zone", ""))
+    except FieldError as exc:
+        return _page(me, time_zone_error=str(exc)), 400
+    request_session().commit()
+    flash(f"Times are now shown in {me.time_zone or 'UTC'}.", "success")
+    return redirect(url_for("support.account"))
 
 
 @blueprint.post("/account/token")
@@ -32,7 +57,7 @@ def new_token() -> ResponseReturnValue:
     audit.record(session, me.id, "issue_api_token", "staff_user", me.id, key_id=me.api_token_id)
     session.commit()
     # Rendered, not redirected: the secret must not travel through the (readable) session cookie.
-    return render_template("support/account.html", me=me, new_token=token)
+    return _page(me, new_token=token)
 
 
 @blueprint.post("/account/token/revoke")
