@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,7 +36,7 @@ def line_chart(
     y_max: float | None = None,
 ) -> Chart:
     known = [value for value in values if value is not None]
-    top = y_max if y_max is not None else max(known, default=0.0)
+    top = y_max if y_max is not None else nice_ceiling(max(known, default=0.0))
     top = top if top > 0 else 1.0
     plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
     step = plot_w / max(1, len(values) - 1)
@@ -51,7 +52,10 @@ def line_chart(
         for i, value in enumerate(values)
         if value is not None
     ]
+    # Round numbers, the unit on the top one: "0", "100", "200 ms" rather than "0.77, 1.53".
     y_ticks = [(y(top * share), _label(top * share)) for share in (0, 0.5, 1)]
+    joined = "" if unit.startswith(("/", "%")) else " "
+    y_ticks[-1] = (y_ticks[-1][0], f"{y_ticks[-1][1]}{joined}{unit}")
     x_ticks = [(x(i), f"{times[i]:%H:%M}") for i in range(0, len(times), max(1, len(times) // 6))]
     return Chart(
         title,
@@ -65,5 +69,19 @@ def line_chart(
     )
 
 
+# Tops whose half is round too, so all three ticks read well.
+_NICE = (1.0, 2.0, 4.0, 5.0, 10.0)
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 4, 5 x 10^k at or above `value` (0 stays 0)."""
+    if value <= 0:
+        return 0.0
+    scale = 10.0 ** math.floor(math.log10(value))
+    return next(nice * scale for nice in _NICE if nice * scale >= value * (1 - 1e-9))
+
+
 def _label(value: float) -> str:
-    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.2f}"
+    if value >= 10 or value == int(value):
+        return f"{value:.0f}"
+    return f"{value:.2f}".rstrip("0").rstrip(".")
