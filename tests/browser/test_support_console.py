@@ -67,6 +67,7 @@ def test_staff_find_a_failed_delivery_replay_it_and_see_the_new_attempt(
     page.get_by_text("Request and response").first.click()
     assert page.locator("pre.excerpt").first.text_content() == "<h1>unknown click</h1>"
     _shot(page, "3-transaction")
+    transaction = page.url
 
     receiver.status, receiver.body = 200, b"ok"
     page.get_by_role("button", name="Replay").click()
@@ -83,3 +84,15 @@ def test_staff_find_a_failed_delivery_replay_it_and_see_the_new_attempt(
     assert page.locator("#stat-success").text_content() == "50.0%"
     assert page.locator(".chart svg").count() == 4
     _shot(page, "5-dashboard")
+
+    # The console on a phone: no page wider than the screen (tables scroll in their own box).
+    page.set_viewport_size({"width": 390, "height": 844})
+    widths = {}
+    for path in ("/support/", "/support/deliveries", "/support/audit", "/support/account"):
+        page.goto(live_server.url + path)
+        widths[path] = page.evaluate("() => document.documentElement.scrollWidth")
+        _shot(page, "390" + path.replace("/", "-").rstrip("-"))
+    page.goto(transaction)
+    widths["transaction"] = page.evaluate("() => document.documentElement.scrollWidth")
+    _shot(page, "390-transaction")
+    assert widths == dict.fromkeys(widths, 390)
