@@ -16,6 +16,8 @@ ORDER_NUMBER_LENGTH = 255
 EVENTS = (EventType.SALE.value, EventType.LEAD.value)
 # A transaction is born pending or already approved; the other statuses are reached by status changes.
 INITIAL_STATUSES = (TransactionStatus.PENDING.value, TransactionStatus.APPROVED.value)
+# What a repeated S2S or CSV report may say: it changes the recorded transaction (`ledger.restatements`).
+STATUSES = tuple(status.value for status in TransactionStatus)
 # The names of the JSON body and CSV columns.
 FIELD_NAMES = (
     "click_id",
@@ -77,7 +79,7 @@ class CheckedReport:
     program_id: int | None
 
 
-def check(report: SaleReport) -> CheckedReport:
+def check(report: SaleReport, statuses: tuple[str, ...] = INITIAL_STATUSES) -> CheckedReport:
     return CheckedReport(
         click_id=fields.optional_text("click_id", report.click_id, max_length=CLICK_ID_LENGTH),
         order_number=fields.text("order_number", report.order_number, max_length=ORDER_NUMBER_LENGTH),
@@ -85,7 +87,7 @@ def check(report: SaleReport) -> CheckedReport:
         raw_sale_amount=report.sale_amount,
         currency=fields.currency("currency", report.currency),
         event_type=fields.choice("event", report.event, EVENTS, EventType.SALE.value),
-        status=fields.choice("status", report.status, INITIAL_STATUSES, TransactionStatus.PENDING.value),
+        status=fields.choice("status", report.status, statuses, TransactionStatus.PENDING.value),
         raw_event_time=report.event_time,
         raw_commission=report.commission,
         publisher_id=fields.optional_id("publisher_id", report.publisher_id),
