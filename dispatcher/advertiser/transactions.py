@@ -34,7 +34,7 @@ class Filters:
     event: str | None = None
     program_id: int | None = None
     since: datetime | None = None  # the sale's event time, at or after
-    until: datetime | None = None  # before (a date given as `to` counts whole)
+    until: datetime | None = None  # before this (exclusive): `to` is inclusive, a date as a whole day
     before_id: int | None = None  # keyset paging: rows with a smaller id
 
 
@@ -152,7 +152,9 @@ def _moment(args: Mapping[str, str], name: str, *, end: bool) -> datetime | None
             # The last day there is has no next day: up to its end is everything.
             return datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
         moment = datetime.fromisoformat(cleaned)
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        # `to` is "on or before": the bound is exclusive, and times are kept to the microsecond.
+        return moment + timedelta(microseconds=1) if end else moment
     except OverflowError:
         return None
     except ValueError:
