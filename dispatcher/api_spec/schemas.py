@@ -8,7 +8,14 @@ and attempts), `dispatcher.web.support_api` (the staff's extra fields).
 from __future__ import annotations
 
 from dispatcher.api_spec.common import JSON, nullable, ref
-from dispatcher.ledger.reports import CLICK_ID_LENGTH, EVENTS, INITIAL_STATUSES, ORDER_NUMBER_LENGTH
+from dispatcher.ledger.reports import (
+    CLICK_ID_LENGTH,
+    EVENTS,
+    INITIAL_STATUSES,
+    ORDER_NUMBER_LENGTH,
+    SUB_ID_NAMES,
+    USER_AGENT_LENGTH,
+)
 from dispatcher.ledger.status import TARGETS
 from dispatcher.models import AttemptOutcome, DeliveryState, ErrorClass, EventKind, TransactionStatus
 from dispatcher.models.ledger import SUB_ID_LENGTH
@@ -40,6 +47,12 @@ def _object(properties: JSON, required: list[str] | None = None, *, closed: bool
     return schema
 
 
+IGNORED = {
+    "type": "array",
+    "items": {"type": "string"},
+    "description": "S2S only, when there are any: the URL's parameters nothing read (neither our names nor "
+    "Integr8's), so a misspelt one is seen",
+}
 ERROR = _object(
     {
         "error": {"type": "string", "description": "What is wrong, naming the field and the value"},
@@ -48,6 +61,7 @@ ERROR = _object(
             "additionalProperties": {"type": "string"},
             "description": "Each refused field (as the caller named it) and its problem; `{}` when none",
         },
+        "ignored": IGNORED,
     },
     ["error", "fields"],
 )
@@ -84,6 +98,21 @@ SALE_REPORT = _object(
         "publisher_id": nullable({**ID_IN, "description": "Clickless sales only: who gets the credit"}),
         "traffic_source_id": nullable({**ID_IN, "description": "Clickless sales only"}),
         "program_id": nullable({**ID_IN, "description": "Clickless sales only"}),
+        **{
+            name: nullable(
+                {
+                    "type": "string",
+                    "maxLength": SUB_ID_LENGTH,
+                    "description": f"Clickless sales only: the publisher's sub id `#{name}#` (a "
+                    "click carries its own)",
+                }
+            )
+            for name in SUB_ID_NAMES
+        },
+        "ip": nullable({"type": "string", "description": "Clickless sales only: the visitor's IP address"}),
+        "user_agent": nullable(
+            {"type": "string", "maxLength": USER_AGENT_LENGTH, "description": "Clickless sales only"}
+        ),
     },
     ["order_number", "sale_amount"],
 )
@@ -95,6 +124,7 @@ SALE_RECORDED = _object(
         "currency": {"type": "string"},
         "deliveries": {"type": "integer", "minimum": 0, "description": "Postback deliveries created"},
         "duplicate": {"type": "boolean", "const": True, "description": "Only on a repeated report (200)"},
+        "ignored": IGNORED,
     },
     ["sales_id", "status", "commission", "currency", "deliveries"],
 )
@@ -124,6 +154,7 @@ SALE_CHANGED = {
         {
             **STATUS_CHANGED["properties"],
             "changed": {"type": "boolean", "const": True},
+            "ignored": IGNORED,
         },
         [*STATUS_CHANGED["required"], "changed"],
     ),

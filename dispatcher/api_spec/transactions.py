@@ -14,7 +14,8 @@ from dispatcher.api_spec.common import (
     query,
     ref,
 )
-from dispatcher.ledger.reports import EVENTS, INITIAL_STATUSES, STATUSES
+from dispatcher.ledger.reports import EVENTS, INITIAL_STATUSES, STATUSES, SUB_ID_NAMES
+from dispatcher.web.s2s_params import ALIASES
 
 TAG = "Transactions"
 ADVERTISER: list[dict[str, list[str]]] = [{"advertiserKey": []}]
@@ -374,6 +375,13 @@ S2S_NAMES = {
     "pub": ("Clickless sales: publisher id", None),
     "ts": ("Clickless sales: traffic source id", None),
     "program": ("Clickless sales: program id", None),
+    **{
+        name: (f"Clickless sales: the publisher's sub id, sent to postbacks as `#{name}#`", None)
+        for name in SUB_ID_NAMES
+    },
+    "ip": ("Clickless sales: the visitor's IP address", None),
+    "ua": ("Clickless sales: the visitor's user agent", None),
+    **{alias: (f"Integr8's name for `{ours}`", None) for alias, ours in ALIASES.items()},
 }
 PIXEL = query("pixel", "`1`: answer a 1x1 transparent GIF (image pixel)", {"type": "string", "enum": ["1"]})
 S2S_PARAMETERS = [
@@ -396,7 +404,7 @@ def _s2s(method: str) -> JSON:
         "another `status` or `sa` changes it as the status route does (200, `changed: true`); a status it "
         "cannot take is a 409 naming the current one; the same status and amount is a duplicate."
         + (" A form body may carry the same names." if method == "post" else ""),
-        "security": [{"s2sToken": []}],
+        "security": [{"s2sToken": []}, {"s2sSecure": []}],
         "parameters": S2S_PARAMETERS,
         "responses": {
             "201": json_response("Recorded", ref("SaleRecorded"), {"recorded": RECORDED}),
@@ -414,10 +422,25 @@ def _s2s(method: str) -> JSON:
                     **GIF,
                 },
             },
-            "400": error(
-                "A parameter is refused; nothing was written.",
-                "sa: must be a number like 19.99, got 'abc'",
-                {"sa": "must be a number like 19.99"},
+            "400": json_response(
+                "A parameter is refused (named as the URL wrote it), or the platform left a placeholder "
+                "unfilled; nothing was written.",
+                ref("Error"),
+                {
+                    "refused": {
+                        "error": "sa: must be a number like 19.99, got 'abc'",
+                        "fields": {"sa": "must be a number like 19.99"},
+                        "ignored": ["amount"],
+                    },
+                    "unfilled": {
+                        "error": "transaction_id: is the placeholder REPLACE that the platform did not "
+                        "fill in: put the value there, got 'REPLACE'",
+                        "fields": {
+                            "transaction_id": "is the placeholder REPLACE that the platform did not fill in: "
+                            "put the value there"
+                        },
+                    },
+                },
             ),
             "401": UNAUTHORIZED_S2S,
             "409": CONFLICT,

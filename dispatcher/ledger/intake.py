@@ -57,6 +57,7 @@ class NewSale:
     currency: str
     status: str
     event_time: datetime
+    click_values: dict[str, str]  # a clickless sale's sub ids, IP, user agent: recorded as its click
 
 
 def record_sales(
@@ -149,6 +150,7 @@ def _priced(report: CheckedReport, attribution: Attribution, now: datetime) -> N
         currency=currency,
         status=report.status,
         event_time=event_time,
+        click_values=report.click_values,
     )
 
 
@@ -208,9 +210,10 @@ def _insert(
     postbacks: list[PostbackFilter],
 ) -> dict[Key, Recorded]:
     sales_ids = [ids.new_sales_id() for _ in sales]
+    click_pks = _clicks_of_clickless(connection, sales)
     transaction_rows = [
-        _transaction_row(sale, sales_id, channel, now)
-        for sale, sales_id in zip(sales, sales_ids, strict=True)
+        {**_transaction_row(sale, sales_id, channel, now), "click_pk": click_pk}
+        for sale, sales_id, click_pk in zip(sales, sales_ids, click_pks, strict=True)
     ]
     by_sales_id = inserted_ids(connection, tables.transactions, transaction_rows, "sales_id")
     transaction_ids = [by_sales_id[(sales_id,)] for sales_id in sales_ids]
@@ -229,6 +232,30 @@ def _insert(
         sale.key: _recorded(sale, sales_id, deliveries[event.event_id])
         for sale, sales_id, event in zip(sales, sales_ids, fired, strict=True)
     }
+
+
+def _clicks_of_clickless(connection: Connection | DriverConnection, sales: list[NewSale]) -> list[int | None]:
+    """Each sale's click: its own, or for a clickless sale that gives sub ids, IP or user agent, a click
+    recorded now with them (at the sale's time, credited as the sale is), in the sale's database
+    transaction. Postbacks and searches read sub ids from a sale's click, whatever channel brought them."""
+    rows = {
+        index: {
+            "click_id": ids.new_click_id(),
+            "program_id": sale.key[0],
+            "publisher_id": sale.attribution.publisher_id,
+            "traffic_source_id": sale.attribution.traffic_source_id,
+            "created_at": sale.event_time,
+            # Every row with every column: rows inserted together must name the same ones.
+            **{name: sale.click_values.get(name) for name in reports.CLICK_VALUE_NAMES},
+        }
+        for index, sale in enumerate(sales)
+        if sale.attribution.click_pk is None and sale.click_values
+    }
+    made = inserted_ids(connection, tables.clicks, list(rows.values()), "click_id") if rows else {}
+    return [
+        made[(rows[index]["click_id"],)] if index in rows else sale.attribution.click_pk
+        for index, sale in enumerate(sales)
+    ]
 
 
 def _event_row(sale: NewSale, channel: str, now: datetime) -> dict[str, Any]:

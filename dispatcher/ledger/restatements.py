@@ -35,9 +35,11 @@ def record_or_restate(
     """`record_sales(..., restating=True)` then `restated`, with reports that name only an order (no click,
     no publisher) taken as that recorded order when there is one. One outcome per report, in order."""
     named = orders_named(session, advertiser_id, reports)
-    known = existing(session, [key for key in named.values() if not isinstance(key, FieldError)])
+    keys = [key for key in named.values() if not isinstance(key, FieldError)]
+    known = existing(session, keys) if keys else {}
     rest = [index for index in range(len(reports)) if index not in named]
-    recorded = record_sales(session, advertiser_id, [reports[i] for i in rest], channel, restating=True)
+    unnamed = [reports[index] for index in rest]
+    recorded = record_sales(session, advertiser_id, unnamed, channel, restating=True) if rest else []
     outcomes: dict[int, Recorded | Rejected] = dict(zip(rest, recorded, strict=True))
     for index, key in named.items():
         outcomes[index] = Rejected(key) if isinstance(key, FieldError) else known[key]

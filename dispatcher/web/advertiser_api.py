@@ -129,7 +129,8 @@ def status(sales_id: str) -> ResponseReturnValue:
     return jsonify(changed.as_json())
 
 
-@blueprint.post("/status")
+# Not merged: `/api/v1/transactions//status` is the <sales_id> route without a sales id (404), not this one.
+@blueprint.post("/status", merge_slashes=False)
 def status_by_order() -> ResponseReturnValue:
     """The same change as `/<sales_id>/status`, for the transaction advertisers know by its order number."""
     session = request_session()
