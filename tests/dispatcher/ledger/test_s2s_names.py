@@ -3,12 +3,14 @@ unknown parameters listed back, and placeholders a platform left unfilled refuse
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
 from dispatcher.models import Click, Program, Transaction
+from dispatcher.web.s2s_params import ALIASES, OTHER_NAMES, QUERY_NAMES, TOKEN_NAMES
 from tests.dispatcher.ledger.conftest import Network
 
 
@@ -190,3 +192,19 @@ def test_one_thing_named_twice_with_two_values_is_400(network: Network) -> None:
     assert response.json is not None
     assert list(response.json["fields"]) == ["transaction_id"]
     assert "gives clickid a second value" in response.json["fields"]["transaction_id"]
+
+
+def test_the_readme_table_lists_every_name_and_alias_the_url_takes() -> None:
+    text = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    table = text[text.index("| ours | Integr8's | meaning |") :].split("\n\n", 1)[0].splitlines()[2:]
+    ours: set[str] = set()
+    aliases: dict[str, str] = {}
+    for row in table:
+        names, alias = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        written = [name.strip("` ") for name in names.split(",")]
+        ours.update(written)
+        if alias:
+            aliases[alias.strip("`")] = written[0]
+
+    assert ours == {*QUERY_NAMES, *TOKEN_NAMES[:1], *OTHER_NAMES}
+    assert aliases == {**ALIASES, TOKEN_NAMES[1]: TOKEN_NAMES[0]}
