@@ -126,7 +126,8 @@ def restate(
     now: datetime | None = None,
 ) -> Changed | None:
     """A repeated report's status and amount, applied where they differ from the transaction as it is now
-    (read in the same database transaction as the change); None when they restate it as it is."""
+    (read just before; the change's UPDATE is guarded by the status read, as every change's); None when they
+    restate it as it is."""
     load = _by_sales_id(session, advertiser_id, sales_id)
     return _apply(session, load, change, channel, now or utcnow(), restating=True)
 
