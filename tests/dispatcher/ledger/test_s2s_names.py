@@ -208,3 +208,25 @@ def test_the_readme_table_lists_every_name_and_alias_the_url_takes() -> None:
 
     assert ours == {*QUERY_NAMES, *TOKEN_NAMES[:1], *OTHER_NAMES}
     assert aliases == {**ALIASES, TOKEN_NAMES[1]: TOKEN_NAMES[0]}
+
+
+def test_a_repeated_clickless_report_records_neither_a_second_sale_nor_a_second_click(
+    clickless: Network,
+) -> None:
+    network = clickless
+    query = {
+        "secure": network.s2s_token,
+        "on": "R-1",
+        "revenue": "10.00",
+        "publisher": str(network.publisher_id),
+        "ts": str(network.source_id),
+        "external_transaction_id": "their-click",
+    }
+
+    first, again = fire(network, **query), fire(network, **query)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert (again.json or {})["duplicate"] is True
+    with network.session() as session:
+        assert len(session.scalars(select(Transaction)).all()) == 1
+        assert [click.fobs for click in session.scalars(select(Click))] == ["their-click"]
