@@ -28,6 +28,12 @@ SECURITY_SCHEMES: JSON = {
         "name": "token",
         "description": "The advertiser's S2S token from `create-advertiser` (`s2s_...`), for URLs.",
     },
+    "s2sSecure": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "secure",
+        "description": "The same S2S token under Integr8's name (`?secure=s2s_...`).",
+    },
     "publisherToken": {
         "type": "http",
         "scheme": "bearer",

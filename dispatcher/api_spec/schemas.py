@@ -8,9 +8,16 @@ and attempts), `dispatcher.web.support_api` (the staff's extra fields).
 from __future__ import annotations
 
 from dispatcher.api_spec.common import JSON, nullable, ref
-from dispatcher.ledger.reports import CLICK_ID_LENGTH, EVENTS, INITIAL_STATUSES, ORDER_NUMBER_LENGTH
+from dispatcher.ledger.reports import (
+    CLICK_ID_LENGTH,
+    EVENTS,
+    INITIAL_STATUSES,
+    ORDER_NUMBER_LENGTH,
+    SUB_ID_NAMES,
+    USER_AGENT_LENGTH,
+)
 from dispatcher.ledger.status import TARGETS
-from dispatcher.models import AttemptOutcome, DeliveryState, ErrorClass, TransactionStatus
+from dispatcher.models import AttemptOutcome, DeliveryState, ErrorClass, EventKind, TransactionStatus
 from dispatcher.models.ledger import SUB_ID_LENGTH
 from dispatcher.models.postbacks import POSTBACK_EVENTS
 from dispatcher.postback_rules import CONTENT_TYPES, MAX_BODY, MAX_HEADERS, METHODS
@@ -40,6 +47,12 @@ def _object(properties: JSON, required: list[str] | None = None, *, closed: bool
     return schema
 
 
+IGNORED = {
+    "type": "array",
+    "items": {"type": "string"},
+    "description": "S2S only, when there are any: the URL's parameters nothing read (neither our names nor "
+    "Integr8's), so a misspelt one is seen",
+}
 ERROR = _object(
     {
         "error": {"type": "string", "description": "What is wrong, naming the field and the value"},
@@ -48,6 +61,7 @@ ERROR = _object(
             "additionalProperties": {"type": "string"},
             "description": "Each refused field (as the caller named it) and its problem; `{}` when none",
         },
+        "ignored": IGNORED,
     },
     ["error", "fields"],
 )
@@ -84,6 +98,21 @@ SALE_REPORT = _object(
         "publisher_id": nullable({**ID_IN, "description": "Clickless sales only: who gets the credit"}),
         "traffic_source_id": nullable({**ID_IN, "description": "Clickless sales only"}),
         "program_id": nullable({**ID_IN, "description": "Clickless sales only"}),
+        **{
+            name: nullable(
+                {
+                    "type": "string",
+                    "maxLength": SUB_ID_LENGTH,
+                    "description": f"Clickless sales only: the publisher's sub id `#{name}#` (a "
+                    "click carries its own)",
+                }
+            )
+            for name in SUB_ID_NAMES
+        },
+        "ip": nullable({"type": "string", "description": "Clickless sales only: the visitor's IP address"}),
+        "user_agent": nullable(
+            {"type": "string", "maxLength": USER_AGENT_LENGTH, "description": "Clickless sales only"}
+        ),
     },
     ["order_number", "sale_amount"],
 )
@@ -95,6 +124,7 @@ SALE_RECORDED = _object(
         "currency": {"type": "string"},
         "deliveries": {"type": "integer", "minimum": 0, "description": "Postback deliveries created"},
         "duplicate": {"type": "boolean", "const": True, "description": "Only on a repeated report (200)"},
+        "ignored": IGNORED,
     },
     ["sales_id", "status", "commission", "currency", "deliveries"],
 )
@@ -119,16 +149,51 @@ STATUS_CHANGED = _object(
     },
     ["sales_id", "event", "status", "sale_amount", "commission", "currency", "deliveries"],
 )
+SALE_CHANGED = {
+    **_object(
+        {
+            **STATUS_CHANGED["properties"],
+            "changed": {"type": "boolean", "const": True},
+            "ignored": IGNORED,
+        },
+        [*STATUS_CHANGED["required"], "changed"],
+    ),
+    "description": "A repeated S2S or CSV report that changed the recorded order's status or amount: the "
+    "status route's answer, `deliveries` counting the change's postbacks",
+}
+STATUS_BY_ORDER = _object(
+    {
+        "order_number": {
+            "type": ["string", "integer"],
+            "description": "Your order id, as reported; a number is taken as text",
+        },
+        "event": nullable({"type": "string", "enum": list(EVENTS), "default": "sale"}),
+        "program_id": nullable(
+            {**ID_IN, "description": "Needed only when the order number is in several of your programs"}
+        ),
+        **STATUS_CHANGE["properties"],
+    },
+    ["order_number"],
+)
 CSV_LINE = {
     "type": "object",
     "required": ["line"],
     "properties": {
         "line": {"type": "integer", "minimum": 1, "description": "The file's own line number (header = 1)"},
         **SALE_RECORDED["properties"],
-        **ERROR["properties"],
+        **SALE_CHANGED["properties"],
+        "status": {"type": "string", "enum": STATUSES},
+        **STATUS_CONFLICT["properties"],
+        "current_status": {
+            "type": "string",
+            "enum": STATUSES,
+            "description": "A refused change: the order's status, which the line's does not fit",
+        },
     },
     "additionalProperties": False,
-    "description": "A recorded line has the fields of a recorded sale; a refused one `error` and `fields`",
+    "description": "A recorded line has the fields of a recorded sale; a changed one those of a status "
+    "change and `changed`; a refused one `error` and `fields` (and `current_status` when the change does "
+    "not fit)",
 }
 CSV_RESULTS = _object(
     {
@@ -136,12 +201,54 @@ CSV_RESULTS = _object(
         "summary": _object(
             {
                 name: {"type": "integer", "minimum": 0}
-                for name in ("lines", "recorded", "duplicates", "rejected")
+                for name in ("lines", "recorded", "changed", "duplicates", "rejected")
             },
-            ["lines", "recorded", "duplicates", "rejected"],
+            ["lines", "recorded", "changed", "duplicates", "rejected"],
         ),
     },
     ["results", "summary"],
+)
+TRANSACTION_FIELDS: JSON = {
+    "sales_id": {"type": "string", "description": "The network's sales id (`#flx_salesid#`)"},
+    "order_number": {"type": "string"},
+    "program_id": ID,
+    "event": {"type": "string", "enum": list(EVENTS)},
+    "status": {"type": "string", "enum": STATUSES},
+    "sale_amount": MONEY_OUT,
+    "commission": MONEY_OUT,
+    "currency": {"type": "string"},
+    "event_time": TIME,
+    "click_id": nullable({"type": "string", "description": "The network click id; null when clickless"}),
+    "publisher_id": ID,
+    "channel": {"type": "string", "description": "How it was first reported: api, s2s, pixel, csv"},
+    "created_at": TIME,
+    "updated_at": TIME,
+}
+TRANSACTION = _object(TRANSACTION_FIELDS, list(TRANSACTION_FIELDS))
+TRANSACTION_PAGE = _object(
+    {
+        "transactions": {"type": "array", "items": ref("Transaction"), "maxItems": 50},
+        "next_before": nullable(
+            {**ID, "description": "Pass as `before` for the next page; null on the last"}
+        ),
+    },
+    ["transactions", "next_before"],
+)
+TRANSACTION_EVENT = _object(
+    {
+        "kind": {"type": "string", "enum": [kind.value for kind in EventKind]},
+        "status": {"type": "string", "enum": STATUSES, "description": "The status as of this event"},
+        "sale_amount": MONEY_OUT,
+        "commission": MONEY_OUT,
+        "channel": {"type": "string"},
+        "occurred_at": TIME,
+        "recorded_at": TIME,
+    },
+    ["kind", "status", "sale_amount", "commission", "channel", "occurred_at", "recorded_at"],
+)
+TRANSACTION_DETAIL = _object(
+    {**TRANSACTION_FIELDS, "events": {"type": "array", "items": ref("TransactionEvent")}},
+    [*TRANSACTION_FIELDS, "events"],
 )
 
 _WORD = {"type": "string", "maxLength": 100}
@@ -420,6 +527,12 @@ SCHEMAS: dict[str, JSON] = {
     "SaleRecorded": SALE_RECORDED,
     "StatusChange": STATUS_CHANGE,
     "StatusChanged": STATUS_CHANGED,
+    "StatusChangeByOrder": STATUS_BY_ORDER,
+    "SaleChanged": SALE_CHANGED,
+    "Transaction": TRANSACTION,
+    "TransactionPage": TRANSACTION_PAGE,
+    "TransactionEvent": TRANSACTION_EVENT,
+    "TransactionDetail": TRANSACTION_DETAIL,
     "CsvLine": CSV_LINE,
     "CsvResults": CSV_RESULTS,
     "PostbackCreate": POSTBACK_CREATE,

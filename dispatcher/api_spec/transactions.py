@@ -1,7 +1,9 @@
-"""Operations of advertisers: report sales (JSON, S2S URL or pixel, CSV) and change their status."""
+"""Operations of advertisers: report sales (JSON, S2S URL or pixel, CSV), change their status (by sales id or
+order number; S2S and CSV by reporting the order again) and read them back."""
 
 from __future__ import annotations
 
+from dispatcher.advertiser.transactions import PAGE_SIZE
 from dispatcher.api_spec.common import (
     JSON,
     UNAUTHORIZED_ADVERTISER,
@@ -12,7 +14,8 @@ from dispatcher.api_spec.common import (
     query,
     ref,
 )
-from dispatcher.ledger.reports import EVENTS, INITIAL_STATUSES
+from dispatcher.ledger.reports import EVENTS, INITIAL_STATUSES, STATUSES, SUB_ID_NAMES
+from dispatcher.web.s2s_params import ALIASES
 
 TAG = "Transactions"
 ADVERTISER: list[dict[str, list[str]]] = [{"advertiserKey": []}]
@@ -75,6 +78,26 @@ REPORT: JSON = {
     }
 }
 
+CHANGED = {
+    "sales_id": "k3Jd8xQp0aZw7LmN",
+    "event": "approved",
+    "status": "approved",
+    "sale_amount": "249.90",
+    "commission": "24.99",
+    "currency": "USD",
+    "deliveries": 1,
+}
+CONFLICT = json_response(
+    "The change does not fit the current status",
+    ref("StatusConflict"),
+    {
+        "conflict": {
+            "error": "status: a declined transaction cannot become approved",
+            "fields": {"status": "a declined transaction cannot become approved"},
+            "current_status": "declined",
+        }
+    },
+)
 STATUS: JSON = {
     "post": {
         "tags": [TAG],
@@ -105,21 +128,7 @@ STATUS: JSON = {
             },
         ),
         "responses": {
-            "200": json_response(
-                "Changed",
-                ref("StatusChanged"),
-                {
-                    "approved": {
-                        "sales_id": "k3Jd8xQp0aZw7LmN",
-                        "event": "approved",
-                        "status": "approved",
-                        "sale_amount": "249.90",
-                        "commission": "24.99",
-                        "currency": "USD",
-                        "deliveries": 1,
-                    }
-                },
-            ),
+            "200": json_response("Changed", ref("StatusChanged"), {"approved": CHANGED}),
             "400": error(
                 "A value is refused, or neither status nor sale_amount was given.",
                 "status: must be one of approved, declined, reversed, got 'paid'",
@@ -131,18 +140,160 @@ STATUS: JSON = {
                 "sales_id: no transaction 'nope' of this advertiser",
                 {"sales_id": "is not a transaction of this advertiser"},
             ),
-            "409": json_response(
-                "The change does not fit the current status",
-                ref("StatusConflict"),
+            "409": CONFLICT,
+            "413": TOO_LARGE,
+        },
+    }
+}
+
+STATUS_BY_ORDER: JSON = {
+    "post": {
+        "tags": [TAG],
+        "operationId": "changeSaleStatusByOrder",
+        "summary": "Approve, decline, reverse or adjust a transaction by its order number",
+        "description": "The same change, rules, errors and postbacks as "
+        "`POST /api/v1/transactions/{sales_id}/status`, for the transaction your order number names: "
+        "its `event` (default `sale`), and its "
+        "`program_id` when the order number is in several of your programs (else a 400 saying so).",
+        "security": ADVERTISER,
+        "requestBody": json_body(
+            ref("StatusChangeByOrder"),
+            {
+                "approve": {"order_number": "A-1001", "status": "approved"},
+                "reverse a lead of one program": {
+                    "order_number": "L-77",
+                    "event": "lead",
+                    "program_id": 7,
+                    "status": "reversed",
+                },
+                "adjust": {"order_number": "A-1001", "sale_amount": "200.00"},
+            },
+        ),
+        "responses": {
+            "200": json_response("Changed", ref("StatusChanged"), {"approved": CHANGED}),
+            "400": error(
+                "A value is refused, or the order number is in several of your programs and `program_id` "
+                "is missing; nothing was written.",
+                "program_id: is required: order 'A-1001' (sale) is in several of your programs (7, 9), "
+                "got None",
+                {"program_id": "is required: order 'A-1001' (sale) is in several of your programs (7, 9)"},
+            ),
+            "401": UNAUTHORIZED_ADVERTISER,
+            "404": error(
+                "No transaction of this advertiser has this order number (event, program).",
+                "order_number: no transaction 'A-1001' (sale) of this advertiser",
+                {"order_number": "is not a transaction of this advertiser"},
+            ),
+            "409": CONFLICT,
+            "413": TOO_LARGE,
+        },
+    }
+}
+TEXT = {"type": "string", "maxLength": 255}
+NONE = {"type": "string", "maxLength": 0}  # an empty filter (`?status=`, as a form sends it) is no filter
+ID_FILTER = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 9223372036854775807}, NONE]}
+DAY_OR_TIME = {
+    "type": "string",
+    "description": "A date (`to` includes the whole day) or an ISO 8601 time (UTC unless it says otherwise)",
+}
+LIST_PARAMETERS = [
+    query("order_number", "Your order number", TEXT, "A-1001"),
+    query("status", "Current status", {"type": "string", "enum": ["", *STATUSES]}, "pending"),
+    query("event", "sale or lead", {"type": "string", "enum": ["", *EVENTS]}, "sale"),
+    query("program_id", "One of your programs (another's finds nothing)", ID_FILTER, 7),
+    query("from", "The sale's event time, on or after", DAY_OR_TIME, "2026-11-01"),
+    query("to", "The sale's event time, on or before", DAY_OR_TIME, "2026-11-30"),
+    query("before", "Keyset cursor: the previous page's `next_before`", ID_FILTER, 90412),
+]
+TRANSACTION = {
+    "sales_id": "k3Jd8xQp0aZw7LmN",
+    "order_number": "A-1001",
+    "program_id": 7,
+    "event": "sale",
+    "status": "approved",
+    "sale_amount": "249.90",
+    "commission": "24.99",
+    "currency": "USD",
+    "event_time": "2026-11-20T14:30:00Z",
+    "click_id": "Xq3v9aJ0kW2sN8pLrT5yBg",
+    "publisher_id": 12,
+    "channel": "s2s",
+    "created_at": "2026-11-20T14:30:01Z",
+    "updated_at": "2026-11-22T09:00:00Z",
+}
+LIST: JSON = {
+    "tags": [TAG],
+    "operationId": "listTransactions",
+    "summary": f"Your transactions, newest first, {PAGE_SIZE} per page",
+    "description": "Only your own programs' transactions. Filters combine; an unknown parameter is a 400 "
+    "naming it. Keyset pages: pass `next_before` as `before`, so the thousandth page costs what the first "
+    "does.",
+    "security": ADVERTISER,
+    "parameters": LIST_PARAMETERS,
+    "responses": {
+        "200": json_response(
+            "One page", ref("TransactionPage"), {"page": {"transactions": [TRANSACTION], "next_before": None}}
+        ),
+        "400": error(
+            "A filter is refused, named in `fields`.",
+            "status: must be one of pending, approved, declined, reversed, got 'paid'",
+            {"status": "must be one of pending, approved, declined, reversed"},
+        ),
+        "401": UNAUTHORIZED_ADVERTISER,
+    },
+}
+ONE: JSON = {
+    "get": {
+        "tags": [TAG],
+        "operationId": "getTransaction",
+        "summary": "One of your transactions with its history",
+        "security": ADVERTISER,
+        "parameters": [
+            {
+                "name": "sales_id",
+                "in": "path",
+                "required": True,
+                "description": "The network's sales id; another advertiser's answers 404, like a missing one",
+                "schema": {"type": "string"},
+                "example": "k3Jd8xQp0aZw7LmN",
+            }
+        ],
+        "responses": {
+            "200": json_response(
+                "The transaction and its events, oldest first",
+                ref("TransactionDetail"),
                 {
-                    "conflict": {
-                        "error": "status: a declined transaction cannot become approved",
-                        "fields": {"status": "a declined transaction cannot become approved"},
-                        "current_status": "declined",
+                    "approved": {
+                        **TRANSACTION,
+                        "events": [
+                            {
+                                "kind": "created",
+                                "status": "pending",
+                                "sale_amount": "249.90",
+                                "commission": "24.99",
+                                "channel": "s2s",
+                                "occurred_at": "2026-11-20T14:30:00Z",
+                                "recorded_at": "2026-11-20T14:30:01Z",
+                            },
+                            {
+                                "kind": "approved",
+                                "status": "approved",
+                                "sale_amount": "249.90",
+                                "commission": "24.99",
+                                "channel": "s2s",
+                                "occurred_at": "2026-11-22T09:00:00Z",
+                                "recorded_at": "2026-11-22T09:00:00Z",
+                            },
+                        ],
                     }
                 },
             ),
-            "413": TOO_LARGE,
+            "401": UNAUTHORIZED_ADVERTISER,
+            "404": error(
+                "No transaction of this advertiser has this sales id.",
+                "sales_id: no transaction 'nope' of this advertiser",
+                {"sales_id": "is not a transaction of this advertiser"},
+            ),
         },
     }
 }
@@ -161,7 +312,10 @@ BATCH: JSON = {
         "`click_id,order_number,sale_amount[,currency,event,status,event_time]`; "
         "a first line of column names is a header (then columns may come in any order, plus `commission` and "
         "the clickless `publisher_id`, `traffic_source_id`, `program_id`). Each line is checked and recorded "
-        "on its own; the answer streams one result per line, then a summary.",
+        "on its own; the answer streams one result per line, then a summary. A line for a recorded order "
+        "with another `status` (approved, declined, reversed) or amount changes it (`changed: true`; a "
+        "change that does not fit is refused with `current_status`); the same status and amount again is a "
+        "duplicate.",
         "security": ADVERTISER,
         "requestBody": {
             "required": True,
@@ -190,7 +344,7 @@ BATCH: JSON = {
                                 "fields": {"click_id": "no click with this id"},
                             },
                         ],
-                        "summary": {"lines": 2, "recorded": 1, "duplicates": 0, "rejected": 1},
+                        "summary": {"lines": 2, "recorded": 1, "changed": 0, "duplicates": 0, "rejected": 1},
                     }
                 },
             ),
@@ -211,12 +365,23 @@ S2S_NAMES = {
     "sa": ("Sale amount (required), e.g. 249.90", "249.90"),
     "cur": ("ISO 4217 currency; default: the program's", "USD"),
     "event": (f"One of {', '.join(EVENTS)}", "sale"),
-    "status": (f"One of {', '.join(INITIAL_STATUSES)}", "pending"),
+    "status": (
+        f"A new order: one of {', '.join(INITIAL_STATUSES)}; a recorded order: its new status, one of "
+        f"{', '.join(STATUSES)} (left out: no change)",
+        "pending",
+    ),
     "ca": ("Commission, only where the program accepts the advertiser's", None),
     "et": ("Event time: ISO 8601 or Unix seconds", None),
     "pub": ("Clickless sales: publisher id", None),
     "ts": ("Clickless sales: traffic source id", None),
     "program": ("Clickless sales: program id", None),
+    **{
+        name: (f"Clickless sales: the publisher's sub id, sent to postbacks as `#{name}#`", None)
+        for name in SUB_ID_NAMES
+    },
+    "ip": ("Clickless sales: the visitor's IP address", None),
+    "ua": ("Clickless sales: the visitor's user agent", None),
+    **{alias: (f"Integr8's name for `{ours}`", None) for alias, ours in ALIASES.items()},
 }
 PIXEL = query("pixel", "`1`: answer a 1x1 transparent GIF (image pixel)", {"type": "string", "enum": ["1"]})
 S2S_PARAMETERS = [
@@ -235,29 +400,50 @@ def _s2s(method: str) -> JSON:
         "operationId": f"reportSaleS2s{method.capitalize()}",
         "summary": f"Report a sale by URL ({method.upper()})",
         "description": "For platforms that can only fire a URL. The same checks and answer as the JSON API; "
-        "errors name the parameter as written (`sa`, not `sale_amount`)."
+        "errors name the parameter as written (`sa`, not `sale_amount`). The URL of a recorded order with "
+        "another `status` or `sa` changes it as the status route does (200, `changed: true`); a status it "
+        "cannot take is a 409 naming the current one; the same status and amount is a duplicate."
         + (" A form body may carry the same names." if method == "post" else ""),
-        "security": [{"s2sToken": []}],
+        "security": [{"s2sToken": []}, {"s2sSecure": []}],
         "parameters": S2S_PARAMETERS,
         "responses": {
             "201": json_response("Recorded", ref("SaleRecorded"), {"recorded": RECORDED}),
             "200": {
-                "description": "Already recorded (JSON with `duplicate: true`), or any success with "
-                "`pixel=1`",
+                "description": "Already recorded (JSON with `duplicate: true`), changed by this report "
+                "(`changed: true`), or any success with `pixel=1`",
                 "content": {
                     "application/json": {
-                        "schema": ref("SaleRecorded"),
-                        "examples": {"duplicate": {"value": DUPLICATE}},
+                        "schema": {"anyOf": [ref("SaleRecorded"), ref("SaleChanged")]},
+                        "examples": {
+                            "duplicate": {"value": DUPLICATE},
+                            "changed": {"value": {**CHANGED, "changed": True}},
+                        },
                     },
                     **GIF,
                 },
             },
-            "400": error(
-                "A parameter is refused; nothing was written.",
-                "sa: must be a number like 19.99, got 'abc'",
-                {"sa": "must be a number like 19.99"},
+            "400": json_response(
+                "A parameter is refused (named as the URL wrote it), or the platform left a placeholder "
+                "unfilled; nothing was written.",
+                ref("Error"),
+                {
+                    "refused": {
+                        "error": "sa: must be a number like 19.99, got 'abc'",
+                        "fields": {"sa": "must be a number like 19.99"},
+                        "ignored": ["amount"],
+                    },
+                    "unfilled": {
+                        "error": "transaction_id: is the placeholder REPLACE that the platform did not "
+                        "fill in: put the value there, got 'REPLACE'",
+                        "fields": {
+                            "transaction_id": "is the placeholder REPLACE that the platform did not fill in: "
+                            "put the value there"
+                        },
+                    },
+                },
             ),
             "401": UNAUTHORIZED_S2S,
+            "409": CONFLICT,
         },
     }
     if method == "post":
@@ -279,7 +465,9 @@ def _s2s(method: str) -> JSON:
 
 
 PATHS: dict[str, JSON] = {
-    "/api/v1/transactions": REPORT,
+    "/api/v1/transactions": {**REPORT, "get": LIST},
+    "/api/v1/transactions/{sales_id}": ONE,
+    "/api/v1/transactions/status": STATUS_BY_ORDER,
     "/api/v1/transactions/{sales_id}/status": STATUS,
     "/api/v1/transactions/batch": BATCH,
     "/s2s/transaction": {"get": _s2s("get"), "post": _s2s("post")},

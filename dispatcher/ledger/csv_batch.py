@@ -19,13 +19,13 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from dispatcher.ledger.intake import record_sales
 from dispatcher.ledger.reports import FIELD_NAMES, SaleReport
+from dispatcher.ledger.restatements import record_or_restate
 from dispatcher.ledger.results import Outcome, Rejected
 from dispatcher.validation import FieldError
 
 POSITIONAL_COLUMNS = ("click_id", "order_number", "sale_amount", "currency", "event", "status", "event_time")
-REQUIRED_COLUMNS = ("order_number", "sale_amount")
+REQUIRED_COLUMNS = ("order_number",)
 CHUNK_LINES = 500
 MAX_CELL_CHARS = 4096  # a longer cell is an error of that line, not a reason to hold it in memory
 MAX_LINE_BYTES = 64 * 1024  # read at most this much at once, whatever the line
@@ -100,10 +100,10 @@ def record_csv(
 def _record_chunk(
     session: Session, advertiser_id: int, chunk: list[tuple[int, SaleReport | FieldError]], channel: str
 ) -> list[LineOutcome]:
-    good = [(line, report) for line, report in chunk if isinstance(report, SaleReport)]
-    recorded = iter(record_sales(session, advertiser_id, [report for _, report in good], channel))
+    good = [report for _, report in chunk if isinstance(report, SaleReport)]
+    outcomes = iter(record_or_restate(session, advertiser_id, good, channel))
     return [
-        LineOutcome(line, Rejected(report) if isinstance(report, FieldError) else next(recorded))
+        LineOutcome(line, Rejected(report) if isinstance(report, FieldError) else next(outcomes))
         for line, report in chunk
     ]
 
@@ -162,4 +162,7 @@ def _header_columns(cells: list[str]) -> tuple[str, ...]:
     for required in REQUIRED_COLUMNS:
         if required not in names:
             raise FieldError("header", ",".join(names), f"must have a {required} column")
+    # A validation file may give only the new status; a line without an amount cannot be a new sale.
+    if "sale_amount" not in names and "status" not in names:
+        raise FieldError("header", ",".join(names), "must have a sale_amount column (or a status column)")
     return names

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 
 class TransactionNotFound(LookupError):
-    def __init__(self, sales_id: str) -> None:
-        self.sales_id = sales_id
-        super().__init__(f"sales_id: no transaction {sales_id!r} of this advertiser")
+    """No transaction of this advertiser answers to what was given (HTTP 404): a sales id, or an order
+    number (with its event and, if given, its program). Another advertiser's answers exactly the same."""
+
+    def __init__(self, value: str, field: str = "sales_id", detail: str = "") -> None:
+        self.sales_id = value  # what was looked for: the sales id, or the order number
+        self.field = field
+        self.problem = "is not a transaction of this advertiser"
+        super().__init__(f"{field}: no transaction {value!r}{detail} of this advertiser")
 
 
 class StatusConflict(Exception):

@@ -39,7 +39,7 @@ from dispatcher.ledger.outbox import (
     create_deliveries,
 )
 from dispatcher.ledger.reports import CheckedReport, SaleReport
-from dispatcher.ledger.results import Outcome, Recorded, Rejected
+from dispatcher.ledger.results import Recorded, Rejected
 from dispatcher.ledger.rows import inserted_ids
 from dispatcher.models import Delivery, EventKind, Transaction, TransactionEvent
 from dispatcher.models.types import utcnow
@@ -57,6 +57,7 @@ class NewSale:
     currency: str
     status: str
     event_time: datetime
+    click_values: dict[str, str]  # a clickless sale's sub ids, IP, user agent: recorded as its click
 
 
 def record_sales(
@@ -67,19 +68,24 @@ def record_sales(
     *,
     now: datetime | None = None,
     click_read: ClickRead | None = None,
-) -> list[Outcome]:
+    restating: bool = False,
+) -> list[Recorded | Rejected]:
     """One outcome per report, in order. Commits; the caller hands `new_delivery_ids` to RQ afterwards.
 
     `db` is a session, a Core connection or the hot paths' driver connection (see the module docstring).
     A single report's click may have been read already (`click_read`, used when it is the report's click).
     A report may come checked already (`reports.check`).
+    `restating` (S2S and CSV): a report may say `declined` or `reversed`, which only a recorded transaction
+    can become: it is answered as a duplicate, for `dispatcher.ledger.restatements` to change, or refused
+    when the order is not recorded. A new transaction is still born pending or approved.
     """
     moment = now or utcnow()
-    outcomes: list[Outcome | None] = [None] * len(sale_reports)
+    statuses = reports.STATUSES if restating else reports.INITIAL_STATUSES
+    outcomes: list[Recorded | Rejected | None] = [None] * len(sale_reports)
     checked: dict[int, CheckedReport] = {}
     for index, raw in enumerate(sale_reports):
         try:
-            checked[index] = raw if isinstance(raw, CheckedReport) else reports.check(raw)
+            checked[index] = raw if isinstance(raw, CheckedReport) else reports.check(raw, statuses)
         except FieldError as error:
             outcomes[index] = Rejected(error)
     postbacks: list[PostbackFilter] | None = None  # read with the click, or below
@@ -103,16 +109,32 @@ def record_sales(
     if postbacks is None:
         postbacks = active_postbacks(db, {sale.attribution.publisher_id for sale in sales.values()})
     fresh = [sales[index] for index in first_of.values()]
-    # Batches look for earlier reports first, so a re-uploaded file is not redone line by line.
-    known = existing(db, [sale.key for sale in fresh]) if len(fresh) > 1 else {}
-    new = [sale for sale in fresh if sale.key not in known]
+    # Batches look for earlier reports first, so a re-uploaded file is not redone line by line; so does a
+    # report that only a recorded transaction can take.
+    closing = [sale for sale in fresh if sale.status not in reports.INITIAL_STATUSES]
+    known = existing(db, [sale.key for sale in fresh]) if len(fresh) > 1 or closing else {}
+    unrecorded = {sale.key for sale in closing if sale.key not in known}
+    new = [sale for sale in fresh if sale.key not in known and sale.key not in unrecorded]
     written = {**known, **_written(db, new, channel, moment, postbacks)}
     for index, sale in sales.items():
+        if sale.key in unrecorded:
+            outcomes[index] = Rejected(_not_recorded(sale))
+            continue
         result = written[sale.key]
         if first_of[sale.key] != index:  # the same order twice in one batch: the second is a duplicate
             result = _as_duplicate(result)
         outcomes[index] = result
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _not_recorded(sale: NewSale) -> FieldError:
+    _, order_number, event_type = sale.key
+    return FieldError(
+        "status",
+        sale.status,
+        f"a new transaction is pending or approved; order {order_number!r} ({event_type}) is not recorded, "
+        f"so it cannot become {sale.status}",
+    )
 
 
 def _priced(report: CheckedReport, attribution: Attribution, now: datetime) -> NewSale:
@@ -128,6 +150,7 @@ def _priced(report: CheckedReport, attribution: Attribution, now: datetime) -> N
         currency=currency,
         status=report.status,
         event_time=event_time,
+        click_values=report.click_values,
     )
 
 
@@ -187,9 +210,10 @@ def _insert(
     postbacks: list[PostbackFilter],
 ) -> dict[Key, Recorded]:
     sales_ids = [ids.new_sales_id() for _ in sales]
+    click_pks = _clicks_of_clickless(connection, sales)
     transaction_rows = [
-        _transaction_row(sale, sales_id, channel, now)
-        for sale, sales_id in zip(sales, sales_ids, strict=True)
+        {**_transaction_row(sale, sales_id, channel, now), "click_pk": click_pk}
+        for sale, sales_id, click_pk in zip(sales, sales_ids, click_pks, strict=True)
     ]
     by_sales_id = inserted_ids(connection, tables.transactions, transaction_rows, "sales_id")
     transaction_ids = [by_sales_id[(sales_id,)] for sales_id in sales_ids]
@@ -208,6 +232,30 @@ def _insert(
         sale.key: _recorded(sale, sales_id, deliveries[event.event_id])
         for sale, sales_id, event in zip(sales, sales_ids, fired, strict=True)
     }
+
+
+def _clicks_of_clickless(connection: Connection | DriverConnection, sales: list[NewSale]) -> list[int | None]:
+    """Each sale's click: its own, or for a clickless sale that gives sub ids, IP or user agent, a click
+    recorded now with them (at the sale's time, credited as the sale is), in the sale's database
+    transaction. Postbacks and searches read sub ids from a sale's click, whatever channel brought them."""
+    rows = {
+        index: {
+            "click_id": ids.new_click_id(),
+            "program_id": sale.key[0],
+            "publisher_id": sale.attribution.publisher_id,
+            "traffic_source_id": sale.attribution.traffic_source_id,
+            "created_at": sale.event_time,
+            # Every row with every column: rows inserted together must name the same ones.
+            **{name: sale.click_values.get(name) for name in reports.CLICK_VALUE_NAMES},
+        }
+        for index, sale in enumerate(sales)
+        if sale.attribution.click_pk is None and sale.click_values
+    }
+    made = inserted_ids(connection, tables.clicks, list(rows.values()), "click_id") if rows else {}
+    return [
+        made[(rows[index]["click_id"],)] if index in rows else sale.attribution.click_pk
+        for index, sale in enumerate(sales)
+    ]
 
 
 def _event_row(sale: NewSale, channel: str, now: datetime) -> dict[str, Any]:
@@ -243,6 +291,7 @@ def _recorded(sale: NewSale, sales_id: str, delivery_ids: Sequence[int]) -> Reco
         currency=sale.currency,
         deliveries=len(delivery_ids),
         new_delivery_ids=tuple(delivery_ids),
+        sale_amount=sale.sale_amount,
     )
 
 
@@ -293,6 +342,7 @@ def existing(db: Db, keys: Sequence[Key]) -> dict[Key, Recorded]:
             currency=row.currency,
             deliveries=row.deliveries,
             duplicate=True,
+            sale_amount=row.sale_amount,
         )
         for row in found
         if (row.program_id, row.order_number, row.event_type) in wanted
@@ -315,6 +365,7 @@ _RECORDED = select(
     Transaction.event_type,
     Transaction.sales_id,
     Transaction.status,
+    Transaction.sale_amount,
     Transaction.commission,
     Transaction.currency,
     _FIRST_DELIVERIES.label("deliveries"),

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from dispatcher.ledger.commission import rounded
+from dispatcher.ledger.status import Changed
 from dispatcher.validation import FieldError
 
 
@@ -19,6 +20,7 @@ class Recorded:
     deliveries: int  # created for the transaction's first event (the original's, for a duplicate)
     duplicate: bool = False
     new_delivery_ids: tuple[int, ...] = ()  # to hand to RQ after commit; empty for a duplicate
+    sale_amount: Decimal | None = None  # a duplicate's, as recorded (not answered): a restatement compares it
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -34,11 +36,29 @@ class Recorded:
 
 
 @dataclass(frozen=True)
-class Rejected:
-    error: FieldError
+class Restated:
+    """A repeated report (S2S, CSV) that changed the recorded transaction's status or amount."""
+
+    changed: Changed
+
+    @property
+    def new_delivery_ids(self) -> tuple[int, ...]:
+        return self.changed.new_delivery_ids
 
     def as_json(self) -> dict[str, Any]:
-        return {"error": str(self.error), "fields": {self.error.field: self.error.problem}}
+        return {**self.changed.as_json(), "changed": True}
 
 
-Outcome = Recorded | Rejected
+@dataclass(frozen=True)
+class Rejected:
+    error: FieldError
+    current_status: str | None = None  # a change that does not fit the transaction's status (409)
+
+    def as_json(self) -> dict[str, Any]:
+        body = {"error": str(self.error), "fields": {self.error.field: self.error.problem}}
+        if self.current_status is not None:
+            body["current_status"] = self.current_status
+        return body
+
+
+Outcome = Recorded | Rejected | Restated

@@ -1,4 +1,5 @@
-"""The advertiser API: report transactions (JSON), upload them (CSV), and change their status.
+"""The advertiser API: report transactions (JSON), upload them (CSV), change their status (by sales id or by
+order number), and read them back (the advertiser's own only; another's sales id is a 404).
 
 JSON numbers are parsed as Decimal, never float: 19.99 stays 19.99. Each view checks the credentials, hands
 the values to the ledger, and, after the ledger has committed, hands the new deliveries to RQ.
@@ -27,15 +28,19 @@ from werkzeug.wsgi import get_input_stream
 
 from dispatcher import logs
 from dispatcher.accounts import ADVERTISER_KEY_KIND
+from dispatcher.advertiser import shapes, transactions
 from dispatcher.auth import bearer_token, require_advertiser_api_key
 from dispatcher.db import get_db, request_session
 from dispatcher.ledger import (
+    OrderRef,
     Rejected,
+    Restated,
     SaleReport,
     StatusChange,
     StatusConflict,
     TransactionNotFound,
     change_status,
+    change_status_by_order,
     record_sales,
 )
 from dispatcher.ledger.csv_batch import CsvFile, LineOutcome, record_csv
@@ -83,19 +88,66 @@ def _record_report(app: Flask, environ: Environ) -> Recorded:
     return outcome
 
 
+CHANGE_FIELDS = ("status", "sale_amount", "commission")
+ORDER_FIELDS = ("order_number", "event", "program_id")
+
+
+@blueprint.get("")
+def list_transactions() -> ResponseReturnValue:
+    session = request_session()
+    advertiser = require_advertiser_api_key(session)
+    filters = transactions.parse_filters(request.args)
+    rows = transactions.search(session, advertiser.id, filters, transactions.PAGE_SIZE + 1)
+    more = len(rows) > transactions.PAGE_SIZE
+    rows = rows[: transactions.PAGE_SIZE]
+    return jsonify(
+        {
+            "transactions": [shapes.transaction_json(row) for row in rows],
+            "next_before": rows[-1].id if more else None,
+        }
+    )
+
+
+@blueprint.get("/<sales_id>")
+def get_transaction(sales_id: str) -> ResponseReturnValue:
+    session = request_session()
+    advertiser = require_advertiser_api_key(session)
+    found = transactions.get(session, advertiser.id, sales_id)
+    if found is None:
+        raise TransactionNotFound(sales_id if len(sales_id) <= 32 else sales_id[:32] + "...")
+    row, events = found
+    history = [shapes.history_json(event, row.currency) for event in events]
+    return jsonify({**shapes.transaction_json(row), "events": history})
+
+
 @blueprint.post("/<sales_id>/status")
 def status(sales_id: str) -> ResponseReturnValue:
     session = request_session()
     advertiser = require_advertiser_api_key(session)
-    body = json_body()
-    unknown = sorted(set(body) - {"status", "sale_amount", "commission"})
-    if unknown:
-        raise FieldError(
-            unknown[0], body[unknown[0]], "is not a field; known: status, sale_amount, commission"
-        )
+    body = _fields(json_body(), CHANGE_FIELDS)
     changed = change_status(session, advertiser.id, sales_id, StatusChange(**body), Channel.API.value)
     hand_over(current_app, changed.new_delivery_ids)
     return jsonify(changed.as_json())
+
+
+# Not merged: `/api/v1/transactions//status` is the <sales_id> route without a sales id (404), not this one.
+@blueprint.post("/status", merge_slashes=False)
+def status_by_order() -> ResponseReturnValue:
+    """The same change as `/<sales_id>/status`, for the transaction advertisers know by its order number."""
+    session = request_session()
+    advertiser = require_advertiser_api_key(session)
+    body = _fields(json_body(), (*ORDER_FIELDS, *CHANGE_FIELDS))
+    order = OrderRef(**{name: body.pop(name) for name in ORDER_FIELDS if name in body})
+    changed = change_status_by_order(session, advertiser.id, order, StatusChange(**body), Channel.API.value)
+    hand_over(current_app, changed.new_delivery_ids)
+    return jsonify(changed.as_json())
+
+
+def _fields(body: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise FieldError(unknown[0], body[unknown[0]], f"is not a field; known: {', '.join(known)}")
+    return body
 
 
 @blueprint.post("/batch")
@@ -109,7 +161,7 @@ def batch() -> ResponseReturnValue:
     results = record_csv(session, advertiser.id, upload, Channel.CSV.value)
 
     def body() -> Iterator[str]:
-        counts = {"recorded": 0, "duplicates": 0, "rejected": 0}
+        counts = {"recorded": 0, "changed": 0, "duplicates": 0, "rejected": 0}
         separator = ""
         yield '{"results": ['
         for chunk in results:
@@ -200,20 +252,20 @@ def _csv_stream() -> tuple[Any, bool]:
 
 
 def _new_ids(line: LineOutcome) -> tuple[int, ...]:
-    return line.outcome.new_delivery_ids if isinstance(line.outcome, Recorded) else ()
+    return () if isinstance(line.outcome, Rejected) else line.outcome.new_delivery_ids
 
 
 def _count_key(line: LineOutcome) -> str:
     if isinstance(line.outcome, Rejected):
         return "rejected"
+    if isinstance(line.outcome, Restated):
+        return "changed"
     return "duplicates" if line.outcome.duplicate else "recorded"
 
 
 @blueprint.errorhandler(TransactionNotFound)
 def _not_found(exc: TransactionNotFound) -> ResponseReturnValue:
-    return jsonify(
-        {"error": str(exc), "fields": {"sales_id": "is not a transaction of this advertiser"}}
-    ), 404
+    return jsonify({"error": str(exc), "fields": {exc.field: exc.problem}}), 404
 
 
 @blueprint.errorhandler(StatusConflict)

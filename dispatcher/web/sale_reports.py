@@ -32,14 +32,19 @@ _CLICK_BESIDE_TOKEN = {
 
 
 def advertiser_and_report(
-    connection: Db, token: str | None, kind: str, report: SaleReport
+    connection: Db,
+    token: str | None,
+    kind: str,
+    report: SaleReport,
+    statuses: tuple[str, ...] = reports.INITIAL_STATUSES,
 ) -> tuple[AdvertiserIdentity, SaleReport | CheckedReport, ClickRead | None]:
     """The advertiser whose token (of `kind`) this is, else a 401 as `require_advertiser_api_key` and
     `require_advertiser_s2s_token` answer; the report, checked when it is well-formed (else as given, for
-    `record_sales` to refuse); and its click, read with the token when it names one."""
+    `record_sales` to refuse); and its click, read with the token when it names one. `statuses`: those the
+    channel's reports may say (S2S: a repeated report may decline or reverse, see `record_sales`)."""
     checked: CheckedReport | None
     try:
-        checked = reports.check(report)
+        checked = reports.check(report, statuses)
     except FieldError:
         checked = None
     if checked is None or checked.click_id is None:

@@ -212,13 +212,43 @@ def _transactions(tour: Tour) -> None:
     )
     missing = c.post("/api/v1/transactions/nope/status", headers=key, json={"status": "approved"})
     assert tour.check("POST", status, missing).status_code == 404
+    _reads_and_changes_by_order(tour, sales_id)
     batch = "/api/v1/transactions/batch"
     csv = f"click_id,order_number,sale_amount\n{tour.new_click()},B-1,10.00\nnope,B-2,5.00\n"
     uploaded = tour.check("POST", batch, c.post(batch, headers={**key, "Content-Type": "text/csv"}, data=csv))
-    assert uploaded.json["summary"] == {"lines": 2, "recorded": 1, "duplicates": 0, "rejected": 1}  # type: ignore[index]
+    summary = {"lines": 2, "recorded": 1, "changed": 0, "duplicates": 0, "rejected": 1}
+    assert uploaded.json["summary"] == summary  # type: ignore[index]
+    validation = "order_number,sale_amount,status\nB-1,10.00,approved\nT-1,95.00,approved\n"
+    changed = c.post(batch, headers={**key, "Content-Type": "text/csv"}, data=validation)
+    assert tour.check("POST", batch, changed).json["summary"]["changed"] == 1  # type: ignore[index]
     no_file = c.post(batch, headers=key, data={"other": "x"}, content_type="multipart/form-data")
     assert tour.check("POST", batch, no_file).status_code == 400
     assert tour.check("POST", batch, c.post(batch, data=csv)).status_code == 401
+
+
+def _reads_and_changes_by_order(tour: Tour, sales_id: str) -> None:
+    w, c = tour.world, tour.client
+    key = w.auth(w.api_key)
+    many, one = "/api/v1/transactions", "/api/v1/transactions/{sales_id}"
+    page = tour.check("GET", many, c.get(f"{many}?order_number=T-1&status=approved", headers=key)).json
+    assert page and [row["sales_id"] for row in page["transactions"]] == [sales_id]
+    assert tour.check("GET", many, c.get(f"{many}?status=paid", headers=key)).status_code == 400
+    assert tour.check("GET", many, c.get(many, headers=w.auth(w.publisher_token))).status_code == 401
+    detail = tour.check("GET", one, c.get(f"{many}/{sales_id}", headers=key)).json
+    assert detail and [event["kind"] for event in detail["events"]] == ["created", "approved"]
+    assert tour.check("GET", one, c.get(f"{many}/nope", headers=key)).status_code == 404
+    assert tour.check("GET", one, c.get(f"{many}/{sales_id}")).status_code == 401
+    by_order = "/api/v1/transactions/status"
+    post = c.post(by_order, headers=key, json={"order_number": "T-1", "sale_amount": "95.00"})
+    assert tour.check("POST", by_order, post).json["event"] == "adjusted"  # type: ignore[index]
+    for body, status in (
+        ({"order_number": "T-1", "status": "declined"}, 409),
+        ({"order_number": "T-1", "status": "paid"}, 400),
+        ({"order_number": "nope", "status": "approved"}, 404),
+    ):
+        assert tour.check("POST", by_order, c.post(by_order, headers=key, json=body)).status_code == status
+    assert tour.check("POST", by_order, c.post(by_order, json={"order_number": "T-1"})).status_code == 401
+    assert tour.check("POST", by_order, c.post(by_order, headers=key, data=b"{" * 70000)).status_code == 413
 
 
 def _s2s(tour: Tour) -> None:
@@ -227,6 +257,8 @@ def _s2s(tour: Tour) -> None:
     query = f"{path}?token={w.s2s_token}&clickid={tour.new_click()}&on=S-1&sa=12.50"
     assert tour.check("GET", path, c.get(query)).status_code == 201
     assert tour.check("GET", path, c.get(query)).json["duplicate"] is True  # type: ignore[index]
+    assert tour.check("GET", path, c.get(f"{query}&status=declined")).json["changed"] is True  # type: ignore[index]
+    assert tour.check("GET", path, c.get(f"{query}&status=approved")).status_code == 409
     pixel = tour.check("GET", path, c.get(f"{query}&pixel=1"))
     assert pixel.mimetype == "image/gif"
     assert tour.check("GET", path, c.get(f"{path}?token={w.s2s_token}&on=S-2&sa=abc")).status_code == 400

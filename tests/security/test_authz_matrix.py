@@ -317,6 +317,34 @@ ROWS: list[Row] = [
         A_B,
         writes=True,
     ),
+    Row(
+        "POST",
+        "/api/v1/transactions/status",
+        # By order number: another advertiser's order answers like a missing one. An adjustment, which any
+        # pending or approved sale takes, so the order of the rows does not matter.
+        advertiser_api(200, 404),
+        lambda c: Req(
+            "/api/v1/transactions/status",
+            json={"order_number": c.party.markers["order number"], "sale_amount": "110.00"},
+        ),
+        A_B,
+        writes=True,
+    ),
+    Row(
+        "GET",
+        "/api/v1/transactions",
+        # Filtered by an order number: another advertiser's answers an empty page (nothing of it leaks).
+        advertiser_api(200, 200),
+        lambda c: Req("/api/v1/transactions", {"order_number": c.party.markers["order number"]}),
+        A_B,
+    ),
+    Row(
+        "GET",
+        "/api/v1/transactions/<sales_id>",
+        advertiser_api(200, 404),
+        lambda c: Req(f"/api/v1/transactions/{c.party.sales_id}"),
+        A_B,
+    ),
     *[
         Row(
             method,

@@ -19,7 +19,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dispatcher.ledger.reports import FIELD_NAMES
-from dispatcher.web.s2s import QUERY_NAMES
+from dispatcher.web.s2s_params import KNOWN, QUERY_NAMES
 from tests.dispatcher.ledger.conftest import Network
 from tests.security.fuzz_intake import (
     MUTATIONS,
@@ -173,8 +173,8 @@ def test_a_near_valid_s2s_report_is_recorded_exactly_or_refused_naming_the_param
         fields[name] = as_query_value(value)
     params = {QUERY_OF_FIELD[field]: text for field, text in fields.items() if text is not None}
     params["token"] = network.s2s_token
-    if name == "unknown" and unknown_key not in (*QUERY_NAMES, "token", "pixel"):
-        params[unknown_key] = str(value)  # ignored: S2S URLs carry all sorts of tracker parameters
+    if name == "unknown" and unknown_key not in KNOWN:
+        params[unknown_key] = str(value)  # ignored, and listed: URLs carry all sorts of tracker parameters
     before = row_counts(network.app)
 
     # A URL carries bytes: a lone surrogate goes as its UTF-8-like bytes (%ED%A0%80), which no decoder takes.

@@ -104,7 +104,7 @@ def test_a_nul_or_a_surrogates_bytes_in_a_csv_line_spoil_that_line_only(network:
     assert by_line[1]["fields"].keys() <= {"order_number", "line"}, by_line[1]  # csv refuses NUL itself
     assert "sales_id" in by_line[2] and "sales_id" in by_line[3], answer
     assert stored(network, by_line[3]["sales_id"])[0].order_number == "sur-\ufffd\ufffd\ufffd"
-    assert answer["summary"] == {"lines": 3, "recorded": 2, "duplicates": 0, "rejected": 1}
+    assert answer["summary"] == {"lines": 3, "recorded": 2, "changed": 0, "duplicates": 0, "rejected": 1}
 
 
 @pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])

@@ -68,7 +68,7 @@ def test_good_lines_are_kept_and_bad_lines_reported_with_their_line_numbers(
     assert (by_line[first + 4]["currency"], by_line[first + 4]["status"]) == ("EUR", "approved")
     assert by_line[first + 5] == {**by_line[first], "line": first + 5, "duplicate": True}
     assert by_line[first + 6]["fields"] == {"line": "has more than 7 columns"}
-    assert body["summary"] == {"lines": 6, "recorded": 2, "duplicates": 1, "rejected": 3}
+    assert body["summary"] == {"lines": 6, "recorded": 2, "changed": 0, "duplicates": 1, "rejected": 3}
     assert count_sales(network) == 2
     with network.session() as session:
         assert session.scalar(select(func.count()).select_from(Delivery)) == 2
@@ -135,6 +135,7 @@ def test_an_empty_file_has_no_results(network: Network) -> None:
     assert results(upload(network, ""))["summary"] == {
         "lines": 0,
         "recorded": 0,
+        "changed": 0,
         "duplicates": 0,
         "rejected": 0,
     }
@@ -147,7 +148,7 @@ def test_uploading_the_same_file_again_records_nothing_new(network: Network) -> 
 
     again = results(upload(network, text))
 
-    assert again["summary"] == {"lines": 5, "recorded": 0, "duplicates": 5, "rejected": 0}
+    assert again["summary"] == {"lines": 5, "recorded": 0, "changed": 0, "duplicates": 5, "rejected": 0}
     with network.session() as session:
         assert session.scalar(select(func.count()).select_from(Delivery)) == 5
 
@@ -183,6 +184,7 @@ def test_a_50000_line_file_completes_in_one_streamed_request(network: Network) -
     assert body["summary"] == {
         "lines": lines,
         "recorded": lines - len(bad),
+        "changed": 0,
         "duplicates": 0,
         "rejected": len(bad),
     }

@@ -195,6 +195,6 @@ def test_the_body_is_read_before_a_database_connection_is_taken(network: Network
 
 
 def test_other_methods_and_paths_are_refused_as_such(network: Network) -> None:
-    assert network.client.get(PATH).status_code == 405
+    assert network.client.delete(PATH).status_code == 405
     assert network.client.post(PATH + "/", headers={"Authorization": "Bearer x"}).status_code == 404
     assert network.client.put(PATH, headers={"Authorization": "Bearer x"}).status_code == 405
