@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
@@ -100,3 +101,11 @@ def commission(field: str, value: str) -> tuple[CommissionType, Decimal]:
             raise FieldError(field, value, "must be a percent between 0% and 100%")
         return CommissionType.PERCENT, amount
     return CommissionType.FLAT, amount
+
+
+def end_of_day(day: date) -> datetime:
+    """The exclusive end of a `to` date: midnight UTC after it. The last date there is has no day after
+    it (adding one overflows: it was a 500): its end is then the last moment there is."""
+    if day == date.max:
+        return datetime.max.replace(tzinfo=UTC)
+    return datetime.combine(day + timedelta(days=1), time(), UTC)

@@ -21,7 +21,7 @@ from dispatcher.ledger import fields, ids
 from dispatcher.ledger.reports import EVENTS, ORDER_NUMBER_LENGTH, STATUSES
 from dispatcher.models import Click, Program, Transaction, TransactionEvent
 from dispatcher.models.types import MAX_ID
-from dispatcher.validation import FieldError, positive_id
+from dispatcher.validation import FieldError, end_of_day, positive_id
 
 PAGE_SIZE = 50
 PARAMETERS = ("order_number", "status", "event", "program_id", "from", "to", "before")
@@ -149,8 +149,7 @@ def _moment(args: Mapping[str, str], name: str, *, end: bool) -> datetime | None
     try:
         if len(cleaned) == 10:
             day = date.fromisoformat(cleaned)
-            # The last day there is has no next day: up to its end is everything.
-            return datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
+            return end_of_day(day) if end else datetime.combine(day, time(), UTC)
         moment = datetime.fromisoformat(cleaned)
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         # `to` is "on or before": the bound is exclusive, and times are kept to the microsecond.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from dispatcher.ledger.clicks import SUB_ID_NAMES
 from dispatcher.ledger.fields import minor_unit
 from dispatcher.models import Click, Delivery, Program, TrafficSource, Transaction, TransactionEvent
 from dispatcher.models.ledger import SUB_ID_LENGTH, TransactionStatus
-from dispatcher.validation import FieldError, positive_id
+from dispatcher.validation import FieldError, end_of_day, positive_id
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 1000
@@ -151,7 +151,7 @@ def _conditions(publisher_id: int, filters: Filters) -> list[Any]:
     if filters.day_from is not None:
         conditions.append(Transaction.event_time >= datetime.combine(filters.day_from, time(), UTC))
     if filters.day_to is not None:
-        end = datetime.combine(filters.day_to + timedelta(days=1), time(), UTC)
+        end = end_of_day(filters.day_to)
         conditions.append(Transaction.event_time < end)
     if filters.sub_id is not None:
         conditions.append(or_(*(getattr(Click, name) == filters.sub_id for name in SUB_IDS)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import Select, or_, select
@@ -13,7 +13,7 @@ from dispatcher.delivery_details import with_attempts
 from dispatcher.ledger.outbox import trigger_of
 from dispatcher.models import Click, Delivery, DeliveryState, Postback, Transaction, TransactionEvent
 from dispatcher.portal.postbacks import health, status_of
-from dispatcher.validation import FieldError, positive_id
+from dispatcher.validation import FieldError, end_of_day, positive_id
 
 PAGE_SIZE = 50
 STATES = tuple(state.value for state in DeliveryState)
@@ -129,7 +129,7 @@ def _query(publisher_id: int, filters: Filters) -> Select[Any]:
     if filters.day_from is not None:
         query = query.where(Delivery.created_at >= datetime.combine(filters.day_from, time(), UTC))
     if filters.day_to is not None:
-        end = datetime.combine(filters.day_to + timedelta(days=1), time(), UTC)
+        end = end_of_day(filters.day_to)
         query = query.where(Delivery.created_at < end)
     if filters.order_number is not None:
         query = query.where(Transaction.order_number == filters.order_number)

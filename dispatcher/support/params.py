@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from dispatcher.models.types import MAX_ID
-from dispatcher.validation import FieldError, positive_id
+from dispatcher.validation import FieldError, end_of_day, positive_id
 
 # Ids are BIGINT: a larger number is nobody's id, and PostgreSQL would refuse to compare with it.
 
@@ -44,13 +44,16 @@ def moment(args: Any, name: str, *, end: bool) -> datetime | None:
     try:
         if len(raw) == 10:
             day = date.fromisoformat(raw)
-            return datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
+            return end_of_day(day) if end else datetime.combine(day, time(), UTC)
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise FieldError(
             name, raw, "must be a date like 2026-11-01 or a time like 2026-11-01T14:30"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past the last moment there is, in UTC
+        raise FieldError(name, raw, "is past the last date there is") from None
 
 
 def iso(moment: datetime) -> str:

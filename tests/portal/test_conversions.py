@@ -306,3 +306,11 @@ def test_the_portal_page_shows_conversions_totals_and_offers_the_files(
 def test_the_portal_pages_need_a_login(client: FlaskClient) -> None:
     assert client.get("/portal/conversions").status_code == 302
     assert client.get("/portal/conversions/export?format=csv").status_code == 302
+
+
+@pytest.mark.parametrize("path", ["/api/v1/conversions", "/api/v1/deliveries"])
+def test_the_last_date_there_is_is_a_to_date_like_any_other(
+    client: FlaskClient, publisher: Account, book: Book, path: str
+) -> None:
+    response = client.get(path, query_string={"to": "9999-12-31"}, headers=publisher.auth)
+    assert response.status_code == 200  # it was a 500: the day after it overflows

@@ -189,3 +189,13 @@ def test_times_in_the_filters_are_utc() -> None:
     assert parsed.created_from == datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
     assert parsed.created_to == datetime(2026, 11, 11, tzinfo=UTC)
     assert parsed.as_args() == {"from": "2026-11-10T12:00:00Z", "to": "2026-11-11T00:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [({"to": "9999-12-31"}, 200), ({"from": "9999-12-31"}, 200), ({"to": "9999-12-31T23:00-05:00"}, 400)],
+)
+def test_the_edge_of_the_calendar_is_an_answer_not_a_500(
+    console: FlaskClient, network: Network, args: dict[str, str], status: int
+) -> None:
+    assert console.get("/support/deliveries", query_string=args).status_code == status
