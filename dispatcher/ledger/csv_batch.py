@@ -27,7 +27,12 @@ from dispatcher.validation import FieldError
 POSITIONAL_COLUMNS = ("click_id", "order_number", "sale_amount", "currency", "event", "status", "event_time")
 REQUIRED_COLUMNS = ("order_number",)
 CHUNK_LINES = 500
-MAX_CELL_CHARS = 4096  # a longer cell is an error of that line, not a reason to hold it in memory
+MAX_CELL_CHARS = 4096  # a longer cell is an error of that line
+# The csv reader's own limit, far above MAX_CELL_CHARS: when it refuses a cell it stops mid-row, and the rest
+# of a row spanning lines (a quoted cell with a line break after the long one) was then read as the start of a
+# quoted cell that swallowed the next good line. Cells are checked against MAX_CELL_CHARS once read whole;
+# this limit only bounds memory.
+READER_CELL_LIMIT = 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024  # read at most this much at once, whatever the line
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
@@ -46,7 +51,7 @@ class CsvFile:
     """An open upload: its columns are known once the first line is read (a bad header is a FieldError)."""
 
     def __init__(self, stream: Readable) -> None:
-        csv.field_size_limit(MAX_CELL_CHARS)
+        csv.field_size_limit(READER_CELL_LIMIT)
         self._reader = csv.reader(_decoded_lines(stream))
         self._first: tuple[int, list[str]] | None = None
         self.columns: tuple[str, ...] = POSITIONAL_COLUMNS
@@ -80,6 +85,9 @@ class CsvFile:
             return FieldError("line", cells[0][1:], "is not readable CSV")
         if len(cells) > len(self.columns):
             return FieldError("line", len(cells), f"has more than {len(self.columns)} columns")
+        for name, cell in zip(self.columns, cells, strict=False):
+            if len(cell) > MAX_CELL_CHARS:
+                return FieldError(name, cell[:40] + "...", f"must be at most {MAX_CELL_CHARS} characters")
         return SaleReport(**dict(zip(self.columns, cells, strict=False)))
 
 

@@ -276,3 +276,20 @@ def test_line_ends_inside_a_quoted_cell_stay_in_the_cell_whatever_the_files_line
         (5, SaleReport(click_id="c1", order_number="A\rB\r\nC\nD", sale_amount="1")),
         (6, SaleReport(click_id="c2", order_number="E", sale_amount="2")),
     ]
+
+
+def test_a_cell_too_long_refuses_its_line_and_never_swallows_the_next(network: Network) -> None:
+    """The csv reader used to stop mid-row at a long cell; the rest of a row spanning lines (a quoted cell
+    with a line break) was then read as an opening quote that swallowed the next good line."""
+    a, b = network.click(), network.click()
+    lines = [
+        f'{a},{"L" * 5000},"1\n2"',  # a long order number, then a cell holding a line break
+        f"{b},B-1,10.00",
+    ]
+
+    body = results(upload(network, "\n".join(lines) + "\n"))
+
+    [long_line, good] = body["results"]
+    assert long_line["fields"] == {"order_number": "must be at most 4096 characters"}
+    assert "error" not in good and good["line"] == 3
+    assert count_sales(network) == 1
