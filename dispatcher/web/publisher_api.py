@@ -31,7 +31,7 @@ from dispatcher.portal.preview import preview
 from dispatcher.postback_rules import Invalid
 from dispatcher.publisher_auth import current_publisher_id, token_required
 from dispatcher.staff_auth import staff_alternative
-from dispatcher.web import support_api
+from dispatcher.web import advertiser_api, support_api
 from dispatcher.web.portal.links import tracking_link
 
 blueprint = Blueprint("publisher_api", __name__, url_prefix="/api/v1")
@@ -187,10 +187,9 @@ def test_postback(postback_id: int) -> ResponseReturnValue:
     """The sample sale, or the values the optional JSON body gives (click_id, order_number, amount,
     commission, event, status)."""
     postback = _own(postback_id)
-    given: Any = request.get_json(silent=True) if request.get_data() else {}
-    if not isinstance(given, dict):
-        abort(400, description="The body, if any, must be a JSON object of test values")
-    chosen = test_send.values_given(given)
+    # Read as the advertiser API reads a sale: numbers as Decimal (19.99 is not a float here).
+    has_body = bool(request.content_length or request.headers.get("Transfer-Encoding"))
+    chosen = test_send.values_given(advertiser_api.json_body() if has_body else {})
     return jsonify(test_send.send_test(postback, _settings().allowed_networks, given=chosen).as_json())
 
 

@@ -125,6 +125,10 @@ def test_send_test_through_the_api_takes_values_from_its_body(
     assert answer.json["request"]["url"].endswith(
         "/pb?cid=abc&on=ORD-10045&amount=125.00&payout=3.00&event=lead&status=approved"
     )
+    decimal = client.post(
+        url, data='{"amount": 19.99}', content_type="application/json", headers=publisher.auth
+    )
+    assert decimal.status_code == 200 and "amount=19.99&" in decimal.json["request"]["url"]  # not a float
     assert (
         client.post(url, headers=publisher.auth)
         .json["request"]["url"]
