@@ -154,8 +154,8 @@ def _moment(args: Mapping[str, str], name: str, *, end: bool) -> datetime | None
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         # `to` is "on or before": the bound is exclusive, and times are kept to the microsecond.
         return moment + timedelta(microseconds=1) if end else moment
-    except OverflowError:
-        return None
+    except OverflowError:  # past the last moment there is, in UTC: a bad value, never "no filter"
+        raise FieldError(name, raw, "is past the last date there is") from None
     except ValueError:
         raise FieldError(
             name, raw, "must be a date like 2026-11-01 or a time like 2026-11-01T14:30:00Z"

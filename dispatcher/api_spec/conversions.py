@@ -24,7 +24,7 @@ PARAMETERS = [
         "format",
         "`json` (a page with totals), `csv` (every matching conversion) or `clickflare` (ClickFlare's "
         "manual upload: `click_id,payout,transaction_id,conversion_type,timestamp`, no header; declined and "
-        "reversed left out unless `status` asks for them; lines without the click id left out)",
+        "reversed sales always left out; lines without the click id left out)",
         {"type": "string", "enum": ["", "json", "csv", "clickflare"]},
         "json",
     ),

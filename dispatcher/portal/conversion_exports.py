@@ -4,8 +4,8 @@ ClickFlare's manual conversion upload takes one conversion per line, no header:
 `click_id,payout,transaction_id,conversion_type,timestamp`. The click id is the tracker's own, which the
 publisher passed to us in one of the sub ids (they name which); payout is our commission; the transaction id
 is the `#txid#` the sale's first postback carried, so a conversion the tracker did get is de-duplicated, not
-counted twice. Declined and reversed sales earn nothing and are left out unless the status filter asks for
-them; lines without the click id are left out (a tracker cannot match them).
+counted twice. Declined and reversed sales earn nothing and are always left out (an uploaded line would add
+its payout); lines without the click id are left out too (a tracker cannot match them).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from dispatcher.models.ledger import TransactionStatus
 from dispatcher.portal.conversions import SUB_IDS, Conversion, Filters, as_json, every, in_units
 from dispatcher.validation import FieldError
 
-FORMATS = ("json", "csv", "clickflare")
+FILES = ("csv", "clickflare")
+FORMATS = ("json", *FILES)
 CSV_COLUMNS = (
     "sales_id",
     "txid",
@@ -46,10 +47,12 @@ EARNING = (TransactionStatus.PENDING.value, TransactionStatus.APPROVED.value)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def export_format(args: Mapping[str, str]) -> str:
-    chosen = (args.get("format") or "json").strip()
-    if chosen not in FORMATS:
-        raise FieldError("format", chosen, f"must be one of {', '.join(FORMATS)}")
+def export_format(args: Mapping[str, str], *, files_only: bool = False) -> str:
+    """`json` (a page: the API's default), `csv` or `clickflare`; `files_only` where a file must be sent."""
+    allowed = FILES if files_only else FORMATS
+    chosen = (args.get("format") or ("csv" if files_only else "json")).strip()
+    if chosen not in allowed:
+        raise FieldError("format", chosen, f"must be one of {', '.join(allowed)}")
     return chosen
 
 
@@ -80,20 +83,18 @@ def csv_lines(conversions: Iterable[Conversion]) -> Iterator[str]:
         yield _line(_safe(row[column]) for column in CSV_COLUMNS)
 
 
-def clickflare_lines(conversions: Iterable[Conversion], click_id: str, filters: Filters) -> Iterator[str]:
+def clickflare_lines(conversions: Iterable[Conversion], click_id: str) -> Iterator[str]:
     for conversion in conversions:
         tracker_click = conversion.sub_ids.get(click_id)
-        if not tracker_click:
+        # Declined and reversed sales earn nothing: a line for one would add its payout to the tracker.
+        if not tracker_click or conversion.status not in EARNING:
             continue
-        if filters.status is None and conversion.status not in EARNING:
-            continue
-        kind = conversion.event if conversion.status in EARNING else conversion.status
         yield _line(
             (
                 tracker_click,  # read by the tracker, not a spreadsheet: sent as the publisher passed it
                 in_units(conversion.commission, conversion.currency),
                 conversion.txid,
-                kind,
+                conversion.event,
                 conversion.event_time.isoformat(),
             )
         )
@@ -106,14 +107,14 @@ def download(database: Database, publisher_id: int, filters: Filters, args: Mapp
     gone by then, and holding the request context open for the stream (`stream_with_context`) would leave it
     pushed for as long as a client does not read the body.
     """
-    chosen = export_format(args)
+    chosen = export_format(args, files_only=True)
     click_id = click_id_field(args) if chosen == "clickflare" else ""
 
     def lines() -> Iterator[str]:
         with database.session() as session:
             conversions = every(session, publisher_id, filters)
             if chosen == "clickflare":
-                yield from clickflare_lines(conversions, click_id, filters)
+                yield from clickflare_lines(conversions, click_id)
             else:
                 yield from csv_lines(conversions)
 

@@ -276,10 +276,9 @@ def test_the_clickflare_export_is_the_trackers_upload_format(
         csv.reader(io.StringIO(download(client, publisher, format="clickflare", click_id="fobs2")))
     )
     assert [line[0] for line in other_field] == ["alt-cf-2", "alt-cf-1"]
-    declined = list(
-        csv.reader(io.StringIO(download(client, publisher, format="clickflare", status="declined")))
-    )
-    assert [(line[0], line[3]) for line in declined] == [("cf-4", "declined")]
+    # Not even when asked for: an uploaded line of a declined sale would add its payout in the tracker.
+    declined = download(client, publisher, format="clickflare", status="declined")
+    assert declined == ""
 
 
 def test_the_portal_page_shows_conversions_totals_and_offers_the_files(
@@ -297,6 +296,7 @@ def test_the_portal_page_shows_conversions_totals_and_offers_the_files(
     filtered = client.get("/portal/conversions?status=approved").get_data(as_text=True)
     assert "cf-1" in filtered and "cf-2" not in filtered
     assert client.get("/portal/conversions?status=paid").status_code == 400
+    assert client.get("/portal/conversions/export?format=json").status_code == 400  # a file, or nothing
 
     exported = client.get("/portal/conversions/export?format=clickflare&status=approved")
     assert exported.status_code == 200

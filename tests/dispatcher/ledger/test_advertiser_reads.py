@@ -136,6 +136,8 @@ def test_pages_are_keyset_pages_that_cover_everything_once(network: Network) -> 
         ({"before": "99999999999999999999"}, "before", "is not an id (too large)"),
         ({"from": "yesterday"}, "from", "must be a date like 2026-11-01 or a time"),
         ({"to": "2026-02-30"}, "to", "must be a date like 2026-11-01 or a time"),
+        # Past the last moment there is in UTC: refused, never taken as "no filter" (which listed everything).
+        ({"from": "9999-12-31T23:00:00-05:00"}, "from", "is past the last date there is"),
         ({"order_number": "a\x01b"}, "order_number", "must not contain control characters"),
         ({"order_number": "x" * 256}, "order_number", "must be at most 255 characters"),
         ({"sales_id": "x"}, "sales_id", "is not a filter; known: order_number, status"),
