@@ -91,8 +91,14 @@ def parse(values: Mapping[str, str]) -> Parameters:
     return Parameters(report, token, written, ignored, refusal, values.get("pixel") == "1")
 
 
+# A visitor's user agent is free text that may hold braces or hashes of its own: only a value that is
+# nothing but a placeholder counts there.
+_FREE_TEXT = frozenset({"ua", "user_agent"})
+
+
 def _unfilled(name: str, value: str) -> FieldError | None:
-    found = _PLACEHOLDER.search(value.strip())
+    matching = _PLACEHOLDER.fullmatch if name in _FREE_TEXT else _PLACEHOLDER.search
+    found = matching(value.strip())
     if found is None:
         return None
     word = found.group(0)

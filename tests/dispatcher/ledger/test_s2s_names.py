@@ -171,6 +171,22 @@ def test_a_placeholder_left_in_a_value_is_400_saying_the_platform_did_not_fill_i
         assert session.scalars(select(Transaction)).all() == []
 
 
+def test_a_user_agent_holding_braces_or_hashes_is_text_unless_it_is_only_a_placeholder(
+    clickless: Network,
+) -> None:
+    network = clickless
+    query = {"secure": network.s2s_token, "revenue": "8.00", "publisher": str(network.publisher_id)}
+    query["ts"] = str(network.source_id)
+    agent = "Mozilla/5.0 (App{x}; #build#)"
+
+    kept = fire(network, **query, on="UA-1", user_agent=agent)
+    refused = fire(network, **query, on="UA-2", user_agent="{user_agent}")
+
+    assert kept.status_code == 201, kept.json
+    assert refused.status_code == 400 and refused.json is not None
+    assert "user_agent" in refused.json["fields"]
+
+
 def test_lower_case_words_are_values_not_placeholders(network: Network) -> None:
     response = fire(network, token=network.s2s_token, clickid=network.click(), on="replace", sa="5.00")
 
