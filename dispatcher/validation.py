@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
@@ -109,3 +110,14 @@ def end_of_day(day: date) -> datetime:
     if day == date.max:
         return datetime.max.replace(tzinfo=UTC)
     return datetime.combine(day + timedelta(days=1), time(), UTC)
+
+
+def optional_day(args: Mapping[str, str], name: str) -> date | None:
+    """A `from`/`to` date filter (blank: none); anything else than 2026-11-01 is a `FieldError` naming it."""
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise FieldError(name, raw, "must be a date like 2026-11-01") from None

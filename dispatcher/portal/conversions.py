@@ -21,7 +21,7 @@ from dispatcher.ledger.clicks import SUB_ID_NAMES
 from dispatcher.ledger.fields import minor_unit
 from dispatcher.models import Click, Delivery, Program, TrafficSource, Transaction, TransactionEvent
 from dispatcher.models.ledger import SUB_ID_LENGTH, TransactionStatus
-from dispatcher.validation import FieldError, end_of_day, positive_id
+from dispatcher.validation import FieldError, end_of_day, optional_day, positive_id
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 1000
@@ -96,15 +96,6 @@ class Conversion:
 def parse_filters(args: Mapping[str, str]) -> Filters:
     """Query parameters to filters; a bad value raises `FieldError` naming it."""
 
-    def day(name: str) -> date | None:
-        raw = (args.get(name) or "").strip()
-        if not raw:
-            return None
-        try:
-            return date.fromisoformat(raw)
-        except ValueError:
-            raise FieldError(name, raw, "must be a date like 2026-11-01") from None
-
     def an_id(name: str) -> int | None:
         raw = (args.get(name) or "").strip()
         return positive_id(name, raw) if raw else None
@@ -121,8 +112,8 @@ def parse_filters(args: Mapping[str, str]) -> Filters:
         program_id=an_id("program_id"),
         traffic_source_id=an_id("traffic_source_id"),
         status=status,
-        day_from=day("from"),
-        day_to=day("to"),
+        day_from=optional_day(args, "from"),
+        day_to=optional_day(args, "to"),
         sub_id=sub_id or None,
         before_id=an_id("before"),
     )

@@ -13,7 +13,7 @@ from dispatcher.delivery_details import with_attempts
 from dispatcher.ledger.outbox import trigger_of
 from dispatcher.models import Click, Delivery, DeliveryState, Postback, Transaction, TransactionEvent
 from dispatcher.portal.postbacks import health, status_of
-from dispatcher.validation import FieldError, end_of_day, positive_id
+from dispatcher.validation import FieldError, end_of_day, optional_day, positive_id
 
 PAGE_SIZE = 50
 STATES = tuple(state.value for state in DeliveryState)
@@ -56,15 +56,6 @@ class LogRow:
 def parse_filters(args: Any) -> Filters:
     """Query parameters to filters; a bad value raises `FieldError` naming it."""
 
-    def day(name: str) -> date | None:
-        raw = (args.get(name) or "").strip()
-        if not raw:
-            return None
-        try:
-            return date.fromisoformat(raw)
-        except ValueError:
-            raise FieldError(name, raw, "must be a date like 2026-11-01") from None
-
     def text(name: str) -> str | None:
         raw = (args.get(name) or "").strip()
         if any(ord(char) < 32 for char in raw):
@@ -79,8 +70,8 @@ def parse_filters(args: Any) -> Filters:
     return Filters(
         postback_id=positive_id("postback_id", postback) if postback else None,
         state=state,
-        day_from=day("from"),
-        day_to=day("to"),
+        day_from=optional_day(args, "from"),
+        day_to=optional_day(args, "to"),
         order_number=text("order_number"),
         sub_id=text("sub_id"),
         before_id=positive_id("before", before) if before else None,

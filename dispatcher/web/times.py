@@ -7,12 +7,16 @@ Times are stored and computed in UTC; a publisher or staff member may choose a z
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from flask import Flask
+from flask import Flask, flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped]
 
+from dispatcher.db import request_session
 from dispatcher.validation import FieldError
 
 FORMATS = {
@@ -69,6 +73,22 @@ def when(moment: datetime | None, precision: str = "seconds") -> str:
 def viewer_zone_name() -> str:
     name = getattr(current_user, "time_zone", None) if current_user else None
     return name or "UTC"
+
+
+class HasZone(Protocol):
+    time_zone: str | None
+
+
+def save_zone(account: HasZone, page: Callable[[str], str], account_endpoint: str) -> ResponseReturnValue:
+    """The account form's POST, for publishers and staff alike: the zone saved and back to the account page,
+    or the page again (`page(error)`) with a 400 naming the field."""
+    try:
+        account.time_zone = checked_zone(request.form.get("time_zone", ""))
+    except FieldError as exc:
+        return page(str(exc)), 400
+    request_session().commit()
+    flash(f"Times are now shown in {account.time_zone or 'UTC'}.", "success")
+    return redirect(url_for(account_endpoint))
 
 
 def init_app(app: Flask) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
 from dispatcher.db import request_session
 from dispatcher.models import Publisher
 from dispatcher.portal import tokens
-from dispatcher.validation import FieldError
 from dispatcher.web import times
 from dispatcher.web.portal.common import blueprint, found, publisher_id, publisher_required
 
@@ -39,13 +38,7 @@ def account() -> ResponseReturnValue:
 @publisher_required
 def set_time_zone() -> ResponseReturnValue:
     me = _me()
-    try:
-        me.time_zone = times.checked_zone(request.form.get("time_zone", ""))
-    except FieldError as exc:
-        return _page(me, time_zone_error=str(exc)), 400
-    request_session().commit()
-    flash(f"Times are now shown in {me.time_zone or 'UTC'}.", "success")
-    return redirect(url_for("portal.account"))
+    return times.save_zone(me, lambda error: _page(me, time_zone_error=error), "portal.account")
 
 
 @blueprint.post("/account/token")

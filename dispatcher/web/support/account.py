@@ -10,7 +10,6 @@ from dispatcher.models import StaffUser
 from dispatcher.staff_auth import issue_token, revoke_token
 from dispatcher.support import audit
 from dispatcher.support.params import row_id
-from dispatcher.validation import FieldError
 from dispatcher.web import times
 from dispatcher.web.support.common import blueprint, found, staff_id, staff_required
 
@@ -39,13 +38,7 @@ def account() -> ResponseReturnValue:
 @staff_required
 def set_time_zone() -> ResponseReturnValue:
     me = _me()
-    try:
-        me.time_zone = times.checked_zone(request.form.get("time_zone", ""))
-    except FieldError as exc:
-        return _page(me, time_zone_error=str(exc)), 400
-    request_session().commit()
-    flash(f"Times are now shown in {me.time_zone or 'UTC'}.", "success")
-    return redirect(url_for("support.account"))
+    return times.save_zone(me, lambda error: _page(me, time_zone_error=error), "support.account")
 
 
 @blueprint.post("/account/token")
