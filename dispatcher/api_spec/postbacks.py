@@ -178,7 +178,13 @@ PREVIEW: JSON = {
                 "refused). Another publisher's or an unknown id is a 404.",
                 {"type": "string", "pattern": "^[0-9]{1,19}$"},
                 "12",
-            )
+            ),
+            query(
+                "status",
+                "The sample sale's status (default approved), sent in the postback's status words",
+                {"type": "string", "enum": ["", "pending", "approved", "declined", "reversed"]},
+                "reversed",
+            ),
         ],
         "requestBody": json_body(
             schema("PostbackPreview"),

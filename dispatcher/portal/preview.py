@@ -16,6 +16,7 @@ import macros
 from dispatcher.config import IPNetwork
 from dispatcher.egress import fields, urls
 from dispatcher.postback_rules import CONTENT_TYPES, header_value_problem, url_problem
+from dispatcher.validation import FieldError
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,26 @@ def sample_values(
     return values
 
 
-def preview(values: Mapping[str, Any], allowed_networks: Sequence[IPNetwork] = ()) -> Preview:
+PREVIEW_STATUSES = ("pending", "approved", "declined", "reversed")
+
+
+def preview_status(raw: str | None) -> str | None:
+    """The sample's status to preview with (blank: the sample's own, approved); another word is a
+    `FieldError` naming `status`."""
+    word = (raw or "").strip()
+    if word and word not in PREVIEW_STATUSES:
+        raise FieldError("status", word, f"must be one of {', '.join(PREVIEW_STATUSES)}")
+    return word or None
+
+
+def preview(
+    values: Mapping[str, Any], allowed_networks: Sequence[IPNetwork] = (), status: str | None = None
+) -> Preview:
+    """`status`: the sample sale's status (through the postback's status words, as sending does)."""
     method = str(values.get("method") or "GET").upper()
     url = _text(values.get("url"))
     status_map = _mapping(values.get("status_map"))
-    sample = sample_values(status_map)
+    sample = sample_values(status_map, {"status": status} if status else None)
     notes = _notes("url", url, macros.Context.URL)
     refused = url_problem(url.strip(), allowed_networks) if url.strip() else None  # saving strips it too
     if refused:

@@ -90,6 +90,9 @@
       clearTimeout(timer);
       timer = setTimeout(refresh, 50);
     });
+    // The preview's status is outside the form (form="..."): its changes do not bubble to it.
+    var status = document.getElementById("preview-status");
+    if (status) status.addEventListener("change", refresh);
   }
 
   // --- The body fieldset only matters for POST.

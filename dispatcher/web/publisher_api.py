@@ -27,7 +27,7 @@ from dispatcher.portal import (
     shapes,
     test_send,
 )
-from dispatcher.portal.preview import preview
+from dispatcher.portal.preview import preview, preview_status
 from dispatcher.postback_rules import Invalid
 from dispatcher.publisher_auth import current_publisher_id, token_required
 from dispatcher.staff_auth import staff_alternative
@@ -168,8 +168,9 @@ def preview_postback() -> ResponseReturnValue:
     session = request_session()
     # `?postback=<id>`: the draft edits that postback, whose stopped programs saving keeps; else it is new. A
     # misspelt parameter would quietly preview a new postback instead: refused.
-    unknown = {name: "is not a parameter of the preview; known: postback" for name in request.args}
+    unknown = {name: "is not a parameter of the preview; known: postback, status" for name in request.args}
     unknown.pop("postback", None)
+    unknown.pop("status", None)
     if unknown:
         raise Invalid(unknown)
     edited = _own(_postback_param(request.args.get("postback"))) if "postback" in request.args else None
@@ -178,7 +179,8 @@ def preview_postback() -> ResponseReturnValue:
         own_source_ids=postbacks.own_source_ids(session, current_publisher_id()),
         programs=programs.choosable(session, postbacks.spec_of(edited).program_ids if edited else ()),
     )
-    return jsonify(preview(draft, _settings().allowed_networks).as_json())
+    status = preview_status(request.args.get("status"))
+    return jsonify(preview(draft, _settings().allowed_networks, status).as_json())
 
 
 @blueprint.post("/postbacks/<int:postback_id>/test")

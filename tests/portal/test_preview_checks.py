@@ -168,3 +168,23 @@ def test_the_sale_amount_as_payout_gets_a_hint(client: FlaskClient, publisher: A
     findings = preview(client, publisher, {"url": URL + "&payout=#sa#"}).get_json()["findings"]
     [hint] = [f for f in findings if f["code"] == "sale_amount_as_payout"]
     assert hint["severity"] == "warning" and "#ca#" in hint["message"]
+
+
+def test_the_preview_can_show_another_status_in_the_postbacks_words(
+    client: FlaskClient, portal: FlaskClient, publisher: Account, token: str
+) -> None:
+    draft = {"url": URL + "&st=#status#", "status_map": {"reversed": "refund"}}
+
+    default = preview(client, publisher, draft).get_json()
+    reversed_ = client.post(PREVIEW + "?status=reversed", json=draft, headers=publisher.auth).get_json()
+    declined = portal.post(
+        "/portal/postbacks/preview",
+        data={"url": URL + "&st=#status#", "preview_status": "declined"},
+        headers={"X-CSRFToken": token},
+    ).get_json()
+
+    assert default["url"].endswith("&st=approved")
+    assert reversed_["url"].endswith("&st=refund")
+    assert declined["url"].endswith("&st=declined")
+    refused = client.post(PREVIEW + "?status=paid", json=draft, headers=publisher.auth)
+    assert refused.status_code == 400 and "status" in refused.get_json()["fields"]

@@ -17,7 +17,7 @@ from dispatcher.db import get_db, request_session
 from dispatcher.models import Postback
 from dispatcher.models.postbacks import POSTBACK_EVENTS
 from dispatcher.portal import postbacks, programs, test_send
-from dispatcher.portal.preview import preview
+from dispatcher.portal.preview import preview, preview_status
 from dispatcher.portal.traffic_sources import list_sources
 from dispatcher.postback_rules import Invalid
 from dispatcher.validation import FieldError
@@ -137,7 +137,9 @@ def signing_secret(postback_id: int) -> ResponseReturnValue:
 @publisher_required
 def preview_postback() -> ResponseReturnValue:
     """Called by portal.js as the publisher types (form fields, CSRF token in a header)."""
-    return jsonify(preview(postback_rules.form_values(request.form), settings().allowed_networks).as_json())
+    status = preview_status(request.form.get("preview_status"))
+    values = postback_rules.form_values(request.form)
+    return jsonify(preview(values, settings().allowed_networks, status).as_json())
 
 
 @blueprint.post("/postbacks/<int:postback_id>/test")
