@@ -16,6 +16,7 @@ from dispatcher.broker import get_broker
 from dispatcher.config import Settings
 from dispatcher.db import get_db, request_session
 from dispatcher.models import Postback
+from dispatcher.models.types import MAX_ID
 from dispatcher.portal import (
     conversion_exports,
     conversions,
@@ -31,6 +32,7 @@ from dispatcher.portal.preview import preview, preview_status
 from dispatcher.postback_rules import Invalid
 from dispatcher.publisher_auth import current_publisher_id, token_required
 from dispatcher.staff_auth import staff_alternative
+from dispatcher.validation import FieldError
 from dispatcher.web import advertiser_api, support_api
 from dispatcher.web.portal.links import tracking_link
 
@@ -53,6 +55,27 @@ FIELDS = (
 )
 # Not a template field: true makes a new signing secret (rotating any old one), false removes it.
 SIGNING = "signing_secret"
+
+
+CONVERSION_PARAMETERS = (
+    "program_id",
+    "traffic_source_id",
+    "status",
+    "from",
+    "to",
+    "sub_id",
+    "before",
+    "format",
+    "click_id",
+)
+PROGRAM_PARAMETERS = ("program_id", "traffic_source_id", "fobs", "fobs2", "fobs3", "fobs4", "fobs5")
+
+
+def _known_only(known: tuple[str, ...]) -> None:
+    """A misspelt filter (`stauts=approved`) is a 400 naming it, never silently the whole list."""
+    for name in request.args:
+        if name not in known:
+            raise FieldError(name, request.args[name], f"is not a parameter; known: {', '.join(known)}")
 
 
 def _settings() -> Settings:
@@ -82,7 +105,10 @@ def _own(postback_id: int) -> Postback:
 
 def _postback_param(value: str | None) -> int:
     digits = (value or "").strip()
-    if not (digits.isascii() and digits.isdigit() and len(digits) <= postback_rules.MAX_ID_DIGITS):
+    # Within BIGINT too: 19 digits reach past it, and the database refuses to compare such a number (a 500).
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= postback_rules.MAX_ID_DIGITS) or (
+        int(digits) > MAX_ID
+    ):
         raise Invalid({"postback": f"must be the id of one of your postbacks, got {value!r}"})
     return int(digits)
 
@@ -216,6 +242,7 @@ def list_deliveries() -> ResponseReturnValue:
 def list_programs() -> ResponseReturnValue:
     """The programs the publisher may promote, each with its tracking link (for `traffic_source_id` and
     `fobs`..`fobs5` if given) and where a visitor lands."""
+    _known_only(PROGRAM_PARAMETERS)
     session = request_session()
     programs = links.promotable(session)
     spec = links.parse_spec(request.args, session, current_publisher_id(), programs)
@@ -244,7 +271,9 @@ def list_programs() -> ResponseReturnValue:
 def list_conversions() -> ResponseReturnValue:
     """The publisher's conversions with totals (JSON, keyset-paged), or every one as a file (`format`)."""
     session = request_session()
+    _known_only(CONVERSION_PARAMETERS)
     filters = conversions.parse_filters(request.args)
+    conversion_exports.click_id_field(request.args)  # checked whatever the format: a bad one is never ignored
     if conversion_exports.export_format(request.args) != "json":
         return conversion_exports.download(get_db(current_app), current_publisher_id(), filters, request.args)
     rows = conversions.search(session, current_publisher_id(), filters, conversions.PAGE_SIZE + 1)

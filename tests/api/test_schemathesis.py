@@ -84,8 +84,19 @@ def run_case(world: World, case: Case, op: dict[str, Any], mode: GenerationMode)
     before = row_counts(world.app)
     FUZZ_STATS.record_case(label)
     try:
-        response = case.call(**credentials(world, op))
+        given = credentials(world, op)
+        response = case.call(**given)
         negative = mode is GenerationMode.NEGATIVE and op["operationId"] not in NEGATIVE_ANSWERED_200
+        if (
+            negative
+            and response.status_code < 300
+            and "headers" in given
+            and "Authorization" not in case.headers
+        ):
+            # The case's mutations were: no Authorization header (which the credentials above put back) and
+            # one that did not survive serialization (an extra query parameter with no value: `?fobs=` was
+            # sent, nothing more). What is left to check is the missing header, so send it as generated.
+            response = case.call()
         checks = CHECKS + ([negative_data_rejection] if negative else [])
         case.validate_response(response, checks=checks)
         if 400 <= response.status_code < 500:

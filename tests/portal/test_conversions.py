@@ -314,3 +314,18 @@ def test_the_last_date_there_is_is_a_to_date_like_any_other(
 ) -> None:
     response = client.get(path, query_string={"to": "9999-12-31"}, headers=publisher.auth)
     assert response.status_code == 200  # it was a 500: the day after it overflows
+
+
+@pytest.mark.parametrize(
+    ("path", "args", "field"),
+    [
+        ("/api/v1/conversions", {"stauts": "approved"}, "stauts"),
+        ("/api/v1/conversions", {"click_id": "true"}, "click_id"),  # checked even for the JSON page
+        ("/api/v1/programs", {"fobs6": "x"}, "fobs6"),
+    ],
+)
+def test_an_unknown_or_misspelt_parameter_is_a_400_not_the_whole_list(
+    client: FlaskClient, publisher: Account, path: str, args: dict[str, str], field: str
+) -> None:
+    response = client.get(path, query_string=args, headers=publisher.auth)
+    assert response.status_code == 400 and field in response.json["fields"]

@@ -188,3 +188,12 @@ def test_the_preview_can_show_another_status_in_the_postbacks_words(
     assert declined["url"].endswith("&st=declined")
     refused = client.post(PREVIEW + "?status=paid", json=draft, headers=publisher.auth)
     assert refused.status_code == 400 and "status" in refused.get_json()["fields"]
+
+
+def test_a_postback_id_past_bigint_is_refused_by_name_not_a_500(
+    client: FlaskClient, publisher: Account
+) -> None:
+    response = client.post(
+        PREVIEW + "?postback=9999999999999999999", json={"url": URL}, headers=publisher.auth
+    )
+    assert response.status_code == 400 and "postback" in response.get_json()["fields"]

@@ -181,7 +181,9 @@ def test_the_preview_of_an_edit_keeps_a_stopped_program_as_saving_does_and_a_new
     assert malformed.status_code == 400
     assert malformed.get_json()["fields"] == {"postback": "must be the id of one of your postbacks, got '7x'"}
     assert misspelt.status_code == 400
-    assert misspelt.get_json()["fields"] == {"postbak": "is not a parameter of the preview; known: postback"}
+    assert misspelt.get_json()["fields"] == {
+        "postbak": "is not a parameter of the preview; known: postback, status"
+    }
 
 
 def test_a_refused_change_leaves_the_scope_as_it_was(
