@@ -100,6 +100,22 @@ class TextFormatter(logging.Formatter):
         return f"{first} {suffix}{newline}{rest}"
 
 
+class NoQueryStrings(logging.Filter):
+    """gunicorn logs the request line of a request that failed outside the app ("Error handling request
+    /s2s/transaction?token=..."): S2S tokens live in query strings, so any text argument of gunicorn's lines
+    loses its query string here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("gunicorn") and isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                arg.split("?", 1)[0] + "?(query string left out)"
+                if isinstance(arg, str) and "?" in arg
+                else arg
+                for arg in record.args
+            )
+        return True
+
+
 def dict_config(settings: Settings) -> dict[str, Any]:
     """The `logging.config.dictConfig` schema for a process of ours; gunicorn.conf.py hands it to gunicorn
     (`logconfig_dict`), so that gunicorn's own lines come out in the same format."""
@@ -110,11 +126,13 @@ def dict_config(settings: Settings) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {"dispatcher": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
         # stderr: commands print their JSON results on stdout, which logs must not interleave with.
+        "filters": {"no_query_strings": {"()": f"{NoQueryStrings.__module__}.{NoQueryStrings.__qualname__}"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "dispatcher",
                 "stream": "ext://sys.stderr",
+                "filters": ["no_query_strings"],
             }
         },
         "root": {"level": settings.log_level, "handlers": ["stderr"]},

@@ -243,3 +243,23 @@ def test_the_access_log_is_on_unless_switched_off_whatever_the_log_level(
     assert settings.log_level == "WARNING"
     assert schema["root"]["level"] == "WARNING"
     assert schema["loggers"]["dispatcher.access"]["level"] == level
+
+
+def test_gunicorns_line_for_a_failed_request_never_carries_its_query_string() -> None:
+    """gunicorn logs "Error handling request <uri>" when a request fails outside the app; S2S URLs carry the
+    advertiser's token in their query string."""
+    settings = config.from_mapping(
+        {"DATABASE_URL": "sqlite://", "SECRET_KEY": "x" * 20, "DISPATCHER_ENV": "development"}
+    )
+    wired = logs.dict_config(settings)
+    assert wired["handlers"]["stderr"]["filters"] == ["no_query_strings"]
+
+    with captured(logs.TextFormatter()) as text:
+        handler = logging.getLogger().handlers[-1]
+        handler.addFilter(logs.NoQueryStrings())
+        logging.getLogger("gunicorn.error").error(
+            "Error handling request %s", "/s2s/transaction?token=s2s_SECRET"
+        )
+
+    assert "Error handling request /s2s/transaction?(query string left out)" in text()
+    assert "s2s_SECRET" not in text()
