@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
@@ -121,3 +121,11 @@ def optional_day(args: Mapping[str, str], name: str) -> date | None:
         return date.fromisoformat(raw)
     except ValueError:
         raise FieldError(name, raw, "must be a date like 2026-11-01") from None
+
+
+def only_known(args: Mapping[str, str], known: Sequence[str], what: str = "parameter") -> None:
+    """A query with an unknown (a misspelt) parameter is a `FieldError` naming it: `stauts=approved` must not
+    answer as if no filter had been given."""
+    for name in args:
+        if name not in known:
+            raise FieldError(name, args[name], f"is not a {what}; known: {', '.join(known)}")

@@ -21,7 +21,7 @@ from dispatcher.ledger import fields, ids
 from dispatcher.ledger.reports import EVENTS, ORDER_NUMBER_LENGTH, STATUSES
 from dispatcher.models import Click, Program, Transaction, TransactionEvent
 from dispatcher.models.types import MAX_ID
-from dispatcher.validation import FieldError, end_of_day, positive_id
+from dispatcher.validation import FieldError, end_of_day, only_known, positive_id
 
 PAGE_SIZE = 50
 PARAMETERS = ("order_number", "status", "event", "program_id", "from", "to", "before")
@@ -41,9 +41,7 @@ class Filters:
 def parse_filters(args: Mapping[str, str]) -> Filters:
     """Query parameters to filters; an unknown parameter or a bad value is a `FieldError` naming it (a
     misspelt filter would otherwise list every transaction as if it had been applied)."""
-    for name in args:
-        if name not in PARAMETERS:
-            raise FieldError(name, args[name], f"is not a filter; known: {', '.join(PARAMETERS)}")
+    only_known(args, PARAMETERS, "filter")
     order_number = _blank_is_none(args.get("order_number"))
     return Filters(
         order_number=None

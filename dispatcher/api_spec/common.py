@@ -91,3 +91,8 @@ BEYOND_BIGINT = error(
     "The id is beyond BIGINT, so no route matches it; the router answers 405 here.",
     "The method is not allowed for the requested URL.",
 )
+
+
+# An empty query parameter (`?status=`, as an HTML form sends it) is no filter.
+BLANK: JSON = {"type": "string", "maxLength": 0}
+ID_OR_BLANK: JSON = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 9223372036854775807}, BLANK]}

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from dispatcher.api_spec.common import ID_OR_BLANK as ID_OR_NONE
 from dispatcher.api_spec.common import JSON, UNAUTHORIZED_PUBLISHER, error, json_response, query
 from dispatcher.api_spec.schemas import ID, MONEY_OUT, TIME, _object
+from dispatcher.ledger.clicks import SUB_ID_NAMES
 from dispatcher.models.ledger import TransactionStatus
 
 TAG = "Conversions"
 STATUSES = [status.value for status in TransactionStatus]
-SUB_IDS = ["fobs", "fobs2", "fobs3", "fobs4", "fobs5"]
-NONE = {"type": "string", "maxLength": 0}  # an empty filter (as an HTML form sends it) is no filter
-ID_OR_NONE = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 9223372036854775807}, NONE]}
+SUB_IDS = list(SUB_ID_NAMES)
 DAY = {"type": "string", "description": "A date; `to` includes the whole day (UTC)"}
 PARAMETERS = [
     query("program_id", "Only this program's", ID_OR_NONE, 7),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dispatcher.api_spec.common import BLANK as NONE
+from dispatcher.api_spec.common import ID_OR_BLANK as ID
 from dispatcher.api_spec.common import JSON, UNAUTHORIZED_PUBLISHER, error, json_response, path_id, query
 from dispatcher.api_spec.common import ref as schema
 from dispatcher.models import DeliveryState, ErrorClass
@@ -12,9 +14,6 @@ DELIVERY_ID = path_id("delivery_id", "A delivery of yours (staff: anyone's); oth
 NOT_FOUND = error("No such delivery (or not yours).", "delivery 90412 not found")
 STATES = [state.value for state in DeliveryState]
 TEXT = {"type": "string", "maxLength": 255}
-# An empty filter (`?state=`, as an HTML form sends it) is no filter.
-NONE = {"type": "string", "maxLength": 0}
-ID = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 9223372036854775807}, NONE]}
 DAY_OR_TIME = {
     "type": "string",
     "description": "A date (`to` includes the whole day); staff may also give an ISO 8601 time (UTC "

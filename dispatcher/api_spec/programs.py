@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+from dispatcher.api_spec.common import ID_OR_BLANK as ID_OR_NONE
 from dispatcher.api_spec.common import JSON, UNAUTHORIZED_PUBLISHER, error, json_response, query
 from dispatcher.api_spec.schemas import ID, _object
+from dispatcher.api_spec.service import SUB_IDS
 
 TAG = "Tracking links"
-NONE = {"type": "string", "maxLength": 0}  # an empty parameter (as an HTML form sends it) is none
-ID_OR_NONE = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 9223372036854775807}, NONE]}
-SUB_ID = {"type": "string", "maxLength": 255}
 PARAMETERS = [
     query("program_id", "Only this running program", ID_OR_NONE, 7),
     query("traffic_source_id", "One of your traffic sources, put in every link as `ts`", ID_OR_NONE, 3),
-    *(
-        query(name, f"Your sub id `{name}`, put in every link (back in postbacks as `#{name}#`)", SUB_ID)
-        for name in ("fobs", "fobs2", "fobs3", "fobs4", "fobs5")
-    ),
+    *SUB_IDS,  # the tracking link's own sub id parameters: put into every link
 ]
 PROGRAM = _object(
     {

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dispatcher.advertiser.transactions import PAGE_SIZE
 from dispatcher.api_spec.common import (
+    ID_OR_BLANK as ID_FILTER,
+)
+from dispatcher.api_spec.common import (
     JSON,
     UNAUTHORIZED_ADVERTISER,
     UNAUTHORIZED_S2S,
@@ -190,8 +193,6 @@ STATUS_BY_ORDER: JSON = {
     }
 }
 TEXT = {"type": "string", "maxLength": 255}
-NONE = {"type": "string", "maxLength": 0}  # an empty filter (`?status=`, as a form sends it) is no filter
-ID_FILTER = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 9223372036854775807}, NONE]}
 DAY_OR_TIME = {
     "type": "string",
     "description": "A date (`to` includes the whole day) or an ISO 8601 time (UTC unless it says otherwise)",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -220,9 +220,7 @@ def every(session: Session, publisher_id: int, filters: Filters) -> Iterator[Con
     """Every matching conversion, newest first, fetched a batch at a time (exports of long ranges)."""
     before = filters.before_id
     while True:
-        batch = search(
-            session, publisher_id, Filters(**{**filters.__dict__, "before_id": before}), EXPORT_BATCH
-        )
+        batch = search(session, publisher_id, replace(filters, before_id=before), EXPORT_BATCH)
         yield from batch
         if len(batch) < EXPORT_BATCH:
             return

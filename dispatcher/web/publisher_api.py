@@ -32,7 +32,7 @@ from dispatcher.portal.preview import preview, preview_status
 from dispatcher.postback_rules import Invalid
 from dispatcher.publisher_auth import current_publisher_id, token_required
 from dispatcher.staff_auth import staff_alternative
-from dispatcher.validation import FieldError
+from dispatcher.validation import only_known
 from dispatcher.web import advertiser_api, support_api
 from dispatcher.web.portal.links import tracking_link
 
@@ -69,13 +69,6 @@ CONVERSION_PARAMETERS = (
     "click_id",
 )
 PROGRAM_PARAMETERS = ("program_id", "traffic_source_id", "fobs", "fobs2", "fobs3", "fobs4", "fobs5")
-
-
-def _known_only(known: tuple[str, ...]) -> None:
-    """A misspelt filter (`stauts=approved`) is a 400 naming it, never silently the whole list."""
-    for name in request.args:
-        if name not in known:
-            raise FieldError(name, request.args[name], f"is not a parameter; known: {', '.join(known)}")
 
 
 def _settings() -> Settings:
@@ -242,7 +235,7 @@ def list_deliveries() -> ResponseReturnValue:
 def list_programs() -> ResponseReturnValue:
     """The programs the publisher may promote, each with its tracking link (for `traffic_source_id` and
     `fobs`..`fobs5` if given) and where a visitor lands."""
-    _known_only(PROGRAM_PARAMETERS)
+    only_known(request.args, PROGRAM_PARAMETERS)
     session = request_session()
     programs = links.promotable(session)
     spec = links.parse_spec(request.args, session, current_publisher_id(), programs)
@@ -271,7 +264,7 @@ def list_programs() -> ResponseReturnValue:
 def list_conversions() -> ResponseReturnValue:
     """The publisher's conversions with totals (JSON, keyset-paged), or every one as a file (`format`)."""
     session = request_session()
-    _known_only(CONVERSION_PARAMETERS)
+    only_known(request.args, CONVERSION_PARAMETERS)
     filters = conversions.parse_filters(request.args)
     conversion_exports.click_id_field(request.args)  # checked whatever the format: a bad one is never ignored
     if conversion_exports.export_format(request.args) != "json":

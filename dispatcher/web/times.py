@@ -45,13 +45,11 @@ def checked_zone(value: str) -> str | None:
 
 
 def _viewer_zone() -> tzinfo:
-    name = getattr(current_user, "time_zone", None) if current_user else None
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):  # removed from tzdata since it was chosen
-            return UTC
-    return UTC
+    name = viewer_zone_name()
+    try:
+        return UTC if name == "UTC" else ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):  # removed from tzdata since it was chosen
+        return UTC
 
 
 def when(moment: datetime | None, precision: str = "seconds") -> str:
