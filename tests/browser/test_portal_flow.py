@@ -113,8 +113,11 @@ def test_a_publisher_registers_tests_and_watches_a_postback(
     # The preview expands the sample sale; the linter warns about plain http.
     preview = page.locator("#preview-url")
     expected = receiver.url + "/pixel.track?sid=cl1ck-4f2a&orderid=ORD-10045&amount=125.00&commission=12.50"
+    # Wait for the preview of the last edit: an earlier answer (the URL before #status#) also starts so.
     page.wait_for_function(
-        "expected => document.querySelector('#preview-url').textContent.startsWith(expected)", arg=expected
+        "expected => { const text = document.querySelector('#preview-url').textContent;"
+        " return text.startsWith(expected) && text.endsWith('&st=approved'); }",
+        arg=expected,
     )
     assert preview.text_content().endswith("&st=approved")  # type: ignore[union-attr]
     warning = page.locator(".finding-warning").first
