@@ -331,7 +331,7 @@ def engine_env(database_url: str, redis_url: str, tmp: Path, **extra: str) -> di
         SECRET_KEY="bench-secret-key-long-enough",
         INSTANCE_PATH=str(tmp / "instance"),
         POSTBACK_ALLOWED_NETWORKS="127.0.0.0/8",
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         **extra,
     )
     return env

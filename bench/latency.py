@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
-from bench._database import describe, fresh_database, sqlite_wanted
+from bench import _cpu
+from bench._database import backend_pids, describe, fresh_database, sqlite_wanted
 from bench._network import SeededNetwork, seed_network
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -335,11 +336,32 @@ def measure(
     print(
         f"open loop: {RATE:g} sales/s for {SECONDS:g} s ({count} sales), {SENDERS} sender threads", flush=True
     )
+    before = cpu_by_role(running, receiver_process, database_url)
     sent = send_sales(running.web_port, network, ORDER_PREFIX, count, RATE)
     accepted = [i for i in range(count) if sent.status[i] == 201]
     received = wait_for_postbacks(receiver_process, ORDER_PREFIX, len(accepted), WAIT_S)
+    after = cpu_by_role(running, receiver_process, database_url)
     arrivals, duplicates = receiver_process.arrivals()
+    per_sale = ", ".join(
+        f"{role} {(after[role] - before.get(role, 0.0)) * 1e6 / max(1, len(accepted)):.0f}" for role in after
+    )
+    print(f"CPU per sale, us (all its work, postback included): {per_sale}")
     return report(sent, accepted, received, arrivals, duplicates)
+
+
+def cpu_by_role(running: System, receiver_process: ReceiverProcess, database_url: str) -> dict[str, float]:
+    """CPU seconds so far of each part of the system: where a sale's real time goes when the machine is
+    the limit."""
+    web, workers, pump = (_cpu.of_group(process.pid) for process in running.processes)
+    usage = os.times()
+    return {
+        "gunicorn": web,
+        "workers": workers,
+        "pump": pump,
+        "receiver": _cpu.of_pid(receiver_process.process.pid or 0),
+        "senders (bench)": usage.user + usage.system,
+        "postgres (this run)": _cpu.of_pids(backend_pids(database_url)),
+    }
 
 
 def report(

@@ -2,8 +2,8 @@
 
 Per host, two keys: `postback:host:<host>:slots`, a sorted set of the slots in flight anywhere (one member per
 request, scored by when it expires), and `postback:host:<host>:timeouts`, how many of the host's last answers
-in a row were timeouts. Taking a slot and giving it back are one script call each, carried by one thread on
-one connection in the order they were made; calls made while it waits for Redis go together in the next
+in a row were timeouts. Taking a slot and giving it back are one script call each, carried by one thread in
+the order they were made; calls made while it waits for Redis go together in the next
 write, so that under load many sends share a round trip (through the client's pool, each call cost a send
 twice the CPU of the calls themselves: measured 0.5-1 ms a delivery). Expiry is counted in the
 Redis server's clock (TIME inside the script), never a worker host's, so that a worker killed mid-request
@@ -86,13 +86,12 @@ Command = tuple[str | int, ...]
 
 
 class _Courier:
-    """One thread and one connection (taken from `client`'s pool for good) carry every call in the order it
-    was made; whatever is waiting when a round trip ends goes in the next one. Order matters: a slot given
-    back before another is asked for is free for it."""
+    """One thread carries every call in the order it was made, a batch at a time through one pipeline:
+    whatever is waiting when a round trip ends goes in the next one. Order matters: a slot given back before
+    another is asked for is free for it."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self._pool = client.connection_pool
-        self._connection: redis.Connection | None = None
+        self._client = client
         self._calls: deque[tuple[Command, Callable[[Reply], None]]] = deque()
         self._ready = threading.Condition()
         self._closed = False
@@ -130,27 +129,17 @@ class _Courier:
                 except Exception:  # noqa: BLE001 - one caller's bug must not stop everyone's calls
                     log.exception("handling a receiver slot reply failed")
             if closing:
-                if self._connection is not None:
-                    self._pool.release(self._connection)
                 return
 
     def _round_trip(self, commands: list[Command]) -> list[Reply]:
+        # A pipeline without MULTI: one write and one read for the whole batch, and with raise_on_error=False
+        # a call refused by Redis gets its own error in its place while the others are read on.
         try:
-            if self._connection is None:
-                self._connection = self._pool.get_connection()
-            connection = self._connection
-            packed = connection.pack_commands(commands)  # type: ignore[no-untyped-call]
-            connection.send_packed_command(packed)  # type: ignore[no-untyped-call]
-            replies: list[Reply] = []
-            for _ in commands:
-                try:
-                    replies.append(connection.read_response())
-                except redis.ResponseError as exc:  # that call's own error; the others are read on
-                    replies.append(exc)
-            return replies
-        except (redis.RedisError, OSError) as exc:
-            if self._connection is not None:
-                self._connection.disconnect()  # type: ignore[no-untyped-call] # connects again next time
+            with self._client.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                return list(pipe.execute(raise_on_error=False))
+        except (redis.RedisError, OSError) as exc:  # its connection is dropped: a new one next time
             return [exc] * len(commands)
 
 

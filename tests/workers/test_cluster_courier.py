@@ -1,0 +1,60 @@
+"""The slots' courier against a real Redis: a batch of calls is one round trip, each call gets its own reply,
+and a call Redis refuses does not take the others' replies with it."""
+
+from __future__ import annotations
+
+import redis
+
+from workers import cluster
+from workers.cluster import ClusterSlots
+
+
+def _slots(client: redis.Redis) -> ClusterSlots:
+    return ClusterSlots(client, per_host=2, trip_after_timeouts=3, send_s=10)
+
+
+def test_a_refused_call_gets_its_error_and_the_others_their_answers(redis_url: str) -> None:
+    client = cluster.connect(redis_url)
+    client.set(cluster.slot_key("broken.example"), "not a sorted set")  # the script's ZREMRANGEBYSCORE fails
+    courier = cluster._Courier(client)
+    try:
+        good = ("EVAL", cluster._ACQUIRE, 2, cluster.slot_key("ok.example"), "t:ok", "a", 2, 3, 10_000)
+        bad = ("EVAL", cluster._ACQUIRE, 2, cluster.slot_key("broken.example"), "t:bad", "b", 2, 3, 10_000)
+        replies = courier._round_trip([good, bad, good])
+    finally:
+        courier.close()
+    assert replies[0] == [1, 0]
+    assert isinstance(replies[1], redis.ResponseError)
+    assert "WRONGTYPE" in str(replies[1])
+    assert replies[2] == [1, 0]  # the same token again: still one member, still under the cap
+    assert client.zcard(cluster.slot_key("ok.example")) == 1
+
+
+def test_slots_are_taken_up_to_the_cap_and_given_back(redis_url: str) -> None:
+    client = cluster.connect(redis_url)
+    slots = _slots(client)
+    try:
+        first = slots.acquire("cap.example")
+        second = slots.acquire("cap.example")
+        third = slots.acquire("cap.example")
+        assert first is not None and first[0] is not None
+        assert second is not None and second[0] is not None
+        assert third == (None, 0)  # the cap of 2 is reached
+        given_back: list[int] = []
+        slots.release("cap.example", first[0], "answer", answered_before=False, then=given_back.append)
+        again = slots.acquire("cap.example")  # the courier keeps order: the release went first
+        assert again is not None and again[0] is not None
+        assert given_back == [0]
+    finally:
+        slots.close()
+
+
+def test_redis_unreachable_answers_every_call_with_the_error(redis_url: str) -> None:
+    client = cluster.connect("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    courier = cluster._Courier(client)
+    try:
+        replies = courier._round_trip([("PING",), ("PING",)])
+    finally:
+        courier.close()
+    assert len(replies) == 2
+    assert all(isinstance(reply, redis.ConnectionError) for reply in replies)
