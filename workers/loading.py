@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from dispatcher.egress.render import Claimed
@@ -17,7 +17,15 @@ FOBS = ("fobs", "fobs2", "fobs3", "fobs4", "fobs5")
 
 def load(session: Session, numbers: dict[int, int]) -> list[Claimed]:
     """Two queries for the whole batch; `numbers` maps delivery id -> the attempt number being made."""
-    rows = session.execute(
+    rows = session.execute(_ROWS, {"ids": list(numbers)}).all()
+    # Rows as tuples and each postback loaded once: a batch usually holds few distinct postbacks.
+    wanted = sorted({row.postback_id for row in rows})
+    postbacks = {hook.id: hook for hook in session.scalars(_POSTBACKS, {"ids": wanted})}
+    return [_claimed(row, numbers[row.id], postbacks[row.postback_id]) for row in rows]
+
+
+def _rows() -> Select[Any]:
+    return (
         select(
             Delivery.id,
             Delivery.postback_id,
@@ -44,12 +52,14 @@ def load(session: Session, numbers: dict[int, int]) -> list[Claimed]:
         .join(Transaction, Transaction.id == Delivery.transaction_id)
         .join(Program, Program.id == Transaction.program_id)
         .outerjoin(Click, Click.id == Transaction.click_pk)
-        .where(Delivery.id.in_(list(numbers)))
-    ).all()
-    # Rows as tuples and each postback loaded once: a batch usually holds few distinct postbacks.
-    wanted = {row.postback_id for row in rows}
-    postbacks = {hook.id: hook for hook in session.scalars(select(Postback).where(Postback.id.in_(wanted)))}
-    return [_claimed(row, numbers[row.id], postbacks[row.postback_id]) for row in rows]
+        .where(Delivery.id.in_(bindparam("ids", expanding=True)))
+    )
+
+
+# Built once and executed with new ids: building a statement and its cache key for every job cost more CPU
+# than running it (profiled: a one-delivery job spent 40% of its CPU in `load`).
+_ROWS = _rows()
+_POSTBACKS = select(Postback).where(Postback.id.in_(bindparam("ids", expanding=True)))
 
 
 def _claimed(row: Row[Any], number: int, postback: Postback) -> Claimed:
