@@ -307,10 +307,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         redis_server = EmbeddedRedis(Path(scratch) / "redis", persist=False)
         try:
             # gunicorn reads the repository's gunicorn.conf.py: no access line for each request of the load.
-            env = engine_env(database_url, redis_server.start(), Path(scratch), ACCESS_LOG="0")
+            redis_url = redis_server.start()
+            env = engine_env(database_url, redis_url, Path(scratch), ACCESS_LOG="0")
             network = seed(database_url, receiver_process.port)
             with system(env) as running:
-                lines = measure(running, network, receiver_process, database_url)
+                lines = measure(running, network, receiver_process, database_url, redis_url)
         finally:
             redis_server.stop()
     for line in lines:
@@ -318,7 +319,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def measure(
-    running: System, network: SeededNetwork, receiver_process: ReceiverProcess, database_url: str
+    running: System,
+    network: SeededNetwork,
+    receiver_process: ReceiverProcess,
+    database_url: str,
+    redis_url: str,
 ) -> list[str]:
     wait_for_web(running.web_port)
     count = max(1, round(SECONDS * RATE))
@@ -337,6 +342,7 @@ def measure(
         f"open loop: {RATE:g} sales/s for {SECONDS:g} s ({count} sales), {SENDERS} sender threads", flush=True
     )
     before = cpu_by_role(running, receiver_process, database_url)
+    jobs_before = jobs_run(redis_url)
     sent = send_sales(running.web_port, network, ORDER_PREFIX, count, RATE)
     accepted = [i for i in range(count) if sent.status[i] == 201]
     received = wait_for_postbacks(receiver_process, ORDER_PREFIX, len(accepted), WAIT_S)
@@ -346,7 +352,22 @@ def measure(
         f"{role} {(after[role] - before.get(role, 0.0)) * 1e6 / max(1, len(accepted)):.0f}" for role in after
     )
     print(f"CPU per sale, us (all its work, postback included): {per_sale}")
+    jobs = jobs_run(redis_url) - jobs_before
+    print(f"RQ jobs run: {jobs} for {len(accepted)} sales ({len(accepted) / max(1, jobs):.1f} sales per job)")
     return report(sent, accepted, received, arrivals, duplicates)
+
+
+def jobs_run(redis_url: str) -> int:
+    """Jobs the workers have run so far (rq's own count, kept in Redis): each costs a worker its fixed CPU
+    (bench.jobs), whatever it carries."""
+    import redis
+    from rq import Worker
+
+    connection = redis.Redis.from_url(redis_url)
+    try:
+        return sum(w.successful_job_count + w.failed_job_count for w in Worker.all(connection=connection))
+    finally:
+        connection.close()
 
 
 def cpu_by_role(running: System, receiver_process: ReceiverProcess, database_url: str) -> dict[str, float]:

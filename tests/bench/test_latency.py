@@ -84,5 +84,14 @@ def test_the_receiver_notes_each_orders_first_postback(receiver: Receiver) -> No
 def test_a_brief_run_receives_every_postback(run_bench: RunBench, database: str) -> None:
     lines = run_bench("bench.latency", database, BENCH_SECONDS="1", BENCH_RATE="20")
 
-    assert "postbacks received: 20 of 20" in "\n".join(lines), lines
+    text = "\n".join(lines)
+    assert "postbacks received: 20 of 20" in text, lines
     assert re.fullmatch(r"latency_p99_ms: \d+\.\d", lines[-1]), lines
+    # Where the CPU went, each part of the system, and how many jobs the workers ran for the 20 sales.
+    cpu = re.search(r"CPU per sale, us \(all its work, postback included\): (.*)", text)
+    assert cpu is not None, lines
+    spent = dict(part.rsplit(" ", 1) for part in cpu.group(1).split(", "))
+    assert {"gunicorn", "workers", "pump", "receiver", "senders (bench)"} <= set(spent), spent
+    assert int(spent["gunicorn"]) > 0 and int(spent["workers"]) > 0, spent
+    jobs = re.search(r"RQ jobs run: (\d+) for 20 sales", text)
+    assert jobs is not None and int(jobs.group(1)) >= 1, lines
