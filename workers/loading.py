@@ -28,6 +28,7 @@ def load(session: Session, numbers: dict[int, int]) -> list[Claimed]:
             TransactionEvent.sale_amount,
             TransactionEvent.commission,
             TransactionEvent.occurred_at,
+            TransactionEvent.created_at.label("recorded_at"),
             Transaction.sales_id,
             Transaction.order_number,
             Transaction.currency,
@@ -65,6 +66,7 @@ def _claimed(row: Row[Any], number: int, postback: Postback) -> Claimed:
         success_body_contains=postback.success_body_contains,
         values=macro_values(row, postback),
         postback=postback,
+        recorded_at=row.recorded_at,
     )
 
 
