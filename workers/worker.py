@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,6 +94,7 @@ def run_pool(
     broker = Broker(resolved)
     env = dict(os.environ, REDIS_URL=broker.url)  # all share one Redis (the embedded one, if unset)
     metrics_dir = instruments.multiprocess_dir()
+    made_dir = metrics_port is not None and metrics_dir is None  # a temporary one, removed at the end
     if metrics_port is not None:
         metrics_dir = metrics.serve_host(metrics_port, children=True)
     if metrics_dir is not None:
@@ -111,6 +113,8 @@ def run_pool(
     finally:
         for child in children:
             instruments.process_exited(child.pid, metrics_dir)
+        if made_dir and metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         broker.close()
