@@ -12,6 +12,9 @@ import os
 
 # Imported by name: gunicorn reads every top-level name of this file that is one of its settings, and
 # `config` is one.
+from typing import Any
+
+from dispatcher import instruments
 from dispatcher.config import ConfigError, from_env
 from dispatcher.logs import dict_config
 
@@ -50,3 +53,16 @@ accesslog = None
 logconfig_dict = dict_config(_settings)
 # gunicorn's start, worker and stop lines are worth keeping at the default LOG_LEVEL (WARNING).
 loglevel = "debug" if _settings.log_level == "DEBUG" else "info"
+
+
+# Metrics (README, Observability): with PROMETHEUS_MULTIPROC_DIR set, each worker writes its counts there and
+# /metrics sums them. The master empties the directory before the first worker forks (an earlier run's files
+# would be added to this one's), and tells prometheus_client of each worker that exits.
+def on_starting(server: Any) -> None:
+    path = instruments.multiprocess_dir()
+    if path is not None:
+        instruments.empty_directory(path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    instruments.process_exited(worker.pid)

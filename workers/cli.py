@@ -18,6 +18,7 @@ from dispatcher.config import Settings
 from dispatcher.db import Database
 from workers import pump as pump_module
 from workers import settings
+from workers.metrics import serve_host
 from workers.worker import run_pool, run_worker
 
 
@@ -26,11 +27,18 @@ from workers.worker import run_pool, run_worker
 @click.option(
     "--processes", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes."
 )
-def worker_command(burst: bool, processes: int) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=1, max=65535),
+    help="Serve this host's worker metrics (Prometheus) on this port, at /metrics.",
+)
+def worker_command(burst: bool, processes: int, metrics_port: int | None) -> None:
     resolved = _settings()
     logs.configure(resolved)
     if processes > 1:
-        sys.exit(run_pool(processes, burst=burst, resolved=resolved))
+        sys.exit(run_pool(processes, burst=burst, resolved=resolved, metrics_port=metrics_port))
+    if metrics_port is not None:
+        serve_host(metrics_port, children=False)
     run_worker(burst=burst, resolved=resolved)
 
 

@@ -30,7 +30,7 @@ from dispatcher.egress.client import EgressClient, Exchange, OutboundRequest
 from dispatcher.egress.errors import DeliveryError
 from dispatcher.egress.verdict import judge
 from dispatcher.models import ErrorClass
-from workers import attempts, claims, loading
+from workers import attempts, claims, loading, metrics
 from workers.cluster import ClusterSlots
 from workers.hosts import Admission, HostSlots, Slot, destination
 from workers.retry_policy import decide
@@ -141,6 +141,7 @@ class Engine:
             self._unreserve(granted + top_up)
             raise
         gate.open(go=True)
+        metrics.stopped(sum(not c.sendable for c in batch))
         self._unreserve(granted + top_up - len(offered[Admission.STARTED]) - len(broken))
         for claimed_one, request, problem in broken:
             error = DeliveryError(ErrorClass.TEMPLATE, problem, permanent=True)
@@ -345,6 +346,7 @@ class Engine:
                 log.exception("writing %d outcomes failed (try %d of 5)", len(batch), attempt)
                 time.sleep(attempt)
                 continue
+            metrics.settled(outcomes)
             self._pass_on(ready)
             return
         # Not recorded: the attempts stay "sending" and the leases expire, so the deliveries are sent again.

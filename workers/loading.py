@@ -36,6 +36,7 @@ def _rows() -> Select[Any]:
             TransactionEvent.sale_amount,
             TransactionEvent.commission,
             TransactionEvent.occurred_at,
+            TransactionEvent.created_at.label("recorded_at"),
             Transaction.sales_id,
             Transaction.order_number,
             Transaction.currency,
@@ -75,6 +76,7 @@ def _claimed(row: Row[Any], number: int, postback: Postback) -> Claimed:
         success_body_contains=postback.success_body_contains,
         values=macro_values(row, postback),
         postback=postback,
+        recorded_at=row.recorded_at,
     )
 
 

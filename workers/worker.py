@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,11 +21,11 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.worker import DequeueStrategy
 
-from dispatcher import config, logs
+from dispatcher import config, instruments, logs
 from dispatcher.broker import Broker
 from dispatcher.db import Database
 from dispatcher.queueing import LANES, enqueue_by_lane
-from workers import cluster, context, settings
+from workers import cluster, context, metrics, settings
 from workers.engine import Engine, worker_name
 
 log = logging.getLogger(__name__)
@@ -80,11 +81,24 @@ def run_worker(
     return settled
 
 
-def run_pool(processes: int, *, burst: bool = False, resolved: config.Settings | None = None) -> int:
-    """N worker processes; SIGINT/SIGTERM are passed on and waited for. Returns the worst exit status."""
+def run_pool(
+    processes: int,
+    *,
+    burst: bool = False,
+    resolved: config.Settings | None = None,
+    metrics_port: int | None = None,
+) -> int:
+    """N worker processes; SIGINT/SIGTERM are passed on and waited for. Returns the worst exit status.
+    With `metrics_port`, this parent serves the children's metrics (`workers.metrics.serve_host`)."""
     resolved = config.from_env() if resolved is None else resolved
     broker = Broker(resolved)
     env = dict(os.environ, REDIS_URL=broker.url)  # all share one Redis (the embedded one, if unset)
+    metrics_dir = instruments.multiprocess_dir()
+    made_dir = metrics_port is not None and metrics_dir is None  # a temporary one, removed at the end
+    if metrics_port is not None:
+        metrics_dir = metrics.serve_host(metrics_port, children=True)
+    if metrics_dir is not None:
+        env[instruments.MULTIPROC_DIR] = metrics_dir
     command = [sys.executable, "-m", "workers.worker", *(["--burst"] if burst else [])]
     children = [subprocess.Popen(command, env=env) for _ in range(processes)]
 
@@ -97,6 +111,10 @@ def run_pool(processes: int, *, burst: bool = False, resolved: config.Settings |
     try:
         return max(child.wait() for child in children)
     finally:
+        for child in children:
+            instruments.process_exited(child.pid, metrics_dir)
+        if made_dir and metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         broker.close()
@@ -106,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m workers.worker", description=__doc__)
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     parser.add_argument("--processes", type=int, default=1, help="number of worker processes")
+    parser.add_argument("--metrics-port", type=int, help="serve this host's worker metrics on this port")
     args = parser.parse_args(argv)
     try:
         resolved = config.from_env()
@@ -113,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.exit(1, f"Error: {error}\n")  # one line, as `flask --app app worker` says it
     logs.configure(resolved)
     if args.processes > 1:
-        sys.exit(run_pool(args.processes, burst=args.burst, resolved=resolved))
+        sys.exit(
+            run_pool(args.processes, burst=args.burst, resolved=resolved, metrics_port=args.metrics_port)
+        )
+    if args.metrics_port is not None:
+        metrics.serve_host(args.metrics_port, children=False)
     run_worker(burst=args.burst, resolved=resolved)
 
 

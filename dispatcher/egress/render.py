@@ -33,6 +33,7 @@ class Claimed:
     success_body_contains: str | None
     values: dict[str, object]
     postback: Postback
+    recorded_at: datetime | None = None  # when its sale or status change was recorded (metrics only)
 
 
 def build_request(job: Claimed, now: datetime, user_agent: str) -> OutboundRequest:

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dispatcher import instruments
 from dispatcher.db import Db, connect, fetch
 from dispatcher.driver_sql import DriverConnection
 from dispatcher.ledger import fields, ids, reports, tables
@@ -124,6 +125,7 @@ def record_sales(
         if first_of[sale.key] != index:  # the same order twice in one batch: the second is a duplicate
             result = _as_duplicate(result)
         outcomes[index] = result
+    instruments.sales_recorded(channel, sum(not result.duplicate for result in written.values()))
     return [outcome for outcome in outcomes if outcome is not None]
 
 
