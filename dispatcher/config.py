@@ -87,7 +87,31 @@ class Settings:
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Settings for a real run: environment variables, with development defaults."""
     env = os.environ if environ is None else environ
+    _metrics_directory(env)
     return _build({key: env[key] for key in KNOWN_KEYS if env.get(key)})
+
+
+def _metrics_directory(env: Mapping[str, str]) -> None:
+    """prometheus_client goes to multiprocess mode when PROMETHEUS_MULTIPROC_DIR merely exists: set but empty,
+    it would write its files into the working directory; naming what cannot be written, every count would
+    fail. Refused at start, with the fix, rather than found at the first sale."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in env:
+        return
+    value = env["PROMETHEUS_MULTIPROC_DIR"]
+    if not value:
+        raise ConfigError(
+            "PROMETHEUS_MULTIPROC_DIR is set but empty: name a directory of this host's own for the "
+            "processes' metrics files, or unset it"
+        )
+    path = Path(value)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR {value!r} cannot be created: {exc.strerror}") from exc
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"PROMETHEUS_MULTIPROC_DIR must be a directory this process can write, got {value!r}"
+        )
 
 
 def from_mapping(config: Mapping[str, object]) -> Settings:

@@ -14,12 +14,17 @@ start although this module is already imported.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -65,9 +70,30 @@ DELAY = Histogram(
 )
 
 
+class _Failures:
+    logged = False
+
+
+@contextlib.contextmanager
+def never_failing() -> Iterator[None]:
+    """Metrics are extra: a failure to count (the multiprocess directory removed, a full disk) is logged once
+    per process and never turns a recorded sale into a 500 or stops a worker's writing of outcomes."""
+    try:
+        yield
+    except Exception:  # noqa: BLE001 - see the docstring
+        if not _Failures.logged:
+            _Failures.logged = True
+            log.exception(
+                "could not record metrics (%s=%r); counting goes on without them",
+                MULTIPROC_DIR,
+                os.environ.get(MULTIPROC_DIR),
+            )
+
+
 def sales_recorded(channel: str, count: int) -> None:
     if count:
-        SALES.labels(channel).inc(count)
+        with never_failing():
+            SALES.labels(channel).inc(count)
 
 
 def multiprocess_dir() -> str | None:

@@ -346,8 +346,8 @@ class Engine:
                 log.exception("writing %d outcomes failed (try %d of 5)", len(batch), attempt)
                 time.sleep(attempt)
                 continue
-            metrics.settled(outcomes)
             self._pass_on(ready)
+            metrics.settled(outcomes)
             return
         # Not recorded: the attempts stay "sending" and the leases expire, so the deliveries are sent again.
         log.error("gave up writing %d outcomes; they will be sent again", len(batch))

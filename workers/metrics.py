@@ -24,6 +24,11 @@ NO_ERROR = "none"
 
 
 def settled(outcomes: Sequence[Outcome]) -> None:
+    with instruments.never_failing():
+        _count_settled(outcomes)
+
+
+def _count_settled(outcomes: Sequence[Outcome]) -> None:
     for outcome in outcomes:
         result = outcome.decision.outcome
         error_class = outcome.error.error_class if outcome.error else None
@@ -47,7 +52,8 @@ def settled(outcomes: Sequence[Outcome]) -> None:
 def stopped(count: int) -> None:
     """Deliveries of a paused or deleted postback, ended without an attempt."""
     if count:
-        instruments.DELIVERIES.labels(STOPPED).inc(count)
+        with instruments.never_failing():
+            instruments.DELIVERIES.labels(STOPPED).inc(count)
 
 
 def serve(port: int, *, path: str | None = None, address: str = "0.0.0.0") -> None:

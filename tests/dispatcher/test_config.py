@@ -193,3 +193,25 @@ def test_a_configured_password_method_hashes_new_passwords_and_still_checks_old_
         assert auth.account_for_password(session, Publisher, "new@cheap.test", "wrong") is None
         assert auth.account_for_password(session, Publisher, "nobody@cheap.test", "new-password") is None
     get_db(app).dispose()
+
+
+def test_a_metrics_directory_set_but_empty_or_unwritable_is_refused_at_start(tmp_path: Path) -> None:
+    base = {"DISPATCHER_ENV": "development", "INSTANCE_PATH": str(tmp_path)}
+    with pytest.raises(ConfigError, match="PROMETHEUS_MULTIPROC_DIR is set but empty"):
+        config.from_env({**base, "PROMETHEUS_MULTIPROC_DIR": ""})
+    a_file = tmp_path / "not-a-directory"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError, match="PROMETHEUS_MULTIPROC_DIR .*not-a-directory"):
+        config.from_env({**base, "PROMETHEUS_MULTIPROC_DIR": str(a_file)})
+
+
+def test_a_missing_metrics_directory_is_created(tmp_path: Path) -> None:
+    wanted = tmp_path / "metrics" / "web"
+    config.from_env(
+        {
+            "DISPATCHER_ENV": "development",
+            "INSTANCE_PATH": str(tmp_path),
+            "PROMETHEUS_MULTIPROC_DIR": str(wanted),
+        }
+    )
+    assert wanted.is_dir()

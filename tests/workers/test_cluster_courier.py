@@ -3,6 +3,8 @@ and a call Redis refuses does not take the others' replies with it."""
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 from workers import cluster
@@ -58,3 +60,23 @@ def test_redis_unreachable_answers_every_call_with_the_error(redis_url: str) -> 
         courier.close()
     assert len(replies) == 2
     assert all(isinstance(reply, redis.ConnectionError) for reply in replies)
+
+
+def test_a_round_trip_that_times_out_is_not_run_again(redis_url: str) -> None:
+    """A retried pipeline would run its scripts twice: a timeout counted twice, a slot taken twice."""
+    client = cluster.connect(redis_url)  # its socket timeout is 1 s
+    slow_count = (
+        "EVAL",
+        "redis.call('INCR', KEYS[1]) local t = redis.call('TIME') local stop = t[1] + 2 "
+        "while tonumber(redis.call('TIME')[1]) < stop do end return 1",
+        1,
+        "courier:runs",
+    )
+    courier = cluster._Courier(client)
+    try:
+        [reply] = courier._round_trip([slow_count])
+    finally:
+        courier.close()
+    assert isinstance(reply, redis.TimeoutError)
+    time.sleep(2.5)  # the script holds the server until it ends
+    assert redis.Redis.from_url(redis_url).get("courier:runs") == b"1"

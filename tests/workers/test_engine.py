@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from dispatcher import instruments
 from dispatcher.db import Database
 from dispatcher.models import Postback, Publisher
 from dispatcher.models.deliveries import RESPONSE_EXCERPT_BYTES
@@ -474,3 +475,21 @@ def test_a_small_job_fills_its_batch_with_other_due_first_attempts(
         "succeeded",
         "pending",
     ]
+
+
+def test_a_failure_to_count_metrics_never_stops_the_writing_of_outcomes(
+    database: Database, engine: Engine, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*labels: str) -> object:
+        raise FileNotFoundError("the metrics directory is gone")
+
+    monkeypatch.setattr(instruments.ATTEMPTS, "labels", broken)
+    monkeypatch.setattr(instruments._Failures, "logged", False)
+    first, _ = make_delivery(database, receiver.url("/pb?n=1"))
+    second, _ = make_delivery(database, receiver.url("/pb?n=2"))
+
+    send_now(engine, first)
+    send_now(engine, second)  # the flusher outlived the first failure
+
+    assert delivery_row(database, first).state == "succeeded"
+    assert delivery_row(database, second).state == "succeeded"

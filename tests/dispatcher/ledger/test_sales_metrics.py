@@ -3,8 +3,10 @@ registry: no PROMETHEUS_MULTIPROC_DIR in tests); a duplicate report is not a sal
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from dispatcher import instruments
 from tests.dispatcher.ledger.conftest import Network
 
 
@@ -33,3 +35,18 @@ def test_each_new_sale_counts_once_under_its_channel_and_a_duplicate_not_at_all(
     after = _sales(network)
     assert after["api"] - before.get("api", 0) == 1
     assert after["s2s"] - before.get("s2s", 0) == 1
+
+
+def test_a_failure_to_count_never_fails_a_recorded_sale(
+    network: Network, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*labels: str) -> object:
+        raise FileNotFoundError("the metrics directory is gone")
+
+    monkeypatch.setattr(instruments.SALES, "labels", broken)
+    monkeypatch.setattr(instruments._Failures, "logged", False)
+    sale = {"click_id": network.click(), "order_number": "M-3", "sale_amount": "10.00"}
+
+    assert network.report(sale).status_code == 201
+    assert network.report(sale).status_code == 200  # it was recorded: the same order is now a duplicate
+    assert "could not record metrics" in caplog.text
