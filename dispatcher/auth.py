@@ -156,8 +156,20 @@ def require_advertiser_beside(
     else:
         identity, rows = advertiser_beside(db, token, kind, beside)
     if identity is None:
+        if _deactivated_advertiser(db, token, kind):
+            abort(403, description=_DEACTIVATED[kind])
         abort(401, description=refused)
     return identity, rows
+
+
+def _deactivated_advertiser(db: Db, token: str, kind: str) -> bool:
+    """Whether `token` is the right secret of a deactivated advertiser. Read again only on a refusal, so the
+    sale path is not slowed; the caller proved it holds the secret, so saying why is no leak."""
+    parts = split_token(token.strip(), kind)
+    if parts is None:
+        return False
+    rows = fetch(db, _BY_TOKEN[kind], {"key_id": parts.key_id})
+    return bool(rows) and not rows[0].key_active and check_secret(rows[0].key_secret_hash, parts.secret)
 
 
 _REFUSALS = {
@@ -169,4 +181,8 @@ _REFUSALS = {
         "token: the S2S token is required (?token=s2s_...)",
         "token: the S2S token is not valid (or its advertiser is inactive)",
     ),
+}
+_DEACTIVATED = {
+    kind: f"{field}: the advertiser account is deactivated; ask the network to reactivate it"
+    for kind, field in ((ADVERTISER_KEY_KIND, "Authorization"), (S2S_TOKEN_KIND, "token"))
 }

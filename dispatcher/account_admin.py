@@ -1,0 +1,196 @@
+"""The network's account operations on existing parties: list them, deactivate and reactivate them, rotate
+their secrets. Creating them is `dispatcher.accounts`.
+
+Deactivation keeps every row (the database is the record) and means, as on a real network:
+- a publisher can no longer sign in to the portal (its open sessions end at once) nor use its API token; its
+  live postbacks are paused with `PAUSED_WITH_PUBLISHER` as their reason, so a new sale creates no delivery
+  for it and a still-pending delivery is closed as paused when a worker next picks it up (nothing is sent
+  to a publisher the network has cut off; support can replay them after a reactivation). Its tracking links
+  stop recording clicks. Reactivating resumes only the postbacks this pause stopped, never one its publisher
+  or support paused.
+- an advertiser's API key and S2S token are refused (403 naming the deactivation) and its programs' links
+  stop recording clicks; deliveries already created for its sales are still sent: the publishers earned them.
+- a program's tracking links answer 404 instead of recording a click; sales on clicks made before stay
+  reportable (the cookie window the publisher was promised).
+
+Each change is written to the audit log with no staff user (`via: cli`); the caller commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dispatcher import validation
+from dispatcher.accounts import ADVERTISER_KEY_KIND, PUBLISHER_TOKEN_KIND, S2S_TOKEN_KIND
+from dispatcher.credentials import new_token
+from dispatcher.ledger.fields import minor_unit
+from dispatcher.models import Advertiser, AuditEntry, CommissionType, Postback, Program, Publisher
+from dispatcher.postback_pausing import set_active
+
+PAUSED_WITH_PUBLISHER = "Paused by the network: the publisher account is deactivated"
+Party = Publisher | Advertiser | Program
+P = TypeVar("P", Publisher, Advertiser, Program)
+
+
+@dataclass(frozen=True)
+class Change:
+    id: int
+    active: bool
+    changed: bool  # False when it already was in that state
+    postbacks: int = 0  # the publisher's postbacks this change paused or resumed
+
+
+def list_publishers(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(select(Publisher).order_by(Publisher.id))
+    return [{**_common(p), "email": p.email} for p in rows]
+
+
+def list_advertisers(session: Session) -> list[dict[str, Any]]:
+    return [_common(a) for a in session.scalars(select(Advertiser).order_by(Advertiser.id))]
+
+
+def list_programs(session: Session, advertiser_id: str | int | None = None) -> list[dict[str, Any]]:
+    query = select(Program, Advertiser.name).join(Advertiser).order_by(Program.id)
+    if advertiser_id is not None:
+        query = query.where(Program.advertiser_id == _existing(session, Advertiser, advertiser_id).id)
+    return [
+        {
+            **_common(program),
+            "advertiser_id": program.advertiser_id,
+            "advertiser": advertiser_name,
+            "commission": _commission(program),
+            "currency": program.currency,
+            "landing_url": program.landing_url,
+        }
+        for program, advertiser_name in session.execute(query).tuples()
+    ]
+
+
+def set_publisher_active(session: Session, publisher_id: str | int, active: bool) -> Change:
+    publisher = _existing(session, Publisher, publisher_id)
+    if publisher.active == active:
+        return Change(publisher.id, active, changed=False)
+    publisher.active = active
+    if not active:
+        # Sessions are checked against `active` on every request already; a new epoch also keeps them
+        # from coming back to life on a reactivation.
+        publisher.session_epoch += 1
+    touched = (
+        _pause_postbacks(session, publisher.id) if not active else _resume_postbacks(session, publisher.id)
+    )
+    _audit(session, "activate" if active else "deactivate", publisher, postbacks=touched)
+    return Change(publisher.id, active, changed=True, postbacks=touched)
+
+
+def set_advertiser_active(session: Session, advertiser_id: str | int, active: bool) -> Change:
+    return _set_active(session, _existing(session, Advertiser, advertiser_id), active)
+
+
+def set_program_active(session: Session, program_id: str | int, active: bool) -> Change:
+    return _set_active(session, _existing(session, Program, program_id), active)
+
+
+def rotate_advertiser_key(session: Session, advertiser_id: str | int) -> str:
+    """A new API key; the old one is refused from the commit on. Returned once, only its hash is kept."""
+    advertiser = _existing(session, Advertiser, advertiser_id)
+    token = new_token(ADVERTISER_KEY_KIND)
+    advertiser.api_key_id, advertiser.api_key_hash = token.key_id, token.secret_hash
+    _audit(session, "rotate_api_key", advertiser)
+    return token.token
+
+
+def rotate_advertiser_s2s_token(session: Session, advertiser_id: str | int) -> str:
+    advertiser = _existing(session, Advertiser, advertiser_id)
+    token = new_token(S2S_TOKEN_KIND)
+    advertiser.s2s_token_id, advertiser.s2s_token_hash = token.key_id, token.secret_hash
+    _audit(session, "rotate_s2s_token", advertiser)
+    return token.token
+
+
+def rotate_publisher_token(session: Session, publisher_id: str | int) -> str:
+    publisher = _existing(session, Publisher, publisher_id)
+    token = new_token(PUBLISHER_TOKEN_KIND)
+    publisher.api_token_id, publisher.api_token_hash = token.key_id, token.secret_hash
+    _audit(session, "rotate_api_token", publisher)
+    return token.token
+
+
+def _set_active(session: Session, party: Advertiser | Program, active: bool) -> Change:
+    if party.active == active:
+        return Change(party.id, active, changed=False)
+    party.active = active
+    _audit(session, "activate" if active else "deactivate", party)
+    return Change(party.id, active, changed=True)
+
+
+def _pause_postbacks(session: Session, publisher_id: int) -> int:
+    live = select(Postback).where(
+        Postback.publisher_id == publisher_id, Postback.active.is_(True), Postback.deleted_at.is_(None)
+    )
+    postbacks = list(session.scalars(live))
+    for postback in postbacks:
+        set_active(postback, False, PAUSED_WITH_PUBLISHER)
+    return len(postbacks)
+
+
+def _resume_postbacks(session: Session, publisher_id: int) -> int:
+    paused = select(Postback).where(
+        Postback.publisher_id == publisher_id,
+        Postback.active.is_(False),
+        Postback.deleted_at.is_(None),
+        Postback.paused_reason == PAUSED_WITH_PUBLISHER,
+    )
+    postbacks = list(session.scalars(paused))
+    for postback in postbacks:
+        set_active(postback, True)
+    return len(postbacks)
+
+
+_NAMES: dict[type[Party], str] = {Publisher: "publisher", Advertiser: "advertiser", Program: "program"}
+_ARTICLES: dict[type[Party], str] = {Publisher: "a", Advertiser: "an", Program: "a"}
+
+
+def _existing(session: Session, model: type[P], party_id: str | int) -> P:
+    field = f"{_NAMES[model]}_id"
+    found = session.get(model, validation.positive_id(field, party_id))
+    if found is None:
+        raise validation.FieldError(field, party_id, f"is not {_ARTICLES[model]} {_NAMES[model]}")
+    return found
+
+
+def _audit(session: Session, action: str, party: Party, **detail: Any) -> None:
+    session.add(
+        AuditEntry(
+            staff_user_id=None,
+            action=action,
+            target_type=_NAMES[type(party)],
+            target_id=str(party.id),
+            detail={"via": "cli", **detail},
+        )
+    )
+
+
+def _common(party: Party) -> dict[str, Any]:
+    return {
+        "id": party.id,
+        "name": party.name,
+        "status": "active" if party.active else "deactivated",
+        "created": _iso(party.created_at),
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _commission(program: Program) -> str:
+    """As `create-program --commission` takes it: 10% or 5.00 (the currency's minor unit)."""
+    value = program.commission_value
+    if program.commission_type == CommissionType.PERCENT.value:
+        return f"{value.normalize():f}%"
+    return str(value.quantize(minor_unit(program.currency)))
