@@ -17,6 +17,7 @@ from dispatcher.account_admin import PAUSED_WITH_PUBLISHER
 from dispatcher.credentials import check_password
 from dispatcher.db import get_db
 from dispatcher.models import AuditEntry, Click, Postback, Publisher, StaffUser
+from dispatcher.support.actions import resume_postback
 from tests.dispatcher.ledger.conftest import Network, build_network
 
 
@@ -297,3 +298,31 @@ def test_a_bad_password_is_refused_naming_the_field(
     assert fails(app, "create-publisher", "P", "p@x.test", *args, stdin=stdin) == message
     with get_db(app).session() as session:
         assert session.scalar(select(func.count()).select_from(Publisher)) == 0
+
+
+def test_support_cannot_resume_a_postback_of_a_deactivated_publisher(network: Network) -> None:
+    postback_id = network.postback()
+    ok(network.app, "deactivate-publisher", str(network.publisher_id))
+    staff = ok(network.app, "create-staff", "s@x.test", "--password-stdin", stdin="long-password\n")
+
+    with network.session() as session:
+        outcome = resume_postback(session, staff["id"], session.get_one(Postback, postback_id), "fixed")
+
+    assert not outcome.done
+    assert "publisher is deactivated" in outcome.message
+    with network.session() as session:
+        assert session.get_one(Postback, postback_id).active is False
+
+
+def test_a_deactivated_publishers_link_records_no_click(network: Network) -> None:
+    ok(network.app, "deactivate-publisher", str(network.publisher_id))
+
+    response = network.client.get(
+        f"/c/{network.program_id}", query_string={"pub": network.publisher_id, "ts": network.source_id}
+    )
+
+    assert response.status_code == 400
+    assert b"pub: is not an active publisher" in response.data
+    assert "Location" not in response.headers
+    with network.session() as session:
+        assert session.scalar(select(func.count()).select_from(Click)) == 0
