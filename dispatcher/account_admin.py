@@ -27,14 +27,14 @@ from sqlalchemy.orm import Session
 
 from dispatcher import validation
 from dispatcher.accounts import ADVERTISER_KEY_KIND, PUBLISHER_TOKEN_KIND, S2S_TOKEN_KIND
-from dispatcher.credentials import new_token
+from dispatcher.credentials import hash_password, new_token, password_method_of
 from dispatcher.ledger.fields import minor_unit
-from dispatcher.models import Advertiser, AuditEntry, CommissionType, Postback, Program, Publisher
+from dispatcher.models import Advertiser, AuditEntry, CommissionType, Postback, Program, Publisher, StaffUser
 from dispatcher.postback_pausing import set_active
 
 PAUSED_WITH_PUBLISHER = "Paused by the network: the publisher account is deactivated"
-Party = Publisher | Advertiser | Program
-P = TypeVar("P", Publisher, Advertiser, Program)
+Party = Publisher | Advertiser | Program | StaffUser
+P = TypeVar("P", Publisher, Advertiser, Program, StaffUser)
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,46 @@ def set_publisher_active(session: Session, publisher_id: str | int, active: bool
     )
     _audit(session, "activate" if active else "deactivate", publisher, postbacks=touched)
     return Change(publisher.id, active, changed=True, postbacks=touched)
+
+
+def list_staff(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(select(StaffUser).order_by(StaffUser.id))
+    return [
+        {
+            "id": staff.id,
+            "email": staff.email,
+            "role": staff.role,
+            "status": "active" if staff.active else "deactivated",
+            "created": _iso(staff.created_at),
+        }
+        for staff in rows
+    ]
+
+
+def set_staff_active(session: Session, staff_id: str | int, active: bool) -> Change:
+    staff = _existing(session, StaffUser, staff_id)
+    if staff.active == active:
+        return Change(staff.id, active, changed=False)
+    staff.active = active
+    if not active:
+        staff.session_epoch += 1  # as for a publisher: no session comes back on a reactivation
+    _audit(session, "activate" if active else "deactivate", staff)
+    return Change(staff.id, active, changed=True)
+
+
+def reset_password(session: Session, kind: str, account_id: str | int, password: str) -> int:
+    """A new password for a publisher or staff user (`kind`); every signed-in session of it ends."""
+    account: Publisher | StaffUser = (
+        _existing(session, StaffUser, account_id)
+        if kind == "staff"
+        else _existing(session, Publisher, account_id)
+    )
+    account.password_hash = hash_password(
+        validation.password("password", password), password_method_of(session)
+    )
+    account.session_epoch += 1
+    _audit(session, "reset_password", account)
+    return account.id
 
 
 def set_advertiser_active(session: Session, advertiser_id: str | int, active: bool) -> Change:
@@ -151,15 +191,25 @@ def _resume_postbacks(session: Session, publisher_id: int) -> int:
     return len(postbacks)
 
 
-_NAMES: dict[type[Party], str] = {Publisher: "publisher", Advertiser: "advertiser", Program: "program"}
-_ARTICLES: dict[type[Party], str] = {Publisher: "a", Advertiser: "an", Program: "a"}
+_NAMES: dict[type[Party], str] = {
+    Publisher: "publisher",
+    Advertiser: "advertiser",
+    Program: "program",
+    StaffUser: "staff",
+}
+_NOUNS: dict[type[Party], str] = {
+    Publisher: "a publisher",
+    Advertiser: "an advertiser",
+    Program: "a program",
+    StaffUser: "a staff user",
+}
 
 
 def _existing(session: Session, model: type[P], party_id: str | int) -> P:
     field = f"{_NAMES[model]}_id"
     found = session.get(model, validation.positive_id(field, party_id))
     if found is None:
-        raise validation.FieldError(field, party_id, f"is not {_ARTICLES[model]} {_NAMES[model]}")
+        raise validation.FieldError(field, party_id, f"is not {_NOUNS[model]}")
     return found
 
 
@@ -175,7 +225,7 @@ def _audit(session: Session, action: str, party: Party, **detail: Any) -> None:
     )
 
 
-def _common(party: Party) -> dict[str, Any]:
+def _common(party: Publisher | Advertiser | Program) -> dict[str, Any]:
     return {
         "id": party.id,
         "name": party.name,

@@ -205,6 +205,29 @@ def list_programs(advertiser_id: str | None, as_json: bool) -> None:
     _listing("programs", rows, as_json, columns)
 
 
+@click.command("list-staff", help="List staff users: id, email, role, status, created.")
+@_JSON
+@with_appcontext
+def list_staff(as_json: bool) -> None:
+    with get_db(current_app).session() as session:
+        rows = account_admin.list_staff(session)
+    _listing("staff", rows, as_json, ("id", "email", "role", "status", "created"))
+
+
+def _password_reset_command(kind: str) -> click.Command:
+    @_password_options
+    @_field_errors_as_one_line
+    @with_appcontext
+    def command(account_id: str, password: str) -> None:
+        with get_db(current_app).session() as session:
+            reset = account_admin.reset_password(session, kind, account_id, password)
+        _emit({"id": reset})
+
+    summary = f"Set a new password for a {kind} account (asked for, hidden); its signed-in sessions end."
+    argument = click.argument("account_id", metavar=f"{kind.upper()}_ID")
+    return click.command(f"reset-{kind}-password", help=summary)(argument(command))
+
+
 def _status_command(kind: str, active: bool, change: Callable[..., account_admin.Change]) -> click.Command:
     verb = "reactivate" if active else "deactivate"
 
@@ -233,6 +256,8 @@ _STATUS_HELP = {
     ("advertiser", True): "Reactivate an advertiser (its current key and token work again).",
     ("program", False): "Deactivate a program: its tracking links answer 404 instead of recording clicks.",
     ("program", True): "Reactivate a program.",
+    ("staff", False): "Deactivate a staff user: no console sign-in, no staff API token; sessions end.",
+    ("staff", True): "Reactivate a staff user.",
 }
 
 
@@ -279,6 +304,7 @@ _STATUS_CHANGES = tuple(
         ("publisher", account_admin.set_publisher_active),
         ("advertiser", account_admin.set_advertiser_active),
         ("program", account_admin.set_program_active),
+        ("staff", account_admin.set_staff_active),
     )
     for active in (False, True)
 )
@@ -305,6 +331,9 @@ def init_app(app: Flask) -> None:
         list_publishers,
         list_advertisers,
         list_programs,
+        list_staff,
+        _password_reset_command("publisher"),
+        _password_reset_command("staff"),
         *_STATUS_CHANGES,
         *_ROTATIONS,
     ):

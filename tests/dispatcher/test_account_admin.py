@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from dispatcher.account_admin import PAUSED_WITH_PUBLISHER
+from dispatcher.auth import account_for_password
 from dispatcher.credentials import check_password
 from dispatcher.db import get_db
 from dispatcher.models import AuditEntry, Click, Postback, Publisher, StaffUser
@@ -326,3 +327,45 @@ def test_a_deactivated_publishers_link_records_no_click(network: Network) -> Non
     assert "Location" not in response.headers
     with network.session() as session:
         assert session.scalar(select(func.count()).select_from(Click)) == 0
+
+
+# Staff and password resets
+
+
+def test_list_staff_and_a_deactivated_staff_user_cannot_sign_in(app: Flask) -> None:
+    staff = ok(
+        app, "create-staff", "s@x.test", "--password-stdin", "--role", "admin", stdin="long-password\n"
+    )
+
+    out = ok(app, "deactivate-staff", str(staff["id"]))
+
+    assert out == {"id": staff["id"], "status": "deactivated", "changed": True}
+    [listed] = ok(app, "list-staff", "--json")["staff"]
+    assert (listed["email"], listed["role"], listed["status"]) == ("s@x.test", "admin", "deactivated")
+    with get_db(app).session() as session:
+        assert account_for_password(session, StaffUser, "s@x.test", "long-password") is None
+
+
+def test_reset_publisher_password_asks_for_it_and_ends_the_sessions(network: Network) -> None:
+    with network.session() as session:
+        epoch = session.get_one(Publisher, network.publisher_id).session_epoch
+
+    out = ok(
+        network.app,
+        "reset-publisher-password",
+        str(network.publisher_id),
+        stdin="new-secret-1\nnew-secret-1\n",
+    )
+
+    assert out == {"id": network.publisher_id}
+    with network.session() as session:
+        publisher = session.get_one(Publisher, network.publisher_id)
+        assert check_password(publisher.password_hash, "new-secret-1")
+        assert not check_password(publisher.password_hash, "long-password")
+        assert publisher.session_epoch == epoch + 1
+
+
+def test_reset_password_of_an_unknown_account_names_it(app: Flask) -> None:
+    message = fails(app, "reset-staff-password", "999", "--password-stdin", stdin="long-password\n")
+
+    assert message == "Error: staff_id: is not a staff user, got '999'"
