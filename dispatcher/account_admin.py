@@ -18,8 +18,9 @@ Each change is written to the audit log with no staff user (`via: cli`); the cal
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -30,11 +31,22 @@ from dispatcher.accounts import ADVERTISER_KEY_KIND, PUBLISHER_TOKEN_KIND, S2S_T
 from dispatcher.credentials import hash_password, new_token, password_method_of
 from dispatcher.ledger.fields import minor_unit
 from dispatcher.models import Advertiser, AuditEntry, CommissionType, Postback, Program, Publisher, StaffUser
+from dispatcher.models.types import utcnow
 from dispatcher.postback_pausing import set_active
 
+NO_GRACE = timedelta(0)
+MAX_GRACE = timedelta(days=30)
+_DURATION = re.compile(r"(?P<amount>[0-9]{1,6})(?P<unit>[mhd])?")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 PAUSED_WITH_PUBLISHER = "Paused by the network: the publisher account is deactivated"
 Party = Publisher | Advertiser | Program | StaffUser
 P = TypeVar("P", Publisher, Advertiser, Program, StaffUser)
+
+
+@dataclass(frozen=True)
+class Rotated:
+    secret: str  # show once, never store
+    old_valid_until: datetime | None = None  # the end of the old one's grace period, if any
 
 
 @dataclass(frozen=True)
@@ -95,7 +107,7 @@ def list_staff(session: Session) -> list[dict[str, Any]]:
             "email": staff.email,
             "role": staff.role,
             "status": "active" if staff.active else "deactivated",
-            "created": _iso(staff.created_at),
+            "created": iso(staff.created_at),
         }
         for staff in rows
     ]
@@ -135,29 +147,57 @@ def set_program_active(session: Session, program_id: str | int, active: bool) ->
     return _set_active(session, _existing(session, Program, program_id), active)
 
 
-def rotate_advertiser_key(session: Session, advertiser_id: str | int) -> str:
-    """A new API key; the old one is refused from the commit on. Returned once, only its hash is kept."""
+def grace_period(field: str, value: str) -> timedelta:
+    """`0` (none), or a whole number with a unit: `90m`, `24h`, `7d`; at most `MAX_GRACE`."""
+    match = _DURATION.fullmatch(value.strip())
+    if match is None or (match["unit"] is None and int(match["amount"]) != 0):
+        raise validation.FieldError(field, value, "must be 0 or a whole number of m, h or d (90m, 24h, 7d)")
+    amount, unit = int(match["amount"]), match["unit"] or "m"
+    period = timedelta(**{_UNITS[unit]: amount})
+    if period > MAX_GRACE:
+        raise validation.FieldError(field, value, f"must be at most {MAX_GRACE.days} days")
+    return period
+
+
+def rotate_advertiser_key(session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE) -> Rotated:
+    """A new API key, returned once (only its hash is kept). The old one is refused from the commit on, or
+    at the end of `grace` (and a grace period left by an earlier rotation ends now)."""
     advertiser = _existing(session, Advertiser, advertiser_id)
     token = new_token(ADVERTISER_KEY_KIND)
+    kept = (advertiser.api_key_id, advertiser.api_key_hash, utcnow() + grace) if grace else (None, None, None)
+    advertiser.previous_api_key_id, advertiser.previous_api_key_hash, advertiser.previous_api_key_until = kept
     advertiser.api_key_id, advertiser.api_key_hash = token.key_id, token.secret_hash
-    _audit(session, "rotate_api_key", advertiser)
-    return token.token
+    _audit(session, "rotate_api_key", advertiser, grace_seconds=int(grace.total_seconds()))
+    return Rotated(token.token, advertiser.previous_api_key_until)
 
 
-def rotate_advertiser_s2s_token(session: Session, advertiser_id: str | int) -> str:
+def rotate_advertiser_s2s_token(
+    session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE
+) -> Rotated:
+    """As `rotate_advertiser_key`, for the S2S token."""
     advertiser = _existing(session, Advertiser, advertiser_id)
     token = new_token(S2S_TOKEN_KIND)
+    kept = (
+        (advertiser.s2s_token_id, advertiser.s2s_token_hash, utcnow() + grace)
+        if grace
+        else (None, None, None)
+    )
+    (
+        advertiser.previous_s2s_token_id,
+        advertiser.previous_s2s_token_hash,
+        advertiser.previous_s2s_token_until,
+    ) = kept
     advertiser.s2s_token_id, advertiser.s2s_token_hash = token.key_id, token.secret_hash
-    _audit(session, "rotate_s2s_token", advertiser)
-    return token.token
+    _audit(session, "rotate_s2s_token", advertiser, grace_seconds=int(grace.total_seconds()))
+    return Rotated(token.token, advertiser.previous_s2s_token_until)
 
 
-def rotate_publisher_token(session: Session, publisher_id: str | int) -> str:
+def rotate_publisher_token(session: Session, publisher_id: str | int) -> Rotated:
     publisher = _existing(session, Publisher, publisher_id)
     token = new_token(PUBLISHER_TOKEN_KIND)
     publisher.api_token_id, publisher.api_token_hash = token.key_id, token.secret_hash
     _audit(session, "rotate_api_token", publisher)
-    return token.token
+    return Rotated(token.token)
 
 
 def _set_active(session: Session, party: Advertiser | Program, active: bool) -> Change:
@@ -230,11 +270,11 @@ def _common(party: Publisher | Advertiser | Program) -> dict[str, Any]:
         "id": party.id,
         "name": party.name,
         "status": "active" if party.active else "deactivated",
-        "created": _iso(party.created_at),
+        "created": iso(party.created_at),
     }
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 

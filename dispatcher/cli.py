@@ -262,17 +262,34 @@ _STATUS_HELP = {
 
 
 def _rotate_command(
-    name: str, id_name: str, field: str, rotate: Callable[..., str], summary: str
+    name: str,
+    id_name: str,
+    field: str,
+    rotate: Callable[..., account_admin.Rotated],
+    summary: str,
+    *,
+    grace: bool = True,
 ) -> click.Command:
     @_field_errors_as_one_line
     @with_appcontext
-    def command(party_id: str) -> None:
+    def command(party_id: str, grace: str | None = None) -> None:
+        extra = {} if grace is None else {"grace": account_admin.grace_period("grace", grace)}
         with get_db(current_app).session() as session:
-            secret = rotate(session, party_id)
-        _emit({"id": int(party_id), field: secret})
+            rotated = rotate(session, party_id, **extra)
+        payload: dict[str, Any] = {"id": int(party_id), field: rotated.secret}
+        if rotated.old_valid_until is not None:
+            payload["old_valid_until"] = account_admin.iso(rotated.old_valid_until)
+        _emit(payload)
 
-    argument = click.argument("party_id", metavar=id_name)
-    return click.command(name, help=summary)(argument(command))
+    decorated = click.argument("party_id", metavar=id_name)(command)
+    if grace:
+        decorated = click.option(
+            "--grace",
+            default="0",
+            show_default=True,
+            help="How long the old one keeps working: 0 (stops at once), 90m, 24h, 7d (at most 30d).",
+        )(decorated)
+    return click.command(name, help=summary)(decorated)
 
 
 _ROTATIONS = (
@@ -281,14 +298,14 @@ _ROTATIONS = (
         "ADVERTISER_ID",
         "api_key",
         account_admin.rotate_advertiser_key,
-        "Give an advertiser a new API key, printed once; the old key is refused at once.",
+        "Give an advertiser a new API key, printed once; the old key is refused at once or after --grace.",
     ),
     _rotate_command(
         "rotate-advertiser-s2s-token",
         "ADVERTISER_ID",
         "s2s_token",
         account_admin.rotate_advertiser_s2s_token,
-        "Give an advertiser a new S2S token, printed once; URLs with the old token are refused at once.",
+        "Give an advertiser a new S2S token, printed once; the old one is refused at once or after --grace.",
     ),
     _rotate_command(
         "rotate-publisher-token",
@@ -296,6 +313,7 @@ _ROTATIONS = (
         "api_token",
         account_admin.rotate_publisher_token,
         "Give a publisher a new API token, printed once; the old token is refused at once.",
+        grace=False,
     ),
 )
 _STATUS_CHANGES = tuple(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from dispatcher.account_admin import PAUSED_WITH_PUBLISHER
 from dispatcher.auth import account_for_password
 from dispatcher.credentials import check_password
 from dispatcher.db import get_db
-from dispatcher.models import AuditEntry, Click, Postback, Publisher, StaffUser
+from dispatcher.models import Advertiser, AuditEntry, Click, Postback, Publisher, StaffUser
 from dispatcher.support.actions import resume_postback
 from tests.dispatcher.ledger.conftest import Network, build_network
 
@@ -369,3 +370,63 @@ def test_reset_password_of_an_unknown_account_names_it(app: Flask) -> None:
     message = fails(app, "reset-staff-password", "999", "--password-stdin", stdin="long-password\n")
 
     assert message == "Error: staff_id: is not a staff user, got '999'"
+
+
+# Rotation with a grace period
+
+
+def test_during_the_grace_period_the_old_key_and_the_new_both_work(network: Network) -> None:
+    out = ok(network.app, "rotate-advertiser-key", str(network.advertiser_id), "--grace", "2h")
+
+    assert sale(network, api_key=network.api_key, order="G-1").status_code == 201
+    assert sale(network, api_key=out["api_key"], order="G-2").status_code == 201
+    until = datetime.fromisoformat(out["old_valid_until"])
+    assert timedelta(minutes=119) < until - datetime.now(UTC) <= timedelta(hours=2)
+
+
+def test_after_the_grace_period_the_old_s2s_token_is_refused(network: Network) -> None:
+    out = ok(network.app, "rotate-advertiser-s2s-token", str(network.advertiser_id), "--grace", "90m")
+    assert (
+        s2s(network, network.s2s_token, order="S-1").status_code == 201
+    )  # read with its click, as a sale is
+
+    with network.session() as session:
+        session.get_one(Advertiser, network.advertiser_id).previous_s2s_token_until = datetime.now(UTC)
+
+    assert s2s(network, network.s2s_token, order="S-2").status_code == 401
+    assert s2s(network, out["s2s_token"], order="S-3").status_code == 201
+
+
+def test_a_rotation_without_grace_ends_the_previous_grace_period(network: Network) -> None:
+    ok(network.app, "rotate-advertiser-key", str(network.advertiser_id), "--grace", "7d")
+    newest = ok(network.app, "rotate-advertiser-key", str(network.advertiser_id))
+
+    assert "old_valid_until" not in newest
+    assert sale(network, api_key=network.api_key, order="G-1").status_code == 401
+    assert sale(network, api_key=newest["api_key"], order="G-2").status_code == 201
+
+
+def test_a_deactivated_advertisers_old_key_is_refused_during_its_grace_period(network: Network) -> None:
+    ok(network.app, "rotate-advertiser-key", str(network.advertiser_id), "--grace", "1d")
+    click_id = network.click()
+    ok(network.app, "deactivate-advertiser", str(network.advertiser_id))
+
+    answer = network.report(
+        {"click_id": click_id, "order_number": "D-1", "sale_amount": "1.00"}, network.api_key
+    )
+    assert answer.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("grace", "problem"),
+    [
+        ("5x", "must be 0 or a whole number of m, h or d (90m, 24h, 7d)"),
+        ("12", "must be 0 or a whole number of m, h or d (90m, 24h, 7d)"),
+        ("31d", "must be at most 30 days"),
+    ],
+)
+def test_a_bad_grace_period_is_refused_naming_it(network: Network, grace: str, problem: str) -> None:
+    message = fails(network.app, "rotate-advertiser-key", str(network.advertiser_id), "--grace", grace)
+
+    assert message == f"Error: grace: {problem}, got '{grace}'"
+    assert sale(network).status_code == 201  # nothing rotated
