@@ -1,17 +1,20 @@
-"""The network's account operations on existing parties: list them, deactivate and reactivate them, rotate
-their secrets. Creating them is `dispatcher.accounts`.
+"""The network's account operations on existing parties (publishers, advertisers, programs, staff): list
+them, deactivate and reactivate them, reset passwords, rotate secrets (an advertiser's with an optional grace
+period, during which `dispatcher.auth` still accepts the replaced one). `dispatcher.accounts` creates them.
 
 Deactivation keeps every row (the database is the record) and means, as on a real network:
 - a publisher can no longer sign in to the portal (its open sessions end at once) nor use its API token; its
   live postbacks are paused with `PAUSED_WITH_PUBLISHER` as their reason, so a new sale creates no delivery
   for it and a still-pending delivery is closed as paused when a worker next picks it up (nothing is sent
-  to a publisher the network has cut off; support can replay them after a reactivation). Its tracking links
-  stop recording clicks. Reactivating resumes only the postbacks this pause stopped, never one its publisher
-  or support paused.
+  to a publisher the network has cut off; support can replay them after a reactivation). Clicks naming it
+  are refused (400) and not recorded. Reactivating resumes only the postbacks this pause stopped, never
+  one its publisher or support paused.
 - an advertiser's API key and S2S token are refused (403 naming the deactivation) and its programs' links
   stop recording clicks; deliveries already created for its sales are still sent: the publishers earned them.
 - a program's tracking links answer 404 instead of recording a click; sales on clicks made before stay
   reportable (the cookie window the publisher was promised).
+
+- a staff user can no longer sign in to the console nor use its API token; its sessions end.
 
 Each change is written to the audit log with no staff user (`via: cli`); the caller commits.
 """
