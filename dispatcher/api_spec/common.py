@@ -85,6 +85,14 @@ UNAUTHORIZED_S2S = error(
     "The `token` query parameter is missing, unknown, or its advertiser is inactive.",
     "token: the S2S token is not valid (or its advertiser is inactive)",
 )
+DEACTIVATED_ADVERTISER = error(
+    "The API key is right but the network has deactivated its advertiser (`flask deactivate-advertiser`).",
+    "Authorization: the advertiser account is deactivated; ask the network to reactivate it",
+)
+DEACTIVATED_S2S = error(
+    "The S2S token is right but the network has deactivated its advertiser.",
+    "token: the advertiser account is deactivated; ask the network to reactivate it",
+)
 # Ids are BIGINT: a larger one matches no route, and the router may answer 405 rather than 404 when a
 # neighbouring route has other methods (dispatcher/web/converters.py).
 BEYOND_BIGINT = error(

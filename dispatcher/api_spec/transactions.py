@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dispatcher.advertiser.transactions import PAGE_SIZE
 from dispatcher.api_spec.common import (
-    ID_OR_BLANK as ID_FILTER,
-)
-from dispatcher.api_spec.common import (
+    DEACTIVATED_ADVERTISER,
+    DEACTIVATED_S2S,
     JSON,
     UNAUTHORIZED_ADVERTISER,
     UNAUTHORIZED_S2S,
@@ -16,6 +15,9 @@ from dispatcher.api_spec.common import (
     json_response,
     query,
     ref,
+)
+from dispatcher.api_spec.common import (
+    ID_OR_BLANK as ID_FILTER,
 )
 from dispatcher.ledger.reports import EVENTS, INITIAL_STATUSES, STATUSES, SUB_ID_NAMES
 from dispatcher.web.s2s_params import ALIASES
@@ -76,6 +78,7 @@ REPORT: JSON = {
             ),
             "400": REFUSED,
             "401": UNAUTHORIZED_ADVERTISER,
+            "403": DEACTIVATED_ADVERTISER,
             "413": TOO_LARGE,
         },
     }
@@ -138,6 +141,7 @@ STATUS: JSON = {
                 {"status": "must be one of approved, declined, reversed"},
             ),
             "401": UNAUTHORIZED_ADVERTISER,
+            "403": DEACTIVATED_ADVERTISER,
             "404": error(
                 "No transaction of this advertiser has this sales id.",
                 "sales_id: no transaction 'nope' of this advertiser",
@@ -182,6 +186,7 @@ STATUS_BY_ORDER: JSON = {
                 {"program_id": "is required: order 'A-1001' (sale) is in several of your programs (7, 9)"},
             ),
             "401": UNAUTHORIZED_ADVERTISER,
+            "403": DEACTIVATED_ADVERTISER,
             "404": error(
                 "No transaction of this advertiser has this order number (event, program).",
                 "order_number: no transaction 'A-1001' (sale) of this advertiser",
@@ -241,6 +246,7 @@ LIST: JSON = {
             {"status": "must be one of pending, approved, declined, reversed"},
         ),
         "401": UNAUTHORIZED_ADVERTISER,
+        "403": DEACTIVATED_ADVERTISER,
     },
 }
 ONE: JSON = {
@@ -290,6 +296,7 @@ ONE: JSON = {
                 },
             ),
             "401": UNAUTHORIZED_ADVERTISER,
+            "403": DEACTIVATED_ADVERTISER,
             "404": error(
                 "No transaction of this advertiser has this sales id.",
                 "sales_id: no transaction 'nope' of this advertiser",
@@ -355,6 +362,7 @@ BATCH: JSON = {
                 {"file": "is required (curl -F file=@sales.csv)"},
             ),
             "401": UNAUTHORIZED_ADVERTISER,
+            "403": DEACTIVATED_ADVERTISER,
             "413": error("The file is larger than 64 MB.", "file: must be at most 64 MB"),
         },
     }
@@ -444,6 +452,7 @@ def _s2s(method: str) -> JSON:
                 },
             ),
             "401": UNAUTHORIZED_S2S,
+            "403": DEACTIVATED_S2S,
             "409": CONFLICT,
         },
     }

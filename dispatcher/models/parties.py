@@ -64,6 +64,14 @@ class Advertiser(Base):
     api_key_hash: Mapped[str | None] = mapped_column(String(128))
     s2s_token_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     s2s_token_hash: Mapped[str | None] = mapped_column(String(128))
+    # The key and token a rotation replaced, still accepted until their `..._until` (the grace period an
+    # advertiser gets to deploy the new one); NULL when the last rotation had none.
+    previous_api_key_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    previous_api_key_hash: Mapped[str | None] = mapped_column(String(128))
+    previous_api_key_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    previous_s2s_token_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    previous_s2s_token_hash: Mapped[str | None] = mapped_column(String(128))
+    previous_s2s_token_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import redis
 from sqlalchemy.orm import Session
 
-from dispatcher.models import Postback
+from dispatcher.models import Postback, Publisher
 from dispatcher.postback_pausing import set_active
 from dispatcher.queueing import enqueue_deliveries
 from dispatcher.replay import ReplayError, reopen_delivery
@@ -71,6 +71,12 @@ def resume_postback(session: Session, staff_id: int, postback: Postback, reason:
         return Outcome(False, f"Postback {postback.id} was deleted by its publisher; it cannot be resumed.")
     if postback.active:
         return Outcome(False, f"Postback {postback.id} is already active.")
+    owner = session.get(Publisher, postback.publisher_id)
+    if owner is not None and not owner.active:
+        # Its reactivation resumes the postbacks its deactivation paused (dispatcher.account_admin).
+        return Outcome(
+            False, f"Postback {postback.id}: its publisher is deactivated; reactivate the publisher."
+        )
     note = _clean_reason(reason)
     previous = postback.paused_reason
     set_active(postback, True)

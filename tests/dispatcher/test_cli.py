@@ -38,7 +38,10 @@ def ok(app: Flask, *args: str) -> dict[str, Any]:
 def fails(app: Flask, *args: str) -> str:
     result = run(app, *args)
     assert result.exit_code != 0
-    lines = result.stderr.strip().splitlines()
+    # `--password` on the command line adds a warning line of its own (shell history) before any error.
+    lines = [
+        line for line in result.stderr.strip().splitlines() if not line.startswith("Warning: --password")
+    ]
     assert len(lines) == 1, result.stderr
     return lines[0]
 

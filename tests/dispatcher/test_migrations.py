@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher import migrate
 from dispatcher.db import Database
-from dispatcher.models import Base, Publisher, Transaction
+from dispatcher.models import Advertiser, Base, Program, Publisher, Transaction
 from tests.dispatcher import factories
 
 EXPECTED_TABLES = {
@@ -82,7 +82,27 @@ def _owner_and_shop_at_0003(session: Session) -> tuple[SimpleNamespace, SimpleNa
         )
         .returning(Publisher.__table__.c.id)
     ).scalar_one()
-    shop = factories.program(session).id  # advertisers and programs are as 0003 left them
+    # Through the advertiser columns 0003 has too (today's model adds the rotation's previous secrets, 0007).
+    advertiser = session.execute(
+        insert(Advertiser.__table__)
+        .values(name="A", active=True, created_at=now)
+        .returning(Advertiser.__table__.c.id)
+    ).scalar_one()
+    values = {
+        "advertiser_id": advertiser,
+        "name": "Shop",
+        "landing_url": "https://shop.example/",
+        "commission_type": "percent",
+        "commission_value": Decimal("10"),
+        "currency": "USD",
+        "allow_clickless": False,
+        "allow_advertiser_commission": False,
+        "active": True,
+        "created_at": now,
+    }
+    shop = session.execute(
+        insert(Program.__table__).values(**values).returning(Program.__table__.c.id)
+    ).scalar_one()
     return SimpleNamespace(id=owner), SimpleNamespace(id=shop)
 
 

@@ -125,7 +125,9 @@ def test_a_bad_key_is_refused_before_anything_is_said_about_the_report(network: 
     with network.session() as session:
         session.get_one(Advertiser, network.advertiser_id).active = False
     answer = network.report(good_sale)
-    assert answer.status_code == 401
+    # The right key of a deactivated advertiser: refused all the same, saying why (account_admin).
+    assert answer.status_code == 403 and answer.json is not None
+    assert "deactivated" in answer.json["error"]
 
 
 def test_a_malformed_report_with_a_good_key_is_refused_on_its_field(network: Network) -> None:

@@ -1,0 +1,289 @@
+"""The network's account operations on existing parties (publishers, advertisers, programs, staff): list
+them, deactivate and reactivate them, reset passwords, rotate secrets (an advertiser's with an optional grace
+period, during which `dispatcher.auth` still accepts the replaced one). `dispatcher.accounts` creates them.
+
+Deactivation keeps every row (the database is the record) and means, as on a real network:
+- a publisher can no longer sign in to the portal (its open sessions end at once) nor use its API token; its
+  live postbacks are paused with `PAUSED_WITH_PUBLISHER` as their reason, so a new sale creates no delivery
+  for it and a still-pending delivery is closed as paused when a worker next picks it up (nothing is sent
+  to a publisher the network has cut off; support can replay them after a reactivation). Clicks naming it
+  are refused (400) and not recorded. Reactivating resumes only the postbacks this pause stopped, never
+  one its publisher or support paused.
+- an advertiser's API key and S2S token are refused (403 naming the deactivation) and its programs' links
+  stop recording clicks; deliveries already created for its sales are still sent: the publishers earned them.
+- a program's tracking links answer 404 instead of recording a click; sales on clicks made before stay
+  reportable (the cookie window the publisher was promised).
+
+- a staff user can no longer sign in to the console nor use its API token; its sessions end.
+
+Each change is written to the audit log with no staff user (`via: cli`); the caller commits.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dispatcher import validation
+from dispatcher.accounts import ADVERTISER_KEY_KIND, PUBLISHER_TOKEN_KIND, S2S_TOKEN_KIND
+from dispatcher.credentials import hash_password, new_token, password_method_of
+from dispatcher.ledger.fields import minor_unit
+from dispatcher.models import Advertiser, AuditEntry, CommissionType, Postback, Program, Publisher, StaffUser
+from dispatcher.models.types import utcnow
+from dispatcher.postback_pausing import set_active
+
+NO_GRACE = timedelta(0)
+MAX_GRACE = timedelta(days=30)
+_DURATION = re.compile(r"(?P<amount>[0-9]{1,6})(?P<unit>[mhd])?")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+PAUSED_WITH_PUBLISHER = "Paused by the network: the publisher account is deactivated"
+Party = Publisher | Advertiser | Program | StaffUser
+P = TypeVar("P", Publisher, Advertiser, Program, StaffUser)
+
+
+@dataclass(frozen=True)
+class Rotated:
+    secret: str  # show once, never store
+    old_valid_until: datetime | None = None  # the end of the old one's grace period, if any
+
+
+@dataclass(frozen=True)
+class Change:
+    id: int
+    active: bool
+    changed: bool  # False when it already was in that state
+    postbacks: int = 0  # the publisher's postbacks this change paused or resumed
+
+
+def list_publishers(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(select(Publisher).order_by(Publisher.id))
+    return [{**_common(p), "email": p.email} for p in rows]
+
+
+def list_advertisers(session: Session) -> list[dict[str, Any]]:
+    return [_common(a) for a in session.scalars(select(Advertiser).order_by(Advertiser.id))]
+
+
+def list_programs(session: Session, advertiser_id: str | int | None = None) -> list[dict[str, Any]]:
+    query = select(Program, Advertiser.name).join(Advertiser).order_by(Program.id)
+    if advertiser_id is not None:
+        query = query.where(Program.advertiser_id == _existing(session, Advertiser, advertiser_id).id)
+    return [
+        {
+            **_common(program),
+            "advertiser_id": program.advertiser_id,
+            "advertiser": advertiser_name,
+            "commission": _commission(program),
+            "currency": program.currency,
+            "landing_url": program.landing_url,
+        }
+        for program, advertiser_name in session.execute(query).tuples()
+    ]
+
+
+def set_publisher_active(session: Session, publisher_id: str | int, active: bool) -> Change:
+    publisher = _existing(session, Publisher, publisher_id)
+    if publisher.active == active:
+        return Change(publisher.id, active, changed=False)
+    publisher.active = active
+    if not active:
+        # Sessions are checked against `active` on every request already; a new epoch also keeps them
+        # from coming back to life on a reactivation.
+        publisher.session_epoch += 1
+    touched = (
+        _pause_postbacks(session, publisher.id) if not active else _resume_postbacks(session, publisher.id)
+    )
+    _audit(session, "activate" if active else "deactivate", publisher, postbacks=touched)
+    return Change(publisher.id, active, changed=True, postbacks=touched)
+
+
+def list_staff(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(select(StaffUser).order_by(StaffUser.id))
+    return [
+        {
+            "id": staff.id,
+            "email": staff.email,
+            "role": staff.role,
+            "status": "active" if staff.active else "deactivated",
+            "created": iso(staff.created_at),
+        }
+        for staff in rows
+    ]
+
+
+def set_staff_active(session: Session, staff_id: str | int, active: bool) -> Change:
+    staff = _existing(session, StaffUser, staff_id)
+    if staff.active == active:
+        return Change(staff.id, active, changed=False)
+    staff.active = active
+    if not active:
+        staff.session_epoch += 1  # as for a publisher: no session comes back on a reactivation
+    _audit(session, "activate" if active else "deactivate", staff)
+    return Change(staff.id, active, changed=True)
+
+
+def reset_password(session: Session, kind: str, account_id: str | int, password: str) -> int:
+    """A new password for a publisher or staff user (`kind`); every signed-in session of it ends."""
+    account: Publisher | StaffUser = (
+        _existing(session, StaffUser, account_id)
+        if kind == "staff"
+        else _existing(session, Publisher, account_id)
+    )
+    account.password_hash = hash_password(
+        validation.password("password", password), password_method_of(session)
+    )
+    account.session_epoch += 1
+    _audit(session, "reset_password", account)
+    return account.id
+
+
+def set_advertiser_active(session: Session, advertiser_id: str | int, active: bool) -> Change:
+    return _set_active(session, _existing(session, Advertiser, advertiser_id), active)
+
+
+def set_program_active(session: Session, program_id: str | int, active: bool) -> Change:
+    return _set_active(session, _existing(session, Program, program_id), active)
+
+
+def grace_period(field: str, value: str) -> timedelta:
+    """`0` (none), or a whole number with a unit: `90m`, `24h`, `7d`; at most `MAX_GRACE`."""
+    match = _DURATION.fullmatch(value.strip())
+    if match is None or (match["unit"] is None and int(match["amount"]) != 0):
+        raise validation.FieldError(field, value, "must be 0 or a whole number of m, h or d (90m, 24h, 7d)")
+    amount, unit = int(match["amount"]), match["unit"] or "m"
+    period = timedelta(**{_UNITS[unit]: amount})
+    if period > MAX_GRACE:
+        raise validation.FieldError(field, value, f"must be at most {MAX_GRACE.days} days")
+    return period
+
+
+def rotate_advertiser_key(session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE) -> Rotated:
+    """A new API key, returned once (only its hash is kept). The old one is refused from the commit on, or
+    at the end of `grace` (and a grace period left by an earlier rotation ends now)."""
+    advertiser = _existing(session, Advertiser, advertiser_id)
+    token = new_token(ADVERTISER_KEY_KIND)
+    kept = (advertiser.api_key_id, advertiser.api_key_hash, utcnow() + grace) if grace else (None, None, None)
+    advertiser.previous_api_key_id, advertiser.previous_api_key_hash, advertiser.previous_api_key_until = kept
+    advertiser.api_key_id, advertiser.api_key_hash = token.key_id, token.secret_hash
+    _audit(session, "rotate_api_key", advertiser, grace_seconds=int(grace.total_seconds()))
+    return Rotated(token.token, advertiser.previous_api_key_until)
+
+
+def rotate_advertiser_s2s_token(
+    session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE
+) -> Rotated:
+    """As `rotate_advertiser_key`, for the S2S token."""
+    advertiser = _existing(session, Advertiser, advertiser_id)
+    token = new_token(S2S_TOKEN_KIND)
+    kept = (
+        (advertiser.s2s_token_id, advertiser.s2s_token_hash, utcnow() + grace)
+        if grace
+        else (None, None, None)
+    )
+    (
+        advertiser.previous_s2s_token_id,
+        advertiser.previous_s2s_token_hash,
+        advertiser.previous_s2s_token_until,
+    ) = kept
+    advertiser.s2s_token_id, advertiser.s2s_token_hash = token.key_id, token.secret_hash
+    _audit(session, "rotate_s2s_token", advertiser, grace_seconds=int(grace.total_seconds()))
+    return Rotated(token.token, advertiser.previous_s2s_token_until)
+
+
+def rotate_publisher_token(session: Session, publisher_id: str | int) -> Rotated:
+    publisher = _existing(session, Publisher, publisher_id)
+    token = new_token(PUBLISHER_TOKEN_KIND)
+    publisher.api_token_id, publisher.api_token_hash = token.key_id, token.secret_hash
+    _audit(session, "rotate_api_token", publisher)
+    return Rotated(token.token)
+
+
+def _set_active(session: Session, party: Advertiser | Program, active: bool) -> Change:
+    if party.active == active:
+        return Change(party.id, active, changed=False)
+    party.active = active
+    _audit(session, "activate" if active else "deactivate", party)
+    return Change(party.id, active, changed=True)
+
+
+def _pause_postbacks(session: Session, publisher_id: int) -> int:
+    live = select(Postback).where(
+        Postback.publisher_id == publisher_id, Postback.active.is_(True), Postback.deleted_at.is_(None)
+    )
+    postbacks = list(session.scalars(live))
+    for postback in postbacks:
+        set_active(postback, False, PAUSED_WITH_PUBLISHER)
+    return len(postbacks)
+
+
+def _resume_postbacks(session: Session, publisher_id: int) -> int:
+    paused = select(Postback).where(
+        Postback.publisher_id == publisher_id,
+        Postback.active.is_(False),
+        Postback.deleted_at.is_(None),
+        Postback.paused_reason == PAUSED_WITH_PUBLISHER,
+    )
+    postbacks = list(session.scalars(paused))
+    for postback in postbacks:
+        set_active(postback, True)
+    return len(postbacks)
+
+
+_NAMES: dict[type[Party], str] = {
+    Publisher: "publisher",
+    Advertiser: "advertiser",
+    Program: "program",
+    StaffUser: "staff",
+}
+_NOUNS: dict[type[Party], str] = {
+    Publisher: "a publisher",
+    Advertiser: "an advertiser",
+    Program: "a program",
+    StaffUser: "a staff user",
+}
+
+
+def _existing(session: Session, model: type[P], party_id: str | int) -> P:
+    field = f"{_NAMES[model]}_id"
+    found = session.get(model, validation.positive_id(field, party_id))
+    if found is None:
+        raise validation.FieldError(field, party_id, f"is not {_NOUNS[model]}")
+    return found
+
+
+def _audit(session: Session, action: str, party: Party, **detail: Any) -> None:
+    session.add(
+        AuditEntry(
+            staff_user_id=None,
+            action=action,
+            target_type=_NAMES[type(party)],
+            target_id=str(party.id),
+            detail={"via": "cli", **detail},
+        )
+    )
+
+
+def _common(party: Publisher | Advertiser | Program) -> dict[str, Any]:
+    return {
+        "id": party.id,
+        "name": party.name,
+        "status": "active" if party.active else "deactivated",
+        "created": iso(party.created_at),
+    }
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _commission(program: Program) -> str:
+    """As `create-program --commission` takes it: 10% or 5.00 (the currency's minor unit)."""
+    value = program.commission_value
+    if program.commission_type == CommissionType.PERCENT.value:
+        return f"{value.normalize():f}%"
+    return str(value.quantize(minor_unit(program.currency)))
