@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from dispatcher import validation
 from dispatcher.accounts import ADVERTISER_KEY_KIND, PUBLISHER_TOKEN_KIND, S2S_TOKEN_KIND
 from dispatcher.credentials import hash_password, new_token, password_method_of
+from dispatcher.delivery_details import iso_time
 from dispatcher.ledger.fields import minor_unit
 from dispatcher.models import Advertiser, AuditEntry, CommissionType, Postback, Program, Publisher, StaffUser
 from dispatcher.models.types import utcnow
@@ -110,7 +111,7 @@ def list_staff(session: Session) -> list[dict[str, Any]]:
             "email": staff.email,
             "role": staff.role,
             "status": "active" if staff.active else "deactivated",
-            "created": iso(staff.created_at),
+            "created": iso_time(staff.created_at),
         }
         for staff in rows
     ]
@@ -165,34 +166,37 @@ def grace_period(field: str, value: str) -> timedelta:
 def rotate_advertiser_key(session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE) -> Rotated:
     """A new API key, returned once (only its hash is kept). The old one is refused from the commit on, or
     at the end of `grace` (and a grace period left by an earlier rotation ends now)."""
-    advertiser = _existing(session, Advertiser, advertiser_id)
-    token = new_token(ADVERTISER_KEY_KIND)
-    kept = (advertiser.api_key_id, advertiser.api_key_hash, utcnow() + grace) if grace else (None, None, None)
-    advertiser.previous_api_key_id, advertiser.previous_api_key_hash, advertiser.previous_api_key_until = kept
-    advertiser.api_key_id, advertiser.api_key_hash = token.key_id, token.secret_hash
-    _audit(session, "rotate_api_key", advertiser, grace_seconds=int(grace.total_seconds()))
-    return Rotated(token.token, advertiser.previous_api_key_until)
+    return _rotate_advertiser_secret(session, advertiser_id, ADVERTISER_KEY_KIND, grace)
 
 
 def rotate_advertiser_s2s_token(
     session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE
 ) -> Rotated:
     """As `rotate_advertiser_key`, for the S2S token."""
+    return _rotate_advertiser_secret(session, advertiser_id, S2S_TOKEN_KIND, grace)
+
+
+# Per advertiser secret: its column stem (`<stem>_id`, `previous_<stem>_until`...) and its audit action.
+_ADVERTISER_SECRETS = {
+    ADVERTISER_KEY_KIND: ("api_key", "rotate_api_key"),
+    S2S_TOKEN_KIND: ("s2s_token", "rotate_s2s_token"),
+}
+
+
+def _rotate_advertiser_secret(
+    session: Session, advertiser_id: str | int, kind: str, grace: timedelta
+) -> Rotated:
     advertiser = _existing(session, Advertiser, advertiser_id)
-    token = new_token(S2S_TOKEN_KIND)
-    kept = (
-        (advertiser.s2s_token_id, advertiser.s2s_token_hash, utcnow() + grace)
-        if grace
-        else (None, None, None)
-    )
-    (
-        advertiser.previous_s2s_token_id,
-        advertiser.previous_s2s_token_hash,
-        advertiser.previous_s2s_token_until,
-    ) = kept
-    advertiser.s2s_token_id, advertiser.s2s_token_hash = token.key_id, token.secret_hash
-    _audit(session, "rotate_s2s_token", advertiser, grace_seconds=int(grace.total_seconds()))
-    return Rotated(token.token, advertiser.previous_s2s_token_until)
+    name, action = _ADVERTISER_SECRETS[kind]
+    token = new_token(kind)
+    until = utcnow() + grace if grace else None
+    setattr(advertiser, f"previous_{name}_id", getattr(advertiser, f"{name}_id") if grace else None)
+    setattr(advertiser, f"previous_{name}_hash", getattr(advertiser, f"{name}_hash") if grace else None)
+    setattr(advertiser, f"previous_{name}_until", until)
+    setattr(advertiser, f"{name}_id", token.key_id)
+    setattr(advertiser, f"{name}_hash", token.secret_hash)
+    _audit(session, action, advertiser, grace_seconds=int(grace.total_seconds()))
+    return Rotated(token.token, until)
 
 
 def rotate_publisher_token(session: Session, publisher_id: str | int) -> Rotated:
@@ -273,12 +277,8 @@ def _common(party: Publisher | Advertiser | Program) -> dict[str, Any]:
         "id": party.id,
         "name": party.name,
         "status": "active" if party.active else "deactivated",
-        "created": iso(party.created_at),
+        "created": iso_time(party.created_at),
     }
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _commission(program: Program) -> str:

@@ -14,6 +14,7 @@ from flask.cli import with_appcontext
 
 from dispatcher import account_admin, accounts, demo, validation
 from dispatcher.db import get_db
+from dispatcher.delivery_details import iso_time
 from dispatcher.migrate import db_group
 from dispatcher.models import StaffRole
 from dispatcher.retention import prune_command
@@ -278,7 +279,7 @@ def _rotate_command(
             rotated = rotate(session, party_id, **extra)
         payload: dict[str, Any] = {"id": int(party_id), field: rotated.secret}
         if rotated.old_valid_until is not None:
-            payload["old_valid_until"] = account_admin.iso(rotated.old_valid_until)
+            payload["old_valid_until"] = iso_time(rotated.old_valid_until)
         _emit(payload)
 
     decorated = click.argument("party_id", metavar=id_name)(command)
