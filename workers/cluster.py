@@ -5,10 +5,16 @@ request, scored by when it expires), and `postback:host:<host>:timeouts`, how ma
 in a row were timeouts. Taking a slot and giving it back are one script call each, carried by one thread in
 the order they were made; calls made while it waits for Redis go together in the next
 write, so that under load many sends share a round trip (a call of its own each cost a send 0.5-1 ms of CPU;
-a round trip costs about 100 us, plus 10-25 us a call). Expiry is counted in the
-Redis server's clock (TIME inside the script), never a worker host's, so that a worker killed mid-request
-frees its slots after the total timeout plus a margin whichever machine it ran on. Both keys carry TTLs:
-a slot key lives as long as its last slot, the circuit an hour after its last timeout (an answer deletes it).
+a round trip costs about 100 us, plus 10-25 us a call).
+
+A slot is a lease of LEASE_S that its process renews every RENEW_S while it holds it (one call per host and
+second, whatever the number of slots), so that a worker killed mid-request frees its slots within LEASE_S.
+Leases used to last the whole total timeout plus a margin (20 s at defaults): with a worker killed every
+5 s, bench.chaos found the receivers' slots held by dead workers most of the time and deliveries waiting
+minutes. A slot is renewed at most until its request's total timeout plus a margin has passed since it was
+taken or handed on, so that a send that never ends cannot hold it for ever. Expiry is counted in the Redis
+server's clock (TIME inside the scripts), never a worker host's. Both keys carry TTLs: a slot key lives as
+long as its last slot, the circuit an hour after its last timeout (an answer deletes it).
 
 If Redis cannot be reached, callers are told so (`None`) and fall back to per-process caps; it is asked again
 every few seconds, and the change is logged once each way, not per send.
@@ -23,6 +29,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal, cast
 
 import redis
@@ -32,11 +39,13 @@ from redis.retry import Retry
 log = logging.getLogger(__name__)
 
 PREFIX = "postback:host:"
-# A slot outlives the longest request by this much before Redis frees it on its own (its holder was killed).
+# How long Redis keeps a slot that its holder stopped renewing (the holder was killed or lost Redis), and
+# how often a holder renews: a renewal may be late by LEASE_S - RENEW_S (a busy process, a slow round trip)
+# before another process could take the slot while it is still in use.
+LEASE_S = 3.0
+RENEW_S = 1.0
+# A slot is renewed until its request's total timeout plus this much has passed (its send is stuck).
 SLOT_MARGIN_S = 5.0
-# A slot handed from a finished send to the next one in this process without asking Redis must still
-# have a whole request plus this much ahead of it.
-REUSE_SLACK_S = 1.0
 CIRCUIT_MEMORY_S = 3600
 DOWN_RETRY_S = 5.0
 # An answer later than this (the connection's own timeouts are 1 s) counts as Redis being unreachable.
@@ -58,6 +67,22 @@ local hold = tonumber(ARGV[4])
 redis.call('ZADD', KEYS[1], now + hold, ARGV[1])
 if redis.call('PTTL', KEYS[1]) < hold then redis.call('PEXPIRE', KEYS[1], hold) end
 return {1, timeouts}
+"""
+
+# KEYS: slots. ARGV: hold ms, then the tokens this process holds on the host. Extends each one still there
+# and returns those that were not (expired: never taken again, another process may hold the place now).
+_RENEW = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local hold = tonumber(ARGV[1])
+local lost = {}
+for i = 2, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then redis.call('ZADD', KEYS[1], now + hold, ARGV[i])
+  else table.insert(lost, ARGV[i]) end
+end
+if redis.call('PTTL', KEYS[1]) < hold then redis.call('PEXPIRE', KEYS[1], hold) end
+return lost
 """
 
 # KEYS: slots, timeouts. ARGV: token, outcome ('answer', 'timeout' or 'unsent'), '1' if an earlier send on
@@ -153,6 +178,12 @@ def timeouts_key(host: str) -> str:
     return f"{PREFIX}{host}:timeouts"
 
 
+@dataclass
+class _Held:
+    host: str
+    renew_until: float  # monotonic: past it the send is stuck, and its slot is left to expire
+
+
 class ClusterSlots:
     def __init__(
         self, client: redis.Redis, *, per_host: int, trip_after_timeouts: int, send_s: float
@@ -160,12 +191,17 @@ class ClusterSlots:
         """`send_s`: the longest a request can take (the total timeout)."""
         self.per_host = per_host
         self.trip_after_timeouts = trip_after_timeouts
-        self.hold_s = send_s + SLOT_MARGIN_S
-        self.reuse_s = self.hold_s - send_s - REUSE_SLACK_S
+        self.lease_s = LEASE_S
+        self.renew_s = RENEW_S
+        self.renew_for_s = send_s + SLOT_MARGIN_S
         self._courier = _Courier(client)
         self._tokens = (f"{uuid.uuid4().hex[:12]}:{n}" for n in itertools.count())
         self._lock = threading.Lock()
         self._down_until: float | None = None  # set while Redis is unreachable
+        self._held: dict[str, _Held] = {}  # this process's slots, by token: what the renewer extends
+        self._closed = threading.Event()
+        # Started with the first slot taken (a process that never holds one has no thread for it).
+        self._renewer: threading.Thread | None = None
 
     def acquire(self, host: str) -> tuple[str | None, int] | None:
         """(the slot's token, or None if the host has no free slot; its consecutive timeouts), or None if
@@ -181,7 +217,7 @@ class ClusterSlots:
             replies.append(reply)
             answered.set()
 
-        hold_ms = int(self.hold_s * 1000)
+        hold_ms = int(self.lease_s * 1000)
         keys = (slot_key(host), timeouts_key(host))
         command = ("EVAL", _ACQUIRE, 2, *keys, token, self.per_host, self.trip_after_timeouts, hold_ms)
         if not self._courier.call(command, done):
@@ -195,7 +231,24 @@ class ClusterSlots:
             return None
         self._answered()
         taken, timeouts = cast("list[int]", reply)  # {1 if taken else 0, count}
-        return (token if taken else None), timeouts
+        if not taken:
+            return None, timeouts
+        with self._lock:
+            self._held[token] = _Held(host, time.monotonic() + self.renew_for_s)
+            if self._renewer is None and not self._closed.is_set():
+                self._renewer = threading.Thread(target=self._renew_forever, name="slots-renew", daemon=True)
+                self._renewer.start()
+        return token, timeouts
+
+    def hand_on(self, token: str) -> bool:
+        """Whether a finished send's slot may go to the next send in this process without asking Redis: it
+        is still held (renewed, not lost), and from now it is renewed for a whole request again."""
+        with self._lock:
+            held = self._held.get(token)
+            if held is None:
+                return False
+            held.renew_until = time.monotonic() + self.renew_for_s
+            return True
 
     def release(
         self,
@@ -220,13 +273,53 @@ class ClusterSlots:
             if then is not None:
                 then(cast(int, reply))
 
+        with self._lock:
+            self._held.pop(token, None)
         keys = (slot_key(host), timeouts_key(host))
         flag = "1" if answered_before else "0"
         self._courier.call(("EVAL", _RELEASE, 2, *keys, token, outcome, flag, CIRCUIT_MEMORY_S), done)
 
     def close(self) -> None:
         """Sends what was asked (slots given back) and stops."""
+        with self._lock:
+            self._closed.set()
+            renewer = self._renewer
+        if renewer is not None:
+            renewer.join(timeout=5)
         self._courier.close()
+
+    def _renew_forever(self) -> None:
+        while not self._closed.wait(self.renew_s):
+            self.renew()
+
+    def renew(self) -> None:
+        """Extends the lease of every slot this process holds, one call per host, without waiting; a slot
+        whose send has outlived its total timeout is left to expire, and one Redis says is gone (it expired
+        while Redis could not be reached) is no longer handed on."""
+        now = time.monotonic()
+        by_host: dict[str, list[str]] = {}
+        with self._lock:
+            for token, held in list(self._held.items()):
+                if now > held.renew_until:
+                    del self._held[token]
+                else:
+                    by_host.setdefault(held.host, []).append(token)
+        if not by_host or self.down():
+            return
+        hold_ms = int(self.lease_s * 1000)
+        for host, tokens in by_host.items():
+            self._courier.call(("EVAL", _RENEW, 1, slot_key(host), hold_ms, *tokens), self._renewed)
+
+    def _renewed(self, reply: Reply) -> None:
+        if isinstance(reply, Exception):
+            self._failed(reply)
+            return
+        self._answered()
+        lost = [t.decode() if isinstance(t, bytes) else str(t) for t in cast("list[object]", reply)]
+        if lost:
+            with self._lock:
+                for token in lost:
+                    self._held.pop(token, None)
 
     def down(self) -> bool:
         """Redis failed a call less than DOWN_RETRY_S ago: callers use per-process caps meanwhile. Once that

@@ -12,8 +12,8 @@ so a hanging publisher costs one thread.
 With a `ClusterSlots` (Redis), the same caps and circuit hold across every worker process: a send takes a
 cluster slot before it leaves (one script call, waited for in its sending thread) and gives it back after
 (one more, not waited for, which also reports a timeout or an answer to the circuit). A finished send hands
-its slot straight to the next one waiting here for the same host, without asking Redis, while the slot has a
-request's time left.
+its slot straight to the next one waiting here for the same host, without asking Redis, while the slot is
+still held (its lease renewed, see `workers.cluster`).
 A send refused because other processes hold the host's slots waits at the head of the line; a timer asks
 again every RETRY_S while any host is refused. If Redis cannot be reached the caps are per process.
 """
@@ -71,7 +71,6 @@ class Slot:
     def __init__(self, owner: HostSlots, host: str) -> None:
         self.host = host
         self.token: str | None = None  # its cluster slot (None: per-process only)
-        self.taken_at = 0.0  # when the cluster slot was asked for (monotonic)
         self.answered = False  # an answer on it the cluster has not been told of (it was handed on)
         self._owner = owner
 
@@ -125,6 +124,11 @@ class HostSlots:
         waiting = _Waiting(start_by, run, give_up)
         with self._lock:
             state = self._hosts.setdefault(host, _Host(progress_at=now))
+            if state.busy == 0 and not state.line and not state.refused:
+                # Idle until now: its silence since the last answer says nothing (nothing was asked of it).
+                # Counting it made a burst after a quiet second take only `per_host` sends and refuse the
+                # rest as if the host had stopped answering (bench.chaos: 16 sends every 15 s).
+                state.progress_at = max(state.progress_at, now)
             if state.busy < self._limit(state) and not state.line and not state.refused:
                 state.busy += 1
             elif self._may_wait(state, now, start_by):
@@ -153,7 +157,7 @@ class HostSlots:
                 if answer_s is not None:
                     last = state.answer_s
                     state.answer_s = answer_s if last is None else last + ANSWER_WEIGHT * (answer_s - last)
-            if self._may_hand_on(slot, state, timed_out, now):
+            if self._may_hand_on(slot, state, timed_out):
                 while state.line and handed_to is None:
                     waiting = state.line.popleft()
                     if waiting.start_by < now:
@@ -226,7 +230,6 @@ class HostSlots:
     def _begin(self, host: str, waiting: _Waiting) -> None:
         slot = Slot(self, host)
         if self.cluster is not None:
-            slot.taken_at = time.monotonic()
             answer = self.cluster.acquire(host)
             if answer is not None:  # else Redis is unreachable: this process's caps only
                 token, timeouts = answer
@@ -314,7 +317,7 @@ class HostSlots:
                 start.append(waiting)
         return start, expired
 
-    def _may_hand_on(self, slot: Slot, state: _Host, timed_out: bool, now: float) -> bool:
+    def _may_hand_on(self, slot: Slot, state: _Host, timed_out: bool) -> bool:
         """Under self._lock: whether the next send in line may take this slot as it is, without Redis."""
         if not state.line or state.busy > self._limit(state):
             return False
@@ -322,8 +325,8 @@ class HostSlots:
             return True
         if slot.token is None:  # taken while Redis was unreachable: kept only while it still is
             return self.cluster.down()
-        # A timeout goes to the circuit at once; a slot near its expiry in Redis is taken afresh.
-        return not timed_out and now - slot.taken_at < self.cluster.reuse_s
+        # A timeout goes to the circuit at once; a slot the cluster no longer holds is taken afresh.
+        return not timed_out and self.cluster.hand_on(slot.token)
 
     def _learn(self, host: str, timeouts: int) -> None:
         """The cluster's count of the host's consecutive timeouts; a tripped host is remembered here."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -84,6 +85,17 @@ def test_a_slow_host_lines_up_only_what_can_start_before_its_start_by() -> None:
     taken = [slots.submit("slow", start_by, Held().run, noop) for _ in range(5)]
 
     assert taken == [STARTED, STARTED, WAITING, WAITING, REFUSED]
+
+
+def test_a_host_idle_for_a_while_gets_a_line_again_for_a_burst() -> None:
+    slots = local(per_host=2)
+    answered(slots, "h", 0.01)
+    time.sleep(hosts.STALL_S + 0.1)  # nothing asked of it meanwhile: not a silence
+
+    taken = [slots.submit("h", FAR, Held().run, noop) for _ in range(5)]
+
+    assert taken == [STARTED, STARTED, WAITING, WAITING, WAITING]
+    assert not slots.stalled("h")
 
 
 def test_a_host_that_stopped_answering_gets_no_line() -> None:
@@ -218,22 +230,77 @@ def test_a_slot_handed_on_in_its_process_is_not_given_back_to_redis(
     eventually(lambda: not client.exists(cluster.slot_key(HOST)))  # the last one out gives it back: no key
 
 
-def test_a_slot_without_a_requests_time_left_is_given_back_and_taken_afresh(
+def test_a_slot_the_cluster_no_longer_holds_is_given_back_and_taken_afresh(
     connect: Callable[[], redis.Redis],
 ) -> None:
     client = connect()
     slots = shared(client, per_host=1)
-    assert slots.cluster is not None
-    slots.cluster.reuse_s = 0  # every slot is too old to hand on
+    layer = slots.cluster
+    assert layer is not None
     held = Held()
     assert slots.submit(HOST, FAR, held.run, noop) and slots.submit(HOST, FAR, held.run, noop)
     first = held.wait_for(1)
+    token = first.token
+    assert token is not None
+    client.zrem(cluster.slot_key(HOST), token)  # it expired while Redis could not be reached
+    layer.renew()
+    eventually(lambda: not layer.hand_on(token))
 
     first.release(timed_out=False)
 
     second = held.wait_for(2)
-    assert second is not first and second.token not in (None, first.token)
-    eventually(lambda: in_flight(client) == 1)  # the first one given back
+    assert second is not first and second.token not in (None, token)
+    eventually(lambda: in_flight(client) == 1)
+    second.release(timed_out=False)
+    slots.close()
+
+
+def test_a_held_slot_is_renewed_past_its_lease_and_freed_soon_after_its_holder_stops_renewing(
+    connect: Callable[[], redis.Redis],
+) -> None:
+    client = connect()
+    host = f"lease-{uuid.uuid4().hex[:8]}.example"  # a key of its own
+    holder = ClusterSlots(client, per_host=1, trip_after_timeouts=3, send_s=2)
+    holder.lease_s, holder.renew_s = 0.6, 0.15
+    answer = holder.acquire(host)
+    assert answer is not None and answer[0] is not None
+    other = ClusterSlots(connect(), per_host=1, trip_after_timeouts=3, send_s=2)
+
+    time.sleep(3 * holder.lease_s)  # three leases: only the renewals keep it
+    assert other.acquire(host) == (None, 0)
+    ttl = client.pttl(cluster.slot_key(host))
+    assert 0 < ttl <= 600, ttl
+
+    holder.close()  # as a killed worker: no more renewals, and the slot is never given back
+    stopped = time.monotonic()
+    taken: tuple[str | None, int] | None = (None, 0)
+    while taken == (None, 0) and time.monotonic() - stopped < 3:
+        time.sleep(0.02)
+        taken = other.acquire(host)
+    assert taken is not None and taken[0] is not None
+    assert time.monotonic() - stopped <= holder.lease_s + 0.3
+    other.close()
+
+
+def test_a_stuck_send_is_renewed_only_for_its_requests_time_and_a_margin(
+    connect: Callable[[], redis.Redis],
+) -> None:
+    client = connect()
+    host = f"lease-{uuid.uuid4().hex[:8]}.example"  # a key of its own
+    holder = ClusterSlots(client, per_host=1, trip_after_timeouts=3, send_s=2)
+    holder.lease_s, holder.renew_s, holder.renew_for_s = 0.4, 0.1, 0.8
+    answer = holder.acquire(host)
+    assert answer is not None and answer[0] is not None
+    token = answer[0]
+    time.sleep(0.6)
+    assert client.zscore(cluster.slot_key(host), token) is not None  # renewed past its first lease
+    assert holder.hand_on(token)  # handed on: renewed for a whole request again from here
+    time.sleep(0.6)
+    assert client.zscore(cluster.slot_key(host), token) is not None
+
+    eventually(lambda: client.zscore(cluster.slot_key(host), token) is None, timeout_s=3)
+    assert not holder.hand_on(token)  # renewals stopped: not handed on any more
+    holder.close()
 
 
 def test_a_slot_expires_in_redis_when_its_holder_never_gives_it_back(
@@ -241,10 +308,11 @@ def test_a_slot_expires_in_redis_when_its_holder_never_gives_it_back(
 ) -> None:
     client = connect()
     dead = ClusterSlots(client, per_host=1, trip_after_timeouts=3, send_s=0.5)
-    dead.hold_s = 0.5  # as if the request's time plus margin were half a second
+    dead.lease_s = 0.5
     answer = dead.acquire(HOST)
     assert answer is not None and answer[0] is not None
     token = answer[0]
+    dead.close()  # its renewals stop, as when its process is killed
     assert 0 < client.pttl(cluster.slot_key(HOST)) <= 500  # the key goes with its last slot
     survivor = shared(connect(), per_host=1)
     held = Held()
