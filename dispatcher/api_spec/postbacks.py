@@ -30,6 +30,15 @@ DRAFT_REFUSED = error(
     "method: must be GET or POST, got 'PATCH'",
     {"method": "must be GET or POST, got 'PATCH'"},
 )
+# The linter's words, in the preview's example with an error.
+_NO_CLICK_MACRO = (
+    "No macro identifies the click, so your tracker cannot attribute the conversion: put your tracker's "
+    "click ID in the tracking link's fobs parameter and send it back, e.g. cid=#fobs#."
+)
+_PLACEHOLDER = (
+    "{clickid} is your tracker's placeholder, left from its postback URL and would arrive literally; here it "
+    "is #fobs# (the click ID your tracker put in the tracking link's fobs parameter)."
+)
 VOLUUM = {
     "name": "Voluum",
     "url": "https://tracker.example/postback?cid=#fobs#&payout=#ca#&txid=#flx_salesid#",
@@ -205,7 +214,43 @@ PREVIEW: JSON = {
                         "content_type": None,
                         "ok": True,
                         "findings": [],
-                    }
+                        "url_marked": None,
+                        "body_marked": None,
+                    },
+                    "with an error": {
+                        "method": "GET",
+                        "url": None,
+                        "body": None,
+                        "content_type": None,
+                        "ok": False,
+                        "findings": [
+                            {
+                                "field": "url",
+                                "severity": "warning",
+                                "code": "no_click_macro",
+                                "message": _NO_CLICK_MACRO,
+                                "start": 0,
+                                "end": 41,
+                            },
+                            {
+                                "field": "url",
+                                "severity": "error",
+                                "code": "foreign_syntax",
+                                "message": _PLACEHOLDER,
+                                "start": 25,
+                                "end": 34,
+                            },
+                        ],
+                        "url_marked": [
+                            {"text": "https://t.example/pb?cid=", "problem": None},
+                            {
+                                "text": "{clickid}",
+                                "problem": _PLACEHOLDER,
+                            },
+                            {"text": "&p=12.50", "problem": None},
+                        ],
+                        "body_marked": None,
+                    },
                 },
             ),
             "400": DRAFT_REFUSED,

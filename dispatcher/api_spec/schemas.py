@@ -363,6 +363,14 @@ POSTBACK = _object(
 POSTBACK["required"] = list(POSTBACK["properties"])
 POSTBACK_LIST = _object({"postbacks": {"type": "array", "items": ref("Postback")}}, ["postbacks"])
 
+MARKED = {
+    "type": "array",
+    "description": "While the template has errors (url or body null): what would be sent as far as it can "
+    "be told, in pieces; a piece with a problem is the template's text at a finding, as written",
+    "items": _object(
+        {"text": {"type": "string"}, "problem": nullable({"type": "string"})}, ["text", "problem"]
+    ),
+}
 PREVIEW = _object(
     {
         "method": {"type": "string"},
@@ -389,8 +397,10 @@ PREVIEW = _object(
                 ["field", "severity", "code", "message", "start", "end"],
             ),
         },
+        "url_marked": nullable(MARKED),
+        "body_marked": nullable(MARKED),
     },
-    ["method", "url", "body", "content_type", "ok", "findings"],
+    ["method", "url", "body", "content_type", "ok", "findings", "url_marked", "body_marked"],
 )
 TEST_RESULT = _object(
     {

@@ -30,12 +30,27 @@ class Note:
 
 
 @dataclass(frozen=True)
+class Piece:
+    """A part of what would be sent; `problem` is the error found in this part of the template, if any."""
+
+    text: str
+    problem: str | None = None
+
+
+Pieces = tuple[Piece, ...]
+
+
+@dataclass(frozen=True)
 class Preview:
     method: str
     url: str | None  # None while the URL template has errors
     body: str | None
     content_type: str | None
     notes: tuple[Note, ...]
+    # While a template has errors: what would be sent as far as it can be told, its bad parts marked
+    # (the rest expanded), so that the publisher sees where the problem is instead of a blank.
+    url_marked: Pieces | None = None
+    body_marked: Pieces | None = None
 
     @property
     def ok(self) -> bool:
@@ -49,6 +64,8 @@ class Preview:
             "content_type": self.content_type,
             "ok": self.ok,
             "findings": [asdict(note) for note in self.notes],
+            "url_marked": _pieces_json(self.url_marked),
+            "body_marked": _pieces_json(self.body_marked),
         }
 
 
@@ -89,10 +106,15 @@ def preview(
     if refused:
         notes.append(Note("url", "error", refused[0], refused[1], 0, len(url)))
     expanded_url = _sent(_expand(url, macros.Context.URL, sample)) if url and not _errors(notes) else None
-    body, content_type = None, None
+    url_marked = _marked(url, macros.Context.URL, notes, sample) if url and expanded_url is None else None
+    body, content_type, body_marked = None, None, None
     if method == "POST":
         body, content_type, body_notes = _body(values, sample)
         notes.extend(body_notes)
+        if body is None and _errors(body_notes):
+            template = _text(values.get("body_template"))
+            context = CONTENT_TYPES.get(content_type or "", macros.Context.TEXT)
+            body_marked = _marked(template, context, body_notes, sample)
     headers = _mapping(values.get("headers"))
     for name, value in headers.items():
         notes.extend(_header_notes(str(name).strip(), _text(value)))
@@ -102,7 +124,51 @@ def preview(
     if any(macros.parse(text, macros.Context.TEXT).macro_names & macros.CLICK_MACROS for text in elsewhere):
         # The URL's warning is about the request: a body or header sending #fobs# identifies the click.
         notes = [note for note in notes if note.code != "no_click_macro"]
-    return Preview(method, expanded_url, body, content_type, tuple(notes))
+    return Preview(method, expanded_url, body, content_type, tuple(notes), url_marked, body_marked)
+
+
+# Stand-ins for the bad parts while the rest is expanded: private-use characters, which no template uses
+# and which expansion leaves as they are (only macro values are encoded, never the template's own text).
+_MARK = "\ue000"
+
+
+def _marked(
+    template: str, context: macros.Context, notes: Sequence[Note], sample: Mapping[str, object]
+) -> Pieces:
+    """`template` as it would be sent: each part an error points at kept as written and marked, the rest
+    expanded for the sample; an error about the whole template (a host saving refuses) marks all of it."""
+    field = "url" if context is macros.Context.URL else "body_template"
+    errors = [n for n in notes if n.field == field and n.severity == "error"]
+    spans: list[tuple[int, int, str]] = []
+    whole: str | None = None
+    for note in sorted(errors, key=lambda n: (n.start, n.end)):
+        if note.start == 0 and note.end >= len(template):
+            whole = whole or note.message
+        elif note.end > note.start and (not spans or note.start >= spans[-1][1]):
+            spans.append((note.start, note.end, note.message))
+    if _MARK in template:
+        return (Piece(template, whole or (errors[0].message if errors else None)),)
+    stand_in, at = [], 0
+    for start, end, _ in spans:
+        stand_in.append(template[at:start] + _MARK)
+        at = end
+    stand_in.append(template[at:])
+    expanded = _expand("".join(stand_in), context, sample)
+    good = expanded.split(_MARK) if expanded is not None else None
+    if good is None or len(good) != len(spans) + 1:  # the rest cannot be expanded either: shown as written
+        good = [chunk.removesuffix(_MARK) for chunk in stand_in]
+    pieces: list[Piece] = []
+    for index, text in enumerate(good):
+        if text:
+            pieces.append(Piece(text, whole))
+        if index < len(spans):
+            start, end, message = spans[index]
+            pieces.append(Piece(template[start:end], message))
+    return tuple(pieces)
+
+
+def _pieces_json(pieces: Pieces | None) -> list[dict[str, str | None]] | None:
+    return None if pieces is None else [{"text": piece.text, "problem": piece.problem} for piece in pieces]
 
 
 def _header_notes(name: str, value: str) -> list[Note]:

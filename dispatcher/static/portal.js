@@ -34,13 +34,29 @@
   }
 
   // --- Live preview and lint, from the server (the same checks that run on save).
+  // What would be sent; while a template has errors, its bad parts marked (text nodes only: never HTML).
+  function renderSent(element, text, pieces, empty) {
+    if (!element) return;
+    element.replaceChildren();
+    if (text) { element.textContent = text; return; }
+    if (!pieces || !pieces.length) { element.textContent = empty; return; }
+    pieces.forEach(function (piece) {
+      if (!piece.problem) { element.append(piece.text); return; }
+      var mark = document.createElement("mark");
+      mark.className = "bad";
+      mark.title = piece.problem;
+      mark.textContent = piece.text;
+      element.append(mark);
+    });
+  }
+
   function renderPreview(data) {
     setText(document.getElementById("preview-method"), data.method);
-    setText(document.getElementById("preview-url"), data.url || "—");
+    renderSent(document.getElementById("preview-url"), data.url, data.url_marked, "—");
     var body = document.getElementById("preview-body");
     if (body) {
-      body.textContent = data.body || "";
-      body.classList.toggle("hidden", !data.body);
+      renderSent(body, data.body, data.body_marked, "");
+      body.classList.toggle("hidden", !data.body && !(data.body_marked && data.body_marked.length));
     }
     var list = document.getElementById("findings");
     if (!list) return;

@@ -130,6 +130,11 @@ def test_a_publisher_registers_tests_and_watches_a_postback(
     assert "REPLACE is your tracker's placeholder" in (
         page.locator(".finding-error").first.text_content() or ""
     )
+    # The preview still shows what would be sent, the placeholder marked where it stands.
+    bad = page.locator("#preview-url mark.bad")
+    assert bad.text_content() == "REPLACE"
+    assert "REPLACE is your tracker's placeholder" in (bad.get_attribute("title") or "")
+    assert (preview.text_content() or "").startswith(expected)
     url_field.fill(url_field.input_value().replace("&cid=REPLACE", ""))
     page.wait_for_function("() => !document.querySelector('.finding-error')")
     page.get_by_label("approved →").fill("sale")

@@ -164,6 +164,81 @@ def test_a_click_macro_in_the_body_or_a_header_identifies_the_click(
     assert any(f["code"] == "no_click_macro" for f in findings) is warned
 
 
+@pytest.mark.parametrize(
+    ("body", "side", "pieces"),
+    [
+        (
+            {"url": "https://t.example/pb?c=#fobs#&x=#nope#&a=#sa#"},
+            "url",
+            [
+                ("https://t.example/pb?c=cl1ck-4f2a&x=", None),
+                ("#nope#", "Unknown macro #nope#"),
+                ("&a=125.00", None),
+            ],
+        ),
+        (
+            {
+                "url": "https://t.example/#nope#/x?c=#fobs#&o=#on#"
+            },  # in the path, then the query, each encoded
+            "url",
+            [
+                ("https://t.example/", None),
+                ("#nope#", "Unknown macro"),
+                ("/x?c=cl1ck-4f2a&o=ORD-10045", None),
+            ],
+        ),
+        (
+            {"url": "https://t.example/pb?c=#fobs#&x={clickid}&a=#sa"},
+            "url",
+            [
+                ("https://t.example/pb?c=cl1ck-4f2a&x=", None),
+                ("{clickid}", "{clickid} is your tracker's placeholder"),
+                ("&a=", None),
+                ("#sa", "#sa has no closing '#'"),
+            ],
+        ),
+        # A host saving refuses: the whole URL is marked, its macros expanded.
+        (
+            {"url": "https://10.0.0.5/pb?c=#fobs#"},
+            "url",
+            [("https://10.0.0.5/pb?c=cl1ck-4f2a", "10.0.0.5 is")],
+        ),
+        (
+            {"url": URL, "method": "POST", "body_template": "a=#fobs#&b=#nope#"},
+            "body",
+            [("a=cl1ck-4f2a&b=", None), ("#nope#", "Unknown macro #nope#")],
+        ),
+    ],
+)
+def test_a_template_with_errors_previews_what_would_be_sent_with_its_bad_parts_marked(
+    client: FlaskClient,
+    publisher: Account,
+    body: dict[str, Any],
+    side: str,
+    pieces: list[tuple[str, str | None]],
+) -> None:
+    answer = preview(client, publisher, body).get_json()
+
+    assert answer[side] is None and answer["ok"] is False
+    marked = answer[f"{side}_marked"]
+    assert [piece["text"] for piece in marked] == [text for text, _ in pieces]
+    for piece, (_, problem) in zip(marked, pieces, strict=True):
+        if problem is None:
+            assert piece["problem"] is None
+        else:
+            assert piece["problem"].startswith(problem), piece
+            assert piece["problem"] in {f["message"] for f in answer["findings"]}
+
+
+def test_a_template_without_errors_has_nothing_marked(client: FlaskClient, publisher: Account) -> None:
+    answer = preview(
+        client, publisher, {"url": URL, "method": "POST", "body_template": "a=#fobs#"}
+    ).get_json()
+
+    assert answer["url"] and answer["body"] == "a=cl1ck-4f2a"
+    assert answer["url_marked"] is None and answer["body_marked"] is None
+
+
 def test_the_sale_amount_as_payout_gets_a_hint(client: FlaskClient, publisher: Account) -> None:
     findings = preview(client, publisher, {"url": URL + "&payout=#sa#"}).get_json()["findings"]
     [hint] = [f for f in findings if f["code"] == "sale_amount_as_payout"]
