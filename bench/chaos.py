@@ -131,8 +131,11 @@ def seed(database: Database, sink_process: SinkProcess, sales: int) -> Network:
         return Network(advertiser.api_key, click_ids)
 
 
-def post_sales(base_url: str, network: Network, accepted: list[int], stop: threading.Event) -> None:
-    """POSTERS threads; each sale is posted until it gets a 2xx (the web app may be restarting)."""
+def post_sales(
+    base_urls: Sequence[str], network: Network, accepted: list[int], stop: threading.Event
+) -> None:
+    """POSTERS threads; each sale is posted until it gets a 2xx (a web app may be restarting). With several
+    web hosts, as a load balancer would: each sale to the next host in turn, the next one after a failure."""
     lock = threading.Lock()
     todo = list(enumerate(network.click_ids))
 
@@ -145,11 +148,14 @@ def post_sales(base_url: str, network: Network, accepted: list[int], stop: threa
                     return
                 n, click_id = todo.pop()
             body = {"click_id": click_id, "order_number": f"order-{n}", "sale_amount": "49.90"}
+            turn = n
             while not stop.is_set():
+                base_url = base_urls[turn % len(base_urls)]
+                turn += 1
                 try:
                     response = session.post(f"{base_url}/api/v1/transactions", json=body, timeout=10)
                 except requests.RequestException:
-                    time.sleep(0.2)
+                    time.sleep(0.2 / len(base_urls))
                     continue
                 if response.status_code in (200, 201):
                     with lock:
@@ -264,7 +270,7 @@ def run(
     )
     accepted: list[int] = []
     stop = threading.Event()
-    poster = threading.Thread(target=post_sales, args=(base_url, network, accepted, stop))
+    poster = threading.Thread(target=post_sales, args=([base_url], network, accepted, stop))
     started = time.monotonic()
     poster.start()
     kills: list[Kill] = []

@@ -13,12 +13,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from types import FrameType
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.worker import DequeueStrategy
 
 from dispatcher import config, instruments, logs
@@ -29,6 +31,10 @@ from workers import cluster, context, metrics, settings
 from workers.engine import Engine, worker_name
 
 log = logging.getLogger(__name__)
+
+# After rq quits on a Redis error: the first pause before working again, and the longest.
+REDIS_RETRY_FIRST_S = 1.0
+REDIS_RETRY_MAX_S = 15.0
 
 
 def run_worker(
@@ -54,21 +60,8 @@ def run_worker(
         redis_client=slots_connection,
     )
     context.install(engine)
-    worker = SimpleWorker(
-        [Queue(name, connection=connection) for name in queues],
-        connection=connection,
-        name=f"{worker_name()}-{uuid.uuid4().hex[:6]}",
-    )
-    logs.set_process_field("worker", worker.name)
-    log.info("worker %s started on queues %s", worker.name, ", ".join(queues))
     try:
-        # Round robin: neither lane starves the other when both have work.
-        worker.work(
-            burst=burst,
-            logging_level="WARNING",
-            with_scheduler=False,
-            dequeue_strategy=DequeueStrategy.ROUND_ROBIN,
-        )
+        _work_until_stopped(connection, queues, burst=burst)
     finally:
         # Requests still in flight finish and are recorded; a harder stop leaves them to their leases.
         settled = engine.drain(tuning.total_timeout_s + 5)
@@ -79,6 +72,62 @@ def run_worker(
         connection.close()
         slots_connection.close()
     return settled
+
+
+class _Worker(SimpleWorker):
+    """rq's SimpleWorker, remembering whether it was asked to stop (SIGTERM, SIGINT) or quit on its own."""
+
+    stop_asked = False
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_asked = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+
+def _work_until_stopped(connection: redis.Redis, queues: Sequence[str], *, burst: bool) -> None:
+    """rq's work loop, started again when it quits on a Redis error (rq logs it and returns: a Redis restart
+    made every worker process exit, bench.cluster) until the process is asked to stop. The engine, its
+    sends in flight and its outcomes carry on meanwhile; the pump hands over again what was queued."""
+    pause_s = REDIS_RETRY_FIRST_S
+    while True:
+        worker = _Worker(
+            [Queue(name, connection=connection) for name in queues],
+            connection=connection,
+            name=f"{worker_name()}-{uuid.uuid4().hex[:6]}",
+        )
+        logs.set_process_field("worker", worker.name)
+        log.info("worker %s started on queues %s", worker.name, ", ".join(queues))
+        try:
+            # Round robin: neither lane starves the other when both have work.
+            worker.work(
+                burst=burst,
+                logging_level="WARNING",
+                with_scheduler=False,
+                dequeue_strategy=DequeueStrategy.ROUND_ROBIN,
+            )
+        except redis.RedisError as exc:  # its last words to Redis (registering its death) failed too
+            log.warning("worker %s could not sign off from Redis: %s", worker.name, exc)
+        # Until Redis answers, and at least a pause (growing, bounded) so that a Redis down for long is
+        # asked a few times a minute, not in a loop. Its signal handlers stay installed: SIGTERM or SIGINT
+        # meanwhile raises StopRequested (or SystemExit) here, and the process stops as asked.
+        try:
+            if burst or worker.stop_asked:
+                return
+            log.warning("worker %s stopped working (Redis?); starting again in %g s", worker.name, pause_s)
+            time.sleep(pause_s)
+            while not _answers(connection):
+                pause_s = min(pause_s * 2, REDIS_RETRY_MAX_S)
+                time.sleep(pause_s)
+        except StopRequested:
+            return
+        pause_s = REDIS_RETRY_FIRST_S
+
+
+def _answers(connection: redis.Redis) -> bool:
+    try:
+        return bool(connection.ping())
+    except redis.RedisError:  # down, or loading its data after a restart
+        return False
 
 
 def run_pool(

@@ -1,0 +1,121 @@
+"""A worker process outlives a Redis restart: rq quits its work loop on a Redis error, and the worker starts
+it again once Redis answers (before, every worker process exited: bench.cluster). SIGTERM still stops it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue
+
+from dispatcher.db import Database
+from dispatcher.queueing import FIRST_ATTEMPT_QUEUE, enqueue_deliveries
+from dispatcher.redis_server import find_redis_server, free_port
+from tests.workers.conftest import Receiver, delivery_row, make_delivery, start_command, worker_env
+
+pytestmark = pytest.mark.processes
+
+
+class RestartableRedis:
+    """A redis-server of this test's own, on a port it keeps across restarts."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = [find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        command += ["--dir", str(self.directory), "--appendonly", "no"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for(lambda: _answers(self.url), 10, "redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RestartableRedis]:
+    server = RestartableRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_worker_keeps_working_after_redis_restarts_and_still_stops_on_sigterm(
+    database: Database, receiver: Receiver, own_redis: RestartableRedis, tmp_path: Path
+) -> None:
+    worker = start_command(worker_env(database.url, own_redis.url, tmp_path), "worker")
+    try:
+        first, _ = make_delivery(database, receiver.url("/ok"))
+        _deliver(own_redis.url, database, first)
+
+        # Redis goes away while a job runs (as under load): rq's bookkeeping after the job fails and rq quits
+        # its loop ("found an unhandled exception, quitting"), where an idle worker's wait would retry.
+        assert own_redis.process is not None
+        Queue(FIRST_ATTEMPT_QUEUE, connection=redis.Redis.from_url(own_redis.url)).enqueue(
+            stop_redis, own_redis.process.pid
+        )
+        own_redis.process.wait(timeout=20)
+        time.sleep(1)
+        own_redis.start()  # empty: what was queued is the pump's to hand over again
+        second, _ = make_delivery(database, receiver.url("/ok"))
+        _deliver(own_redis.url, database, second, timeout_s=40)
+
+        assert worker.poll() is None  # the same process
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=40)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+
+    assert worker.returncode == 0, stderr
+    assert "starting again" in stderr  # it did quit its loop, and came back
+
+
+def stop_redis(pid: int) -> None:
+    """An RQ job (run by the worker under test): stops its own Redis, and waits until it is gone."""
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+def _deliver(redis_url: str, database: Database, delivery_id: int, timeout_s: float = 20) -> None:
+    client = redis.Redis.from_url(redis_url)
+    enqueue_deliveries(client, [delivery_id])
+    _wait_for(lambda: delivery_row(database, delivery_id).state == "succeeded", timeout_s, "never delivered")
+    client.close()
+
+
+def _answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.2)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _wait_for(condition: Callable[[], object], timeout_s: float, message: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.1)
