@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from dispatcher import account_admin
 from dispatcher.db import get_db
 from dispatcher.models import StaffUser
 from tests.portal.conftest import PASSWORD, log_in, make_publisher
@@ -221,3 +222,16 @@ def test_the_audit_log_names_the_admin_for_console_changes(
 
     log = admin_console.get("/support/audit").get_data(as_text=True)
     assert admin.email in log and "deactivate" in log and f"publisher {owner.id}" in log
+
+
+def test_the_audit_log_links_changed_parties_for_admins_and_names_the_cli(
+    app: Flask, admin_console: FlaskClient
+) -> None:
+    owner = make_publisher(app)
+    with get_db(app).session() as session:
+        account_admin.rotate_publisher_token(session, owner.id)  # as the CLI does: no staff user
+        session.commit()
+
+    log = admin_console.get("/support/audit").get_data(as_text=True)
+
+    assert f'href="/support/admin/publishers/{owner.id}"' in log and "the command line" in log
