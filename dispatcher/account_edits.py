@@ -14,6 +14,7 @@ change once it has transactions: their amounts, and their adjustments, are in th
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -101,5 +102,8 @@ def _apply(session: Session, party: Party, wanted: dict[str, Any], by: int) -> l
 
 
 def _plain(value: Any) -> Any:
-    """As the audit log's JSON keeps it: amounts as their digits."""
-    return value if isinstance(value, str | bool | int | None) else str(value)
+    """As the audit log's JSON keeps it: an amount as its digits without trailing zeros (PostgreSQL reads
+    10% back as 10.0000, SQLite as 10: the log says 10 on both)."""
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"
+    return value
