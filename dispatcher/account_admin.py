@@ -16,7 +16,9 @@ Deactivation keeps every row (the database is the record) and means, as on a rea
 
 - a staff user can no longer sign in to the console nor use its API token; its sessions end.
 
-Each change is written to the audit log with no staff user (`via: cli`); the caller commits.
+Each change is written to the audit log: by the staff user `by` names (`via: console`, the administration
+pages), or with none (`via: cli`); the caller commits. The lists take an optional search and keyset page
+(`after` an id) for the console; the CLI lists everything.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from dispatcher import validation
@@ -34,8 +36,17 @@ from dispatcher.accounts import ADVERTISER_KEY_KIND, PUBLISHER_TOKEN_KIND, S2S_T
 from dispatcher.credentials import hash_password, new_token, password_method_of
 from dispatcher.delivery_details import iso_time
 from dispatcher.ledger.fields import minor_unit
-from dispatcher.models import Advertiser, AuditEntry, CommissionType, Postback, Program, Publisher, StaffUser
-from dispatcher.models.types import utcnow
+from dispatcher.models import (
+    Advertiser,
+    AuditEntry,
+    CommissionType,
+    Postback,
+    Program,
+    Publisher,
+    StaffUser,
+    TrafficSource,
+)
+from dispatcher.models.types import MAX_ID, utcnow
 from dispatcher.postback_pausing import set_active
 
 NO_GRACE = timedelta(0)
@@ -43,8 +54,8 @@ MAX_GRACE = timedelta(days=30)
 _DURATION = re.compile(r"(?P<amount>[0-9]{1,6})(?P<unit>[mhd])?")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 PAUSED_WITH_PUBLISHER = "Paused by the network: the publisher account is deactivated"
-Party = Publisher | Advertiser | Program | StaffUser
-P = TypeVar("P", Publisher, Advertiser, Program, StaffUser)
+Party = Publisher | Advertiser | Program | StaffUser | TrafficSource
+P = TypeVar("P", Publisher, Advertiser, Program, StaffUser, TrafficSource)
 
 
 @dataclass(frozen=True)
@@ -61,25 +72,43 @@ class Change:
     postbacks: int = 0  # the publisher's postbacks this change paused or resumed
 
 
-def list_publishers(session: Session) -> list[dict[str, Any]]:
-    rows = session.scalars(select(Publisher).order_by(Publisher.id))
-    return [{**_common(p), "email": p.email} for p in rows]
+@dataclass(frozen=True)
+class Window:
+    """Which rows of a list: those whose name, email or id matches `search` (case-insensitive, a part of it;
+    an id whole), after the row with id `after`, at most `limit`."""
+
+    search: str | None = None
+    after: int | None = None
+    limit: int | None = None
 
 
-def list_advertisers(session: Session) -> list[dict[str, Any]]:
-    return [_common(a) for a in session.scalars(select(Advertiser).order_by(Advertiser.id))]
+EVERYTHING = Window()
 
 
-def list_programs(session: Session, advertiser_id: str | int | None = None) -> list[dict[str, Any]]:
-    query = select(Program, Advertiser.name).join(Advertiser).order_by(Program.id)
+def list_publishers(session: Session, window: Window = EVERYTHING) -> list[dict[str, Any]]:
+    query = _windowed(select(Publisher), Publisher, (Publisher.name, Publisher.email), window)
+    return [{**_common(p), "email": p.email} for p in session.scalars(query)]
+
+
+def list_advertisers(session: Session, window: Window = EVERYTHING) -> list[dict[str, Any]]:
+    query = _windowed(select(Advertiser), Advertiser, (Advertiser.name,), window)
+    return [_common(a) for a in session.scalars(query)]
+
+
+def list_programs(
+    session: Session, advertiser_id: str | int | None = None, window: Window = EVERYTHING
+) -> list[dict[str, Any]]:
+    query = _windowed(
+        select(Program, Advertiser.name).join(Advertiser), Program, (Program.name, Advertiser.name), window
+    )
     if advertiser_id is not None:
-        query = query.where(Program.advertiser_id == _existing(session, Advertiser, advertiser_id).id)
+        query = query.where(Program.advertiser_id == existing(session, Advertiser, advertiser_id).id)
     return [
         {
             **_common(program),
             "advertiser_id": program.advertiser_id,
             "advertiser": advertiser_name,
-            "commission": _commission(program),
+            "commission": commission_text(program),
             "currency": program.currency,
             "landing_url": program.landing_url,
         }
@@ -87,8 +116,10 @@ def list_programs(session: Session, advertiser_id: str | int | None = None) -> l
     ]
 
 
-def set_publisher_active(session: Session, publisher_id: str | int, active: bool) -> Change:
-    publisher = _existing(session, Publisher, publisher_id)
+def set_publisher_active(
+    session: Session, publisher_id: str | int, active: bool, *, by: int | None = None
+) -> Change:
+    publisher = existing(session, Publisher, publisher_id)
     if publisher.active == active:
         return Change(publisher.id, active, changed=False)
     publisher.active = active
@@ -99,12 +130,12 @@ def set_publisher_active(session: Session, publisher_id: str | int, active: bool
     touched = (
         _pause_postbacks(session, publisher.id) if not active else _resume_postbacks(session, publisher.id)
     )
-    _audit(session, "activate" if active else "deactivate", publisher, postbacks=touched)
+    audit(session, by, "activate" if active else "deactivate", publisher, postbacks=touched)
     return Change(publisher.id, active, changed=True, postbacks=touched)
 
 
-def list_staff(session: Session) -> list[dict[str, Any]]:
-    rows = session.scalars(select(StaffUser).order_by(StaffUser.id))
+def list_staff(session: Session, window: Window = EVERYTHING) -> list[dict[str, Any]]:
+    rows = session.scalars(_windowed(select(StaffUser), StaffUser, (StaffUser.email,), window))
     return [
         {
             "id": staff.id,
@@ -117,38 +148,44 @@ def list_staff(session: Session) -> list[dict[str, Any]]:
     ]
 
 
-def set_staff_active(session: Session, staff_id: str | int, active: bool) -> Change:
-    staff = _existing(session, StaffUser, staff_id)
+def set_staff_active(session: Session, staff_id: str | int, active: bool, *, by: int | None = None) -> Change:
+    staff = existing(session, StaffUser, staff_id)
     if staff.active == active:
         return Change(staff.id, active, changed=False)
     staff.active = active
     if not active:
         staff.session_epoch += 1  # as for a publisher: no session comes back on a reactivation
-    _audit(session, "activate" if active else "deactivate", staff)
+    audit(session, by, "activate" if active else "deactivate", staff)
     return Change(staff.id, active, changed=True)
 
 
-def reset_password(session: Session, kind: str, account_id: str | int, password: str) -> int:
+def reset_password(
+    session: Session, kind: str, account_id: str | int, password: str, *, by: int | None = None
+) -> int:
     """A new password for a publisher or staff user (`kind`); every signed-in session of it ends."""
     account: Publisher | StaffUser = (
-        _existing(session, StaffUser, account_id)
+        existing(session, StaffUser, account_id)
         if kind == "staff"
-        else _existing(session, Publisher, account_id)
+        else existing(session, Publisher, account_id)
     )
     account.password_hash = hash_password(
         validation.password("password", password), password_method_of(session)
     )
     account.session_epoch += 1
-    _audit(session, "reset_password", account)
+    audit(session, by, "reset_password", account)
     return account.id
 
 
-def set_advertiser_active(session: Session, advertiser_id: str | int, active: bool) -> Change:
-    return _set_active(session, _existing(session, Advertiser, advertiser_id), active)
+def set_advertiser_active(
+    session: Session, advertiser_id: str | int, active: bool, *, by: int | None = None
+) -> Change:
+    return _set_active(session, existing(session, Advertiser, advertiser_id), active, by)
 
 
-def set_program_active(session: Session, program_id: str | int, active: bool) -> Change:
-    return _set_active(session, _existing(session, Program, program_id), active)
+def set_program_active(
+    session: Session, program_id: str | int, active: bool, *, by: int | None = None
+) -> Change:
+    return _set_active(session, existing(session, Program, program_id), active, by)
 
 
 def grace_period(field: str, value: str) -> timedelta:
@@ -163,17 +200,19 @@ def grace_period(field: str, value: str) -> timedelta:
     return period
 
 
-def rotate_advertiser_key(session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE) -> Rotated:
+def rotate_advertiser_key(
+    session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE, *, by: int | None = None
+) -> Rotated:
     """A new API key, returned once (only its hash is kept). The old one is refused from the commit on, or
     at the end of `grace` (and a grace period left by an earlier rotation ends now)."""
-    return _rotate_advertiser_secret(session, advertiser_id, ADVERTISER_KEY_KIND, grace)
+    return _rotate_advertiser_secret(session, advertiser_id, ADVERTISER_KEY_KIND, grace, by)
 
 
 def rotate_advertiser_s2s_token(
-    session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE
+    session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE, *, by: int | None = None
 ) -> Rotated:
     """As `rotate_advertiser_key`, for the S2S token."""
-    return _rotate_advertiser_secret(session, advertiser_id, S2S_TOKEN_KIND, grace)
+    return _rotate_advertiser_secret(session, advertiser_id, S2S_TOKEN_KIND, grace, by)
 
 
 # Per advertiser secret: its column stem (`<stem>_id`, `previous_<stem>_until`...) and its audit action.
@@ -184,9 +223,9 @@ _ADVERTISER_SECRETS = {
 
 
 def _rotate_advertiser_secret(
-    session: Session, advertiser_id: str | int, kind: str, grace: timedelta
+    session: Session, advertiser_id: str | int, kind: str, grace: timedelta, by: int | None
 ) -> Rotated:
-    advertiser = _existing(session, Advertiser, advertiser_id)
+    advertiser = existing(session, Advertiser, advertiser_id)
     name, action = _ADVERTISER_SECRETS[kind]
     token = new_token(kind)
     until = utcnow() + grace if grace else None
@@ -195,23 +234,23 @@ def _rotate_advertiser_secret(
     setattr(advertiser, f"previous_{name}_until", until)
     setattr(advertiser, f"{name}_id", token.key_id)
     setattr(advertiser, f"{name}_hash", token.secret_hash)
-    _audit(session, action, advertiser, grace_seconds=int(grace.total_seconds()))
+    audit(session, by, action, advertiser, grace_seconds=int(grace.total_seconds()))
     return Rotated(token.token, until)
 
 
-def rotate_publisher_token(session: Session, publisher_id: str | int) -> Rotated:
-    publisher = _existing(session, Publisher, publisher_id)
+def rotate_publisher_token(session: Session, publisher_id: str | int, *, by: int | None = None) -> Rotated:
+    publisher = existing(session, Publisher, publisher_id)
     token = new_token(PUBLISHER_TOKEN_KIND)
     publisher.api_token_id, publisher.api_token_hash = token.key_id, token.secret_hash
-    _audit(session, "rotate_api_token", publisher)
+    audit(session, by, "rotate_api_token", publisher)
     return Rotated(token.token)
 
 
-def _set_active(session: Session, party: Advertiser | Program, active: bool) -> Change:
+def _set_active(session: Session, party: Advertiser | Program, active: bool, by: int | None) -> Change:
     if party.active == active:
         return Change(party.id, active, changed=False)
     party.active = active
-    _audit(session, "activate" if active else "deactivate", party)
+    audit(session, by, "activate" if active else "deactivate", party)
     return Change(party.id, active, changed=True)
 
 
@@ -243,16 +282,19 @@ _NAMES: dict[type[Party], str] = {
     Advertiser: "advertiser",
     Program: "program",
     StaffUser: "staff",
+    TrafficSource: "traffic_source",
 }
 _NOUNS: dict[type[Party], str] = {
     Publisher: "a publisher",
     Advertiser: "an advertiser",
     Program: "a program",
     StaffUser: "a staff user",
+    TrafficSource: "a traffic source",
 }
 
 
-def _existing(session: Session, model: type[P], party_id: str | int) -> P:
+def existing(session: Session, model: type[P], party_id: str | int) -> P:
+    """The row of that id, or a `FieldError` naming `<kind>_id` and the value."""
     field = f"{_NAMES[model]}_id"
     found = session.get(model, validation.positive_id(field, party_id))
     if found is None:
@@ -260,16 +302,33 @@ def _existing(session: Session, model: type[P], party_id: str | int) -> P:
     return found
 
 
-def _audit(session: Session, action: str, party: Party, **detail: Any) -> None:
+def audit(session: Session, by: int | None, action: str, party: Party, **detail: Any) -> None:
+    """An audit entry for a change of `party`: by staff user `by` on the console, or from the CLI (None).
+    `detail` never holds a secret or a password."""
     session.add(
         AuditEntry(
-            staff_user_id=None,
+            staff_user_id=by,
             action=action,
             target_type=_NAMES[type(party)],
             target_id=str(party.id),
-            detail={"via": "cli", **detail},
+            detail={"via": "cli" if by is None else "console", **detail},
         )
     )
+
+
+def _windowed(
+    query: Select[Any], model: type[Party], columns: tuple[Any, ...], window: Window
+) -> Select[Any]:
+    if window.search:
+        term = window.search.strip().lower()
+        matches = [func.lower(column).contains(term, autoescape=True) for column in columns]
+        if term.isascii() and term.isdigit() and int(term) <= MAX_ID:
+            matches.append(model.id == int(term))
+        query = query.where(or_(*matches))
+    if window.after is not None:
+        query = query.where(model.id > window.after)
+    query = query.order_by(model.id)
+    return query if window.limit is None else query.limit(window.limit)
 
 
 def _common(party: Publisher | Advertiser | Program) -> dict[str, Any]:
@@ -281,7 +340,7 @@ def _common(party: Publisher | Advertiser | Program) -> dict[str, Any]:
     }
 
 
-def _commission(program: Program) -> str:
+def commission_text(program: Program) -> str:
     """As `create-program --commission` takes it: 10% or 5.00 (the currency's minor unit)."""
     value = program.commission_value
     if program.commission_type == CommissionType.PERCENT.value:

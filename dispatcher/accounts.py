@@ -1,4 +1,5 @@
-"""Creating the parties: publishers, traffic sources, advertisers, programs and staff.
+"""Creating the parties: publishers, traffic sources, advertisers, programs and staff (and what a program's
+terms and a traffic source's name must be, for their edits too).
 
 Each function validates its input (raising `FieldError`) and adds rows to the session; the caller commits.
 Secrets are returned once, here, and only their hashes are stored.
@@ -7,6 +8,7 @@ Secrets are returned once, here, and only their hashes are stored.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -87,22 +89,58 @@ def create_program(
     allow_advertiser_commission: bool = False,
 ) -> Program:
     aid = validation.positive_id("advertiser_id", advertiser_id)
-    commission_type, commission_value = validation.commission("commission", commission)
     program = Program(
         advertiser_id=aid,
-        name=validation.text("name", name),
-        landing_url=validation.http_url("landing_url", landing_url),
-        commission_type=commission_type.value,
-        commission_value=commission_value,
-        currency=validation.currency("currency", currency),
-        allow_clickless=allow_clickless,
-        allow_advertiser_commission=allow_advertiser_commission,
+        **program_terms(
+            name=name,
+            landing_url=landing_url,
+            commission=commission,
+            currency=currency,
+            allow_clickless=allow_clickless,
+            allow_advertiser_commission=allow_advertiser_commission,
+        ),
     )
     if session.get(Advertiser, aid) is None:
         raise validation.FieldError("advertiser_id", advertiser_id, "is not an advertiser")
     session.add(program)
     session.flush()
     return program
+
+
+def program_terms(
+    *,
+    name: str,
+    landing_url: str,
+    commission: str,
+    currency: str,
+    allow_clickless: bool,
+    allow_advertiser_commission: bool,
+) -> dict[str, Any]:
+    """A program's columns from what a person typed, each checked (a `FieldError` names the first bad one)."""
+    commission_type, commission_value = validation.commission("commission", commission)
+    return {
+        "name": validation.text("name", name),
+        "landing_url": validation.http_url("landing_url", landing_url),
+        "commission_type": commission_type.value,
+        "commission_value": commission_value,
+        "currency": validation.currency("currency", currency),
+        "allow_clickless": allow_clickless,
+        "allow_advertiser_commission": allow_advertiser_commission,
+    }
+
+
+def rename_traffic_source(session: Session, source: TrafficSource, name: str) -> TrafficSource:
+    clean = validation.text("name", name)
+    taken = select(TrafficSource.id).where(
+        TrafficSource.publisher_id == source.publisher_id,
+        TrafficSource.name == clean,
+        TrafficSource.id != source.id,
+    )
+    if session.scalar(taken) is not None:
+        raise validation.FieldError("name", name, "is already a traffic source of this publisher")
+    source.name = clean
+    session.flush()
+    return source
 
 
 def create_staff(

@@ -10,11 +10,12 @@ from urllib.parse import urlsplit
 
 from dispatcher.currencies import is_currency
 from dispatcher.models.parties import CommissionType
-from dispatcher.models.types import MAX_ID
+from dispatcher.models.types import MAX_ID, MONEY_PRECISION, MONEY_SCALE
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD_LENGTH = 8
 MAX_URL_LENGTH = 2048
+MAX_FLAT_COMMISSION = Decimal(10) ** (MONEY_PRECISION - MONEY_SCALE)
 
 
 class FieldError(ValueError):
@@ -38,7 +39,8 @@ def text(field: str, value: str, *, max_length: int = 200) -> str:
 
 def email(field: str, value: str) -> str:
     cleaned = value.strip().lower()
-    if len(cleaned) > 254 or not EMAIL_PATTERN.match(cleaned):
+    # A NUL or other control character is no address (and PostgreSQL refuses a NUL in any text).
+    if len(cleaned) > 254 or not EMAIL_PATTERN.match(cleaned) or any(ord(char) < 32 for char in cleaned):
         raise FieldError(field, value, "must be an email address like name@example.com")
     return cleaned
 
@@ -97,6 +99,8 @@ def commission(field: str, value: str) -> tuple[CommissionType, Decimal]:
         raise FieldError(field, value, "must be a percent like 10% or a flat amount like 5.00")
     if amount.as_tuple().exponent < -4:  # type: ignore[operator]
         raise FieldError(field, value, "must have at most 4 decimals")
+    if amount >= MAX_FLAT_COMMISSION:  # more than the money column holds (it was a database error)
+        raise FieldError(field, value, f"must be less than {MAX_FLAT_COMMISSION}")
     if is_percent:
         if amount > 100:
             raise FieldError(field, value, "must be a percent between 0% and 100%")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatcher import accounts, validation
+from dispatcher import accounts
 from dispatcher.models import TrafficSource
 
 
@@ -26,14 +26,4 @@ def add_source(session: Session, publisher_id: int, name: str) -> TrafficSource:
 
 
 def rename_source(session: Session, source: TrafficSource, name: str) -> TrafficSource:
-    clean = validation.text("name", name)
-    taken = select(TrafficSource.id).where(
-        TrafficSource.publisher_id == source.publisher_id,
-        TrafficSource.name == clean,
-        TrafficSource.id != source.id,
-    )
-    if session.scalar(taken) is not None:
-        raise validation.FieldError("name", name, "is already a traffic source of this publisher")
-    source.name = clean
-    session.flush()
-    return source
+    return accounts.rename_traffic_source(session, source, name)

@@ -349,3 +349,45 @@ def new_staff_token(app: Flask, staff_id: int) -> str:
         token = issue_staff_token(member)
         session.commit()
         return token
+
+
+def spare_publisher(app: Flask, network: Network) -> tuple[int, int]:
+    """A new publisher with one traffic source, for the administration rows that change an account (its
+    token, password, status): the matrix's own publishers must keep working."""
+    number = next(_spare_ids)
+    with get_db(app).session() as session:
+        created = accounts.create_publisher(
+            session, f"Spare {number}", f"spare-{number}-{network.tag}@pub.test", PASSWORD
+        )
+        source = accounts.create_traffic_source(session, created.publisher.id, "Spare site")
+        session.commit()
+        return created.publisher.id, source.id
+
+
+def spare_advertiser(app: Flask) -> int:
+    with get_db(app).session() as session:
+        created = accounts.create_advertiser(session, f"Spare advertiser {next(_spare_ids)}")
+        session.commit()
+        return created.advertiser.id
+
+
+def spare_program(app: Flask, network: Network) -> int:
+    with get_db(app).session() as session:
+        program = accounts.create_program(
+            session,
+            network.advertiser_id,
+            f"Spare program {next(_spare_ids)}",
+            landing_url="https://spare.example/",
+            commission="5%",
+        )
+        session.commit()
+        return program.id
+
+
+def spare_staff(app: Flask, network: Network) -> int:
+    with get_db(app).session() as session:
+        member = accounts.create_staff(
+            session, f"spare-{next(_spare_ids)}-{network.tag}@staff.test", PASSWORD
+        )
+        session.commit()
+        return member.id

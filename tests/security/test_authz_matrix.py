@@ -11,7 +11,8 @@ Decided rules (the table below is their detail):
 - Pages need a session of the right kind: anyone else is sent to that console's login (302), before any id
   is looked at. The publisher API answers 401 to anything but a publisher token (a staff token passes only
   on the delivery routes, where staff see every publisher's); the advertiser API and S2S to anything but
-  the advertiser's own credentials. Support staff get 403 on the admin-only bulk replay.
+  the advertiser's own credentials. Support staff get 403 on the admin-only bulk replay and network
+  administration (`/support/admin/...`), whose changes are tried on spare accounts.
 
 A route missing from the table fails the test by name, and so does a row whose route no longer exists.
 """
@@ -158,6 +159,10 @@ class Ctx:
 
     def spare_delivery(self) -> int:
         return net.spare_delivery(self.app, self.network, self.obj)
+
+    def spare_publisher(self) -> tuple[int, int]:
+        """A new publisher and its traffic source (for the administration rows)."""
+        return net.spare_publisher(self.app, self.network)
 
     def unique(self, prefix: str) -> str:
         return f"{prefix}-{next(_numbers)}-{self.network.tag}"
@@ -803,6 +808,211 @@ ROWS: list[Row] = [
             f"/support/replays/{c.network.bulk_entry_id if c.obj == 'bulk' else c.network.pause_entry_id}"
         ),
         ("bulk", "other"),
+    ),
+    # --- support console: network administration (admin role; changes on spare accounts) -----------------
+    *[
+        Row(
+            "GET",
+            f"/support/admin/{kind}{page}",
+            admin_only(200),
+            lambda c, p=f"/support/admin/{kind}{page}": Req(p),
+        )
+        for kind in ("publishers", "advertisers", "programs", "staff")
+        for page in ("", "/new")
+    ],
+    Row(
+        "POST",
+        "/support/admin/publishers",
+        # The new publisher's API token is shown once, on the answer itself.
+        admin_only(200),
+        lambda c: Req(
+            "/support/admin/publishers",
+            form={"name": c.unique("new"), "email": f"{c.unique('new')}@pub.test", "password": net.PASSWORD},
+        ),
+        writes=True,
+    ),
+    Row(
+        "GET",
+        "/support/admin/publishers/<int:publisher_id>",
+        admin_only(200),
+        lambda c: Req(f"/support/admin/publishers/{c.party.publisher_id}"),
+        A_B,
+    ),
+    Row(
+        "POST",
+        "/support/admin/publishers/<int:publisher_id>",
+        admin_only(to("/support/admin/publishers/")),
+        lambda c: Req(
+            f"/support/admin/publishers/{c.spare_publisher()[0]}",
+            form={"name": c.unique("renamed"), "email": f"{c.unique('moved')}@pub.test"},
+        ),
+        writes=True,
+    ),
+    Row(
+        "POST",
+        "/support/admin/publishers/<int:publisher_id>/active",
+        admin_only(to("/support/admin/publishers/")),
+        lambda c: Req(f"/support/admin/publishers/{c.spare_publisher()[0]}/active", form={"active": "0"}),
+        writes=True,
+    ),
+    Row(
+        "POST",
+        "/support/admin/publishers/<int:publisher_id>/password",
+        admin_only(to("/support/admin/publishers/")),
+        lambda c: Req(
+            f"/support/admin/publishers/{c.spare_publisher()[0]}/password",
+            form={"password": "a-new-password"},
+        ),
+        writes=True,
+    ),
+    Row(
+        "POST",
+        "/support/admin/publishers/<int:publisher_id>/token",
+        admin_only(200),
+        lambda c: Req(f"/support/admin/publishers/{c.spare_publisher()[0]}/token", form={}),
+        writes=True,
+    ),
+    Row(
+        "POST",
+        "/support/admin/publishers/<int:publisher_id>/sources",
+        admin_only(to("/support/admin/publishers/")),
+        lambda c: Req(
+            f"/support/admin/publishers/{c.spare_publisher()[0]}/sources", form={"name": "Newsletter"}
+        ),
+        writes=True,
+    ),
+    Row(
+        "POST",
+        "/support/admin/publishers/<int:publisher_id>/sources/<int:source_id>",
+        admin_only(to("/support/admin/publishers/")),
+        lambda c: Req(
+            "/support/admin/publishers/{}/sources/{}".format(*c.spare_publisher()),
+            form={"name": "Renamed site"},
+        ),
+        writes=True,
+    ),
+    Row(
+        "POST",
+        "/support/admin/advertisers",
+        admin_only(200),  # its key and S2S token are shown once, on the answer itself
+        lambda c: Req("/support/admin/advertisers", form={"name": c.unique("shop")}),
+        writes=True,
+    ),
+    Row(
+        "GET",
+        "/support/admin/advertisers/<int:advertiser_id>",
+        admin_only(200),
+        lambda c: Req(f"/support/admin/advertisers/{c.network.advertiser_id}"),
+    ),
+    Row(
+        "POST",
+        "/support/admin/advertisers/<int:advertiser_id>",
+        admin_only(to("/support/admin/advertisers/")),
+        lambda c: Req(
+            f"/support/admin/advertisers/{net.spare_advertiser(c.app)}", form={"name": c.unique("r")}
+        ),
+        writes=True,
+    ),
+    Row(
+        "POST",
+        "/support/admin/advertisers/<int:advertiser_id>/active",
+        admin_only(to("/support/admin/advertisers/")),
+        lambda c: Req(
+            f"/support/admin/advertisers/{net.spare_advertiser(c.app)}/active", form={"active": "0"}
+        ),
+        writes=True,
+    ),
+    Row(
+        "POST",
+        "/support/admin/advertisers/<int:advertiser_id>/rotate",
+        admin_only(200),
+        lambda c: Req(
+            f"/support/admin/advertisers/{net.spare_advertiser(c.app)}/rotate",
+            form={"secret": "api_key", "grace": "24h"},
+        ),
+        writes=True,
+    ),
+    Row(
+        "POST",
+        "/support/admin/programs",
+        admin_only(to("/support/admin/programs/")),
+        lambda c: Req(
+            "/support/admin/programs",
+            form={
+                "advertiser_id": str(c.network.advertiser_id),
+                "name": c.unique("program"),
+                "landing_url": "https://shoes.example/new",
+                "commission": "3.50",
+                "currency": "USD",
+            },
+        ),
+        writes=True,
+    ),
+    Row(
+        "GET",
+        "/support/admin/programs/<int:program_id>",
+        admin_only(200),
+        lambda c: Req(f"/support/admin/programs/{c.party.program_id}"),
+        A_B,
+    ),
+    Row(
+        "POST",
+        "/support/admin/programs/<int:program_id>",
+        admin_only(to("/support/admin/programs/")),
+        lambda c: Req(
+            f"/support/admin/programs/{net.spare_program(c.app, c.network)}",
+            form={
+                "name": c.unique("terms"),
+                "landing_url": "https://spare.example/",
+                "commission": "7%",
+                "currency": "USD",
+            },
+        ),
+        writes=True,
+    ),
+    Row(
+        "POST",
+        "/support/admin/programs/<int:program_id>/active",
+        admin_only(to("/support/admin/programs/")),
+        lambda c: Req(
+            f"/support/admin/programs/{net.spare_program(c.app, c.network)}/active", form={"active": "0"}
+        ),
+        writes=True,
+    ),
+    Row(
+        "POST",
+        "/support/admin/staff",
+        admin_only(to("/support/admin/staff/")),
+        lambda c: Req(
+            "/support/admin/staff",
+            form={"email": f"{c.unique('staff')}@staff.test", "role": "support", "password": net.PASSWORD},
+        ),
+        writes=True,
+    ),
+    Row(
+        "GET",
+        "/support/admin/staff/<int:member_id>",
+        admin_only(200),
+        lambda c: Req(f"/support/admin/staff/{c.network.staff['support'].id}"),
+    ),
+    Row(
+        "POST",
+        "/support/admin/staff/<int:member_id>/active",
+        admin_only(to("/support/admin/staff/")),
+        lambda c: Req(
+            f"/support/admin/staff/{net.spare_staff(c.app, c.network)}/active", form={"active": "0"}
+        ),
+        writes=True,
+    ),
+    Row(
+        "POST",
+        "/support/admin/staff/<int:member_id>/password",
+        admin_only(to("/support/admin/staff/")),
+        lambda c: Req(
+            f"/support/admin/staff/{net.spare_staff(c.app, c.network)}/password",
+            form={"password": "a-new-password"},
+        ),
+        writes=True,
     ),
 ]
 

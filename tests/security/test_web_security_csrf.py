@@ -62,7 +62,8 @@ class World:
             hook = factories.postback(session, owner)
             hook.url_template = receiver.url("/pb?cid=#fobs#")
             paused = factories.postback(session, owner, active=False, paused_reason="by the publisher")
-            sale = factories.transaction(session, owner, factories.program(session))
+            program = factories.program(session)
+            sale = factories.transaction(session, owner, program)
             failed = factories.delivery(
                 session,
                 hook,
@@ -76,6 +77,9 @@ class World:
             )
             self.ids = {"source": source.id, "postback": hook.id, "paused": paused.id, "delivery": failed.id}
             self.ids["transaction"], self.sales_id = sale.id, sale.sales_id
+            self.ids["program"], self.ids["advertiser"] = program.id, program.advertiser_id
+        self.ids["publisher"] = self.publisher.id
+        self.ids["staff"] = make_staff(app, "support").id  # a staff user the administration forms change
 
     def account(self, who: str, second: bool = False) -> Account | Staff:
         """`second`: another account of the same kind (an attacker with a session of their own)."""
@@ -125,6 +129,16 @@ def bulk_replay_form(client: FlaskClient, _world: World) -> dict[str, Any]:
     return {"since": since, "confirmed_count": count.group(1)}
 
 
+def program_form(_client: FlaskClient, world: World) -> dict[str, Any]:
+    return {
+        "advertiser_id": str(world.ids["advertiser"]),
+        "name": "Shoes",
+        "landing_url": "https://shop.example/",
+        "commission": "5%",
+        "currency": "USD",
+    }
+
+
 @dataclass(frozen=True)
 class Case:
     """Who posts (anonymous, publisher, staff, admin), to which path (ids from the world), with what form,
@@ -136,6 +150,46 @@ class Case:
     status: int = 302
     writes: bool | None = True  # None: may or may not (a job queued in Redis, a test send)
 
+
+# Network administration (admin role), by endpoint name after `support.admin_`.
+ADMIN_CASES = {
+    "publisher_create": Case(
+        "admin",
+        "/support/admin/publishers",
+        fields(name="Acme", email="new@acme.test", password=PASSWORD),
+        200,
+    ),
+    "publisher_edit": Case(
+        "admin",
+        "/support/admin/publishers/{publisher}",
+        lambda _client, world: {"name": "Renamed", "email": world.publisher.email},
+    ),
+    "publisher_active": Case("admin", "/support/admin/publishers/{publisher}/active", fields(active="0")),
+    "publisher_password": Case(
+        "admin", "/support/admin/publishers/{publisher}/password", fields(password="another-password")
+    ),
+    "publisher_token": Case("admin", "/support/admin/publishers/{publisher}/token", status=200),
+    "source_add": Case("admin", "/support/admin/publishers/{publisher}/sources", fields(name="Newsletter")),
+    "source_rename": Case(
+        "admin", "/support/admin/publishers/{publisher}/sources/{source}", fields(name="Renamed site")
+    ),
+    "advertiser_create": Case("admin", "/support/admin/advertisers", fields(name="Shop"), 200),
+    "advertiser_edit": Case("admin", "/support/admin/advertisers/{advertiser}", fields(name="Renamed shop")),
+    "advertiser_active": Case("admin", "/support/admin/advertisers/{advertiser}/active", fields(active="0")),
+    "advertiser_rotate": Case(
+        "admin", "/support/admin/advertisers/{advertiser}/rotate", fields(secret="api_key", grace="1h"), 200
+    ),
+    "program_create": Case("admin", "/support/admin/programs", program_form),
+    "program_edit": Case("admin", "/support/admin/programs/{program}", program_form),
+    "program_active": Case("admin", "/support/admin/programs/{program}/active", fields(active="0")),
+    "staff_create": Case(
+        "admin", "/support/admin/staff", fields(email="new@staff.test", role="support", password=PASSWORD)
+    ),
+    "staff_active": Case("admin", "/support/admin/staff/{staff}/active", fields(active="0")),
+    "staff_password": Case(
+        "admin", "/support/admin/staff/{staff}/password", fields(password="another-password")
+    ),
+}
 
 CASES: dict[str, Case] = {
     "portal.login_submit": Case("anonymous", "/portal/login", fields(), writes=False),
@@ -169,6 +223,7 @@ CASES: dict[str, Case] = {
     "support.pause_postback": Case("staff", "/support/postbacks/{postback}/pause", fields(reason="abuse")),
     "support.resume_postback": Case("staff", "/support/postbacks/{paused}/resume", fields(reason="fixed")),
     "support.bulk_replay_start": Case("admin", "/support/replays", bulk_replay_form),
+    **{f"support.admin_{name}": case for name, case in ADMIN_CASES.items()},
 }
 
 

@@ -63,6 +63,10 @@ def get_paths(app: Flask, world: World) -> list[str]:
         "sales_id": world.sales_id,
         "program_id": 1,
         "entry_id": 1,
+        "publisher_id": world.publisher.id,
+        "source_id": world.ids["source"],
+        "advertiser_id": world.ids["advertiser"],
+        "member_id": world.ids["staff"],
         "filename": "portal.js",
     }
     paths = []

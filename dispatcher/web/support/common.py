@@ -56,7 +56,7 @@ def staff_required(view: Callable[P, ResponseReturnValue]) -> Callable[P, Respon
 
 
 def admin_required(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:
-    """Staff pages only admins may use (bulk replay); support staff get 403."""
+    """Staff pages only admins may use (bulk replay, network administration); support staff get 403."""
 
     @wraps(view)
     def wrapped(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
