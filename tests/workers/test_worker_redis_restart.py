@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,48 +13,25 @@ import pytest
 import redis
 from rq import Queue
 
+from bench.cluster import RedisServer
 from dispatcher.db import Database
 from dispatcher.queueing import FIRST_ATTEMPT_QUEUE, enqueue_deliveries
-from dispatcher.redis_server import find_redis_server, free_port
 from tests.workers.conftest import Receiver, delivery_row, make_delivery, start_command, worker_env
 
 pytestmark = pytest.mark.processes
 
 
-class RestartableRedis:
-    """A redis-server of this test's own, on a port it keeps across restarts."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        command = [find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        command += ["--dir", str(self.directory), "--appendonly", "no"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_for(lambda: _answers(self.url), 10, "redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=10)
-
-
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RestartableRedis]:
-    server = RestartableRedis(tmp_path)
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, on a port it keeps across restarts (bench.cluster's)."""
+    server = RedisServer(tmp_path / "redis")
     server.start()
     yield server
     server.stop()
 
 
 def test_a_worker_keeps_working_after_redis_restarts_and_still_stops_on_sigterm(
-    database: Database, receiver: Receiver, own_redis: RestartableRedis, tmp_path: Path
+    database: Database, receiver: Receiver, own_redis: RedisServer, tmp_path: Path
 ) -> None:
     worker = start_command(worker_env(database.url, own_redis.url, tmp_path), "worker")
     try:
@@ -102,16 +78,6 @@ def _deliver(redis_url: str, database: Database, delivery_id: int, timeout_s: fl
     enqueue_deliveries(client, [delivery_id])
     _wait_for(lambda: delivery_row(database, delivery_id).state == "succeeded", timeout_s, "never delivered")
     client.close()
-
-
-def _answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.2)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
 
 
 def _wait_for(condition: Callable[[], object], timeout_s: float, message: str) -> None:

@@ -29,11 +29,7 @@ ROTATIONS = {
 @blueprint.get("/admin/advertisers")
 @admin_required
 def admin_advertisers() -> ResponseReturnValue:
-    try:
-        rows = account_admin.list_advertisers(request_session(), admin_common.window(request.args))
-    except FieldError as error:
-        return render_template(LIST, rows=[], q="", next_args=None, error=error), 400
-    return render_template(LIST, error=None, **admin_common.paged(rows, request.args))
+    return admin_common.list_page(LIST, account_admin.list_advertisers)
 
 
 @blueprint.get("/admin/advertisers/new")

@@ -8,11 +8,16 @@ they validate nothing of their own beyond what a form field is (a checkbox, a ch
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
+from flask import render_template, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
+
 from dispatcher.account_admin import Window, grace_period
+from dispatcher.db import request_session
 from dispatcher.support import params
 from dispatcher.validation import FieldError
 
@@ -34,6 +39,17 @@ def paged(rows: list[dict[str, Any]], args: Mapping[str, str]) -> dict[str, Any]
     shown = rows[:PAGE_SIZE]
     next_args = {"after": shown[-1]["id"], **({"q": query} if query else {})} if more else None
     return {"rows": shown, "q": query or "", "next_args": next_args}
+
+
+def list_page(
+    template: str, rows_of: Callable[[Session, Window], list[dict[str, Any]]]
+) -> ResponseReturnValue:
+    """A list page: the window from the query (a bad `after` is a 400 on the page), one page of `rows_of`."""
+    try:
+        rows = rows_of(request_session(), window(request.args))
+    except FieldError as error:
+        return render_template(template, rows=[], q="", next_args=None, error=error), 400
+    return render_template(template, error=None, **paged(rows, request.args))
 
 
 def checkbox(form: Mapping[str, str], name: str) -> bool:

@@ -25,11 +25,7 @@ DETAIL = "support/admin/publisher.html"
 @blueprint.get("/admin/publishers")
 @admin_required
 def admin_publishers() -> ResponseReturnValue:
-    try:
-        rows = account_admin.list_publishers(request_session(), admin_common.window(request.args))
-    except FieldError as error:
-        return render_template(LIST, rows=[], q="", next_args=None, error=error), 400
-    return render_template(LIST, error=None, **admin_common.paged(rows, request.args))
+    return admin_common.list_page(LIST, account_admin.list_publishers)
 
 
 @blueprint.get("/admin/publishers/new")

@@ -26,11 +26,7 @@ ROLES = tuple(role.value for role in StaffRole)
 @blueprint.get("/admin/staff")
 @admin_required
 def admin_staff() -> ResponseReturnValue:
-    try:
-        rows = account_admin.list_staff(request_session(), admin_common.window(request.args))
-    except FieldError as error:
-        return render_template(LIST, rows=[], q="", next_args=None, error=error), 400
-    return render_template(LIST, error=None, **admin_common.paged(rows, request.args))
+    return admin_common.list_page(LIST, account_admin.list_staff)
 
 
 @blueprint.get("/admin/staff/new")
