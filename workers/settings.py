@@ -86,6 +86,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> EngineSettings:
     settings = EngineSettings(**values)  # type: ignore[arg-type]
     if not settings.retry_schedule_s:
         raise ConfigError("POSTBACK_RETRY_SCHEDULE must list at least one delay, got ''")
+    if settings.pump_heartbeat_ttl_s <= settings.pump_interval_s:  # the pump would look dead between passes
+        raise ConfigError(
+            f"POSTBACK_PUMP_HEARTBEAT_TTL_S must be longer than the pump interval "
+            f"({settings.pump_interval_s:g} s), got {settings.pump_heartbeat_ttl_s}"
+        )
     return settings
 
 
