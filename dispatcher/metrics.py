@@ -3,8 +3,8 @@
 Counters and histograms (sales, deliveries, attempts, durations, delays) are counted where the work happens
 (`dispatcher.instruments`); a scrape reads this host's share: every process writing to its
 PROMETHEUS_MULTIPROC_DIR, or without one this process. Prometheus adds the hosts up. The gauges (pending
-deliveries, the oldest one's age, paused postbacks, queue depths, workers) describe the whole cluster, read
-from the database and Redis at each scrape: every host answers the same, so aggregate them with max().
+deliveries, the oldest one's age, paused postbacks, queue depths, workers, pumps) describe the whole cluster,
+read from the database and Redis at each scrape: every host answers the same, so aggregate them with max().
 """
 
 from __future__ import annotations
@@ -69,4 +69,5 @@ def _queues(client: redis.Redis) -> Iterator[Metric]:
     for name, jobs in state.depths.items():
         depth.add_metric([name], jobs)
     yield depth
-    yield _gauge("postback_workers", "RQ workers registered.", state.workers or 0)
+    yield _gauge("postback_workers", "RQ workers alive (heartbeat not expired).", state.workers or 0)
+    yield _gauge("postback_pumps", "Pumps alive (heartbeat not expired).", state.pumps or 0)

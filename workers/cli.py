@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -16,6 +17,7 @@ from dispatcher import logs
 from dispatcher.broker import Broker
 from dispatcher.config import Settings
 from dispatcher.db import Database
+from dispatcher.heartbeats import PumpHeartbeat
 from workers import pump as pump_module
 from workers import settings
 from workers.metrics import serve_host
@@ -63,7 +65,12 @@ def pump_command(once: bool) -> None:
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
-        pump_module.run(database, connection, tuning, stop=stop)
+        heartbeat = PumpHeartbeat(connection, tuning.pump_heartbeat_ttl_s)
+        try:
+            pump_module.run(database, connection, tuning, stop=stop, heartbeat=heartbeat)
+        finally:
+            with contextlib.suppress(redis.RedisError):  # unsaid, it expires by itself
+                heartbeat.stop()
     finally:
         database.dispose()
         connection.close()

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher.db import Database
+from dispatcher.heartbeats import PumpHeartbeat
 from dispatcher.queueing import LANES, enqueue_or_raise
 from workers.claims import claimable, deliveries, in_turn, locked_once
 from workers.settings import EngineSettings
@@ -68,20 +69,32 @@ def run(
     *,
     once: bool = False,
     stop: threading.Event | None = None,
+    heartbeat: PumpHeartbeat | None = None,
 ) -> None:
     stop = stop or threading.Event()
     while not stop.is_set():
+        error = None
         try:
             handed = hand_out(database, connection, tuning)
-        except Exception:  # noqa: BLE001 - Redis or the database restarting must not end the pump
+        except Exception as exc:  # noqa: BLE001 - Redis or the database restarting must not end the pump
             log.exception("pump pass failed; trying again")
-            handed = Handed()
+            handed, error = Handed(), type(exc).__name__
+        if heartbeat is not None:
+            _beat(heartbeat, error)
         if handed.total:
             log.info("handed out %d first attempts and %d retries", handed.first, handed.retry)
         if once:
             return
         if handed.total < tuning.pump_batch:  # a full pass means more is waiting: go again at once
             stop.wait(tuning.pump_interval_s)
+
+
+def _beat(heartbeat: PumpHeartbeat, error: str | None) -> None:
+    # A pump that cannot write its heartbeat still works: Redis is down, and the pass said so already.
+    try:
+        heartbeat.beat(passed=error is None, error=error)
+    except redis.RedisError as exc:
+        log.warning("pump heartbeat not written: %s", exc)
 
 
 def _stale_after(connection: redis.Redis, tuning: EngineSettings) -> dict[bool, float]:

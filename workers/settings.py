@@ -37,6 +37,9 @@ class EngineSettings:
     rehand_after_s: float = 15.0
     pump_interval_s: float = 1.0
     pump_batch: int = 5000
+    # A pump's heartbeat in Redis lives this long unless renewed by its next pass (dispatcher.heartbeats):
+    # a few intervals, so that a slow pass does not make a working pump look dead.
+    pump_heartbeat_ttl_s: int = 30
     auto_pause_after_s: float = 5 * 24 * 3600.0
     user_agent: str = USER_AGENT
 
@@ -61,6 +64,7 @@ _INTS = {
     "POSTBACK_MAX_IN_FLIGHT": "max_in_flight",
     "POSTBACK_CIRCUIT_TIMEOUTS": "circuit_timeouts",
     "POSTBACK_PUMP_BATCH": "pump_batch",
+    "POSTBACK_PUMP_HEARTBEAT_TTL_S": "pump_heartbeat_ttl_s",
 }
 
 
@@ -82,6 +86,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> EngineSettings:
     settings = EngineSettings(**values)  # type: ignore[arg-type]
     if not settings.retry_schedule_s:
         raise ConfigError("POSTBACK_RETRY_SCHEDULE must list at least one delay, got ''")
+    if settings.pump_heartbeat_ttl_s <= settings.pump_interval_s:  # the pump would look dead between passes
+        raise ConfigError(
+            f"POSTBACK_PUMP_HEARTBEAT_TTL_S must be longer than the pump interval "
+            f"({settings.pump_interval_s:g} s), got {settings.pump_heartbeat_ttl_s}"
+        )
     return settings
 
 

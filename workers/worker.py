@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 # After rq quits on a Redis error: the first pause before working again, and the longest.
 REDIS_RETRY_FIRST_S = 1.0
 REDIS_RETRY_MAX_S = 15.0
+# rq's heartbeat: an idle worker renews its registration every WORKER_TTL_S - 15 s (its wait for a job), and
+# the registration expires WORKER_TTL_S + 60 s after the last renewal. rq's default, 420, kept a killed
+# worker on the console for 8 minutes; this one for 2 (dispatcher.heartbeats).
+WORKER_TTL_S = 60
 
 
 def run_worker(
@@ -94,6 +98,7 @@ def _work_until_stopped(connection: redis.Redis, queues: Sequence[str], *, burst
             [Queue(name, connection=connection) for name in queues],
             connection=connection,
             name=f"{worker_name()}-{uuid.uuid4().hex[:6]}",
+            worker_ttl=WORKER_TTL_S,
         )
         logs.set_process_field("worker", worker.name)
         log.info("worker %s started on queues %s", worker.name, ", ".join(queues))

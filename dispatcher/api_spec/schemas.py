@@ -525,8 +525,22 @@ HEALTH = _object(
             ["database", "redis"],
         ),
         "error": {"type": "string", "description": "Only when down: `unreachable: redis` (or database)"},
+        "delivery": _object(
+            {
+                "status": {
+                    "type": "string",
+                    "enum": ["ok", "degraded", "unknown"],
+                    "description": "`degraded` when no worker or no pump is alive, `unknown` when Redis is "
+                    "down; information only, never the cause of a 503",
+                },
+                "workers": {"type": ["integer", "null"], "minimum": 0, "description": "RQ workers alive"},
+                "pumps": {"type": ["integer", "null"], "minimum": 0, "description": "Pumps alive"},
+                "warnings": {"type": "array", "items": {"type": "string"}, "description": "What is missing"},
+            },
+            ["status", "workers", "pumps"],
+        ),
     },
-    ["status", "checks"],
+    ["status", "checks", "delivery"],
 )
 LIVENESS = _object({"status": {"type": "string", "enum": ["ok"]}}, ["status"])
 

@@ -51,7 +51,25 @@ READINESS_RESPONSES: JSON = {
     "200": json_response(
         "Both reachable",
         schema("Health"),
-        {"ok": {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}},
+        {
+            "ok": {
+                "status": "ok",
+                "checks": {"database": "ok", "redis": "ok"},
+                "delivery": {"status": "ok", "workers": 4, "pumps": 1},
+            },
+            "no worker": {
+                "status": "ok",
+                "checks": {"database": "ok", "redis": "ok"},
+                "delivery": {
+                    "status": "degraded",
+                    "workers": 0,
+                    "pumps": 1,
+                    "warnings": [
+                        "no worker alive: sales are recorded, their postbacks wait until a worker starts"
+                    ],
+                },
+            },
+        },
     ),
     "503": json_response(
         "Something is down, named in `error`",
@@ -61,6 +79,7 @@ READINESS_RESPONSES: JSON = {
                 "status": "down",
                 "checks": {"database": "ok", "redis": "down: ConnectionError"},
                 "error": "unreachable: redis",
+                "delivery": {"status": "unknown", "workers": None, "pumps": None},
             }
         },
     ),
@@ -81,7 +100,8 @@ READYZ: JSON = {
         "operationId": "readyz",
         "summary": "Readiness: can this process reach its database and Redis?",
         "description": "For a readiness probe or a load balancer's health check: 503 takes the process out "
-        "of rotation until what is named in `error` answers again.",
+        "of rotation until what is named in `error` answers again. `delivery` counts the workers and pumps "
+        "alive, for information: without them sales are still recorded, so they never make it a 503.",
         "responses": READINESS_RESPONSES,
     }
 }

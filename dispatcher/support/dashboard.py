@@ -1,4 +1,5 @@
-"""The dashboard's figures: 24 h of attempts in 15-minute buckets, trouble spots, queues, paused postbacks.
+"""The dashboard's figures: 24 h of attempts in 15-minute buckets, trouble spots, queues, workers and pumps,
+paused postbacks.
 
 Everything is read from the database and RQ when asked, so any number of web processes show the same
 numbers. The 24 h window reads attempts through their `started_at` index and failed deliveries through
@@ -14,10 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-from rq import Queue, Worker
+from rq import Queue
 from sqlalchemy import Integer, and_, case, cast, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
+from dispatcher import heartbeats
+from dispatcher.heartbeats import Liveness
 from dispatcher.models import Attempt, AttemptOutcome, Delivery, DeliveryState, Postback, Publisher
 from dispatcher.queueing import LANES
 
@@ -47,7 +50,15 @@ class Bucket:
 @dataclass(frozen=True)
 class QueueState:
     depths: dict[str, int] | None  # None: Redis unreachable
-    workers: int | None
+    alive: Liveness | None
+
+    @property
+    def workers(self) -> int | None:
+        return None if self.alive is None else len(self.alive.workers)
+
+    @property
+    def pumps(self) -> int | None:
+        return None if self.alive is None else len(self.alive.pumps)
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class Dashboard:
     oldest_pending_s: float | None
     pending: int
     paused: list[tuple[Postback, str]]
+    checked_at: datetime  # what the ages of heartbeats are counted from
 
     @property
     def totals(self) -> tuple[int, int]:
@@ -76,6 +88,7 @@ def build(session: Session, client: redis.Redis, now: datetime | None = None) ->
         oldest_pending_s=oldest,
         pending=pending,
         paused=paused_postbacks(session),
+        checked_at=now,
     )
 
 
@@ -181,7 +194,7 @@ def failing_publishers(session: Session, now: datetime) -> list[tuple[int, str, 
 def queue_state(client: redis.Redis) -> QueueState:
     try:
         depths = {name: Queue(name, connection=client).count for name in LANES}
-        return QueueState(depths, Worker.count(connection=client))
+        return QueueState(depths, heartbeats.read(client))
     except redis.RedisError:
         return QueueState(None, None)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,14 +11,17 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
-from rq import Queue
+from rq import Queue, SimpleWorker
+from rq.worker import WorkerStatus
 
 from dispatcher.db import get_db
+from dispatcher.heartbeats import PumpHeartbeat
 from dispatcher.models import Attempt
+from dispatcher.queueing import LANES
 from dispatcher.support import dashboard
 from tests.conftest import app_settings
 from tests.dispatcher import factories
-from tests.support.conftest import Network
+from tests.support.conftest import HOSTILE, Network
 
 METRICS_TOKEN = "scrape-token-0123456789"
 
@@ -103,6 +108,39 @@ def test_the_dashboard_shows_charts_trouble_spots_queues_and_paused_postbacks(
     assert f"/support/postbacks/{made['hook']}" in page.split('id="paused"')[1]
 
 
+def test_the_dashboard_warns_when_no_worker_and_no_pump_is_alive(console: FlaskClient) -> None:
+    page = console.get("/support/").get_data(as_text=True)
+
+    assert 'id="no-worker"' in page and 'id="no-pump"' in page
+    assert '<span class="stat-value" id="stat-workers">0</span>' in page
+    assert '<span class="stat-value" id="stat-pumps">0</span>' in page
+    assert 'id="workers"' not in page and 'id="pumps"' not in page
+
+
+def test_the_dashboard_lists_workers_and_pumps_with_the_age_of_their_heartbeats(
+    console: FlaskClient, redis_client: redis.Redis
+) -> None:
+    worker = SimpleWorker([Queue(name, connection=redis_client) for name in LANES], connection=redis_client)
+    worker.register_birth()
+    worker.set_state(WorkerStatus.BUSY)
+    pump = PumpHeartbeat(redis_client, ttl_s=30)
+    pump.host = HOSTILE  # whatever a heartbeat says is shown as text
+    pump.beat(passed=False, error="OperationalError")
+
+    page = console.get("/support/").get_data(as_text=True)
+
+    workers = page.split('id="workers"')[1].split("</table>")[0]
+    pumps = page.split('id="pumps"')[1].split("</table>")[0]
+    assert (
+        f"<td>{socket.gethostname()}</td><td>{os.getpid()}</td><td>postbacks, postbacks-retry</td>" in workers
+    )
+    assert "<td>busy</td>" in workers and " s ago</td>" in workers
+    assert HOSTILE not in page and "&lt;script&gt;" in pumps
+    assert f"<td>{os.getpid()}</td><td>failed (OperationalError); last good —</td>" in pumps
+    assert 'id="no-worker"' not in page and 'id="no-pump"' not in page
+    assert '<span class="stat-value" id="stat-pumps">1</span>' in page
+
+
 def test_dashboard_percentiles_and_buckets_cover_the_whole_day(app: Flask) -> None:
     _recent_activity(app)
     with get_db(app).session() as session:
@@ -145,6 +183,7 @@ def test_metrics_are_prometheus_text_with_gauges_from_the_database_and_rq(
     assert samples["postback_oldest_pending_age_seconds{}"] > 3600  # network's pending one is from 2026-11-10
     assert samples["postback_queue_depth{queue=postbacks}"] == 0
     assert samples["postback_workers{}"] == 0
+    assert samples["postback_pumps{}"] == 0
     assert samples["postback_postbacks_paused{}"] == 1
     # Counted where the work happens (tests/workers/test_worker_metrics.py), typed as Prometheus expects.
     assert types["postback_attempt_duration_seconds"] == "histogram"

@@ -81,3 +81,12 @@ def test_the_schedule_and_limits_come_from_the_environment() -> None:
 def test_a_bad_setting_names_itself(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         from_env({name: value})
+
+
+def test_a_pump_heartbeat_shorter_than_the_pump_interval_is_refused() -> None:
+    with pytest.raises(
+        ValueError, match=r"POSTBACK_PUMP_HEARTBEAT_TTL_S must be longer than .*\(5 s\), got 3"
+    ):
+        from_env({"POSTBACK_PUMP_INTERVAL_S": "5", "POSTBACK_PUMP_HEARTBEAT_TTL_S": "3"})
+
+    assert from_env({"POSTBACK_PUMP_HEARTBEAT_TTL_S": "2"}).pump_heartbeat_ttl_s == 2
