@@ -103,18 +103,18 @@ class RedisServer:
         command = [find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--dir", str(self.directory), "--save", "", "--appendonly", "yes"]
         command += ["--appendfsync", "everysec", "--maxmemory-policy", "noeviction"]
-        log = (self.directory / "redis.log").open("ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if client.ping():
-                    return
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.05)
+        with (self.directory / "redis.log").open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        with redis.Redis.from_url(self.url) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if client.ping():
+                        return
+                except redis.RedisError:  # not listening yet, or loading its AOF
+                    if time.monotonic() > deadline:
+                        raise
+                time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

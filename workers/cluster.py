@@ -22,6 +22,7 @@ every few seconds, and the change is logged once each way, not per send.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -46,6 +47,8 @@ LEASE_S = 3.0
 RENEW_S = 1.0
 # A slot is renewed until its request's total timeout plus this much has passed (its send is stuck).
 SLOT_MARGIN_S = 5.0
+# A slot is handed on within its process only while Redis is known to hold it for at least this much more.
+HAND_ON_MARGIN_S = 0.5
 CIRCUIT_MEMORY_S = 3600
 DOWN_RETRY_S = 5.0
 # An answer later than this (the connection's own timeouts are 1 s) counts as Redis being unreachable.
@@ -182,6 +185,9 @@ def timeouts_key(host: str) -> str:
 class _Held:
     host: str
     renew_until: float  # monotonic: past it the send is stuck, and its slot is left to expire
+    # Monotonic: until when Redis is known to hold it (when the last call that extended it was sent, plus
+    # a lease). Past it, the slot may have expired and gone to another process: it is not handed on.
+    confirmed_until: float
 
 
 class ClusterSlots:
@@ -220,6 +226,7 @@ class ClusterSlots:
         hold_ms = int(self.lease_s * 1000)
         keys = (slot_key(host), timeouts_key(host))
         command = ("EVAL", _ACQUIRE, 2, *keys, token, self.per_host, self.trip_after_timeouts, hold_ms)
+        sent_at = time.monotonic()
         if not self._courier.call(command, done):
             return None  # closing: this process's caps will do
         if not answered.wait(CALL_WAIT_S):
@@ -234,7 +241,7 @@ class ClusterSlots:
         if not taken:
             return None, timeouts
         with self._lock:
-            self._held[token] = _Held(host, time.monotonic() + self.renew_for_s)
+            self._held[token] = _Held(host, time.monotonic() + self.renew_for_s, sent_at + self.lease_s)
             if self._renewer is None and not self._closed.is_set():
                 self._renewer = threading.Thread(target=self._renew_forever, name="slots-renew", daemon=True)
                 self._renewer.start()
@@ -242,12 +249,13 @@ class ClusterSlots:
 
     def hand_on(self, token: str) -> bool:
         """Whether a finished send's slot may go to the next send in this process without asking Redis: it
-        is still held (renewed, not lost), and from now it is renewed for a whole request again."""
+        is still held (renewed lately, not lost), and from now it is renewed for a whole request again."""
+        now = time.monotonic()
         with self._lock:
             held = self._held.get(token)
-            if held is None:
+            if held is None or now + HAND_ON_MARGIN_S > held.confirmed_until:
                 return False
-            held.renew_until = time.monotonic() + self.renew_for_s
+            held.renew_until = now + self.renew_for_s
             return True
 
     def release(
@@ -262,6 +270,8 @@ class ClusterSlots:
         """Gives the slot back and tells the circuit how the send ended, without waiting: `then` gets the
         host's consecutive timeouts once Redis has answered. If Redis cannot be reached the slot expires on
         its own."""
+        with self._lock:  # first: a slot given back is never renewed again, whatever Redis does
+            self._held.pop(token, None)
         if self.down():
             return
 
@@ -273,8 +283,6 @@ class ClusterSlots:
             if then is not None:
                 then(cast(int, reply))
 
-        with self._lock:
-            self._held.pop(token, None)
         keys = (slot_key(host), timeouts_key(host))
         flag = "1" if answered_before else "0"
         self._courier.call(("EVAL", _RELEASE, 2, *keys, token, outcome, flag, CIRCUIT_MEMORY_S), done)
@@ -290,7 +298,10 @@ class ClusterSlots:
 
     def _renew_forever(self) -> None:
         while not self._closed.wait(self.renew_s):
-            self.renew()
+            try:
+                self.renew()
+            except Exception:  # noqa: BLE001 - the thread must go on: without it every lease lapses
+                log.exception("renewing the receiver slots failed")
 
     def renew(self) -> None:
         """Extends the lease of every slot this process holds, one call per host, without waiting; a slot
@@ -304,22 +315,31 @@ class ClusterSlots:
                     del self._held[token]
                 else:
                     by_host.setdefault(held.host, []).append(token)
-        if not by_host or self.down():
-            return
+        # Sent even while Redis is taken for down: a lease (3 s) is shorter than that spell (5 s), and a
+        # renewal that gets through is as good a probe as any.
         hold_ms = int(self.lease_s * 1000)
+        sent_at = time.monotonic()
         for host, tokens in by_host.items():
-            self._courier.call(("EVAL", _RENEW, 1, slot_key(host), hold_ms, *tokens), self._renewed)
+            command: Command = ("EVAL", _RENEW, 1, slot_key(host), hold_ms, *tokens)
+            self._courier.call(command, functools.partial(self._renewed, tokens=tokens, sent_at=sent_at))
 
-    def _renewed(self, reply: Reply) -> None:
+    def _renewed(self, reply: Reply, *, tokens: list[str], sent_at: float) -> None:
         if isinstance(reply, Exception):
             self._failed(reply)
             return
         self._answered()
-        lost = [t.decode() if isinstance(t, bytes) else str(t) for t in cast("list[object]", reply)]
-        if lost:
-            with self._lock:
-                for token in lost:
+        lost = {t.decode() if isinstance(t, bytes) else str(t) for t in cast("list[object]", reply)}
+        with self._lock:
+            for token in tokens:
+                if token in lost:
                     self._held.pop(token, None)
+                elif (held := self._held.get(token)) is not None:
+                    held.confirmed_until = max(held.confirmed_until, sent_at + self.lease_s)
+
+    def unreachable(self) -> bool:
+        """Whether Redis failed a call less than DOWN_RETRY_S ago (a look only: see `down`)."""
+        down_until = self._down_until
+        return down_until is not None and time.monotonic() < down_until
 
     def down(self) -> bool:
         """Redis failed a call less than DOWN_RETRY_S ago: callers use per-process caps meanwhile. Once that

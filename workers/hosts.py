@@ -324,7 +324,7 @@ class HostSlots:
         if self.cluster is None:
             return True
         if slot.token is None:  # taken while Redis was unreachable: kept only while it still is
-            return self.cluster.down()
+            return self.cluster.unreachable()
         # A timeout goes to the circuit at once; a slot the cluster no longer holds is taken afresh.
         return not timed_out and self.cluster.hand_on(slot.token)
 

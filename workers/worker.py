@@ -7,16 +7,19 @@ Configuration comes from the environment (`dispatcher.config.from_env`, `workers
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 import redis
 from rq import Queue, SimpleWorker
@@ -32,9 +35,11 @@ from workers.engine import Engine, worker_name
 
 log = logging.getLogger(__name__)
 
-# After rq quits on a Redis error: the first pause before working again, and the longest.
+# After rq quits on a Redis error: the first pause before working again, and the longest; a work loop that
+# ran longer than RAN_FOR_A_WHILE_S starts the pauses afresh.
 REDIS_RETRY_FIRST_S = 1.0
 REDIS_RETRY_MAX_S = 15.0
+RAN_FOR_A_WHILE_S = 60.0
 # rq's heartbeat: an idle worker renews its registration every WORKER_TTL_S - 15 s (its wait for a job), and
 # the registration expires WORKER_TTL_S + 60 s after the last renewal. rq's default, 420, kept a killed
 # worker on the console for 8 minutes; this one for 2 (dispatcher.heartbeats).
@@ -79,29 +84,48 @@ def run_worker(
 
 
 class _Worker(SimpleWorker):
-    """rq's SimpleWorker, remembering whether it was asked to stop (SIGTERM, SIGINT) or quit on its own."""
+    """rq's SimpleWorker that shares the process's stop event: set by a SIGTERM or SIGINT whoever's handler
+    takes it (rq's during its work loop, ours in between), so that the worker loop knows the process was asked
+    to stop rather than rq having quit on its own."""
 
-    stop_asked = False
+    def __init__(self, *args: Any, stop: threading.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop = stop
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
-        self.stop_asked = True
-        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+        self.stop.set()
+        try:
+            super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+        except redis.RedisError:
+            # A busy worker notes the request in Redis, which may be what is down: the stop stands anyway
+            # (rq's loop flag is set before that write, and `stop` is ours).
+            log.warning("worker %s: stop requested while Redis cannot be reached", self.name)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        # Once per turn of rq's loop: a SIGTERM taken by our handler just before rq installed its own.
+        if self.stop.is_set():
+            raise StopRequested()
+        super().check_for_suspension(burst)
 
 
 def _work_until_stopped(connection: redis.Redis, queues: Sequence[str], *, burst: bool) -> None:
-    """rq's work loop, started again when it quits on a Redis error (rq logs it and returns: a Redis restart
-    made every worker process exit, bench.cluster) until the process is asked to stop. The engine, its
-    sends in flight and its outcomes carry on meanwhile; the pump hands over again what was queued."""
+    """rq's work loop, started again when it quits on its own (rq logs the error and returns; when Redis went
+    away during a job, every worker process used to exit: bench.cluster) until the process is asked to stop.
+    The engine, its sends in flight and its outcomes carry on meanwhile; the pump hands over again what was
+    queued."""
+    stop = threading.Event()
     pause_s = REDIS_RETRY_FIRST_S
-    while True:
+    while not stop.is_set():
         worker = _Worker(
             [Queue(name, connection=connection) for name in queues],
             connection=connection,
             name=f"{worker_name()}-{uuid.uuid4().hex[:6]}",
             worker_ttl=WORKER_TTL_S,
+            stop=stop,
         )
         logs.set_process_field("worker", worker.name)
         log.info("worker %s started on queues %s", worker.name, ", ".join(queues))
+        started = time.monotonic()
         try:
             # Round robin: neither lane starves the other when both have work.
             worker.work(
@@ -112,20 +136,37 @@ def _work_until_stopped(connection: redis.Redis, queues: Sequence[str], *, burst
             )
         except redis.RedisError as exc:  # its last words to Redis (registering its death) failed too
             log.warning("worker %s could not sign off from Redis: %s", worker.name, exc)
-        # Until Redis answers, and at least a pause (growing, bounded) so that a Redis down for long is
-        # asked a few times a minute, not in a loop. Its signal handlers stay installed: SIGTERM or SIGINT
-        # meanwhile raises StopRequested (or SystemExit) here, and the process stops as asked.
-        try:
-            if burst or worker.stop_asked:
-                return
-            log.warning("worker %s stopped working (Redis?); starting again in %g s", worker.name, pause_s)
-            time.sleep(pause_s)
-            while not _answers(connection):
-                pause_s = min(pause_s * 2, REDIS_RETRY_MAX_S)
-                time.sleep(pause_s)
-        except StopRequested:
+            _let_go(worker)
+        if burst or stop.is_set():
             return
-        pause_s = REDIS_RETRY_FIRST_S
+        # Until the next work loop installs rq's handlers, ours: a SIGTERM or SIGINT only sets `stop`, which
+        # every wait here watches (rq's, left installed, would raise in the middle of this).
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda _signum, _frame: stop.set())
+        if time.monotonic() - started > RAN_FOR_A_WHILE_S:
+            pause_s = REDIS_RETRY_FIRST_S  # a new trouble: quick to come back; a loop of quick quits: slower
+        log.warning("worker %s stopped working (Redis?); starting again in %g s", worker.name, pause_s)
+        if stop.wait(pause_s):
+            return
+        # Until Redis answers, growing pauses (bounded): a Redis down for long is asked a few times a minute.
+        while not _answers(connection):
+            pause_s = min(pause_s * 2, REDIS_RETRY_MAX_S)
+            if stop.wait(pause_s):
+                return
+        with contextlib.suppress(redis.RedisError):
+            worker.register_death()  # type: ignore[no-untyped-call]  # if it could not before: the console no longer counts it alive
+        pause_s = min(pause_s * 2, REDIS_RETRY_MAX_S)
+
+
+def _let_go(worker: SimpleWorker) -> None:
+    """What rq's teardown did not reach when registering the worker's death failed: its subscription for
+    commands, whose thread would otherwise retry for ever (one more after each Redis outage)."""
+    if worker.pubsub_thread is not None:
+        worker.pubsub_thread.stop()
+        worker.pubsub_thread.join(timeout=1)
+    if worker.pubsub is not None:
+        with contextlib.suppress(redis.RedisError, OSError):
+            worker.pubsub.close()
 
 
 def _answers(connection: redis.Redis) -> bool:

@@ -143,7 +143,7 @@ def test_a_killed_workers_slot_is_freed_within_a_lease(
     arrived = time.monotonic()
     [(_, expires_ms)] = redis_client.zrange(cluster.slot_key(host), 0, -1, withscores=True)
     seconds, micros = redis_client.time()
-    hold_s = cluster.LEASE_S  # renewed while the request ran (longer than a lease), then no more
+    hold_s = cluster.LEASE_S  # a lease from when it was taken (or last renewed), then no more
     assert 0 < expires_ms - (seconds * 1000 + micros // 1000) <= hold_s * 1000
 
     another = ClusterSlots(cluster.connect(redis_url), per_host=1, trip_after_timeouts=3, send_s=2)

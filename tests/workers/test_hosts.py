@@ -288,18 +288,63 @@ def test_a_stuck_send_is_renewed_only_for_its_requests_time_and_a_margin(
     client = connect()
     host = f"lease-{uuid.uuid4().hex[:8]}.example"  # a key of its own
     holder = ClusterSlots(client, per_host=1, trip_after_timeouts=3, send_s=2)
-    holder.lease_s, holder.renew_s, holder.renew_for_s = 0.4, 0.1, 0.8
+    holder.lease_s, holder.renew_s, holder.renew_for_s = 1.0, 0.2, 2.0
     answer = holder.acquire(host)
     assert answer is not None and answer[0] is not None
     token = answer[0]
-    time.sleep(0.6)
+    time.sleep(1.5)
     assert client.zscore(cluster.slot_key(host), token) is not None  # renewed past its first lease
     assert holder.hand_on(token)  # handed on: renewed for a whole request again from here
-    time.sleep(0.6)
+    time.sleep(1.5)
     assert client.zscore(cluster.slot_key(host), token) is not None
 
-    eventually(lambda: client.zscore(cluster.slot_key(host), token) is None, timeout_s=3)
+    eventually(lambda: client.zscore(cluster.slot_key(host), token) is None, timeout_s=5)
     assert not holder.hand_on(token)  # renewals stopped: not handed on any more
+    holder.close()
+
+
+def lease_holder(redis_url: str) -> tuple[ClusterSlots, str, str, str]:
+    """A layer with 1 s leases renewed every 0.2 s holding two slots on a host of its own."""
+    holder = ClusterSlots(cluster.connect(redis_url), per_host=2, trip_after_timeouts=3, send_s=2)
+    holder.lease_s, holder.renew_s = 1.0, 0.2
+    host = f"lease-{uuid.uuid4().hex[:8]}.example"
+    first, second = holder.acquire(host), holder.acquire(host)
+    assert first is not None and first[0] is not None and second is not None and second[0] is not None
+    return holder, host, first[0], second[0]
+
+
+def test_a_slot_redis_cannot_confirm_is_not_handed_on_and_one_given_back_meanwhile_is_never_renewed(
+    connect: Callable[[], redis.Redis], redis_url: str
+) -> None:
+    client = connect()
+    holder, host, kept, given_back = lease_holder(redis_url)
+    assert holder.hand_on(kept)
+
+    client.execute_command("CLIENT", "PAUSE", "800", "ALL")  # shorter than a lease: nothing expires
+    time.sleep(0.6)
+    assert not holder.hand_on(kept)  # not confirmed for long enough: it might lapse while in use
+    holder.release(host, given_back, "answer", answered_before=False)
+
+    eventually(lambda: holder.hand_on(kept), timeout_s=3)  # confirmed again once Redis answers
+    eventually(lambda: client.zscore(cluster.slot_key(host), given_back) is None, timeout_s=3)
+    time.sleep(holder.lease_s + 0.3)
+    assert client.zscore(cluster.slot_key(host), given_back) is None  # given back: never renewed again
+    assert client.zscore(cluster.slot_key(host), kept) is not None
+    holder.close()
+
+
+def test_a_lease_that_ran_out_while_redis_was_silent_is_lost_for_good(
+    connect: Callable[[], redis.Redis], redis_url: str
+) -> None:
+    client = connect()
+    holder, host, kept, _ = lease_holder(redis_url)
+
+    client.execute_command("CLIENT", "PAUSE", "1600", "ALL")  # longer than a lease
+    time.sleep(2.5)
+
+    eventually(lambda: client.zscore(cluster.slot_key(host), kept) is None, timeout_s=3)
+    time.sleep(0.5)  # renewals go on for the slots still held, never for this one
+    assert not holder.hand_on(kept) and client.zscore(cluster.slot_key(host), kept) is None
     holder.close()
 
 

@@ -46,7 +46,7 @@ def test_a_worker_keeps_working_after_redis_restarts_and_still_stops_on_sigterm(
         )
         own_redis.process.wait(timeout=20)
         time.sleep(1)
-        own_redis.start()  # empty: what was queued is the pump's to hand over again
+        own_redis.start()  # with its AOF: what was queued is still there (else the pump hands it over)
         second, _ = make_delivery(database, receiver.url("/ok"))
         _deliver(own_redis.url, database, second, timeout_s=40)
 
@@ -60,6 +60,34 @@ def test_a_worker_keeps_working_after_redis_restarts_and_still_stops_on_sigterm(
 
     assert worker.returncode == 0, stderr
     assert "starting again" in stderr  # it did quit its loop, and came back
+
+
+def test_a_worker_waiting_for_redis_stops_at_once_on_sigterm(
+    database: Database, receiver: Receiver, own_redis: RedisServer, tmp_path: Path
+) -> None:
+    worker = start_command(worker_env(database.url, own_redis.url, tmp_path), "worker")
+    try:
+        first, _ = make_delivery(database, receiver.url("/ok"))
+        _deliver(own_redis.url, database, first)
+        assert own_redis.process is not None
+        Queue(FIRST_ATTEMPT_QUEUE, connection=redis.Redis.from_url(own_redis.url)).enqueue(
+            stop_redis, own_redis.process.pid
+        )
+        own_redis.process.wait(timeout=20)
+        time.sleep(4)  # Redis stays down: the worker is in its pauses, asking for it
+
+        asked = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=30)
+        took_s = time.monotonic() - asked
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+
+    assert worker.returncode == 0, stderr
+    assert "starting again" in stderr and "StopRequested" not in stderr, stderr  # rq logs its own tracebacks
+    assert took_s < 10, took_s  # not at the end of a pause, nor never
 
 
 def stop_redis(pid: int) -> None:
