@@ -15,8 +15,11 @@ Deactivation keeps every row (the database is the record) and means, as on a rea
   reportable (the cookie window the publisher was promised).
 
 - a staff user can no longer sign in to the console nor use its API token; its sessions end.
+- an advertiser user can no longer sign in to the advertiser portal; its sessions end (as they do for every
+  user of a deactivated advertiser: the portal checks the advertiser on every request).
 
-Each change is written to the audit log with no staff user (`via: cli`); the caller commits.
+Each change is written to the audit log with no staff user (`via: cli`, or `via: advertiser portal` for a
+rotation an advertiser user made); the caller commits.
 """
 
 from __future__ import annotations
@@ -34,7 +37,16 @@ from dispatcher.accounts import ADVERTISER_KEY_KIND, PUBLISHER_TOKEN_KIND, S2S_T
 from dispatcher.credentials import hash_password, new_token, password_method_of
 from dispatcher.delivery_details import iso_time
 from dispatcher.ledger.fields import minor_unit
-from dispatcher.models import Advertiser, AuditEntry, CommissionType, Postback, Program, Publisher, StaffUser
+from dispatcher.models import (
+    Advertiser,
+    AdvertiserUser,
+    AuditEntry,
+    CommissionType,
+    Postback,
+    Program,
+    Publisher,
+    StaffUser,
+)
 from dispatcher.models.types import utcnow
 from dispatcher.postback_pausing import set_active
 
@@ -43,8 +55,8 @@ MAX_GRACE = timedelta(days=30)
 _DURATION = re.compile(r"(?P<amount>[0-9]{1,6})(?P<unit>[mhd])?")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 PAUSED_WITH_PUBLISHER = "Paused by the network: the publisher account is deactivated"
-Party = Publisher | Advertiser | Program | StaffUser
-P = TypeVar("P", Publisher, Advertiser, Program, StaffUser)
+Party = Publisher | Advertiser | Program | StaffUser | AdvertiserUser
+P = TypeVar("P", Publisher, Advertiser, Program, StaffUser, AdvertiserUser)
 
 
 @dataclass(frozen=True)
@@ -128,13 +140,44 @@ def set_staff_active(session: Session, staff_id: str | int, active: bool) -> Cha
     return Change(staff.id, active, changed=True)
 
 
+def list_advertiser_users(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(AdvertiserUser, Advertiser.name).join(Advertiser).order_by(AdvertiserUser.id)
+    ).tuples()
+    return [
+        {
+            "id": user.id,
+            "email": user.email,
+            "advertiser_id": user.advertiser_id,
+            "advertiser": advertiser_name,
+            "status": "active" if user.active else "deactivated",
+            "created": iso_time(user.created_at),
+        }
+        for user, advertiser_name in rows
+    ]
+
+
+def set_advertiser_user_active(session: Session, user_id: str | int, active: bool) -> Change:
+    user = _existing(session, AdvertiserUser, user_id)
+    if user.active == active:
+        return Change(user.id, active, changed=False)
+    user.active = active
+    if not active:
+        user.session_epoch += 1  # as for a publisher: no session comes back on a reactivation
+    _audit(session, "activate" if active else "deactivate", user)
+    return Change(user.id, active, changed=True)
+
+
 def reset_password(session: Session, kind: str, account_id: str | int, password: str) -> int:
-    """A new password for a publisher or staff user (`kind`); every signed-in session of it ends."""
-    account: Publisher | StaffUser = (
-        _existing(session, StaffUser, account_id)
-        if kind == "staff"
-        else _existing(session, Publisher, account_id)
-    )
+    """A new password for a publisher, staff or advertiser user (`kind`); every signed-in session of it
+    ends."""
+    account: Publisher | StaffUser | AdvertiserUser
+    if kind == "staff":
+        account = _existing(session, StaffUser, account_id)
+    elif kind == "advertiser-user":
+        account = _existing(session, AdvertiserUser, account_id)
+    else:
+        account = _existing(session, Publisher, account_id)
     account.password_hash = hash_password(
         validation.password("password", password), password_method_of(session)
     )
@@ -163,17 +206,19 @@ def grace_period(field: str, value: str) -> timedelta:
     return period
 
 
-def rotate_advertiser_key(session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE) -> Rotated:
+def rotate_advertiser_key(
+    session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE, *, via: str = "cli"
+) -> Rotated:
     """A new API key, returned once (only its hash is kept). The old one is refused from the commit on, or
     at the end of `grace` (and a grace period left by an earlier rotation ends now)."""
-    return _rotate_advertiser_secret(session, advertiser_id, ADVERTISER_KEY_KIND, grace)
+    return _rotate_advertiser_secret(session, advertiser_id, ADVERTISER_KEY_KIND, grace, via)
 
 
 def rotate_advertiser_s2s_token(
-    session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE
+    session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE, *, via: str = "cli"
 ) -> Rotated:
     """As `rotate_advertiser_key`, for the S2S token."""
-    return _rotate_advertiser_secret(session, advertiser_id, S2S_TOKEN_KIND, grace)
+    return _rotate_advertiser_secret(session, advertiser_id, S2S_TOKEN_KIND, grace, via)
 
 
 # Per advertiser secret: its column stem (`<stem>_id`, `previous_<stem>_until`...) and its audit action.
@@ -184,7 +229,7 @@ _ADVERTISER_SECRETS = {
 
 
 def _rotate_advertiser_secret(
-    session: Session, advertiser_id: str | int, kind: str, grace: timedelta
+    session: Session, advertiser_id: str | int, kind: str, grace: timedelta, via: str
 ) -> Rotated:
     advertiser = _existing(session, Advertiser, advertiser_id)
     name, action = _ADVERTISER_SECRETS[kind]
@@ -195,7 +240,7 @@ def _rotate_advertiser_secret(
     setattr(advertiser, f"previous_{name}_until", until)
     setattr(advertiser, f"{name}_id", token.key_id)
     setattr(advertiser, f"{name}_hash", token.secret_hash)
-    _audit(session, action, advertiser, grace_seconds=int(grace.total_seconds()))
+    _audit(session, action, advertiser, via=via, grace_seconds=int(grace.total_seconds()))
     return Rotated(token.token, until)
 
 
@@ -243,12 +288,14 @@ _NAMES: dict[type[Party], str] = {
     Advertiser: "advertiser",
     Program: "program",
     StaffUser: "staff",
+    AdvertiserUser: "advertiser_user",
 }
 _NOUNS: dict[type[Party], str] = {
     Publisher: "a publisher",
     Advertiser: "an advertiser",
     Program: "a program",
     StaffUser: "a staff user",
+    AdvertiserUser: "an advertiser user",
 }
 
 
@@ -260,14 +307,14 @@ def _existing(session: Session, model: type[P], party_id: str | int) -> P:
     return found
 
 
-def _audit(session: Session, action: str, party: Party, **detail: Any) -> None:
+def _audit(session: Session, action: str, party: Party, *, via: str = "cli", **detail: Any) -> None:
     session.add(
         AuditEntry(
             staff_user_id=None,
             action=action,
             target_type=_NAMES[type(party)],
             target_id=str(party.id),
-            detail={"via": "cli", **detail},
+            detail={"via": via, **detail},
         )
     )
 
