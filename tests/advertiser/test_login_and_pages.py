@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from dispatcher import account_admin
+from dispatcher.advertiser import transactions
 from dispatcher.db import get_db
 from dispatcher.ledger import handoff
 from tests.advertiser.conftest import HOOK_PATH, Shop, advertiser_log_in, csrf_of, report_sale
@@ -104,8 +105,6 @@ def test_the_list_filters_by_order_number_and_shows_only_the_advertisers_own(
 def test_the_list_pages_by_keyset(
     client: FlaskClient, adv: FlaskClient, shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dispatcher.advertiser import transactions
-
     monkeypatch.setattr(transactions, "PAGE_SIZE", 2)
     for n in range(3):
         report_sale(client, shop, f"ORD-PAGE-{n}")
