@@ -133,3 +133,19 @@ def adv(client: FlaskClient, shop: Shop) -> FlaskClient:
 @pytest.fixture
 def csrf(adv: FlaskClient) -> str:
     return csrf_of(adv, "/advertiser/upload")
+
+
+@dataclass(frozen=True)
+class AdvertiserLogin:
+    id: int
+    email: str
+    advertiser_id: int
+
+
+def make_advertiser_user(app: Flask, advertiser_id: int) -> AdvertiserLogin:
+    """Another portal user of an existing advertiser."""
+    email = f"adv-user{factories.next_number()}@shop.test"
+    with get_db(app).session() as session:
+        user = accounts.create_advertiser_user(session, advertiser_id, email, PASSWORD)
+        session.commit()
+        return AdvertiserLogin(user.id, email, advertiser_id)
