@@ -103,6 +103,8 @@ def start(
     confirmed: int,
 ) -> AuditEntry:
     """Queue the change if `confirmed` is still the number that matches; the entry is committed with it."""
+    if confirmed <= 0:
+        raise FieldError("confirmed_count", confirmed, "must be the (positive) count the confirmation showed")
     newest = transactions.newest_id(session)
     matching = transactions.count(session, advertiser_id, request.filters, up_to_id=newest)
     if matching != confirmed:
