@@ -18,6 +18,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from dispatcher.advertiser.integration import GRACE_CHOICES, SECRETS
+from dispatcher.db import get_db
 from tests.advertiser.conftest import Shop, advertiser_log_in, csrf_of, make_shop, report_sale
 from tests.security.fuzz_support import (
     HOSTILE_STRINGS,
@@ -68,7 +69,7 @@ def _refusal_is_clean(response: Any, field: str, value: str) -> None:
 def test_list_filters_answer_a_page_or_a_400_naming_the_filter(
     app: Flask, client: FlaskClient, world: tuple[Shop, str], name: str, value: str
 ) -> None:
-    key = FIGURES.count("list filters", backend(str(app.config.get("DATABASE_URL", "sqlite"))))
+    key = FIGURES.count("list filters", backend(get_db(app).url))
     response = client.get("/advertiser/transactions", query_string={name: value})
 
     assert response.status_code < 500, response.get_data(as_text=True)[:500]
@@ -88,7 +89,7 @@ def test_the_change_form_changes_once_or_refuses_naming_the_field_and_writes_not
     app: Flask, client: FlaskClient, world: tuple[Shop, str], status: str | None, amount: str | None
 ) -> None:
     _, sales_id = world
-    key = FIGURES.count("change form", "sqlite")
+    key = FIGURES.count("change form", backend(get_db(app).url))
     form = {"csrf_token": csrf_of(client, "/advertiser/upload")}
     form.update({k: v for k, v in (("status", status), ("sale_amount", amount)) if v is not None})
     before = row_counts(app)
@@ -113,7 +114,7 @@ def test_the_change_form_changes_once_or_refuses_naming_the_field_and_writes_not
 def test_the_bulk_confirmation_counts_or_refuses_naming_the_field(
     app: Flask, client: FlaskClient, world: tuple[Shop, str], action: str, order_number: str
 ) -> None:
-    key = FIGURES.count("bulk confirmation", "sqlite")
+    key = FIGURES.count("bulk confirmation", backend(get_db(app).url))
     response = client.get("/advertiser/bulk", query_string={"action": action, "order_number": order_number})
 
     assert response.status_code < 500, response.get_data(as_text=True)[:500]
@@ -133,7 +134,7 @@ def test_the_rotation_form_refuses_anything_not_offered_and_writes_nothing(
     app: Flask, client: FlaskClient, world: tuple[Shop, str], secret: str, grace: str
 ) -> None:
     assume(not (secret in SECRETS and grace in GRACE_CHOICES))  # that one is a rotation (test_integration)
-    key = FIGURES.count("rotation form", "sqlite")
+    key = FIGURES.count("rotation form", backend(get_db(app).url))
     shop, _ = world
     before = client.get("/api/v1/transactions", headers=shop.auth).status_code
     form = {"secret": secret, "grace": grace, "csrf_token": csrf_of(client, "/advertiser/upload")}
