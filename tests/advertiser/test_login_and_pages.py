@@ -200,3 +200,16 @@ def test_a_form_without_its_csrf_token_is_refused(client: FlaskClient, adv: Flas
 
     assert response.status_code == 400
     assert client.get(f"/api/v1/transactions/{sales_id}", headers=shop.auth).get_json()["status"] == "pending"
+
+
+def test_the_chosen_time_zone_shows_times_in_it(client: FlaskClient, adv: FlaskClient, shop: Shop) -> None:
+    sales_id = report_sale(client, shop, "ORD-ZONE")
+    token = csrf_of(adv, "/advertiser/account")
+
+    saved = adv.post("/advertiser/account/time-zone", data={"time_zone": "Asia/Tokyo", "csrf_token": token})
+    bad = adv.post("/advertiser/account/time-zone", data={"time_zone": "Mars/Base", "csrf_token": token})
+    page = adv.get(f"/advertiser/transactions/{sales_id}").get_data(as_text=True)
+
+    assert saved.status_code == 302
+    assert bad.status_code == 400 and "Mars/Base" in bad.get_data(as_text=True)
+    assert "+09:00" in page and " UTC" not in page.split('id="transaction-facts"')[1].split("</dl>")[0]

@@ -948,6 +948,14 @@ ROWS: list[Row] = [
         ("own", "other"),
     ),
     Row("GET", "/advertiser/integration", advertiser_portal(200), lambda c: Req("/advertiser/integration")),
+    Row("GET", "/advertiser/account", advertiser_portal(200), lambda c: Req("/advertiser/account")),
+    Row(
+        "POST",
+        "/advertiser/account/time-zone",
+        # UTC: the account keeps showing times as every other row of the matrix expects.
+        advertiser_portal(to("/advertiser/account")),
+        lambda c: Req("/advertiser/account/time-zone", form={"time_zone": "UTC"}),
+    ),
     Row(
         "POST",
         "/advertiser/integration/rotate",

@@ -195,6 +195,9 @@ CASES: dict[str, Case] = {
     "support.bulk_replay_start": Case("admin", "/support/replays", bulk_replay_form),
     "advertiser.login_submit": Case("anonymous", "/advertiser/login", fields(), writes=False),
     "advertiser.logout": Case("advertiser", "/advertiser/logout"),
+    "advertiser.set_time_zone": Case(
+        "advertiser", "/advertiser/account/time-zone", fields(time_zone="Europe/Berlin")
+    ),
     "advertiser.change_transaction": Case(
         "advertiser", "/advertiser/transactions/{sales_id}/status", fields(status="approved")
     ),
