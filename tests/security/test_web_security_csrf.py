@@ -331,7 +331,7 @@ def api_requests(app: Flask, world: World) -> list[tuple[str, str]]:
     return found
 
 
-@pytest.mark.parametrize("who", ["publisher", "staff"])
+@pytest.mark.parametrize("who", ["publisher", "staff", "advertiser"])
 def test_a_session_cookie_alone_does_not_open_the_json_api(app: Flask, world: World, who: str) -> None:
     """The token APIs skip CSRF; that is only safe because a signed-in browser's cookie is not a credential
     there (a cross-site form can send the cookie, never an Authorization header)."""
