@@ -12,6 +12,7 @@ from dispatcher import broker, cli, config, db, errors, login
 from dispatcher.web import (
     access_log,
     advertiser_api,
+    advertiser_portal,
     api_docs,
     clicks,
     converters,
@@ -56,6 +57,7 @@ def create_app(settings: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(portal.blueprint)
     support.init_app(app)
+    advertiser_portal.init_app(app)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(publisher_api.blueprint)
     app.register_blueprint(clicks.blueprint)

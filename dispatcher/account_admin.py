@@ -15,10 +15,13 @@ Deactivation keeps every row (the database is the record) and means, as on a rea
   reportable (the cookie window the publisher was promised).
 
 - a staff user can no longer sign in to the console nor use its API token; its sessions end.
+- an advertiser user can no longer sign in to the advertiser portal; its sessions end (as they do for every
+  user of a deactivated advertiser: the portal checks the advertiser on every request).
 
 Each change is written to the audit log: by the staff user `by` names (`via: console`, the administration
-pages), or with none (`via: cli`); the caller commits. The lists take an optional search and keyset page
-(`after` an id) for the console; the CLI lists everything.
+pages), by an advertiser user's rotation (`via: advertiser portal`), or with none (`via: cli`); the caller
+commits. The lists take an optional search and keyset page (`after` an id) for the console; the CLI lists
+everything.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from dispatcher.delivery_details import iso_time
 from dispatcher.ledger.fields import minor_unit
 from dispatcher.models import (
     Advertiser,
+    AdvertiserUser,
     AuditEntry,
     CommissionType,
     Postback,
@@ -54,8 +58,8 @@ MAX_GRACE = timedelta(days=30)
 _DURATION = re.compile(r"(?P<amount>[0-9]{1,6})(?P<unit>[mhd])?")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 PAUSED_WITH_PUBLISHER = "Paused by the network: the publisher account is deactivated"
-Party = Publisher | Advertiser | Program | StaffUser | TrafficSource
-P = TypeVar("P", Publisher, Advertiser, Program, StaffUser, TrafficSource)
+Party = Publisher | Advertiser | Program | StaffUser | TrafficSource | AdvertiserUser
+P = TypeVar("P", Publisher, Advertiser, Program, StaffUser, TrafficSource, AdvertiserUser)
 
 
 @dataclass(frozen=True)
@@ -159,15 +163,48 @@ def set_staff_active(session: Session, staff_id: str | int, active: bool, *, by:
     return Change(staff.id, active, changed=True)
 
 
+def list_advertiser_users(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(AdvertiserUser, Advertiser.name).join(Advertiser).order_by(AdvertiserUser.id)
+    ).tuples()
+    return [
+        {
+            "id": user.id,
+            "email": user.email,
+            "advertiser_id": user.advertiser_id,
+            "advertiser": advertiser_name,
+            "status": "active" if user.active else "deactivated",
+            "created": iso_time(user.created_at),
+        }
+        for user, advertiser_name in rows
+    ]
+
+
+def set_advertiser_user_active(
+    session: Session, user_id: str | int, active: bool, *, by: int | None = None
+) -> Change:
+    user = existing(session, AdvertiserUser, user_id)
+    if user.active == active:
+        return Change(user.id, active, changed=False)
+    user.active = active
+    if not active:
+        user.session_epoch += 1  # as for a publisher: no session comes back on a reactivation
+    audit(session, by, "activate" if active else "deactivate", user)
+    return Change(user.id, active, changed=True)
+
+
 def reset_password(
     session: Session, kind: str, account_id: str | int, password: str, *, by: int | None = None
 ) -> int:
-    """A new password for a publisher or staff user (`kind`); every signed-in session of it ends."""
-    account: Publisher | StaffUser = (
-        existing(session, StaffUser, account_id)
-        if kind == "staff"
-        else existing(session, Publisher, account_id)
-    )
+    """A new password for a publisher, staff or advertiser user (`kind`); every signed-in session of it
+    ends."""
+    account: Publisher | StaffUser | AdvertiserUser
+    if kind == "staff":
+        account = existing(session, StaffUser, account_id)
+    elif kind == "advertiser-user":
+        account = existing(session, AdvertiserUser, account_id)
+    else:
+        account = existing(session, Publisher, account_id)
     account.password_hash = hash_password(
         validation.password("password", password), password_method_of(session)
     )
@@ -201,18 +238,28 @@ def grace_period(field: str, value: str) -> timedelta:
 
 
 def rotate_advertiser_key(
-    session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE, *, by: int | None = None
+    session: Session,
+    advertiser_id: str | int,
+    grace: timedelta = NO_GRACE,
+    *,
+    by: int | None = None,
+    via: str | None = None,
 ) -> Rotated:
     """A new API key, returned once (only its hash is kept). The old one is refused from the commit on, or
     at the end of `grace` (and a grace period left by an earlier rotation ends now)."""
-    return _rotate_advertiser_secret(session, advertiser_id, ADVERTISER_KEY_KIND, grace, by)
+    return _rotate_advertiser_secret(session, advertiser_id, ADVERTISER_KEY_KIND, grace, by, via)
 
 
 def rotate_advertiser_s2s_token(
-    session: Session, advertiser_id: str | int, grace: timedelta = NO_GRACE, *, by: int | None = None
+    session: Session,
+    advertiser_id: str | int,
+    grace: timedelta = NO_GRACE,
+    *,
+    by: int | None = None,
+    via: str | None = None,
 ) -> Rotated:
     """As `rotate_advertiser_key`, for the S2S token."""
-    return _rotate_advertiser_secret(session, advertiser_id, S2S_TOKEN_KIND, grace, by)
+    return _rotate_advertiser_secret(session, advertiser_id, S2S_TOKEN_KIND, grace, by, via)
 
 
 # Per advertiser secret: its column stem (`<stem>_id`, `previous_<stem>_until`...) and its audit action.
@@ -223,7 +270,7 @@ _ADVERTISER_SECRETS = {
 
 
 def _rotate_advertiser_secret(
-    session: Session, advertiser_id: str | int, kind: str, grace: timedelta, by: int | None
+    session: Session, advertiser_id: str | int, kind: str, grace: timedelta, by: int | None, via: str | None
 ) -> Rotated:
     advertiser = existing(session, Advertiser, advertiser_id)
     name, action = _ADVERTISER_SECRETS[kind]
@@ -234,7 +281,7 @@ def _rotate_advertiser_secret(
     setattr(advertiser, f"previous_{name}_until", until)
     setattr(advertiser, f"{name}_id", token.key_id)
     setattr(advertiser, f"{name}_hash", token.secret_hash)
-    audit(session, by, action, advertiser, grace_seconds=int(grace.total_seconds()))
+    audit(session, by, action, advertiser, via=via, grace_seconds=int(grace.total_seconds()))
     return Rotated(token.token, until)
 
 
@@ -283,6 +330,7 @@ _NAMES: dict[type[Party], str] = {
     Program: "program",
     StaffUser: "staff",
     TrafficSource: "traffic_source",
+    AdvertiserUser: "advertiser_user",
 }
 _NOUNS: dict[type[Party], str] = {
     Publisher: "a publisher",
@@ -290,6 +338,7 @@ _NOUNS: dict[type[Party], str] = {
     Program: "a program",
     StaffUser: "a staff user",
     TrafficSource: "a traffic source",
+    AdvertiserUser: "an advertiser user",
 }
 
 
@@ -302,16 +351,18 @@ def existing(session: Session, model: type[P], party_id: str | int) -> P:
     return found
 
 
-def audit(session: Session, by: int | None, action: str, party: Party, **detail: Any) -> None:
-    """An audit entry for a change of `party`: by staff user `by` on the console, or from the CLI (None).
-    `detail` never holds a secret or a password."""
+def audit(
+    session: Session, by: int | None, action: str, party: Party, *, via: str | None = None, **detail: Any
+) -> None:
+    """An audit entry for a change of `party`: by staff user `by` on the console, from the CLI (None), or
+    where `via` says (the advertiser portal). `detail` never holds a secret or a password."""
     session.add(
         AuditEntry(
             staff_user_id=by,
             action=action,
             target_type=_NAMES[type(party)],
             target_id=str(party.id),
-            detail={"via": "cli" if by is None else "console", **detail},
+            detail={"via": via or ("cli" if by is None else "console"), **detail},
         )
     )
 

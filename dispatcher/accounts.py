@@ -1,5 +1,5 @@
-"""Creating the parties: publishers, traffic sources, advertisers, programs and staff (and what a program's
-terms and a traffic source's name must be, for their edits too).
+"""Creating the parties: publishers, traffic sources, advertisers (and their users), programs and staff (and
+what a program's terms and a traffic source's name must be, for their edits too).
 
 Each function validates its input (raising `FieldError`) and adds rows to the session; the caller commits.
 Secrets are returned once, here, and only their hashes are stored.
@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session
 
 from dispatcher import validation
 from dispatcher.credentials import hash_password, new_token, password_method_of
-from dispatcher.models import Advertiser, Program, Publisher, StaffRole, StaffUser, TrafficSource
+from dispatcher.models import (
+    Advertiser,
+    AdvertiserUser,
+    Program,
+    Publisher,
+    StaffRole,
+    StaffUser,
+    TrafficSource,
+)
 
 PUBLISHER_TOKEN_KIND = "pub"
 ADVERTISER_KEY_KIND = "adv"
@@ -159,3 +167,23 @@ def create_staff(
     session.add(staff)
     session.flush()
     return staff
+
+
+def create_advertiser_user(
+    session: Session, advertiser_id: str | int, email: str, password: str
+) -> AdvertiserUser:
+    """A login to the advertiser portal for one advertiser (its pages show that advertiser's data only)."""
+    aid = validation.positive_id("advertiser_id", advertiser_id)
+    clean_email = validation.email("email", email)
+    user = AdvertiserUser(
+        advertiser_id=aid,
+        email=clean_email,
+        password_hash=hash_password(validation.password("password", password), password_method_of(session)),
+    )
+    if session.get(Advertiser, aid) is None:
+        raise validation.FieldError("advertiser_id", advertiser_id, "is not an advertiser")
+    if session.scalar(select(AdvertiserUser.id).where(AdvertiserUser.email == clean_email)) is not None:
+        raise validation.FieldError("email", email, "is already registered to an advertiser user")
+    session.add(user)
+    session.flush()
+    return user

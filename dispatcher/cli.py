@@ -163,6 +163,20 @@ def create_staff(email: str, password: str, role: str) -> None:
         _emit({"id": staff.id})
 
 
+@click.command(
+    "create-advertiser-user", help="Create a login to the advertiser portal for an advertiser; prints its id."
+)
+@click.argument("advertiser_id")
+@click.argument("email")
+@_password_options
+@_field_errors_as_one_line
+@with_appcontext
+def create_advertiser_user(advertiser_id: str, email: str, password: str) -> None:
+    with get_db(current_app).session() as session:
+        user = accounts.create_advertiser_user(session, advertiser_id, email, password)
+        _emit({"id": user.id})
+
+
 def _listing(name: str, rows: list[dict[str, Any]], as_json: bool, columns: tuple[str, ...]) -> None:
     if as_json:
         _emit({name: rows})
@@ -215,6 +229,18 @@ def list_staff(as_json: bool) -> None:
     _listing("staff", rows, as_json, ("id", "email", "role", "status", "created"))
 
 
+@click.command(
+    "list-advertiser-users", help="List advertiser portal users: id, email, advertiser, status, created."
+)
+@_JSON
+@with_appcontext
+def list_advertiser_users(as_json: bool) -> None:
+    with get_db(current_app).session() as session:
+        rows = account_admin.list_advertiser_users(session)
+    columns = ("id", "email", "advertiser_id", "advertiser", "status", "created")
+    _listing("advertiser_users", rows, as_json, columns)
+
+
 def _password_reset_command(kind: str) -> click.Command:
     @_password_options
     @_field_errors_as_one_line
@@ -225,7 +251,7 @@ def _password_reset_command(kind: str) -> click.Command:
         _emit({"id": reset})
 
     summary = f"Set a new password for a {kind} account (asked for, hidden); its signed-in sessions end."
-    argument = click.argument("account_id", metavar=f"{kind.upper()}_ID")
+    argument = click.argument("account_id", metavar=f"{kind.upper().replace('-', '_')}_ID")
     return click.command(f"reset-{kind}-password", help=summary)(argument(command))
 
 
@@ -244,7 +270,7 @@ def _status_command(kind: str, active: bool, change: Callable[..., account_admin
         _emit(payload)
 
     summary = _STATUS_HELP[kind, active]
-    argument = click.argument("party_id", metavar=f"{kind.upper()}_ID")
+    argument = click.argument("party_id", metavar=f"{kind.upper().replace('-', '_')}_ID")
     return click.command(f"{verb}-{kind}", help=summary)(argument(command))
 
 
@@ -259,6 +285,8 @@ _STATUS_HELP = {
     ("program", True): "Reactivate a program.",
     ("staff", False): "Deactivate a staff user: no console sign-in, no staff API token; sessions end.",
     ("staff", True): "Reactivate a staff user.",
+    ("advertiser-user", False): "Deactivate an advertiser portal user: no sign-in; its sessions end.",
+    ("advertiser-user", True): "Reactivate an advertiser portal user.",
 }
 
 
@@ -324,6 +352,7 @@ _STATUS_CHANGES = tuple(
         ("advertiser", account_admin.set_advertiser_active),
         ("program", account_admin.set_program_active),
         ("staff", account_admin.set_staff_active),
+        ("advertiser-user", account_admin.set_advertiser_user_active),
     )
     for active in (False, True)
 )
@@ -345,14 +374,17 @@ def init_app(app: Flask) -> None:
         create_advertiser,
         create_program,
         create_staff,
+        create_advertiser_user,
         seed_demo,
         prune_command,
         list_publishers,
         list_advertisers,
         list_programs,
         list_staff,
+        list_advertiser_users,
         _password_reset_command("publisher"),
         _password_reset_command("staff"),
+        _password_reset_command("advertiser-user"),
         *_STATUS_CHANGES,
         *_ROTATIONS,
     ):

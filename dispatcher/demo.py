@@ -14,6 +14,7 @@ from dispatcher.models import DemoReceipt, Postback, Publisher
 DEMO_PASSWORD = "demo-password"
 DEMO_PUBLISHER_EMAIL = "publisher@demo.test"
 DEMO_STAFF_EMAIL = "support@demo.test"
+DEMO_ADVERTISER_EMAIL = "advertiser@demo.test"
 # The FlexOffers-style template a publisher would register, aimed at this app's own demo receiver.
 DEMO_POSTBACK_PATH = "/demo/receiver?sid=#fobs#&order=#on#&amount=#sa#&commission=#ca#&date=#et#"
 
@@ -46,6 +47,9 @@ def seed(session: Session, base_url: str) -> DemoSeed:
     )
     session.add(postback)
     staff = accounts.create_staff(session, DEMO_STAFF_EMAIL, DEMO_PASSWORD)
+    shop_user = accounts.create_advertiser_user(
+        session, advertiser.advertiser.id, DEMO_ADVERTISER_EMAIL, DEMO_PASSWORD
+    )
     session.flush()
     return DemoSeed(
         True,
@@ -54,6 +58,7 @@ def seed(session: Session, base_url: str) -> DemoSeed:
                 "id": advertiser.advertiser.id,
                 "api_key": advertiser.api_key,
                 "s2s_token": advertiser.s2s_token,
+                "user": {"id": shop_user.id, "email": DEMO_ADVERTISER_EMAIL, "password": DEMO_PASSWORD},
             },
             "program": {"id": program.id},
             "publisher": {

@@ -42,6 +42,7 @@ def main() -> None:
     if settings.demo_mode:
         print(f"  Demo publisher: {demo.DEMO_PUBLISHER_EMAIL} / {demo.DEMO_PASSWORD}")
         print(f"  Demo staff:     {demo.DEMO_STAFF_EMAIL} / {demo.DEMO_PASSWORD}")
+        print(f"  Demo advertiser: {demo.DEMO_ADVERTISER_EMAIL} / {demo.DEMO_PASSWORD} at /advertiser/login")
         print(f"  Demo receiver:  http://{host}:{port}/demo/receipts\n")
     try:
         app.run(host=host, port=port, use_reloader=False, threaded=True)

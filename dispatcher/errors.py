@@ -15,7 +15,9 @@ def wants_json() -> bool:
 
 def _page() -> str:
     """An error page in the shell of the part of the site it happened in (a console user stays in it)."""
-    return "support/error.html" if request.path.startswith("/support/") else "error.html"
+    if request.path.startswith("/support/"):
+        return "support/error.html"
+    return "advertiser/error.html" if request.path.startswith("/advertiser/") else "error.html"
 
 
 def _http_error(exc: HTTPException) -> ResponseReturnValue:

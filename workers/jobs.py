@@ -8,6 +8,7 @@ from datetime import datetime
 from rq import get_current_job
 
 from dispatcher import backfill
+from dispatcher.advertiser import bulk as advertiser_bulk
 from dispatcher.queueing import enqueue_deliveries
 from dispatcher.replay import ReplayFilter, reopen_matching
 from workers import context
@@ -42,3 +43,10 @@ def backfill_postback(publisher_id: int, postback_id: int, since_iso: str) -> di
     sessions = context.engine().database.session_factory
     since = datetime.fromisoformat(since_iso)
     return backfill.run(sessions, job.connection, publisher_id, postback_id, since).as_json()
+
+
+def change_status_matching(entry_id: int) -> dict[str, int]:
+    """An advertiser's "approve (decline, reverse) all matching": see dispatcher.advertiser.bulk."""
+    job = get_current_job()
+    sessions = context.engine().database.session_factory
+    return advertiser_bulk.run(sessions, job.connection if job is not None else None, entry_id)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from dispatcher.ledger import fields, ids
@@ -75,6 +75,37 @@ def get(
         .order_by(TransactionEvent.id)
     )
     return row, list(events)
+
+
+def count(session: Session, advertiser_id: int, filters: Filters, *, up_to_id: int | None = None) -> int:
+    """How many of the advertiser's transactions match (ids up to `up_to_id`, when given)."""
+    query = _query(advertiser_id, filters).order_by(None)
+    if up_to_id is not None:
+        query = query.where(Transaction.id <= up_to_id)
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def newest_id(session: Session) -> int:
+    """The id of the newest transaction of anyone: a bound that sales recorded from now on are above."""
+    return int(session.scalar(select(func.max(Transaction.id))) or 0)
+
+
+def matching_after(
+    session: Session, advertiser_id: int, filters: Filters, after_id: int, up_to_id: int, limit: int
+) -> list[tuple[int, str]]:
+    """(id, sales id) of the next `limit` matching transactions above `after_id`, oldest first."""
+    query = (
+        select(Transaction.id, Transaction.sales_id)
+        .where(
+            Transaction.id.in_(
+                _query(advertiser_id, filters).order_by(None).with_only_columns(Transaction.id)
+            )
+        )
+        .where(Transaction.id > after_id, Transaction.id <= up_to_id)
+        .order_by(Transaction.id)
+        .limit(limit)
+    )
+    return [(row.id, row.sales_id) for row in session.execute(query)]
 
 
 _SELECT = select(

@@ -15,6 +15,7 @@ from dispatcher.models.ledger import (
 )
 from dispatcher.models.parties import (
     Advertiser,
+    AdvertiserUser,
     CommissionType,
     Program,
     Publisher,
@@ -26,6 +27,7 @@ from dispatcher.models.postbacks import HttpMethod, Postback, postback_programs,
 
 __all__ = [
     "Advertiser",
+    "AdvertiserUser",
     "Attempt",
     "AttemptOutcome",
     "AuditEntry",

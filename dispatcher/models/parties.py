@@ -1,4 +1,4 @@
-"""Who takes part: publishers and their traffic sources, advertisers and their programs, staff."""
+"""Who takes part: publishers and their traffic sources, advertisers with their programs and users, staff."""
 
 from __future__ import annotations
 
@@ -104,6 +104,23 @@ class Program(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     advertiser: Mapped[Advertiser] = relationship(back_populates="programs")
+
+
+class AdvertiserUser(Base):
+    """A person who signs in to the advertiser portal for one advertiser (several may share one)."""
+
+    __tablename__ = "advertiser_users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    advertiser_id: Mapped[int] = mapped_column(ForeignKey("advertisers.id", ondelete="RESTRICT"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    time_zone: Mapped[str | None] = mapped_column(String(64))  # as for publishers
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    advertiser: Mapped[Advertiser] = relationship()
 
 
 class StaffUser(Base):

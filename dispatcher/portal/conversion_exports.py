@@ -10,13 +10,12 @@ its payout); lines without the click id are left out too (a tracker cannot match
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 
 from flask import Response
 
+from dispatcher.csv_cells import csv_line, safe_cell
 from dispatcher.db import Database
 from dispatcher.models.ledger import TransactionStatus
 from dispatcher.portal.conversions import SUB_IDS, Conversion, Filters, as_json, every, in_units
@@ -42,9 +41,6 @@ CSV_COLUMNS = (
     "postbacks",
 )
 EARNING = (TransactionStatus.PENDING.value, TransactionStatus.APPROVED.value)
-# A spreadsheet runs a cell that starts with one of these as a formula: order numbers and sub ids come from
-# advertisers and visitors' URLs.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_format(args: Mapping[str, str], *, files_only: bool = False) -> str:
@@ -64,23 +60,12 @@ def click_id_field(args: Mapping[str, str]) -> str:
     return chosen
 
 
-def _safe(value: object) -> str:
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(_FORMULA_START) else text
-
-
-def _line(values: Iterable[object]) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerow(list(values))
-    return out.getvalue()
-
-
 def csv_lines(conversions: Iterable[Conversion]) -> Iterator[str]:
-    yield _line(CSV_COLUMNS)
+    yield csv_line(CSV_COLUMNS)
     for conversion in conversions:
         shaped = as_json(conversion)
         row = {**shaped, **shaped.pop("sub_ids"), "postbacks": shaped["postbacks"]["outcome"]}
-        yield _line(_safe(row[column]) for column in CSV_COLUMNS)
+        yield csv_line(safe_cell(row[column]) for column in CSV_COLUMNS)
 
 
 def clickflare_lines(conversions: Iterable[Conversion], click_id: str) -> Iterator[str]:
@@ -89,7 +74,7 @@ def clickflare_lines(conversions: Iterable[Conversion], click_id: str) -> Iterat
         # Declined and reversed sales earn nothing: a line for one would add its payout to the tracker.
         if not tracker_click or conversion.status not in EARNING:
             continue
-        yield _line(
+        yield csv_line(
             (
                 tracker_click,  # read by the tracker, not a spreadsheet: sent as the publisher passed it
                 in_units(conversion.commission, conversion.currency),

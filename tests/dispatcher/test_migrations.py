@@ -35,6 +35,7 @@ EXPECTED_TABLES = {
     "attempts",
     "audit_entries",
     "demo_receipts",
+    "advertiser_users",
 }
 
 

@@ -1,6 +1,7 @@
-"""The six callers of the authorization matrix, each authenticating the way it really does: publishers and
-staff sign in through their login form (with the form's CSRF token) for pages and send their bearer token
-to /api/v1; the advertiser sends its API key (and its S2S token as `token=`); anonymous sends nothing.
+"""The six callers of the authorization matrix, each authenticating the way it really does: publishers,
+staff and the advertiser's portal user sign in through their login form (with the form's CSRF token) for
+pages; publishers and staff send their bearer token to /api/v1, the advertiser its API key (and its S2S
+token as `token=`); anonymous sends nothing.
 
 Each caller has its own client address (TEST-NET-3, so it is a remote user, not this host) so that one
 caller's failed logins never count against another's.
@@ -30,7 +31,7 @@ class Caller:
     client: FlaskClient
     address: str
     email: str | None = None  # the login of publishers and staff
-    login_path: str | None = None  # /portal/login or /support/login
+    login_path: str | None = None  # /portal/login, /support/login or /advertiser/login
     token: str | None = None  # bearer token for /api/v1 (pub_, adv_ or stf_)
     s2s_token: str | None = None
     csrf: str = ""
@@ -53,6 +54,7 @@ def make_callers(app: Flask, network: Network) -> dict[str, Caller]:
             member = network.staff[role]
             caller.email, caller.login_path, caller.token = member.email, "/support/login", member.token
         elif role == "advertiser":
+            caller.email, caller.login_path = network.advertiser_user_email, "/advertiser/login"
             caller.token, caller.s2s_token = network.api_key, network.s2s_token
         sign_in(caller)
         callers[role] = caller
@@ -91,9 +93,10 @@ def sign_in(caller: Caller) -> None:
         caller.login_path, data={"email": caller.email, "password": PASSWORD, "csrf_token": token}
     )
     assert response.status_code == 302, f"{caller.role} could not sign in: {response.status_code}"
-    caller.csrf = csrf_from(
-        caller.client, caller.login_path if caller.role in ("support", "admin") else "/portal/sources"
-    )
+    caller.csrf = csrf_from(caller.client, _FORM_PAGES.get(caller.role, "/portal/sources"))
+
+
+_FORM_PAGES = {"support": "/support/login", "admin": "/support/login", "advertiser": "/advertiser/upload"}
 
 
 def csrf_from(client: FlaskClient, path: str) -> str:

@@ -23,6 +23,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatcher import accounts, postback_pausing
+from dispatcher.advertiser import bulk as advertiser_bulk
+from dispatcher.advertiser import uploads
+from dispatcher.broker import get_broker
 from dispatcher.db import get_db
 from dispatcher.models import (
     Attempt,
@@ -87,6 +90,9 @@ class Network:
     other_api_key: str
     other_s2s_token: str
     staff: dict[str, Staff]
+    advertiser_user_email: str  # X's advertiser portal login (the matrix's advertiser signs in with it)
+    advertiser_bulk_ids: dict[str, int]  # "own": X's bulk status change, "other": Y's
+    upload_ids: dict[str, str]  # "own": X's CSV upload results, "other": Y's
     bulk_entry_id: int  # an admin's bulk replay (its status page)
     pause_entry_id: int  # a support pause: an audit entry that is not a bulk replay
     hashes: list[str]  # password and token hashes: nobody ever sees one
@@ -137,12 +143,29 @@ def build(app: Flask, receiver_url: str) -> Network:
                 detail={"reason": "receiver down"},
             ),
         ]
-        session.add_all(entries)
+        portal_user = accounts.create_advertiser_user(
+            session, advertiser.advertiser.id, f"adv-{tag}@shop.test", PASSWORD
+        )
+        bulk_changes = {
+            key: AuditEntry(
+                action=advertiser_bulk.ACTION,
+                target_type=advertiser_bulk.TARGET_TYPE,
+                target_id=str(owner.advertiser.id),
+                detail={"status": "approved", "filter": {}, "total": 1, "up_to_id": 1, "started_at": "x"},
+            )
+            for key, owner in (("own", advertiser), ("other", other))
+        }
+        session.add_all([*entries, *bulk_changes.values()])
         session.flush()
+        upload_ids = {key: uploads.new_upload_id() for key in ("own", "other")}
+        for key, owner in (("own", advertiser), ("other", other)):
+            row = uploads.LineResult(2, "recorded", parties["A" if key == "own" else "B"].sales_id)
+            uploads.keep(get_broker(app).client(), owner.advertiser.id, upload_ids[key], [row])
         hashes = [row.password_hash for row in session.scalars(select(Publisher))]
         hashes += [row.api_token_hash or "" for row in session.scalars(select(Publisher))]
         hashes += [row.password_hash for row in session.scalars(select(StaffUser))]
         hashes += [row.api_token_hash or "" for row in session.scalars(select(StaffUser))]
+        hashes.append(portal_user.password_hash)
         network = Network(
             tag=tag,
             receiver_url=receiver_url,
@@ -153,6 +176,9 @@ def build(app: Flask, receiver_url: str) -> Network:
             other_api_key=other.api_key,
             other_s2s_token=other.s2s_token,
             staff=staff,
+            advertiser_user_email=portal_user.email,
+            advertiser_bulk_ids={key: entry.id for key, entry in bulk_changes.items()},
+            upload_ids=upload_ids,
             bulk_entry_id=entries[0].id,
             pause_entry_id=entries[1].id,
             hashes=[value for value in hashes if value],

@@ -19,6 +19,7 @@ A route missing from the table fails the test by name, and so does a row whose r
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import re
@@ -73,7 +74,8 @@ class Want:
 
 PORTAL_LOGIN = Want(302, "/portal/login")
 SUPPORT_LOGIN = Want(302, "/support/login")
-LOGIN_PATHS = (PORTAL_LOGIN.to, SUPPORT_LOGIN.to)
+ADVERTISER_LOGIN = Want(302, "/advertiser/login")
+LOGIN_PATHS = (PORTAL_LOGIN.to, SUPPORT_LOGIN.to, ADVERTISER_LOGIN.to)
 Expect = Want | int
 PerObject = dict[str, Expect]
 
@@ -123,6 +125,11 @@ def admin_only(ok: Expect) -> dict[str, Expect | PerObject]:
 
 def advertiser_api(own: Expect, foreign: Expect) -> dict[str, Expect | PerObject]:
     return {**everyone(401), "advertiser": {"A": own, "B": foreign}}
+
+
+def advertiser_portal(own: Expect | PerObject) -> dict[str, Expect | PerObject]:
+    """An advertiser portal page: the advertiser's portal user only, everyone else to its login."""
+    return {**everyone(ADVERTISER_LOGIN), "advertiser": own}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -183,8 +190,23 @@ class Req:
     def echo(self) -> str:
         """Everything the caller sent: a marker found here is an echo, not a leak."""
         parts = [self.path, urlencode(self.query), json.dumps(self.json), self.data or ""]
-        parts += [f"{key}={value}" for key, value in (self.form or {}).items()]
+        parts += [f"{key}={_sent(value)}" for key, value in (self.form or {}).items()]
         return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file in a form: sent as a multipart file part, echoed as its text."""
+
+    text: str
+    name: str
+
+    def part(self) -> tuple[io.BytesIO, str]:
+        return io.BytesIO(self.text.encode()), self.name
+
+
+def _sent(value: Any) -> str:
+    return value.text if isinstance(value, Upload) else str(value)
 
 
 Build = Callable[[Ctx], Req]
@@ -247,6 +269,20 @@ def take_new_token(ctx: Ctx, response: Any) -> None:
         found = TOKEN.search(response.get_data(as_text=True))
         assert found, f"{ctx.caller.role}: the new token is not on the page"
         ctx.caller.token = found.group(0)
+
+
+ADVERTISER_SECRET = re.compile(r'id="new-(api_key|s2s_token)">([^<]+)<')
+
+
+def take_new_advertiser_secret(ctx: Ctx, response: Any) -> None:
+    """The page shows the new key or token once; the advertiser's scripts use it from now on."""
+    if response.status_code == 200 and ctx.caller.role == "advertiser":
+        found = ADVERTISER_SECRET.search(response.get_data(as_text=True))
+        assert found, "the new secret is not on the page"
+        if found.group(1) == "api_key":
+            ctx.caller.token = found.group(2)
+        else:
+            ctx.caller.s2s_token = found.group(2)
 
 
 def reissue_token(ctx: Ctx, response: Any) -> None:
@@ -492,7 +528,6 @@ ROWS: list[Row] = [
         {
             **everyone(Want(302, "/portal/login", changes=True)),
             "anonymous": PORTAL_LOGIN,
-            "advertiser": PORTAL_LOGIN,
         },
         lambda c: Req("/portal/logout", form={}),
         fresh=True,
@@ -704,7 +739,6 @@ ROWS: list[Row] = [
         {
             **everyone(Want(302, "/support/login", changes=True)),
             "anonymous": SUPPORT_LOGIN,
-            "advertiser": SUPPORT_LOGIN,
         },
         lambda c: Req("/support/logout", form={}),
         fresh=True,
@@ -1014,6 +1048,133 @@ ROWS: list[Row] = [
         ),
         writes=True,
     ),
+    # --- advertiser portal: X's portal user; A's sale is in X's program, B's in Y's -----------------------
+    Row("GET", "/advertiser/", advertiser_portal(200), lambda c: Req("/advertiser/")),
+    Row("GET", "/advertiser/transactions", advertiser_portal(200), lambda c: Req("/advertiser/transactions")),
+    Row(
+        "GET",
+        "/advertiser/login",
+        {**everyone(200), "advertiser": to("/advertiser/transactions")},
+        lambda c: Req("/advertiser/login"),
+    ),
+    Row(
+        "POST",
+        "/advertiser/login",
+        # Each tries its own login (only the advertiser's user has one here), or guesses the advertiser's.
+        {**everyone(401), "advertiser": to("/advertiser/transactions")},
+        lambda c: Req(
+            "/advertiser/login",
+            form={
+                "email": c.caller.email or c.network.advertiser_user_email,
+                "password": net.PASSWORD if c.caller.email else "a-guess-of-a-password",
+            },
+        ),
+        fresh=True,
+    ),
+    Row(
+        "POST",
+        "/advertiser/logout",
+        # As the other consoles' logouts: whoever is signed in has every session of the account ended.
+        {**everyone(Want(302, "/advertiser/login", changes=True)), "anonymous": ADVERTISER_LOGIN},
+        lambda c: Req("/advertiser/logout", form={}),
+        fresh=True,
+        after=sign_in_again,
+    ),
+    Row(
+        "GET",
+        "/advertiser/transactions/<sales_id>",
+        advertiser_portal({"A": 200, "B": 404}),
+        lambda c: Req(f"/advertiser/transactions/{c.party.sales_id}"),
+        A_B,
+    ),
+    Row(
+        "POST",
+        "/advertiser/transactions/<sales_id>/status",
+        # An adjustment, which a pending or approved sale takes whatever the rows before did to it.
+        advertiser_portal({"A": to("/advertiser/transactions/"), "B": 404}),
+        lambda c: Req(f"/advertiser/transactions/{c.party.sales_id}/status", form={"sale_amount": "115.00"}),
+        A_B,
+        writes=True,
+    ),
+    Row(
+        "GET",
+        "/advertiser/bulk",
+        # Another advertiser's order number matches nothing of this one's: a count of 0.
+        advertiser_portal(200),
+        lambda c: Req(
+            "/advertiser/bulk", {"action": "approved", "order_number": c.party.markers["order number"]}
+        ),
+        A_B,
+    ),
+    Row(
+        "POST",
+        "/advertiser/bulk",
+        # Confirming one of another advertiser's orders: none of its own matches, so the count has "changed"
+        # (409, saying so) and nothing starts.
+        advertiser_portal({"A": to("/advertiser/bulk/"), "B": 409}),
+        lambda c: Req(
+            "/advertiser/bulk",
+            form={
+                "action": "approved",
+                "order_number": c.party.markers["order number"],
+                "confirmed_count": "1",
+            },
+        ),
+        A_B,
+        writes=True,
+    ),
+    Row(
+        "GET",
+        "/advertiser/bulk/<int:entry_id>",
+        advertiser_portal({"own": 200, "other": 404}),
+        lambda c: Req(f"/advertiser/bulk/{c.network.advertiser_bulk_ids[c.obj]}"),
+        ("own", "other"),
+    ),
+    Row("GET", "/advertiser/upload", advertiser_portal(200), lambda c: Req("/advertiser/upload")),
+    Row(
+        "POST",
+        "/advertiser/upload",
+        # Another advertiser's click is a rejected line of a 200 page: nothing is written.
+        advertiser_portal({"A": 200, "B": Want(200, changes=False)}),
+        lambda c: Req(
+            "/advertiser/upload",
+            form={
+                "file": Upload(
+                    "click_id,order_number,sale_amount\n{click_id},{order_number},{sale_amount}\n".format(
+                        **sale_report(c)
+                    ),
+                    "sales.csv",
+                )
+            },
+        ),
+        A_B,
+        writes=True,
+    ),
+    Row(
+        "GET",
+        "/advertiser/uploads/<upload_id>.csv",
+        advertiser_portal({"own": 200, "other": 404}),
+        lambda c: Req(f"/advertiser/uploads/{c.network.upload_ids[c.obj]}.csv"),
+        ("own", "other"),
+    ),
+    Row("GET", "/advertiser/integration", advertiser_portal(200), lambda c: Req("/advertiser/integration")),
+    Row("GET", "/advertiser/account", advertiser_portal(200), lambda c: Req("/advertiser/account")),
+    Row(
+        "POST",
+        "/advertiser/account/time-zone",
+        # UTC: the account keeps showing times as every other row of the matrix expects.
+        advertiser_portal(to("/advertiser/account")),
+        lambda c: Req("/advertiser/account/time-zone", form={"time_zone": "UTC"}),
+    ),
+    Row(
+        "POST",
+        "/advertiser/integration/rotate",
+        advertiser_portal(200),
+        lambda c: Req("/advertiser/integration/rotate", form={"secret": c.obj, "grace": "1h"}),
+        ("api_key", "s2s_token"),
+        writes=True,
+        after=take_new_advertiser_secret,
+    ),
 ]
 
 
@@ -1212,8 +1373,10 @@ def _send(caller: Caller, method: str, request: Req) -> Any:
     if request.path.startswith("/api/") and caller.token:
         headers["Authorization"] = f"Bearer {caller.token}"
     form = request.form
-    if form is not None and request.path.startswith(("/portal", "/support")):
+    if form is not None and request.path.startswith(("/portal", "/support", "/advertiser")):
         form = {**form, "csrf_token": caller.csrf}
+    if form is not None:
+        form = {key: value.part() if isinstance(value, Upload) else value for key, value in form.items()}
     return caller.client.open(
         request.path,
         method=method,

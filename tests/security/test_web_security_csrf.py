@@ -1,7 +1,7 @@
-"""CSRF: every state-changing route of the session-authenticated consoles (portal, support), read from the
-app's url_map, refuses a request without the CSRF token, with a wrong one and with another session's, and
-changes nothing in the database; the right token works. Token APIs are exempt, so a session cookie alone must
-not authenticate them.
+"""CSRF: every state-changing route of the session-authenticated consoles (portal, support, advertiser), read
+from the app's url_map, refuses a request without the CSRF token, with a wrong one and with another
+session's, and changes nothing in the database; the right token works. Token APIs are exempt, so a session
+cookie alone must not authenticate them.
 
 A new POST/PUT/DELETE route in a console blueprint fails `test_every_state_changing_route_has_a_case` until it
 gets a row in CASES; a new blueprint with such routes fails `test_every_state_changing_route_is_classified`.
@@ -9,6 +9,7 @@ gets a row in CASES; a new blueprint with such routes fails `test_every_state_ch
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from app import create_app
 from dispatcher.db import get_db
 from dispatcher.models import Base, Publisher
 from dispatcher.web.pages import session_blueprints
+from tests.advertiser.conftest import AdvertiserLogin, advertiser_log_in, make_advertiser_user
 from tests.conftest import app_settings
 from tests.dispatcher import factories
 from tests.portal.conftest import PASSWORD, Account, csrf_token, log_in, make_publisher
@@ -53,7 +55,7 @@ class World:
 
     def __init__(self, app: Flask, receiver: Receiver) -> None:
         self.app = app
-        self.accounts: dict[tuple[str, bool], Account | Staff] = {}
+        self.accounts: dict[tuple[str, bool], Account | Staff | AdvertiserLogin] = {}
         self.publisher = make_publisher(app)
         with get_db(app).session() as session:
             owner = session.get(Publisher, self.publisher.id)
@@ -64,6 +66,7 @@ class World:
             paused = factories.postback(session, owner, active=False, paused_reason="by the publisher")
             program = factories.program(session)
             sale = factories.transaction(session, owner, program)
+            self.advertiser_id = program.advertiser_id
             failed = factories.delivery(
                 session,
                 hook,
@@ -77,16 +80,23 @@ class World:
             )
             self.ids = {"source": source.id, "postback": hook.id, "paused": paused.id, "delivery": failed.id}
             self.ids["transaction"], self.sales_id = sale.id, sale.sales_id
+            self.ids["sales_id"], self.order_number = sale.sales_id, sale.order_number
             self.ids["program"], self.ids["advertiser"] = program.id, program.advertiser_id
         self.ids["publisher"] = self.publisher.id
         self.ids["staff"] = make_staff(app, "support").id  # a staff user the administration forms change
 
-    def account(self, who: str, second: bool = False) -> Account | Staff:
+    def account(self, who: str, second: bool = False) -> Account | Staff | AdvertiserLogin:
         """`second`: another account of the same kind (an attacker with a session of their own)."""
         if who == "publisher" and not second:
             return self.publisher
         if (who, second) not in self.accounts:
-            made = make_publisher(self.app) if who == "publisher" else make_staff(self.app, who)
+            made: Account | Staff | AdvertiserLogin
+            if who == "publisher":
+                made = make_publisher(self.app)
+            elif who == "advertiser":
+                made = make_advertiser_user(self.app, self.advertiser_id)
+            else:
+                made = make_staff(self.app, who)
             self.accounts[who, second] = made
         return self.accounts[who, second]
 
@@ -137,6 +147,19 @@ def program_form(_client: FlaskClient, world: World) -> dict[str, Any]:
         "commission": "5%",
         "currency": "USD",
     }
+
+
+def advertiser_bulk_form(client: FlaskClient, _world: World) -> dict[str, Any]:
+    """As bulk replay: the confirmation page's count, repeated by the form."""
+    page = client.get("/advertiser/bulk?action=approved").get_data(as_text=True)
+    count = re.search(r'id="bulk-count">(\d+)<', page)
+    assert count, page
+    return {"action": "approved", "confirmed_count": count.group(1)}
+
+
+def approvals_file(_client: FlaskClient, world: World) -> dict[str, Any]:
+    text = f"order_number,status\n{world.order_number},approved\n"
+    return {"file": (io.BytesIO(text.encode()), "approvals.csv")}
 
 
 @dataclass(frozen=True)
@@ -224,6 +247,19 @@ CASES: dict[str, Case] = {
     "support.resume_postback": Case("staff", "/support/postbacks/{paused}/resume", fields(reason="fixed")),
     "support.bulk_replay_start": Case("admin", "/support/replays", bulk_replay_form),
     **{f"support.admin_{name}": case for name, case in ADMIN_CASES.items()},
+    "advertiser.login_submit": Case("anonymous", "/advertiser/login", fields(), writes=False),
+    "advertiser.logout": Case("advertiser", "/advertiser/logout"),
+    "advertiser.set_time_zone": Case(
+        "advertiser", "/advertiser/account/time-zone", fields(time_zone="Europe/Berlin")
+    ),
+    "advertiser.change_transaction": Case(
+        "advertiser", "/advertiser/transactions/{sales_id}/status", fields(status="approved")
+    ),
+    "advertiser.bulk_start": Case("advertiser", "/advertiser/bulk", advertiser_bulk_form),
+    "advertiser.upload": Case("advertiser", "/advertiser/upload", approvals_file, status=200),
+    "advertiser.rotate_secret": Case(
+        "advertiser", "/advertiser/integration/rotate", fields(secret="s2s_token", grace="1h"), status=200
+    ),
 }
 
 
@@ -240,7 +276,7 @@ def test_every_state_changing_route_is_classified(app: Flask) -> None:
         rule.endpoint.partition(".")[0] for rule in app.url_map.iter_rules() if rule.methods & STATE_CHANGING
     }
 
-    assert session_blueprints(app) >= {"portal", "support"}
+    assert session_blueprints(app) >= {"portal", "support", "advertiser"}
     assert every - session_blueprints(app) - TOKEN_BLUEPRINTS == set(), "session or token blueprint?"
 
 
@@ -265,6 +301,8 @@ def sign_in(client: FlaskClient, world: World, who: str, second: bool = False) -
     account = world.account("support" if who == "staff" else who, second)
     if isinstance(account, Staff):
         staff_log_in(client, account)
+    elif isinstance(account, AdvertiserLogin):
+        advertiser_log_in(client, account.email)
     else:
         log_in(client, account)
 
@@ -274,8 +312,16 @@ def session_token(client: FlaskClient, endpoint: str) -> str:
     page = {
         "portal.login_submit": "/portal/login",
         "support.login_submit": "/support/login",
-    }.get(endpoint, "/portal/account" if endpoint.startswith("portal.") else "/support/account")
+        "advertiser.login_submit": "/advertiser/login",
+    }.get(endpoint, _ACCOUNT_PAGES[endpoint.partition(".")[0]])
     return csrf_token(client, page) if page.startswith("/portal") else csrf_of(client, page)
+
+
+_ACCOUNT_PAGES = {
+    "portal": "/portal/account",
+    "support": "/support/account",
+    "advertiser": "/advertiser/upload",
+}
 
 
 def form_for(endpoint: str, case: Case, client: FlaskClient, world: World) -> dict[str, Any]:
@@ -284,11 +330,15 @@ def form_for(endpoint: str, case: Case, client: FlaskClient, world: World) -> di
         form.update(email=world.publisher.email, password=PASSWORD)
     elif endpoint == "support.login_submit":
         form.update(email=world.account("support").email, password=PASSWORD)
+    elif endpoint == "advertiser.login_submit":
+        form.update(email=world.account("advertiser").email, password=PASSWORD)
     return form
 
 
 def signed_in(client: FlaskClient, endpoint: str) -> bool:
-    home = "/support/" if endpoint.startswith("support.") else "/portal/postbacks"
+    home = {"support": "/support/", "advertiser": "/advertiser/transactions"}.get(
+        endpoint.partition(".")[0], "/portal/postbacks"
+    )
     return client.get(home).status_code == 200
 
 
@@ -317,6 +367,7 @@ def test_a_form_needs_its_own_sessions_csrf_token(app: Flask, world: World, endp
         assert signed_in(client, endpoint) == (case.who != "anonymous")
 
     accepted = client.post(path, data={**form_for(endpoint, case, client, world), "csrf_token": right})
+    accepted.get_data()  # a streamed answer (the CSV upload's) does its work as it is read
 
     assert accepted.status_code == case.status, accepted.get_data(as_text=True)[:2000]
     if case.writes is not None:
@@ -334,7 +385,7 @@ def api_requests(app: Flask, world: World) -> list[tuple[str, str]]:
     return found
 
 
-@pytest.mark.parametrize("who", ["publisher", "staff"])
+@pytest.mark.parametrize("who", ["publisher", "staff", "advertiser"])
 def test_a_session_cookie_alone_does_not_open_the_json_api(app: Flask, world: World, who: str) -> None:
     """The token APIs skip CSRF; that is only safe because a signed-in browser's cookie is not a credential
     there (a cross-site form can send the cookie, never an Authorization header)."""

@@ -21,7 +21,7 @@ from tests.conftest import app_settings
 from tests.security.test_web_security_csrf import World, sign_in
 from tests.workers.conftest import Receiver
 
-ROLES = ["anonymous", "publisher", "staff", "admin"]
+ROLES = ["anonymous", "publisher", "staff", "admin", "advertiser"]
 # Pages that are not routes of their own: error pages of each kind.
 EXTRA_PATHS = [
     "/no/such/page",
@@ -29,6 +29,7 @@ EXTRA_PATHS = [
     "/c/999999",
     "/c/1?pub=abc",
     "/support/deliveries/999999",
+    "/advertiser/transactions/no-such-sale",
 ]
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\ssrc=)[^>]*>", re.IGNORECASE)
 HANDLER = re.compile(r"<[^>]*\son[a-z]+\s*=", re.IGNORECASE)
@@ -67,13 +68,16 @@ def get_paths(app: Flask, world: World) -> list[str]:
         "source_id": world.ids["source"],
         "advertiser_id": world.ids["advertiser"],
         "member_id": world.ids["staff"],
+        "upload_id": "no-such-upload",
         "filename": "portal.js",
     }
     paths = []
     for rule in app.url_map.iter_rules():
         if "GET" in (rule.methods or set()):
             paths.append(re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: str(values[m.group(1)]), rule.rule))
-    return sorted(set(paths)) + EXTRA_PATHS + ["/static/support.js", "/static/app.css"]
+    return (
+        sorted(set(paths)) + EXTRA_PATHS + ["/static/support.js", "/static/advertiser.js", "/static/app.css"]
+    )
 
 
 def walk(app: Flask, world: World) -> dict[tuple[str, str], TestResponse]:
@@ -134,6 +138,8 @@ def test_every_answer_sends_the_security_headers_and_no_page_has_inline_script(
         ("publisher", "/portal/postbacks"),
         ("staff", "/support/"),
         ("admin", "/support/replays/new"),
+        ("advertiser", "/advertiser/integration"),
+        ("advertiser", f"/advertiser/transactions/{world.sales_id}"),
     ]:
         assert (role, path) in pages
     assert len(pages) >= 25 and len(json) >= 10

@@ -1,6 +1,7 @@
-"""Login rate limits of both consoles: after 5 failures for one email from one address, or 100 from one
-address, even the right password is refused (429) until the window passes. The counters are in Redis, so two
-web processes (two gunicorn workers, two hosts) share them; with Redis down each process still counts."""
+"""Login rate limits of the consoles (portal, support, advertiser): after 5 failures for one email from one
+address, or 100 from one address, even the right password is refused (429) until the window passes. The
+counters are in Redis, so two web processes (two gunicorn workers, two hosts) share them; with Redis down
+each process still counts."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def test_a_hundred_failures_from_one_address_lock_it_for_every_email(
     app: Flask, console: Console, clean_redis: redis.Redis
 ) -> None:
     _, email = console.account(app)
-    prefix = "portal:login" if console.name == "portal" else "support:login"
+    prefix = f"{console.name}:login"
     limiter = LoginLimiter(clean_redis, prefix=prefix)
     for n in range(login_limits.MAX_PER_IP - 1):  # as if 99 other emails had been tried from this address
         limiter.failed("203.0.113.9", f"guess{n}@example.test")

@@ -1,6 +1,6 @@
-"""Sessions of the portal and the support console: cookie flags, no fixation, logout that really ends the
-session (a copy of the signed-in cookie replayed afterwards is nobody's), a deactivated account's session.
-On SQLite and PostgreSQL: the session epoch lives in the database."""
+"""Sessions of the portal, the support console and the advertiser portal: cookie flags, no fixation, logout
+that really ends the session (a copy of the signed-in cookie replayed afterwards is nobody's), a
+deactivated account's session. On SQLite and PostgreSQL: the session epoch lives in the database."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from sqlalchemy import update
 from werkzeug.test import TestResponse
 
 from app import create_app
+from dispatcher import accounts
 from dispatcher.db import get_db
-from dispatcher.models import Base, Publisher, StaffUser
+from dispatcher.models import AdvertiserUser, Base, Publisher, StaffUser
+from tests.advertiser.conftest import make_advertiser_user
 from tests.conftest import app_settings
 from tests.portal.conftest import PASSWORD, csrf_token, make_publisher
 from tests.support.conftest import csrf_of, make_staff
@@ -25,15 +27,22 @@ COOKIE = "session"
 
 @dataclass(frozen=True)
 class Console:
-    """The portal or the support console: where to sign in and out, a page only a signed-in user sees."""
+    """A console (portal, support, advertiser): where to sign in and out, a page only its users see."""
 
     name: str
     login: str
     logout: str
     home: str
-    model: type[Publisher] | type[StaffUser]
+    model: type[Publisher] | type[StaffUser] | type[AdvertiserUser]
 
     def account(self, app: Flask) -> tuple[int, str]:
+        if self.name == "advertiser":
+            with get_db(app).session() as session:
+                advertiser = accounts.create_advertiser(session, "Shop").advertiser
+                session.commit()
+                advertiser_id = advertiser.id
+            user = make_advertiser_user(app, advertiser_id)
+            return user.id, user.email
         made = make_publisher(app) if self.name == "portal" else make_staff(app)
         return made.id, made.email
 
@@ -59,7 +68,14 @@ class Console:
 
 PORTAL = Console("portal", "/portal/login", "/portal/logout", "/portal/account", Publisher)
 SUPPORT = Console("support", "/support/login", "/support/logout", "/support/account", StaffUser)
-CONSOLES = [pytest.param(PORTAL, id="portal"), pytest.param(SUPPORT, id="support")]
+ADVERTISER = Console(
+    "advertiser", "/advertiser/login", "/advertiser/logout", "/advertiser/upload", AdvertiserUser
+)
+CONSOLES = [
+    pytest.param(PORTAL, id="portal"),
+    pytest.param(SUPPORT, id="support"),
+    pytest.param(ADVERTISER, id="advertiser"),
+]
 
 
 # Login counters start at zero in every test.
