@@ -44,7 +44,7 @@ POST_BASE = {
     "body_template": "cid=#fobs#&amount=#sa#",
     "content_type": "application/x-www-form-urlencoded",
 }
-PREVIEW_KEYS = {"method", "url", "body", "content_type", "ok", "findings"}
+PREVIEW_KEYS = {"method", "url", "body", "content_type", "ok", "findings", "url_marked", "body_marked"}
 FINDING_KEYS = {"field", "severity", "code", "message", "start", "end"}
 
 
@@ -212,6 +212,13 @@ def test_a_preview_never_fails_and_writes_nothing(
     assert answer["ok"] is (not errors)
     if answer["url"] is not None:
         assert not [f for f in errors if f["field"] == "url"], answer
+        assert answer["url_marked"] is None, answer
+    # While a template has errors: what would be sent, in pieces, each error's message on its part.
+    messages = {f["message"] for f in errors}
+    for side in ("url_marked", "body_marked"):
+        for piece in answer[side] or ():
+            assert set(piece) == {"text", "problem"} and isinstance(piece["text"], str), answer
+            assert piece["problem"] is None or piece["problem"] in messages, answer
 
 
 @fuzz_settings
