@@ -250,6 +250,8 @@ def test_preview_expands_and_lints_without_saving(client: FlaskClient, publisher
                 " use https:// if your tracker supports it.",
             }
         ],
+        "url_marked": None,  # nothing to mark: no errors
+        "body_marked": None,
     }
     assert client.get("/api/v1/postbacks", headers=publisher.auth).get_json() == {"postbacks": []}
 
