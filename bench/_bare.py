@@ -73,7 +73,8 @@ RECORD_CLICK = (
     "JOIN traffic_sources ON traffic_sources.id = %(traffic_source_id)s::BIGINT "
     "AND traffic_sources.publisher_id = publishers.id \n"
     "WHERE programs.id = %(program_id)s::BIGINT AND programs.active IS true AND advertisers.active IS true "
-    "AND publishers.active IS true RETURNING (SELECT landing.landing_url FROM programs AS landing "
+    "AND publishers.active IS true AND traffic_sources.active IS true "
+    "RETURNING (SELECT landing.landing_url FROM programs AS landing "
     "WHERE landing.id = clicks.program_id) AS landing_url"
 )
 KEY_CLICK_AND_POSTBACKS = (

@@ -68,15 +68,34 @@ def add_traffic_source(session: Session, publisher_id: int, name: str, *, by: in
 def rename_traffic_source(
     session: Session, publisher_id: int, source_id: int, name: str, *, by: int
 ) -> TrafficSource:
+    source = _own_source(session, publisher_id, source_id)
+    before = source.name
+    accounts.rename_traffic_source(session, source, name)
+    if source.name != before:
+        audit(session, by, "edit", source, publisher_id=publisher_id, changes={"name": [before, source.name]})
+    return source
+
+
+def set_traffic_source_active(
+    session: Session, publisher_id: int, source_id: int, active: bool, *, by: int | None = None
+) -> bool:
+    """Deactivate (or reactivate) a traffic source: its new clicks are refused with a 400 naming `ts`; its
+    clicks, sales and postbacks so far stand, and a sale on an earlier click of it is still recorded (the
+    cookie window the publisher was promised). True if it changed."""
+    source = _own_source(session, publisher_id, source_id)
+    if source.active == active:
+        return False
+    source.active = active
+    audit(session, by, "activate" if active else "deactivate", source, publisher_id=publisher_id)
+    return True
+
+
+def _own_source(session: Session, publisher_id: int, source_id: int) -> TrafficSource:
     source = existing(session, TrafficSource, source_id)
     if source.publisher_id != publisher_id:  # another publisher's source is not one of this one's
         raise validation.FieldError(
             "traffic_source_id", source_id, "is not a traffic source of this publisher"
         )
-    before = source.name
-    accounts.rename_traffic_source(session, source, name)
-    if source.name != before:
-        audit(session, by, "edit", source, publisher_id=publisher_id, changes={"name": [before, source.name]})
     return source
 
 

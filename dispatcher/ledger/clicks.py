@@ -4,7 +4,7 @@ This is the hottest path of a network, so a good click is one statement: an INSE
 program, its advertiser, the publisher and the traffic source, inserts the click only when all of them are
 active and belong together, and returns the landing URL. It checks and records in one step, so it is never
 half-done and never sees the network change in between. Only a click it refuses costs more: one SELECT that
-says why (404 for the program, 400 naming `pub` or `ts`).
+says why (404 for the program, 400 naming `pub` or `ts`: not the publisher's, or deactivated).
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ _VALID_CLICK = (
         programs.c.active.is_(True),
         advertisers.c.active.is_(True),
         publishers.c.active.is_(True),
+        traffic_sources.c.active.is_(True),
     )
 )
 # SQLAlchemy does not correlate a subquery in RETURNING with the inserted row, so this one is written out;
@@ -120,6 +121,10 @@ _CHECK = (
         .where(traffic_sources.c.id == bindparam("traffic_source_id"))
         .scalar_subquery()
         .label("source_owner"),
+        select(traffic_sources.c.active)
+        .where(traffic_sources.c.id == bindparam("traffic_source_id"))
+        .scalar_subquery()
+        .label("source_active"),
         select(publishers.c.active)
         .where(publishers.c.id == bindparam("publisher_id"))
         .scalar_subquery()
@@ -142,6 +147,8 @@ def _refusal(found: Any, params: dict[str, Any]) -> Exception:
             params["traffic_source_id"],
             f"is not a traffic source of publisher {params['publisher_id']}",
         )
+    if not found.source_active:
+        return FieldError("ts", params["traffic_source_id"], "is a deactivated traffic source")
     # Everything checks out now: the network changed between the two statements. Refused all the same.
     return ProgramNotFound(params["program_id"])
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dispatcher.models.base import Base, one_of
@@ -50,6 +50,8 @@ class TrafficSource(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     publisher_id: Mapped[int] = mapped_column(ForeignKey("publishers.id", ondelete="RESTRICT"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    # A deactivated source's new clicks are refused (400 naming `ts`); its clicks and sales so far stand.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     publisher: Mapped[Publisher] = relationship(back_populates="traffic_sources")

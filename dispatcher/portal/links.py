@@ -97,8 +97,11 @@ def parse_spec(
         raise FieldError("program_id", raw_program, "is not a running program")
     raw_source = (args.get("traffic_source_id") or "").strip()
     source_id = positive_id("traffic_source_id", raw_source) if raw_source else None
-    if source_id is not None and traffic_sources.get_source(session, publisher_id, source_id) is None:
+    source = traffic_sources.get_source(session, publisher_id, source_id) if source_id is not None else None
+    if source_id is not None and source is None:
         raise FieldError("traffic_source_id", raw_source, "is not one of your traffic sources")
+    if source is not None and not source.active:
+        raise FieldError("traffic_source_id", raw_source, "is deactivated: its clicks are refused")
     sub_ids = []
     for name in SUB_ID_NAMES:
         # The click's own check (`ledger.clicks`): what the builder takes, the link's click takes too.

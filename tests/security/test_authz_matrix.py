@@ -927,6 +927,16 @@ ROWS: list[Row] = [
     ),
     Row(
         "POST",
+        "/support/admin/publishers/<int:publisher_id>/sources/<int:source_id>/active",
+        admin_only(to("/support/admin/publishers/")),
+        lambda c: Req(
+            "/support/admin/publishers/{}/sources/{}/active".format(*c.spare_publisher()),
+            form={"active": "0"},
+        ),
+        writes=True,
+    ),
+    Row(
+        "POST",
         "/support/admin/advertisers",
         admin_only(200),  # its key and S2S token are shown once, on the answer itself
         lambda c: Req("/support/admin/advertisers", form={"name": c.unique("shop")}),

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from dispatcher.db import get_db
 from dispatcher.models import AuditEntry, Postback, Publisher, TrafficSource
+from tests.dispatcher import factories
 from tests.portal.conftest import PASSWORD, Account, add_source, log_in, make_publisher
 from tests.support.conftest import HOSTILE, Staff, csrf_of
 
@@ -242,13 +243,44 @@ def test_traffic_sources_are_added_and_renamed_and_audited(app: Flask, admin_con
     assert "Deals site" in admin_console.get(f"/support/admin/publishers/{owner.id}").get_data(as_text=True)
 
 
+def test_a_deactivated_traffic_source_refuses_new_clicks_until_reactivated_and_both_are_audited(
+    app: Flask, admin_console: FlaskClient
+) -> None:
+    owner = make_publisher(app)
+    source = add_source(app, owner, "Coupon site")
+    with get_db(app).session() as session:
+        program = factories.program(session)
+        session.commit()
+        program_id = program.id
+    visitor = app.test_client()
+    link = f"/c/{program_id}?pub={owner.id}&ts={source}"
+    assert visitor.get(link).status_code == 302
+
+    off = post(admin_console, f"/support/admin/publishers/{owner.id}/sources/{source}/active", active="0")
+    refused = visitor.get(link)
+    again = post(admin_console, f"/support/admin/publishers/{owner.id}/sources/{source}/active", active="0")
+    bad = post(admin_console, f"/support/admin/publishers/{owner.id}/sources/{source}/active", active="maybe")
+    on = post(admin_console, f"/support/admin/publishers/{owner.id}/sources/{source}/active", active="1")
+
+    assert off.status_code == 302 and again.status_code == 302 and on.status_code == 302
+    assert refused.status_code == 400 and "ts: is a deactivated traffic source" in refused.get_data(
+        as_text=True
+    )
+    assert bad.status_code == 400 and "active: must be 1 (reactivate) or 0 (deactivate)" in bad.get_data(
+        as_text=True
+    )
+    assert visitor.get(link).status_code == 302
+    assert [e.action for e in audit_rows(app, "traffic_source", source)] == ["deactivate", "activate"]
+
+
 def test_another_publishers_source_is_a_404(app: Flask, admin_console: FlaskClient) -> None:
     owner, other = make_publisher(app), make_publisher(app)
     theirs = add_source(app, other, "Theirs")
 
     response = post(admin_console, f"/support/admin/publishers/{owner.id}/sources/{theirs}", name="Mine now")
+    off = post(admin_console, f"/support/admin/publishers/{owner.id}/sources/{theirs}/active", active="0")
 
-    assert response.status_code == 404
+    assert response.status_code == 404 and off.status_code == 404
     with get_db(app).session() as session:
         assert session.get(TrafficSource, theirs).name == "Theirs"  # type: ignore[union-attr]
 

@@ -31,7 +31,7 @@ def tracking_links() -> ResponseReturnValue:
     page = render_template(
         "portal/links.html",
         programs=programs,
-        sources=traffic_sources.list_sources(session, publisher_id()),
+        sources=[source for source in traffic_sources.list_sources(session, publisher_id()) if source.active],
         spec=spec,
         sub_ids=dict(spec.sub_ids),
         sub_id_names=SUB_ID_NAMES,

@@ -1,5 +1,5 @@
 """Administration of publishers (admin role): list and search, create, edit name and email, deactivate and
-reactivate, reset the password, rotate the API token, add and rename traffic sources."""
+reactivate, reset the password, rotate the API token, add, rename and deactivate traffic sources."""
 
 from __future__ import annotations
 
@@ -163,6 +163,31 @@ def admin_source_rename(publisher_id: int, source_id: int) -> ResponseReturnValu
         return _detail(publisher, error=error)
     session.commit()
     flash(f"Traffic source {source.id} is now “{source.name}”.", "success")
+    return redirect(url_for("support.admin_publisher", publisher_id=publisher.id))
+
+
+@blueprint.post("/admin/publishers/<int:publisher_id>/sources/<int:source_id>/active")
+@admin_required
+def admin_source_active(publisher_id: int, source_id: int) -> ResponseReturnValue:
+    session = request_session()
+    publisher = _publisher(publisher_id)
+    if traffic_sources.get_source(session, publisher.id, source_id) is None:
+        abort(404)  # another publisher's source answers like a missing one
+    try:
+        active = admin_common.active_choice(request.form)
+        changed = account_edits.set_traffic_source_active(
+            session, publisher.id, source_id, active, by=staff_id()
+        )
+    except FieldError as error:
+        session.rollback()
+        return _detail(publisher, error=error)
+    session.commit()
+    if not changed:
+        flash("Nothing changed: it already was.", "info")
+    elif active:
+        flash(f"Traffic source {source_id} reactivated: its clicks are recorded again.", "success")
+    else:
+        flash(f"Traffic source {source_id} deactivated: its new clicks are refused.", "success")
     return redirect(url_for("support.admin_publisher", publisher_id=publisher.id))
 
 
