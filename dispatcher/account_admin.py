@@ -368,8 +368,8 @@ def audit(
 
 
 def _windowed(
-    query: Select[Any], model: type[Party], columns: tuple[Any, ...], window: Window
-) -> Select[Any]:
+    query: Select[*tuple[Any, ...]], model: type[Party], columns: tuple[Any, ...], window: Window
+) -> Select[*tuple[Any, ...]]:
     if window.search:
         term = window.search.strip().lower()
         matches = [func.lower(column).contains(term, autoescape=True) for column in columns]

@@ -61,7 +61,7 @@ class Beside:
     """Rows to read in the same statement as a token's check (`keyed_select`), and that statement's other
     parameters: a reported sale's click, say, read with the advertiser's key in one round trip."""
 
-    statement: Select[Any]
+    statement: Select[*tuple[Any, ...]]
     params: Mapping[str, Any]
 
 
@@ -86,7 +86,7 @@ def advertiser_beside(
     return identity, rows if identity is not None else []
 
 
-def keyed_select(kind: str, joined: Callable[[Table], FromClause], *columns: Any) -> Select[Any]:
+def keyed_select(kind: str, joined: Callable[[Table], FromClause], *columns: Any) -> Select[*tuple[Any, ...]]:
     """For `Beside`: `columns` beside the identity of the advertiser whose token of `kind` has the id
     `:key_id`, from what `joined` outer-joins to the advertisers table. An unknown key id gives no row; a
     known one at least one, with NULL in `columns` where the joins find nothing."""

@@ -207,7 +207,7 @@ def _check_postback(session: Session, publisher_id: int, postback_id: int) -> No
         raise FieldError("postback_id", postback_id, "is paused; resume it before sending past transactions")
 
 
-def _events(publisher_id: int, since: datetime) -> Select[Any]:
+def _events(publisher_id: int, since: datetime) -> Select[*tuple[Any, ...]]:
     """The publisher's transaction events since `since`, oldest first (matching is left to the outbox)."""
     return (
         select(

@@ -81,7 +81,7 @@ def reopen_delivery(session: Session, delivery_id: int, *, now: datetime | None 
     return delivery
 
 
-def matching_failed(criteria: ReplayFilter) -> Select[tuple[int]]:
+def matching_failed(criteria: ReplayFilter) -> Select[int]:
     """The ids a bulk replay re-opens (also what a support view would count before confirming)."""
     query = select(Delivery.id).where(
         Delivery.state == DeliveryState.FAILED.value, Delivery.completed_at >= criteria.since

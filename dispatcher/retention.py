@@ -63,24 +63,24 @@ def prune(
     return PruneResult(excerpts_before.isoformat(), succeeded_before.isoformat(), cleared, deleted, dry_run)
 
 
-def _old_excerpts(before: datetime) -> Select[tuple[int]]:
+def _old_excerpts(before: datetime) -> Select[int]:
     return select(Attempt.id).where(Attempt.started_at < before, Attempt.response_excerpt.is_not(None))
 
 
-def _old_succeeded(before: datetime) -> Select[tuple[int]]:
+def _old_succeeded(before: datetime) -> Select[int]:
     return select(Delivery.id).where(
         Delivery.state == DeliveryState.SUCCEEDED.value, Delivery.completed_at < before
     )
 
 
-def _count(session: Session, ids: Select[tuple[int]]) -> int:
+def _count(session: Session, ids: Select[int]) -> int:
     return int(session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
 
 
 Apply = Callable[[Session, list[int]], None]
 
 
-def _in_batches(sessions: sessionmaker[Session], ids: Select[tuple[int]], apply: Apply, batch: int) -> int:
+def _in_batches(sessions: sessionmaker[Session], ids: Select[int], apply: Apply, batch: int) -> int:
     """Walk the matching ids upwards, `batch` at a time, one short transaction each."""
     key = ids.selected_columns[0]
     done, after = 0, 0

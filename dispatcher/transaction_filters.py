@@ -26,7 +26,7 @@ class SaleValues:
         return cls(**{name: getattr(source, name) for name in cls.__dataclass_fields__})
 
 
-def transaction_ids(values: SaleValues) -> Select[tuple[int]] | None:
+def transaction_ids(values: SaleValues) -> Select[int] | None:
     """The ids of the transactions these values allow, or None when none is set (no narrowing)."""
     where: list[Any] = []
     if values.sales_id is not None:

@@ -92,7 +92,7 @@ def in_turn() -> ColumnElement[bool]:
     return _IN_TURN
 
 
-def _following() -> Select[tuple[int | None]]:
+def _following() -> Select[int | None]:
     """For each settled delivery, the next pending one of its transaction and postback (one index probe each;
     those after it are held by it in turn), or NULL."""
     done = deliveries.alias("done")
@@ -144,7 +144,7 @@ def next_in_turn(session: Session, settled: Sequence[int], now: datetime) -> lis
     return [(row.id, row.attempt_count) for row in rows]
 
 
-def locked_once(ids: Select[tuple[int]], *, name: str, postgres: bool) -> Select[tuple[int]]:
+def locked_once(ids: Select[int], *, name: str, postgres: bool) -> Select[int]:
     """`ids`, picked once for the statement that uses them, skipping rows other transactions hold.
 
     An `IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` may be planned as a semi join that runs the subquery

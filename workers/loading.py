@@ -24,7 +24,7 @@ def load(session: Session, numbers: dict[int, int]) -> list[Claimed]:
     return [_claimed(row, numbers[row.id], postbacks[row.postback_id]) for row in rows]
 
 
-def _rows() -> Select[Any]:
+def _rows() -> Select[*tuple[Any, ...]]:
     return (
         select(
             Delivery.id,
@@ -63,7 +63,7 @@ _ROWS = _rows()
 _POSTBACKS = select(Postback).where(Postback.id.in_(bindparam("ids", expanding=True)))
 
 
-def _claimed(row: Row[Any], number: int, postback: Postback) -> Claimed:
+def _claimed(row: Row[*tuple[Any, ...]], number: int, postback: Postback) -> Claimed:
     sendable = postback.active and postback.deleted_at is None and postback.paused_at is None
     paused = postback.paused_reason or ("deleted" if postback.deleted_at else "deactivated")
     return Claimed(
@@ -80,7 +80,7 @@ def _claimed(row: Row[Any], number: int, postback: Postback) -> Claimed:
     )
 
 
-def macro_values(row: Row[Any], postback: Postback) -> dict[str, object]:
+def macro_values(row: Row[*tuple[Any, ...]], postback: Postback) -> dict[str, object]:
     """The values that do not change between attempts (`attempt` and `ts` are added per attempt)."""
     values: dict[str, object] = {
         "on": row.order_number,

@@ -11,7 +11,7 @@ from dispatcher.ledger.commission import rounded
 from dispatcher.models import TransactionEvent
 
 
-def transaction_json(row: Row[Any]) -> dict[str, Any]:
+def transaction_json(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
     return {
         "sales_id": row.sales_id,
         "order_number": row.order_number,

@@ -56,13 +56,15 @@ def parse_filters(args: Mapping[str, str]) -> Filters:
     )
 
 
-def search(session: Session, advertiser_id: int, filters: Filters, limit: int = PAGE_SIZE) -> list[Row[Any]]:
+def search(
+    session: Session, advertiser_id: int, filters: Filters, limit: int = PAGE_SIZE
+) -> list[Row[*tuple[Any, ...]]]:
     return list(session.execute(_query(advertiser_id, filters).limit(limit)))
 
 
 def get(
     session: Session, advertiser_id: int, sales_id: str
-) -> tuple[Row[Any], list[TransactionEvent]] | None:
+) -> tuple[Row[*tuple[Any, ...]], list[TransactionEvent]] | None:
     """The advertiser's transaction with its events, oldest first; None for anyone else's or a missing one."""
     if not ids.could_be_sales_id(sales_id):
         return None
@@ -131,7 +133,7 @@ def _own(advertiser_id: int) -> Any:
     return Transaction.program_id.in_(select(Program.id).where(Program.advertiser_id == advertiser_id))
 
 
-def _query(advertiser_id: int, filters: Filters) -> Select[Any]:
+def _query(advertiser_id: int, filters: Filters) -> Select[*tuple[Any, ...]]:
     query = _SELECT.where(_own(advertiser_id)).order_by(Transaction.id.desc())
     if filters.order_number is not None:
         query = query.where(Transaction.order_number == filters.order_number)

@@ -78,8 +78,8 @@ def orders_named(
         )
     )
     recorded: dict[tuple[str, str], list[int]] = {}
-    for program_id, order_number, event in session.execute(query):
-        recorded.setdefault((order_number, event), []).append(program_id)
+    for recorded_program, order_number, event in session.execute(query):
+        recorded.setdefault((order_number, event), []).append(recorded_program)
     found: dict[int, Key | FieldError] = {}
     for index, (order_number, event, program_id) in wanted.items():
         programs = [p for p in recorded.get((order_number, event), []) if program_id in (None, p)]

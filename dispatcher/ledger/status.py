@@ -312,7 +312,9 @@ def _by_order(session: Session, advertiser_id: int, order: OrderRef) -> Loader:
     return load
 
 
-def _order_query(advertiser_id: int, order_number: str, event: str, program_id: int | None) -> Select[Any]:
+def _order_query(
+    advertiser_id: int, order_number: str, event: str, program_id: int | None
+) -> Select[*tuple[Any, ...]]:
     # The business key's unique index leads with the order number: this is an index look-up.
     query = _ROW.where(
         Transaction.order_number == order_number,

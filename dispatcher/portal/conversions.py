@@ -149,7 +149,7 @@ def _conditions(publisher_id: int, filters: Filters) -> list[Any]:
     return conditions
 
 
-def _query(publisher_id: int, filters: Filters) -> Select[Any]:
+def _query(publisher_id: int, filters: Filters) -> Select[*tuple[Any, ...]]:
     query = (
         select(
             Transaction,

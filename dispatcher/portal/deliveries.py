@@ -94,7 +94,7 @@ def search(session: Session, publisher_id: int, filters: Filters, limit: int = P
     ]
 
 
-def _query(publisher_id: int, filters: Filters) -> Select[Any]:
+def _query(publisher_id: int, filters: Filters) -> Select[*tuple[Any, ...]]:
     query = (
         select(
             Delivery,

@@ -121,7 +121,7 @@ def search(session: Session, filters: Filters, limit: int = PAGE_SIZE) -> Page:
     return Page(rows, ids[-1] if more else None)
 
 
-def query_for(session: Session, filters: Filters) -> Select[tuple[int]]:
+def query_for(session: Session, filters: Filters) -> Select[int]:
     """The ids of matching deliveries, newest first (without LIMIT); what the benchmark EXPLAINs."""
     query = (
         select(Delivery.id)
@@ -133,7 +133,7 @@ def query_for(session: Session, filters: Filters) -> Select[tuple[int]]:
     return query
 
 
-def _details(ids: list[int]) -> Select[Any]:
+def _details(ids: list[int]) -> Select[*tuple[Any, ...]]:
     return (
         select(
             Delivery,
@@ -184,7 +184,7 @@ def conditions(filters: Filters) -> list[Any]:
     return where
 
 
-def _sales(filters: Filters) -> Select[tuple[int]] | None:
+def _sales(filters: Filters) -> Select[int] | None:
     return transaction_ids(SaleValues.of(filters))
 
 
