@@ -116,7 +116,7 @@ def list_programs(
             "currency": program.currency,
             "landing_url": program.landing_url,
         }
-        for program, advertiser_name in session.execute(query).tuples()
+        for program, advertiser_name in session.execute(query)
     ]
 
 
@@ -166,7 +166,7 @@ def set_staff_active(session: Session, staff_id: str | int, active: bool, *, by:
 def list_advertiser_users(session: Session) -> list[dict[str, Any]]:
     rows = session.execute(
         select(AdvertiserUser, Advertiser.name).join(Advertiser).order_by(AdvertiserUser.id)
-    ).tuples()
+    )
     return [
         {
             "id": user.id,
