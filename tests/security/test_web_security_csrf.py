@@ -196,6 +196,9 @@ ADMIN_CASES = {
     "source_rename": Case(
         "admin", "/support/admin/publishers/{publisher}/sources/{source}", fields(name="Renamed site")
     ),
+    "source_active": Case(
+        "admin", "/support/admin/publishers/{publisher}/sources/{source}/active", fields(active="0")
+    ),
     "advertiser_create": Case("admin", "/support/admin/advertisers", fields(name="Shop"), 200),
     "advertiser_edit": Case("admin", "/support/admin/advertisers/{advertiser}", fields(name="Renamed shop")),
     "advertiser_active": Case("admin", "/support/admin/advertisers/{advertiser}/active", fields(active="0")),

@@ -58,7 +58,7 @@ def _history(app: Flask) -> dict[str, int]:
 def _state(app: Flask) -> tuple[set[int], dict[int, str | None]]:
     with get_db(app).session() as session:
         deliveries = set(session.scalars(select(Delivery.id)))
-        excerpts = dict(session.execute(select(Attempt.delivery_id, Attempt.response_excerpt)).tuples().all())
+        excerpts = dict(session.execute(select(Attempt.delivery_id, Attempt.response_excerpt)).all())
         return deliveries, excerpts
 
 

@@ -130,7 +130,7 @@ def test_sales_recorded_during_a_round_trip_share_the_next_one(
     assert handoff.drain(network.app)
 
     with network.session() as session:
-        by_sale = dict(session.execute(select(Delivery.transaction_id, Delivery.id)).tuples().all())
+        by_sale = dict(session.execute(select(Delivery.transaction_id, Delivery.id)).all())
     assert first["deliveries"] == 1 and all(sale["deliveries"] == 1 for sale in later)
     assert len(sent) == 2  # two round trips for four sales
     assert sorted(map(sorted, queued_batches(redis_client))) == sorted(map(sorted, sent))

@@ -194,7 +194,7 @@ def test_backfill_can_reuse_the_outbox_for_one_postback_without_doubling(network
     late = network.postback()  # added after the sales: they fired nothing for it
 
     with network.session() as session:
-        pairs = session.execute(select(Transaction, TransactionEvent).join(TransactionEvent)).tuples().all()
+        pairs = session.execute(select(Transaction, TransactionEvent).join(TransactionEvent)).all()
         events = [fired_event(sale, happened) for sale, happened in pairs]
         first = create_deliveries(session, events, postback_ids=[late], skip_existing=True)
         again = create_deliveries(session, events, postback_ids=[late], skip_existing=True)
