@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 
 import redis
@@ -28,6 +29,7 @@ FAILURE_TTL_S = 24 * 3600
 # A job with one of these statuses will still run: handing the same batch over again adds nothing.
 # Not "started": that job's worker may have been killed, and RQ only notices long after.
 _WAITING = {b"queued", b"deferred", b"scheduled"}
+_STARTED = b"started"
 
 
 def batch_job_id(delivery_ids: Sequence[int]) -> str:
@@ -77,7 +79,7 @@ def enqueue_or_raise(
                 pipe.hget(Job.key_for(job_id), "status")
             statuses = pipe.execute()
     wanted = [
-        (job_id, batch)
+        (_beside_running(job_id) if status == _STARTED else job_id, batch)
         for batch, job_id, status in zip(batches, job_ids, statuses, strict=True)
         if status not in _WAITING
     ]
@@ -96,6 +98,14 @@ def enqueue_or_raise(
                 _forget(connection, [Job.key_for(job_id) for job_id, _ in wanted])
                 raise
     return len(wanted)
+
+
+def _beside_running(job_id: str) -> str:
+    """Another id for a batch whose job is running right now (the batch is handed over again: the engine
+    passing on deliveries that were waiting their turn, or the pump). Under the same id, the running job's
+    own clean-up (result_ttl=0) deleted the new job's hash and the new job never ran: the deliveries waited
+    for the pump. Its worker may also have been killed (RQ notices late), so it cannot count as waiting."""
+    return f"{job_id}-{time.time_ns() // 1_000_000:x}"
 
 
 def _forget(client: redis.Redis, keys: list[str]) -> None:

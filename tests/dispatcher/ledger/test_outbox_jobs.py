@@ -76,3 +76,22 @@ def test_after_a_refused_command_the_pump_hands_the_batch_over_again(redis_clien
     # The pump's path looks for a waiting job first: a hash left "queued" by the failed EXEC hides the batch.
     assert enqueue_deliveries(redis_client, [6]) == 1
     assert Queue(FIRST_ATTEMPT_QUEUE, connection=redis_client).job_ids == [batch_job_id([6])]
+
+
+def test_a_batch_handed_over_while_its_job_runs_gets_a_job_the_running_ones_clean_up_cannot_delete(
+    redis_client: redis.Redis,
+) -> None:
+    assert enqueue_deliveries(redis_client, [11], new=True) == 1
+    queue = Queue(FIRST_ATTEMPT_QUEUE, connection=redis_client)
+    running = queue.dequeue_any([queue], None, connection=redis_client)
+    assert running is not None
+    job, _ = running
+    job.set_status(JobStatus.STARTED)  # a worker runs it: it claimed nothing, delivery 11 was not in turn yet
+
+    # Its earlier event settles: the engine hands delivery 11 on while that job still runs.
+    assert enqueue_deliveries(redis_client, [11]) == 1
+    job.delete()  # the running job ends: result_ttl=0 cleans it up
+
+    [again] = queue.job_ids
+    assert again != batch_job_id([11]) and again.startswith(batch_job_id([11]))
+    assert Job.fetch(again, connection=redis_client).args == ([11],)  # still there to run
