@@ -153,14 +153,7 @@ def list_staff(session: Session, window: Window = EVERYTHING) -> list[dict[str, 
 
 
 def set_staff_active(session: Session, staff_id: str | int, active: bool, *, by: int | None = None) -> Change:
-    staff = existing(session, StaffUser, staff_id)
-    if staff.active == active:
-        return Change(staff.id, active, changed=False)
-    staff.active = active
-    if not active:
-        staff.session_epoch += 1  # as for a publisher: no session comes back on a reactivation
-    audit(session, by, "activate" if active else "deactivate", staff)
-    return Change(staff.id, active, changed=True)
+    return _set_login_active(session, existing(session, StaffUser, staff_id), active, by)
 
 
 def list_advertiser_users(session: Session) -> list[dict[str, Any]]:
@@ -183,14 +176,20 @@ def list_advertiser_users(session: Session) -> list[dict[str, Any]]:
 def set_advertiser_user_active(
     session: Session, user_id: str | int, active: bool, *, by: int | None = None
 ) -> Change:
-    user = existing(session, AdvertiserUser, user_id)
-    if user.active == active:
-        return Change(user.id, active, changed=False)
-    user.active = active
+    return _set_login_active(session, existing(session, AdvertiserUser, user_id), active, by)
+
+
+def _set_login_active(
+    session: Session, account: StaffUser | AdvertiserUser, active: bool, by: int | None
+) -> Change:
+    """A staff or advertiser user's sign-in allowed or not; a deactivation ends its sessions."""
+    if account.active == active:
+        return Change(account.id, active, changed=False)
+    account.active = active
     if not active:
-        user.session_epoch += 1  # as for a publisher: no session comes back on a reactivation
-    audit(session, by, "activate" if active else "deactivate", user)
-    return Change(user.id, active, changed=True)
+        account.session_epoch += 1  # as for a publisher: no session comes back on a reactivation
+    audit(session, by, "activate" if active else "deactivate", account)
+    return Change(account.id, active, changed=True)
 
 
 def reset_password(

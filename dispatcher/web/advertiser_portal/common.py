@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec
 
-import redis
-from flask import Blueprint, abort, current_app, redirect, request, url_for
+from flask import Blueprint, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped]
 
 from dispatcher.advertiser_auth import ADVERTISER_USER
-from dispatcher.broker import get_broker
 from dispatcher.web import pages
+from dispatcher.web.lookups import found as found
+from dispatcher.web.lookups import redis_client as redis_client
 
 P = ParamSpec("P")
-T = TypeVar("T")
 
 blueprint = Blueprint("advertiser", __name__, url_prefix="/advertiser")
 
@@ -52,14 +51,3 @@ def advertiser_id() -> int:
 def user_id() -> int:
     number: int = current_user.id
     return number
-
-
-def redis_client() -> redis.Redis:
-    return get_broker(current_app).client()
-
-
-def found(row: T | None) -> T:
-    """Someone else's id and a missing id look the same: 404."""
-    if row is None:
-        abort(404)
-    return row

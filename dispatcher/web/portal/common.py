@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec
 
-from flask import Blueprint, abort, current_app, redirect, request, url_for
+from flask import Blueprint, current_app, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped]
 from markupsafe import Markup, escape
@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 from dispatcher.config import Settings
 from dispatcher.login import PUBLISHER
 from dispatcher.web import pages
+from dispatcher.web.lookups import found as found
 
 P = ParamSpec("P")
 
@@ -59,13 +60,3 @@ def publisher_id() -> int:
 def settings() -> Settings:
     found: Settings = current_app.extensions["dispatcher.settings"]
     return found
-
-
-T = TypeVar("T")
-
-
-def found(row: T | None) -> T:
-    """Someone else's id and a missing id look the same: 404."""
-    if row is None:
-        abort(404)
-    return row

@@ -10,20 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec
 
-import redis
-from flask import Blueprint, abort, current_app, redirect, request, url_for
+from flask import Blueprint, abort, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped]
 
-from dispatcher.broker import get_broker
 from dispatcher.currencies import MINOR_UNITS
 from dispatcher.staff_auth import STAFF
 from dispatcher.web import pages
+from dispatcher.web.lookups import found as found
+from dispatcher.web.lookups import redis_client as redis_client
 
 P = ParamSpec("P")
-T = TypeVar("T")
 
 blueprint = Blueprint("support", __name__, url_prefix="/support")
 
@@ -72,13 +71,3 @@ def admin_required(view: Callable[P, ResponseReturnValue]) -> Callable[P, Respon
 def staff_id() -> int:
     number: int = current_user.id
     return number
-
-
-def redis_client() -> redis.Redis:
-    return get_broker(current_app).client()
-
-
-def found(row: T | None) -> T:
-    if row is None:
-        abort(404)
-    return row
