@@ -6,13 +6,28 @@ staff's through `dispatcher.web.support_api` (any).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from dispatcher.models import Attempt, Delivery
+
+
+@dataclass(frozen=True)
+class LastRequest:
+    """A delivery's request as last sent (or being sent): its last attempt's. None before the first."""
+
+    method: str
+    url: str
+    body: str | None
+
+    @classmethod
+    def of(cls, attempt: Attempt) -> LastRequest:
+        return cls(attempt.method, attempt.url, attempt.request_body)
 
 
 def with_attempts(session: Session, delivery_id: int) -> Delivery | None:
@@ -22,11 +37,35 @@ def with_attempts(session: Session, delivery_id: int) -> Delivery | None:
     )
 
 
+def last_request(delivery: Delivery) -> LastRequest | None:
+    """From the attempts loaded with the delivery (`with_attempts`), ordered by number."""
+    return LastRequest.of(delivery.attempts[-1]) if delivery.attempts else None
+
+
+def last_requests(session: Session, delivery_ids: Iterable[int]) -> dict[int, LastRequest]:
+    """A page of deliveries' last requests in one query (read through the attempts' unique key)."""
+    ids = sorted(set(delivery_ids))
+    if not ids:
+        return {}
+    last = (
+        select(Attempt.delivery_id, func.max(Attempt.number))
+        .where(Attempt.delivery_id.in_(ids))
+        .group_by(Attempt.delivery_id)
+    )
+    rows = session.execute(
+        select(Attempt.delivery_id, Attempt.method, Attempt.url, Attempt.request_body).where(
+            Attempt.delivery_id.in_(ids), tuple_(Attempt.delivery_id, Attempt.number).in_(last)
+        )
+    )
+    return {delivery_id: LastRequest(method, url, body) for delivery_id, method, url, body in rows}
+
+
 def iso_time(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
-def delivery_json(delivery: Delivery) -> dict[str, Any]:
+def delivery_json(delivery: Delivery, last: LastRequest | None) -> dict[str, Any]:
+    """`last`: its last request (`last_request` or `last_requests`); method, url and body are null without."""
     return {
         "id": delivery.id,
         "postback_id": delivery.postback_id,
@@ -34,9 +73,9 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
         "state": delivery.state,
         "attempt_count": delivery.attempt_count,
         "next_attempt_at": iso_time(delivery.next_attempt_at),
-        "method": delivery.method,
-        "url": delivery.url,
-        "body": delivery.body,
+        "method": last.method if last else None,
+        "url": last.url if last else None,
+        "body": last.body if last else None,
         "last_status_code": delivery.last_status_code,
         "last_error_class": delivery.last_error_class,
         "last_error": delivery.last_error,

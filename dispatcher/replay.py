@@ -19,6 +19,7 @@ from rq import Queue
 from sqlalchemy import Select, Table, select, update
 from sqlalchemy.orm import Session
 
+from dispatcher.host_filter import host_matches
 from dispatcher.models import Delivery, DeliveryState
 from dispatcher.queueing import RETRY_QUEUE
 from dispatcher.transaction_filters import SaleValues, transaction_ids
@@ -91,10 +92,11 @@ def matching_failed(criteria: ReplayFilter) -> Select[int]:
         (Delivery.postback_id, criteria.postback_id),
         (Delivery.last_error_class, criteria.error_class),
         (Delivery.last_status_code, criteria.status_code),
-        (Delivery.destination_host, criteria.destination_host),
     ):
         if value is not None:
             query = query.where(column == value)
+    if criteria.destination_host is not None:
+        query = query.where(host_matches(criteria.destination_host))
     if criteria.created_from is not None:
         query = query.where(Delivery.created_at >= criteria.created_from)
     if criteria.created_to is not None:

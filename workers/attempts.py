@@ -147,9 +147,6 @@ _settle_delivery = (
         lease_expires_at=None,
         leased_by=None,
         queued_at=None,
-        method=bindparam("b_method"),
-        url=bindparam("b_url"),
-        body=bindparam("b_body"),
         destination_host=bindparam("b_host"),
         last_status_code=bindparam("b_status_code"),
         last_error_class=bindparam("b_error_class"),
@@ -190,9 +187,6 @@ def _delivery_values(outcome: Outcome) -> dict[str, object]:
         "b_next_attempt_at": outcome.finished_at + timedelta(seconds=decision.delay_s or 0)
         if retry
         else None,
-        "b_method": request.method,
-        "b_url": request.url,
-        "b_body": request.body.decode("utf-8", "replace") if request.body is not None else None,
         "b_host": destination(request.url)[:255],
         "b_status_code": outcome.exchange.status_code,
         "b_error_class": error.error_class.value if error else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatcher.delivery_details import delivery_json, iso_time
+from dispatcher.delivery_details import LastRequest, delivery_json, iso_time
 from dispatcher.models import Postback
 from dispatcher.portal.deliveries import LogRow
 from dispatcher.portal.postbacks import Health, spec_of, status_of
@@ -34,9 +34,9 @@ def postback_json(postback: Postback, health: Health) -> dict[str, Any]:
     }
 
 
-def log_row_json(row: LogRow) -> dict[str, Any]:
+def log_row_json(row: LogRow, last: LastRequest | None) -> dict[str, Any]:
     return {
-        **delivery_json(row.delivery),
+        **delivery_json(row.delivery, last),
         "order_number": row.order_number,
         "sales_id": row.sales_id,
         "event": row.event_kind,

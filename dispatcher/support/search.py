@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
+from dispatcher.host_filter import host_matches
 from dispatcher.ledger.outbox import trigger_of
 from dispatcher.models import (
     Click,
@@ -171,9 +172,7 @@ def conditions(filters: Filters) -> list[Any]:
         if value is not None:
             where.append(column == value)
     if filters.destination_host is not None:
-        # Exact: a URL's explicit port is kept with its host (`tracker.example:8443`). Finding every port
-        # of a bare host needs a prefix match, which PostgreSQL's index answers only under the C collation.
-        where.append(Delivery.destination_host == filters.destination_host)
+        where.append(host_matches(filters.destination_host))
     if filters.created_from is not None:
         where.append(Delivery.created_at >= filters.created_from)
     if filters.created_to is not None:

@@ -222,9 +222,10 @@ def list_deliveries() -> ResponseReturnValue:
     rows = deliveries.search(request_session(), current_publisher_id(), filters, deliveries.PAGE_SIZE + 1)
     more = len(rows) > deliveries.PAGE_SIZE
     rows = rows[: deliveries.PAGE_SIZE]
+    sent = delivery_details.last_requests(request_session(), (row.delivery.id for row in rows))
     return jsonify(
         {
-            "deliveries": [shapes.log_row_json(row) for row in rows],
+            "deliveries": [shapes.log_row_json(row, sent.get(row.delivery.id)) for row in rows],
             "next_before": rows[-1].delivery.id if more else None,
         }
     )
@@ -288,7 +289,7 @@ def get_delivery(delivery_id: int) -> ResponseReturnValue:
     delivery = deliveries.get_delivery(request_session(), current_publisher_id(), delivery_id)
     if delivery is None:
         abort(404, description=f"delivery {delivery_id} not found")
-    body = delivery_details.delivery_json(delivery)
+    body = delivery_details.delivery_json(delivery, delivery_details.last_request(delivery))
     body["attempts"] = [delivery_details.attempt_json(attempt) for attempt in delivery.attempts]
     return jsonify(body)
 
@@ -305,5 +306,9 @@ def replay_delivery(delivery_id: int) -> ResponseReturnValue:
     if not outcome.replayed:
         return jsonify({"error": outcome.message, "fields": {}}), 409
     return jsonify(
-        {"replayed": True, "message": outcome.message, "delivery": delivery_details.delivery_json(delivery)}
+        {
+            "replayed": True,
+            "message": outcome.message,
+            "delivery": delivery_details.delivery_json(delivery, delivery_details.last_request(delivery)),
+        }
     )

@@ -22,9 +22,9 @@ from dispatcher.staff_auth import current_api_staff_id
 from dispatcher.support import actions, search
 
 
-def _row_json(row: search.Row) -> dict[str, Any]:
+def _row_json(row: search.Row, last: delivery_details.LastRequest | None) -> dict[str, Any]:
     return {
-        **delivery_details.delivery_json(row.delivery),
+        **delivery_details.delivery_json(row.delivery, last),
         "publisher_id": row.delivery.publisher_id,
         "publisher": row.publisher_name,
         "postback": row.postback_name,
@@ -40,8 +40,11 @@ def _row_json(row: search.Row) -> dict[str, Any]:
 
 
 def list_deliveries() -> ResponseReturnValue:
-    page = search.search(request_session(), search.parse_filters(request.args))
-    return jsonify({"deliveries": [_row_json(row) for row in page.rows], "next_before": page.next_before})
+    session = request_session()
+    page = search.search(session, search.parse_filters(request.args))
+    sent = delivery_details.last_requests(session, (row.delivery.id for row in page.rows))
+    rows = [_row_json(row, sent.get(row.delivery.id)) for row in page.rows]
+    return jsonify({"deliveries": rows, "next_before": page.next_before})
 
 
 def get_delivery(delivery_id: int) -> ResponseReturnValue:
@@ -51,7 +54,7 @@ def get_delivery(delivery_id: int) -> ResponseReturnValue:
         abort(404, description=f"delivery {delivery_id} not found")
     sale = session.get(Transaction, delivery.transaction_id)
     assert sale is not None
-    body = delivery_details.delivery_json(delivery)
+    body = delivery_details.delivery_json(delivery, delivery_details.last_request(delivery))
     body.update(
         publisher_id=delivery.publisher_id,
         transaction_id=delivery.transaction_id,
@@ -81,5 +84,9 @@ def replay_delivery(delivery_id: int) -> ResponseReturnValue:
     delivery = session.get(Delivery, delivery_id)
     assert delivery is not None
     return jsonify(
-        {"replayed": True, "message": outcome.message, "delivery": delivery_details.delivery_json(delivery)}
+        {
+            "replayed": True,
+            "message": outcome.message,
+            "delivery": delivery_details.delivery_json(delivery, delivery_details.last_request(delivery)),
+        }
     )

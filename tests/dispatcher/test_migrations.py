@@ -10,13 +10,13 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, insert, inspect
+from sqlalchemy import create_engine, insert, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dispatcher import migrate
+from dispatcher import delivery_details, migrate
 from dispatcher.db import Database
-from dispatcher.models import Advertiser, Base, Program, Publisher, Transaction
+from dispatcher.models import Advertiser, Attempt, Base, Program, Publisher, Transaction
 from tests.dispatcher import factories
 
 EXPECTED_TABLES = {
@@ -145,3 +145,44 @@ def test_the_business_key_migration_keeps_transactions_and_their_constraints_bot
             owner, shop = SimpleNamespace(id=ids[0]), SimpleNamespace(id=ids[1])
             factories.transaction(session, owner, shop, order_number=f"B-{revision}")  # type: ignore[arg-type]
         database.dispose()
+
+
+def test_the_retention_migration_keeps_each_deliverys_last_request_in_its_attempts_both_ways(
+    database_url: str,
+) -> None:
+    """0010 drops the delivery's copy of its last request (the last attempt holds it) and, on PostgreSQL,
+    compares host names byte by byte; downgrade copies the last attempt back."""
+    migrate.upgrade(database_url, "0009")
+    database = Database(database_url)
+    with database.session() as session:
+        owner, shop = factories.publisher(session), factories.program(session)
+        hook = factories.postback(session, owner)
+        sale = factories.transaction(session, owner, shop)
+        sent = factories.delivery(session, hook, factories.event(session, sale), destination_host="t.example")
+        for number in (1, 2):
+            session.add(
+                Attempt(delivery_id=sent.id, number=number, method="POST", url=f"https://t.example/{number}")
+            )
+        session.flush()
+        session.execute(
+            text("UPDATE deliveries SET method = 'POST', url = 'https://t.example/2', body = NULL")
+        )
+        delivery_id = sent.id
+    database.dispose()
+
+    migrate.upgrade(database_url)
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        columns = {column["name"]: column for column in inspect(connection).get_columns("deliveries")}
+        assert not {"method", "url", "body"} & set(columns)
+        if connection.dialect.name == "postgresql":
+            assert columns["destination_host"]["type"].collation == "C"
+        with Session(connection) as session:
+            last = delivery_details.last_requests(session, [delivery_id])
+    assert last == {delivery_id: delivery_details.LastRequest("POST", "https://t.example/2", None)}
+
+    command.downgrade(migrate.alembic_config(database_url), "0009")
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT method, url, body FROM deliveries")).one()
+    engine.dispose()
+    assert tuple(row) == ("POST", "https://t.example/2", None)

@@ -63,7 +63,7 @@ def log(app: Flask, publisher: Account) -> Log:
                     number=number,
                     outcome="retry" if number == 1 else "failed",
                     method="GET",
-                    url="https://tracker.example/pb?cid=sub-abc",
+                    url=f"https://tracker.example/pb?cid=sub-abc&try={number}",
                     status_code=500,
                     duration_ms=12,
                     resolved_ip="203.0.113.7",
@@ -139,6 +139,9 @@ def test_a_delivery_shows_every_attempt_with_the_answer_escaped(portal: FlaskCli
     assert HOSTILE not in page
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
     assert page.count("203.0.113.7") == 2 and "order <code>A-1</code>" in page
+    # The request as last sent: the last attempt's
+    last = "https://tracker.example/pb?cid=sub-abc&amp;try=2"
+    assert f'<span class="method">GET</span> <code>{last}</code>' in page
 
 
 def test_replay_reopens_a_failed_delivery_and_queues_it(
@@ -200,6 +203,13 @@ def test_the_api_lists_filters_and_pages_deliveries(
         "failed",
     )
     assert [row["id"] for row in older["deliveries"]] == [log.succeeded, log.failed]
+    # Each row's request is its last attempt's; one never attempted has none.
+    sent = {row["id"]: (row["method"], row["url"], row["body"]) for row in everything["deliveries"]}
+    assert sent == {
+        log.failed: ("GET", "https://tracker.example/pb?cid=sub-abc&try=2", None),
+        log.succeeded: (None, None, None),
+        log.pending: (None, None, None),
+    }
 
 
 def test_the_api_shows_a_delivery_with_its_attempts(
@@ -213,6 +223,7 @@ def test_the_api_shows_a_delivery_with_its_attempts(
     ]
     assert body["attempts"][0]["response_excerpt"] == HOSTILE
     assert body["attempts"][0]["started_at"] == "2026-11-20T10:01:00Z"
+    assert (body["method"], body["url"]) == ("GET", "https://tracker.example/pb?cid=sub-abc&try=2")
 
 
 def test_the_api_replays_and_refuses_a_pending_delivery(

@@ -287,8 +287,6 @@ def _failed_delivery(
         publisher_id=postback.publisher_id,
         state="failed",
         attempt_count=1,
-        method="GET",
-        url=url,
         destination_host="127.0.0.1",
         last_status_code=500,
         last_error_class="http_status",

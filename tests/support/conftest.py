@@ -195,8 +195,6 @@ def build_network(app: Flask) -> Network:
                 attempt_count=1 if done else 0,
                 created_at=at,
                 completed_at=at + timedelta(seconds=1) if done else None,
-                method="GET",
-                url=f"http://{host}/pb?order={order}",
             )
             if done:
                 session.add(

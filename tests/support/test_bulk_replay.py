@@ -199,3 +199,27 @@ def test_the_search_pages_failed_filter_carries_over_to_the_bulk_form(admin_cons
     response = admin_console.get("/support/replays/new?since=2026-11-01&state=failed&publisher_id=7")
 
     assert response.status_code == 200 and "No failed delivery matches" in response.get_data(as_text=True)
+
+
+def test_a_bulk_replay_by_bare_host_counts_the_host_on_every_port(
+    app: Flask, admin_console: FlaskClient
+) -> None:
+    with get_db(app).session() as session:
+        owner, shop = factories.publisher(session), factories.program(session)
+        hook = factories.postback(session, owner)
+        for host in ("hooks.example", "hooks.example:8443", "hooks.example.evil", "other.example"):
+            sale = factories.transaction(session, owner, shop)
+            factories.delivery(
+                session,
+                hook,
+                factories.event(session, sale),
+                state="failed",
+                completed_at=datetime.now(UTC),
+                destination_host=host,
+            )
+
+    bare = admin_console.get("/support/replays/new?since=2026-01-01&destination_host=Hooks.Example")
+    with_port = admin_console.get("/support/replays/new?since=2026-01-01&destination_host=hooks.example:8443")
+
+    assert 'id="replay-count">2<' in bare.get_data(as_text=True)
+    assert 'id="replay-count">1<' in with_port.get_data(as_text=True)

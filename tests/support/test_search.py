@@ -36,7 +36,7 @@ FILTERS: list[tuple[str, Args, list[str]]] = [
     ("program", lambda n: {"program_id": str(n.programs["hats"])}, ["d", "c"]),
     ("advertiser", lambda n: {"advertiser_id": str(n.advertisers["shoes"])}, ["e", "b", "a"]),
     ("postback", lambda n: {"postback_id": str(n.postbacks["hook1"])}, ["b", "a"]),
-    ("destination host", lambda n: {"destination_host": "C.Example"}, ["d"]),
+    ("destination host, on every port", lambda n: {"destination_host": "C.Example"}, ["e", "d"]),
     ("destination host and port", lambda n: {"destination_host": "c.example:8443"}, ["e"]),
     ("state", lambda n: {"state": "failed"}, ["e", "c", "a"]),
     ("error class", lambda n: {"error_class": "timeout"}, ["c"]),
@@ -198,3 +198,33 @@ def test_the_edge_of_the_calendar_is_an_answer_not_a_500(
     console: FlaskClient, network: Network, args: dict[str, str], status: int
 ) -> None:
     assert console.get("/support/deliveries", query_string=args).status_code == status
+
+
+def test_a_bare_host_finds_it_on_every_port_and_nothing_that_only_looks_alike(app: Flask) -> None:
+    hosts = [
+        "hooks.example",
+        "hooks.example:8443",
+        "hooks.example:80",
+        "hooks.example.evil",
+        "hooks.examples:8443",
+    ]
+    hosts += ["xhooks.example", "hooks.exampl", "hooks.example;1", "hooks.example9"]
+    with get_db(app).session() as session:
+        owner, shop = factories.publisher(session), factories.program(session)
+        hook = factories.postback(session, owner)
+        made = {}
+        for host in hosts:
+            sale = factories.transaction(session, owner, shop)
+            made[host] = factories.delivery(
+                session, hook, factories.event(session, sale), destination_host=host
+            ).id
+
+    def found(host: str) -> set[str]:
+        with get_db(app).session() as session:
+            rows = search.search(session, search.parse_filters({"destination_host": host})).rows
+        return {next(name for name, i in made.items() if i == row.delivery.id) for row in rows}
+
+    assert found("hooks.example") == {"hooks.example", "hooks.example:8443", "hooks.example:80"}
+    assert found("HOOKS.example:8443") == {"hooks.example:8443"}
+    assert found("hooks.examples") == {"hooks.examples:8443"}
+    assert found("hooks.exampl") == {"hooks.exampl"}

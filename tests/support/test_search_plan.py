@@ -50,6 +50,10 @@ FILTERS = {
     ),
     "postback": (search.Filters(postback_id=17), "ix_deliveries_postback_id"),
     "destination host": (search.Filters(destination_host="h17.example"), "ix_deliveries_destination_host"),
+    "destination host and port": (
+        search.Filters(destination_host="h17.example:8443"),
+        "ix_deliveries_destination_host",
+    ),
     # A frequent value may be found faster walking the newest rows; a rare one reads its own index.
     "error class, frequent": (search.Filters(error_class="timeout"), "ix_deliveries_"),
     "error class, rare": (search.Filters(error_class="dns"), "ix_deliveries_last_error_class_created_at"),

@@ -41,6 +41,15 @@ def test_staff_list_every_publishers_deliveries_with_console_filters(
     assert [row["order_number"] for row in by_sale["deliveries"]] == ["ORD-C"]
     assert [row["sales_id"] for row in by_program["deliveries"]] == ["SALE-D"]
     assert by_sale["next_before"] is None
+    # A row's request is its (last) attempt's; the pending one was never attempted.
+    urls = {row["order_number"]: row["url"] for row in everything["deliveries"]}
+    assert urls == {
+        "ORD-A": "http://a.example/pb?order=ORD-A",
+        "ORD-B": "http://a.example/pb?order=ORD-B",
+        "ORD-C": "http://b.example/pb?order=ORD-C",
+        "ORD-D": None,
+        "ORD-E": "http://c.example:8443/pb?order=ORD-E",
+    }
 
 
 def test_staff_page_through_the_api_with_next_before(
@@ -65,6 +74,7 @@ def test_staff_read_any_delivery_with_its_attempts(
     [attempt] = body["attempts"]
     assert (attempt["status_code"], attempt["resolved_ip"]) == (404, "203.0.113.7")
     assert attempt["request_headers"] == {"User-Agent": "PostbackDispatcher/1"}
+    assert (body["method"], body["url"]) == ("GET", "http://a.example/pb?order=ORD-A")
 
 
 def test_a_staff_replay_through_the_api_is_audited_and_a_pending_one_is_409(
