@@ -73,8 +73,6 @@ class World:
                 factories.event(session, sale),
                 state="failed",
                 attempt_count=1,
-                method="GET",
-                url=receiver.url("/pb?cid=x"),
                 destination_host="127.0.0.1",
                 completed_at=datetime.now(UTC),
             )

@@ -55,8 +55,8 @@ def test_a_delivery_that_gets_200_succeeds_and_its_attempt_is_logged(
     assert hit.headers["User-Agent"].startswith("PostbackDispatcher/")
     row = delivery_row(database, delivery_id)
     assert (row.state, row.attempt_count, row.last_status_code, row.leased_by) == ("succeeded", 1, 200, None)
-    assert row.url == receiver.url(f"/pb?cid=trk-1&amount=100.00&n=1&d={delivery_id}")
     [attempt] = attempt_rows(database, delivery_id)
+    assert attempt.url == receiver.url(f"/pb?cid=trk-1&amount=100.00&n=1&d={delivery_id}")
     assert (attempt.number, attempt.outcome, attempt.status_code) == (1, "succeeded", 200)
     assert (attempt.method, attempt.resolved_ip, attempt.response_excerpt) == ("GET", "127.0.0.1", "ok")
     assert attempt.duration_ms is not None and attempt.error_class is None
