@@ -1,23 +1,45 @@
 """What a destination-host filter matches (support search, bulk replay).
 
-Deliveries keep "host" or "host:port" (a port other than the scheme's default, `workers.hosts.destination`).
-A filter naming a port matches it exactly; a bare host name matches the host on every port, so support finds
-`tracker.example:8443` by typing `tracker.example`.
+Deliveries keep "host" or "host:port" (a port other than the scheme's default, `workers.hosts.destination`),
+an IPv6 address in brackets ("[2001:db8::1]:8443"). A filter naming a port matches it exactly; a bare host
+matches the host on every port, so support finds `tracker.example:8443` by typing `tracker.example`.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, and_, or_
 
+from dispatcher.egress.urls import BadURL, normal_host
 from dispatcher.models import Delivery
 
 # The character after ":" in ASCII: "host:" <= "host:<port>" < "host;" (the column compares bytes).
 _AFTER_COLON = ";"
 
 
+def searched_host(typed: str) -> str:
+    """What support typed, in the form deliveries keep: lower case, international names as their ASCII
+    (IDNA) form, no trailing dot, an IPv6 address compressed and in brackets, with or without a port.
+    Something that is no host at all is kept as typed (lower case): it simply matches nothing."""
+    value = typed.strip().lower()
+    if value.startswith("["):
+        address, _, port = value[1:].partition("]")
+        host, suffix = address, port
+    elif value.count(":") > 1:  # an IPv6 address without brackets cannot carry a port
+        host, suffix = value, ""
+    else:
+        host, colon, port = value.partition(":")
+        suffix = colon + port
+    try:
+        normal = normal_host(host)
+    except BadURL:
+        return value
+    return (f"[{normal}]" if ":" in normal else normal) + suffix
+
+
 def host_matches(host: str) -> ColumnElement[bool]:
+    """`host`: `searched_host`'s form."""
     column = Delivery.destination_host
-    if ":" in host:  # a port (or an IPv6 address): exactly that
+    if host.rpartition("]")[2].count(":"):  # a port: exactly that
         return column == host
     # A range rather than LIKE: both databases answer it from the (destination_host, created_at) index, and
     # no character of the name needs escaping.

@@ -42,7 +42,8 @@ RETRY_S = 0.05
 
 
 def destination(request_url: str) -> str:
-    """The host (and port, when not the default) whose slots a request takes."""
+    """The host (and port, when not the default) whose slots a request takes; what deliveries keep as
+    `destination_host` (support searches it: `dispatcher.host_filter`)."""
     try:
         parts = urlsplit(request_url)
         host = (parts.hostname or "").lower()
@@ -52,6 +53,8 @@ def destination(request_url: str) -> str:
         port = parts.port
     except ValueError:
         port = None
+    if ":" in host:  # IPv6: in brackets, so that its own colons are never read as a port's
+        host = f"[{host}]"
     return f"{host}:{port}" if port else host
 
 

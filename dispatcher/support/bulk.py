@@ -19,6 +19,7 @@ from rq.job import Job
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dispatcher.host_filter import searched_host
 from dispatcher.models import AuditEntry, Delivery
 from dispatcher.replay import ReplayFilter, enqueue_bulk_replay, matching_failed
 from dispatcher.support import audit
@@ -83,7 +84,7 @@ def parse_filter(args: Any) -> ReplayFilter:
         postback_id=row_id(args, "postback_id"),
         error_class=error_class,
         status_code=status_code(text(args, "status_code")),
-        destination_host=host.lower() if host else None,
+        destination_host=searched_host(host) if host else None,
         sales_id=text(args, "sales_id"),
         order_number=text(args, "order_number"),
         program_id=row_id(args, "program_id"),

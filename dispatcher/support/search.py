@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from dispatcher.host_filter import host_matches
+from dispatcher.host_filter import host_matches, searched_host
 from dispatcher.ledger.outbox import trigger_of
 from dispatcher.models import (
     Click,
@@ -103,7 +103,7 @@ def parse_filters(args: Any) -> Filters:
     values["created_to"] = params.moment(args, "to", end=True)
     values["before_id"] = params.row_id(args, "before")
     if values["destination_host"]:
-        values["destination_host"] = values["destination_host"].lower()
+        values["destination_host"] = searched_host(values["destination_host"])
     return Filters(**values)
 
 

@@ -10,8 +10,12 @@
   port of a host (`tracker.example:` .. `tracker.example;`) is answered by its index. SQLite compares bytes
   already.
 
-On a large PostgreSQL table the indexes are rebuilt with the table locked for writes: run it in a quiet hour.
-Dropping the columns is instant; their space is reused by new rows (VACUUM FULL gives it back to the disk).
+Order of a rolling upgrade: this one runs AFTER the new code is started everywhere (the release before it
+reads and writes the dropped columns; this release never names them and runs on 0009, which a test checks).
+On PostgreSQL it holds an exclusive lock on `deliveries` until it commits, reads too (its first DROP INDEX
+takes it and Alembic runs the upgrade in one transaction): workers, the API and search wait while the indexes
+rebuild, so on a large table run it in a quiet hour. Dropping the columns is instant; their space is reused
+by new rows (VACUUM FULL gives it back to the disk).
 
 Revision ID: 0010
 Revises: 0009

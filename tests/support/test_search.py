@@ -209,6 +209,7 @@ def test_a_bare_host_finds_it_on_every_port_and_nothing_that_only_looks_alike(ap
         "hooks.examples:8443",
     ]
     hosts += ["xhooks.example", "hooks.exampl", "hooks.example;1", "hooks.example9"]
+    hosts += ["xn--bcher-kva.example:8080", "[2001:db8::1]", "[2001:db8::1]:8443", "[2001:db8::1:8443]"]
     with get_db(app).session() as session:
         owner, shop = factories.publisher(session), factories.program(session)
         hook = factories.postback(session, owner)
@@ -228,3 +229,10 @@ def test_a_bare_host_finds_it_on_every_port_and_nothing_that_only_looks_alike(ap
     assert found("HOOKS.example:8443") == {"hooks.example:8443"}
     assert found("hooks.examples") == {"hooks.examples:8443"}
     assert found("hooks.exampl") == {"hooks.exampl"}
+    # Typed as people write them, found in the form the engine keeps (IDNA, no trailing dot, IPv6 bracketed).
+    assert found(" Bücher.example. ") == {"xn--bcher-kva.example:8080"}
+    assert found("hooks.example.:8443") == {"hooks.example:8443"}
+    assert found("2001:DB8:0::1") == {"[2001:db8::1]", "[2001:db8::1]:8443"}
+    assert found("[2001:db8::1]:8443") == {"[2001:db8::1]:8443"}
+    assert found("[2001:db8::1:8443]") == {"[2001:db8::1:8443]"}
+    assert found("not a host!") == set()

@@ -440,3 +440,8 @@ def test_the_destination_of_an_unreadable_url_is_the_url_itself() -> None:
     # urlsplit raises on it; the flusher files outcomes under the destination and must not fail for it.
     assert hosts.destination("http://[::ｆｆｆｆ:127.0.0.1]/") == "http://[::ｆｆｆｆ:127.0.0.1]/"
     assert hosts.destination("http://Tracker.Example:8080/pb") == "tracker.example:8080"
+
+
+def test_an_ipv6_destination_keeps_its_brackets_so_its_port_reads_as_one() -> None:
+    assert hosts.destination("http://[2001:db8::1]:8443/pb") == "[2001:db8::1]:8443"
+    assert hosts.destination("https://[2001:db8::1]/pb") == "[2001:db8::1]"
