@@ -80,7 +80,8 @@ def clickflare_lines(conversions: Iterable[Conversion], click_id: str) -> Iterat
                 in_units(conversion.commission, conversion.currency),
                 conversion.txid,
                 conversion.event,
-                conversion.event_time.isoformat(),
+                # Whole seconds and the offset, as ClickFlare's example writes it; a fraction may not parse.
+                conversion.event_time.astimezone(UTC).replace(microsecond=0).isoformat(),
             )
         )
 

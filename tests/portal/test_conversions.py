@@ -64,7 +64,7 @@ def book(app: Flask, publisher: Account, other: Account) -> Book:
             fobs="cf-2",
             commission=Decimal("2.50"),
             sale_amount=Decimal("25.00"),
-            event_time=datetime(2026, 11, 2, 9, 30, tzinfo=UTC),
+            event_time=datetime(2026, 11, 2, 9, 30, 0, 250_000, tzinfo=UTC),  # a report with milliseconds
         )
         factories.delivery(session, hook, second, state="failed")
         reversed_, _ = _sale(
@@ -270,6 +270,8 @@ def test_the_clickflare_export_is_the_trackers_upload_format(
     click_id, payout, txid, kind, when = lines[1]
     assert (payout, txid, kind) == ("10.00", book.txid_of_approved, "sale")
     assert datetime.fromisoformat(when) == datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    # Whole seconds with the offset, as in ClickFlare's own example (2025-10-02T14:30:00+02:00).
+    assert lines[0][4] == "2026-11-02T09:30:00+00:00"
     assert all(len(line) == 5 for line in lines)
 
     other_field = list(

@@ -199,6 +199,8 @@ def test_the_list_shows_health_last_result_and_failing(
 
     assert "Tracker" in page and "badge-failing" in page
     assert "failed · HTTP 500" in page
+    # Next to a failing postback: where to get back what the tracker missed.
+    assert page.count('href="/portal/conversions#recover"') == 1
     assert "50% <span" in page
 
 
@@ -320,4 +322,5 @@ def test_the_engines_failing_mark_shows_and_resuming_clears_it(
 
     assert "badge-failing" in listing and "since 2026-11-18 09:30 UTC" in listing
     assert "has been failing since 2026-11-18 09:30 UTC" in banner
+    assert 'href="/portal/conversions#recover"' in banner
     assert stored(app, postback_id).failing_since is None
