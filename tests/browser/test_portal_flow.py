@@ -179,7 +179,7 @@ def test_a_publisher_registers_tests_and_watches_a_postback(
     page.get_by_role("button", name="Add", exact=True).click()
     assert page.get_by_text("Traffic source “Newsletter” added").is_visible()
     screenshots(page, "8-traffic-sources")
-    page.get_by_role("link", name="API token").click()
+    page.get_by_role("link", name="Account", exact=True).click()
     page.get_by_role("button", name="Replace with a new token").click()
     assert page.get_by_label("API token").input_value().startswith("pub_")
     screenshots(page, "9-api-token")
