@@ -21,7 +21,11 @@ PROGRAM = _object(
         "commission": {"type": "string", "description": "Per sale: `10%` or `5.00 USD`"},
         "currency": {"type": "string"},
         "landing_url": {"type": "string"},
-        "tracking_link": {"type": "string", "description": "`/c/<id>?pub=..&ts=..&fobs=..`: answers 302"},
+        "tracking_link": {
+            "type": ["string", "null"],
+            "description": "`/c/<id>?pub=..&ts=..&fobs=..`: answers 302. Its traffic source is `traffic_source_id`, "
+            "else your first active one by name; null when you have none (a click needs one)",
+        },
         "lands_on": {"type": "string", "description": "The landing URL, NETWORK_CLICK_ID where the id goes"},
     },
     ["id", "name", "advertiser", "commission", "currency", "landing_url", "tracking_link", "lands_on"],

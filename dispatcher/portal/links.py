@@ -2,7 +2,8 @@
 sub ids, with where a visitor lands.
 
 Every running program is open to every publisher (see `programs`). The link carries the publisher (`pub`), the
-traffic source (`ts`, optional) and the publisher's own sub ids (`fobs`..`fobs5`, echoed back in postbacks
+traffic source (`ts`: a click without one is refused, so a link is only built for one of the publisher's
+active sources, the first by name unless one is asked for) and the publisher's own sub ids (`fobs`..`fobs5`, echoed back in postbacks
 as `#fobs#`..`#fobs5#`); the click answers 302 to the program's landing URL with the network's click id.
 """
 
@@ -96,7 +97,7 @@ def parse_spec(
     if program_id is not None and program_id not in {program.id for program in programs}:
         raise FieldError("program_id", raw_program, "is not a running program")
     raw_source = (args.get("traffic_source_id") or "").strip()
-    source_id = positive_id("traffic_source_id", raw_source) if raw_source else None
+    source_id = positive_id("traffic_source_id", raw_source) if raw_source else default_source(session, publisher_id)
     source = traffic_sources.get_source(session, publisher_id, source_id) if source_id is not None else None
     if source_id is not None and source is None:
         raise FieldError("traffic_source_id", raw_source, "is not one of your traffic sources")
@@ -109,3 +110,10 @@ def parse_spec(
         if value is not None:
             sub_ids.append((name, value))
     return LinkSpec(program_id, source_id, tuple(sub_ids))
+
+
+def default_source(session: Session, publisher_id: int) -> int | None:
+    """The traffic source a link carries when none is asked for: the first active one by name (as the
+    builder lists them), None when the publisher has none and no link can be built."""
+    active = (source for source in traffic_sources.list_sources(session, publisher_id) if source.active)
+    return next((source.id for source in active), None)

@@ -251,7 +251,10 @@ def list_programs() -> ResponseReturnValue:
                     "commission": program.commission,
                     "currency": program.currency,
                     "landing_url": program.landing_url,
-                    "tracking_link": tracking_link(program.id, spec, current_publisher_id()),
+                    # None without an active traffic source: a click without one is refused.
+                    "tracking_link": tracking_link(program.id, spec, current_publisher_id())
+                    if spec.traffic_source_id is not None
+                    else None,
                     "lands_on": program.lands_on,
                 }
                 for program in shown

@@ -54,13 +54,14 @@ def follow(client: FlaskClient, link: str) -> tuple[str, Click]:
 
 
 def test_the_page_lists_running_programs_with_a_link_each(
-    client: FlaskClient, publisher: Account, shops: dict[str, int]
+    app: Flask, client: FlaskClient, publisher: Account, shops: dict[str, int]
 ) -> None:
+    source = add_source(app, publisher, "Blog")
     log_in(client, publisher)
     page = client.get("/portal/links").get_data(as_text=True)
 
     assert "Acme Shoes" in page and "Book Club" in page and "Closed Shop" not in page
-    assert f"/c/{shops['running']}?pub={publisher.id}" in page
+    assert f"/c/{shops['running']}?pub={publisher.id}&amp;ts={source}" in page
     assert "12%" in page and "5.00 EUR" in page
 
 
@@ -155,3 +156,28 @@ def test_the_api_lists_programs_with_links_that_answer_302(
     )
     assert [program["name"] for program in one.json["programs"]] == ["Acme Shoes"]
     assert client.get("/api/v1/programs").status_code == 401
+
+
+def test_every_link_carries_a_traffic_source_and_none_is_offered_without_one(
+    app: Flask, client: FlaskClient, publisher: Account, shops: dict[str, int]
+) -> None:
+    # A click without `ts` is refused (400): a link without one would send every visitor to an error page.
+    log_in(client, publisher)
+    page = client.get("/portal/links", query_string={"program_id": shops["running"]}).get_data(as_text=True)
+    assert 'id="no-source"' in page and 'id="built-link"' not in page and "/c/" not in page
+    api = client.get("/api/v1/programs", headers=publisher.auth).json
+    assert [program["tracking_link"] for program in api["programs"]] == [None, None]
+
+    add_source(app, publisher, "Zeta")
+    first = add_source(app, publisher, "Alpha")
+    page = client.get("/portal/links", query_string={"program_id": shops["running"]}).get_data(as_text=True)
+    assert 'id="no-source"' not in page
+    built = page.split('id="tracking-link">', 1)[1].split("<", 1)[0].replace("&amp;", "&")
+    assert parse_qs(urlsplit(built).query)["ts"] == [str(first)]  # the first by name, as the builder lists
+    listed = page.split('id="programs"', 1)[1]
+    assert listed.count(f"ts={first}") == 2
+    landing, click = follow(client, built)
+    assert click.traffic_source_id == first
+    api = client.get("/api/v1/programs", headers=publisher.auth).json
+    for program in api["programs"]:
+        assert follow(client, program["tracking_link"])[1].traffic_source_id == first

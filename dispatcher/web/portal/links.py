@@ -26,8 +26,12 @@ def tracking_links() -> ResponseReturnValue:
     try:
         spec = links.parse_spec(request.args, session, publisher_id(), programs)
     except FieldError as exc:
-        spec, error, status = links.LinkSpec(), exc, 400
+        spec = links.LinkSpec(traffic_source_id=links.default_source(session, publisher_id()))
+        error, status = exc, 400
     chosen = next((program for program in programs if program.id == spec.program_id), None)
+    # Without a traffic source no link works (the click refuses it): the page asks for one instead.
+    can_link = spec.traffic_source_id is not None
+    listed = links.LinkSpec(traffic_source_id=spec.traffic_source_id)
     page = render_template(
         "portal/links.html",
         programs=programs,
@@ -36,10 +40,10 @@ def tracking_links() -> ResponseReturnValue:
         sub_ids=dict(spec.sub_ids),
         sub_id_names=SUB_ID_NAMES,
         chosen=chosen,
-        built=tracking_link(chosen.id, spec, publisher_id()) if chosen else None,
-        links={
-            program.id: tracking_link(program.id, links.LinkSpec(), publisher_id()) for program in programs
-        },
+        built=tracking_link(chosen.id, spec, publisher_id()) if chosen and can_link else None,
+        links={program.id: tracking_link(program.id, listed, publisher_id()) for program in programs}
+        if can_link
+        else {},
         error=error,
     )
     return page, status
