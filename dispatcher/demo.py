@@ -16,7 +16,12 @@ DEMO_PUBLISHER_EMAIL = "publisher@demo.test"
 DEMO_STAFF_EMAIL = "support@demo.test"
 DEMO_ADVERTISER_EMAIL = "advertiser@demo.test"
 # The FlexOffers-style template a publisher would register, aimed at this app's own demo receiver.
-DEMO_POSTBACK_PATH = "/demo/receiver?sid=#fobs#&order=#on#&amount=#sa#&commission=#ca#&date=#et#"
+DEMO_POSTBACK_PATH = (
+    "/demo/receiver?sid=#fobs#&order=#on#&amount=#sa#&commission=#ca#&status=#status#&date=#et#"
+)
+# The demo's postback fires on a sale or lead and on each later change, so that README's walk-through (a sale,
+# then its approval) shows both reaching the receiver, with the status each one carries.
+DEMO_POSTBACK_EVENTS = ["sale", "lead", "approved", "declined", "reversed", "adjusted"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,10 @@ def seed(session: Session, base_url: str) -> DemoSeed:
     blog = accounts.create_traffic_source(session, publisher.publisher.id, "Blog")
     newsletter = accounts.create_traffic_source(session, publisher.publisher.id, "Newsletter")
     postback = Postback(
-        publisher_id=publisher.publisher.id, name="Demo receiver", url_template=base + DEMO_POSTBACK_PATH
+        publisher_id=publisher.publisher.id,
+        name="Demo receiver",
+        url_template=base + DEMO_POSTBACK_PATH,
+        events=list(DEMO_POSTBACK_EVENTS),
     )
     session.add(postback)
     staff = accounts.create_staff(session, DEMO_STAFF_EMAIL, DEMO_PASSWORD)

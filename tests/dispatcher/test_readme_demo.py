@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 from app import create_app
 from dispatcher import demo
 from dispatcher.db import get_db
-from dispatcher.models import Base, Click, Transaction, TransactionEvent
+from dispatcher.models import Base, Click, Delivery, Transaction, TransactionEvent
 from tests.conftest import app_settings
 from tests.serving import serve_in_thread
 
@@ -71,3 +71,6 @@ def test_the_readmes_demo_walkthrough_runs_as_written(demo_app: Flask) -> None:
             select(TransactionEvent.kind).where(TransactionEvent.transaction_id == sale.id)
         )
         assert list(kinds) == ["created", "approved"]
+        # The demo postback fires on the sale and on its approval, as step 3 says: a receipt for each.
+        sent = session.scalars(select(Delivery.transaction_event_id).where(Delivery.transaction_id == sale.id))
+        assert len(list(sent)) == 2
