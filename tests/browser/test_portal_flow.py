@@ -151,6 +151,10 @@ def test_a_publisher_registers_tests_and_watches_a_postback(
     assert "Success" in (result.text_content() or "") and "HTTP 200" in (result.text_content() or "")
     assert "conversion recorded <ok>" in (page.locator("#test-result pre").text_content() or "")
     assert receiver.received[-1].path.startswith("/pixel.track?sid=cl1ck-4f2a&orderid=ORD-10045")
+    # The answer is on screen, not at the foot of a long page that reloaded at its top.
+    assert page.url.endswith("#test")
+    top = page.evaluate("document.getElementById('test').getBoundingClientRect().top")
+    assert -2 < top < 900, top  # scrolled to it (sub-pixel rounding)
     screenshots(page, "4-send-test")
 
     # A real sale: the outbox makes a delivery, a worker sends it, My deliveries shows it.
