@@ -103,6 +103,11 @@ def test_replay_sends_a_failed_delivery_again_through_a_real_worker_and_the_page
     assert [hit.path for hit in receiver.hits("/pb")] == ["/pb?n=1", "/pb?n=2"]
     assert [a.outcome for a in attempt_rows(database, delivery_id)] == ["failed", "succeeded"]
     assert f"attempt-{delivery_id}-2" in page and "&lt;b&gt;no such click&lt;/b&gt;" in page
+    # Its message is in the delivery's card, where the page opens (#delivery-N), not at the top out of view.
+    assert replayed.headers["Location"].endswith(f"?replayed={delivery_id}#delivery-{delivery_id}")
+    card = page.split(f'id="delivery-{delivery_id}"', 1)[1]
+    assert "will be sent again" in card.split("</section>", 1)[0]
+    assert "will be sent again" not in page.split(f'id="delivery-{delivery_id}"', 1)[0]
     [entry] = _audit(app)
     assert (entry.staff_user_id, entry.action, entry.target_type, entry.target_id) == (
         support_staff.id,

@@ -43,7 +43,11 @@ def transaction_detail(transaction_id: int) -> ResponseReturnValue:
     replays = {
         delivery.id: audit.entries_for(session, "delivery", delivery.id) for delivery in view.deliveries
     }
-    return render_template("support/transaction.html", view=view, history=replays)
+    # Set by a replay's redirect: its message is shown in that delivery's card, where the page opens.
+    acted_on = request.args.get("replayed", type=int)
+    if acted_on not in {delivery.id for delivery in view.deliveries}:
+        acted_on = None
+    return render_template("support/transaction.html", view=view, history=replays, acted_on=acted_on)
 
 
 @blueprint.get("/sales/<sales_id>")
@@ -71,5 +75,5 @@ def replay_delivery(delivery_id: int) -> ResponseReturnValue:
     transaction_id = found(transactions.transaction_of_delivery(session, delivery_id))
     outcome = actions.replay_delivery(session, redis_client(), staff_id(), delivery_id)
     flash(outcome.message, "success" if outcome.done else "error")
-    target = url_for("support.transaction_detail", transaction_id=transaction_id)
+    target = url_for("support.transaction_detail", transaction_id=transaction_id, replayed=delivery_id)
     return redirect(f"{target}#delivery-{delivery_id}")
