@@ -3,8 +3,9 @@ sub ids, with where a visitor lands.
 
 Every running program is open to every publisher (see `programs`). The link carries the publisher (`pub`), the
 traffic source (`ts`: a click without one is refused, so a link is only built for one of the publisher's
-active sources, the first by name unless one is asked for) and the publisher's own sub ids (`fobs`..`fobs5`, echoed back in postbacks
-as `#fobs#`..`#fobs5#`); the click answers 302 to the program's landing URL with the network's click id.
+active sources, the first by name unless one is asked for) and the publisher's own sub ids (`fobs`..`fobs5`,
+echoed back in postbacks as `#fobs#`..`#fobs5#`); the click answers 302 to the program's landing URL with
+the network's click id.
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ def parse_spec(
     if program_id is not None and program_id not in {program.id for program in programs}:
         raise FieldError("program_id", raw_program, "is not a running program")
     raw_source = (args.get("traffic_source_id") or "").strip()
-    source_id = positive_id("traffic_source_id", raw_source) if raw_source else default_source(session, publisher_id)
+    if raw_source:
+        source_id = positive_id("traffic_source_id", raw_source)
+    else:
+        source_id = default_source(session, publisher_id)
     source = traffic_sources.get_source(session, publisher_id, source_id) if source_id is not None else None
     if source_id is not None and source is None:
         raise FieldError("traffic_source_id", raw_source, "is not one of your traffic sources")

@@ -11,6 +11,7 @@ from dispatcher.models import (
     Advertiser,
     Click,
     Delivery,
+    DeliveryState,
     Postback,
     Program,
     Publisher,
@@ -31,6 +32,27 @@ class TransactionView:
     traffic_source: TrafficSource | None
     program: Program
     advertiser: Advertiser
+
+    @property
+    def held_back(self) -> dict[int, int]:
+        """Pending deliveries waiting for their turn: delivery id -> the earlier one holding it.
+
+        The engine sends a transaction's events to a postback in order (README, Delivery: Order): a delivery
+        is not claimed while a delivery of an earlier event to the same postback is still pending, retrying
+        included. Without this the console showed such a delivery as merely due, its next attempt past.
+        """
+        pending = [d for d in self.deliveries if d.state == DeliveryState.PENDING.value]
+        held: dict[int, int] = {}
+        for delivery in pending:
+            earlier = [
+                other
+                for other in pending
+                if other.postback_id == delivery.postback_id
+                and other.transaction_event_id < delivery.transaction_event_id
+            ]
+            if earlier:
+                held[delivery.id] = min(earlier, key=lambda other: other.transaction_event_id).id
+        return held
 
 
 def transaction_view(session: Session, transaction_id: int) -> TransactionView | None:

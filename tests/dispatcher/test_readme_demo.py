@@ -72,5 +72,5 @@ def test_the_readmes_demo_walkthrough_runs_as_written(demo_app: Flask) -> None:
         )
         assert list(kinds) == ["created", "approved"]
         # The demo postback fires on the sale and on its approval, as step 3 says: a receipt for each.
-        sent = session.scalars(select(Delivery.transaction_event_id).where(Delivery.transaction_id == sale.id))
+        sent = session.scalars(select(Delivery.id).where(Delivery.transaction_id == sale.id))
         assert len(list(sent)) == 2

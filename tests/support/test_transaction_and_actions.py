@@ -3,6 +3,7 @@ delivery through a real worker to a real receiver, pause and resume, and the aud
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from dispatcher.db import get_db
 from dispatcher.models import AuditEntry, Delivery, Postback
 from dispatcher.queueing import enqueue_deliveries
+from tests.dispatcher import factories
 from tests.support.conftest import HOSTILE, Network, Staff
 from tests.workers.conftest import Receiver, Reply, attempt_rows, make_delivery, work_burst, worker_env
 
@@ -65,6 +67,44 @@ def test_a_delivery_or_sales_id_leads_to_its_transaction(console: FlaskClient, n
     assert by_sale.headers["Location"] == target
     assert console.get("/support/transactions/999999").status_code == 404
     assert console.get("/support/sales/nope").status_code == 404
+
+
+def test_a_delivery_held_behind_an_earlier_event_says_which_one_holds_it(
+    app: Flask, console: FlaskClient
+) -> None:
+    # The sale's delivery is retrying; the approval's and the reversal's wait their turn behind it (the
+    # engine's order), their own next attempt long past. Another postback's delivery is held by nothing.
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    with get_db(app).session() as session:
+        owner = factories.publisher(session)
+        shop = factories.program(session)
+        sale = factories.transaction(session, owner, shop)
+        hook, other_hook = factories.postback(session, owner), factories.postback(session, owner)
+        created, approved, reversed_ = (
+            factories.event(session, sale, kind) for kind in ("created", "approved", "reversed")
+        )
+        first = factories.delivery(
+            session, hook, created, attempt_count=2, next_attempt_at=past + timedelta(hours=1)
+        )
+        second = factories.delivery(session, hook, approved, next_attempt_at=past)
+        third = factories.delivery(session, hook, reversed_, next_attempt_at=past)
+        alone = factories.delivery(session, other_hook, approved, next_attempt_at=past)
+        ids = (sale.id, first.id, second.id, third.id, alone.id)
+        session.commit()
+    sale_id, first_id, second_id, third_id, alone_id = ids
+
+    page = console.get(f"/support/transactions/{sale_id}").get_data(as_text=True)
+
+    def card(delivery_id: int) -> str:
+        return page.split(f'id="delivery-{delivery_id}"', 1)[1].split("</section>", 1)[0]
+
+    for held in (second_id, third_id):
+        assert f'Waiting its turn behind <a href="#delivery-{first_id}">delivery #{first_id}</a>' in card(
+            held
+        )
+        assert "Next attempt" not in card(held)
+    for free in (first_id, alone_id):
+        assert "Waiting its turn" not in card(free) and "Next attempt" in card(free)
 
 
 def test_a_pending_delivery_is_not_replayed_and_nothing_is_audited(
