@@ -98,6 +98,7 @@ def parse_spec(
     if program_id is not None and program_id not in {program.id for program in programs}:
         raise FieldError("program_id", raw_program, "is not a running program")
     raw_source = (args.get("traffic_source_id") or "").strip()
+    source_id: int | None
     if raw_source:
         source_id = positive_id("traffic_source_id", raw_source)
     else:
