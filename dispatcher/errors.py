@@ -28,7 +28,7 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
 
 
 def _field_error(exc: FieldError) -> ResponseReturnValue:
-    message = f"{exc.field}: {exc.problem}, got {exc.value!r}"
+    message = str(exc)  # FieldError words it: the field, the problem and the value given, if any
     if wants_json():
         return jsonify({"error": message, "fields": {exc.field: exc.problem}}), 400
     return render_template(_page(), status=400, title="Bad request", message=message), 400

@@ -23,7 +23,9 @@ class FieldError(ValueError):
         self.field = field
         self.value = value
         self.problem = problem
-        super().__init__(f"{field}: {problem}, got {value!r}")
+        # A missing value is named as missing, not as Python's None.
+        shown = "" if value is None else f", got {value!r}"
+        super().__init__(f"{field}: {problem}{shown}")
 
 
 def text(field: str, value: str, *, max_length: int = 200) -> str:

@@ -181,8 +181,7 @@ STATUS_BY_ORDER: JSON = {
             "400": error(
                 "A value is refused, or the order number is in several of your programs and `program_id` "
                 "is missing; nothing was written.",
-                "program_id: is required: order 'A-1001' (sale) is in several of your programs (7, 9), "
-                "got None",
+                "program_id: is required: order 'A-1001' (sale) is in several of your programs (7, 9)",
                 {"program_id": "is required: order 'A-1001' (sale) is in several of your programs (7, 9)"},
             ),
             "401": UNAUTHORIZED_ADVERTISER,
@@ -358,7 +357,7 @@ BATCH: JSON = {
             ),
             "400": error(
                 "The header line or the upload is refused (a multipart upload without `file`).",
-                "file: is required (curl -F file=@sales.csv), got None",
+                "file: is required (curl -F file=@sales.csv)",
                 {"file": "is required (curl -F file=@sales.csv)"},
             ),
             "401": UNAUTHORIZED_ADVERTISER,

@@ -52,7 +52,8 @@ def orders_named(
     session: Session, advertiser_id: int, reports: Sequence[SaleReport]
 ) -> dict[int, Key | FieldError]:
     """For each report without a click id or publisher whose order is recorded: its business key, or a
-    FieldError when the order number is in several of the advertiser's programs and none is named. A
+    FieldError when the order number is in several of the advertiser's programs and none is named; for one
+    whose order is not recorded and that has no amount (so it is no new sale), a FieldError saying so. A
     report whose values are malformed is left out, for `record_sales` to refuse with its own words."""
     wanted: dict[int, tuple[str, str, int | None]] = {}
     for index, report in enumerate(reports):
@@ -91,6 +92,15 @@ def orders_named(
                 "program_id",
                 None,
                 f"is required: order {order_number!r} ({event}) is in several of your programs ({listed})",
+            )
+        elif fields.is_blank(reports[index].sale_amount):
+            # Without an amount it can only change a recorded order: say that one is not recorded (as the
+            # status API's 404 does), not that a new sale would need an amount.
+            found[index] = FieldError(
+                "order_number",
+                order_number,
+                f"is not a recorded {event} of your programs "
+                "(without a sale amount, a report only changes a recorded order)",
             )
     return found
 

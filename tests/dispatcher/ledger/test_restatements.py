@@ -278,9 +278,11 @@ def test_a_url_naming_only_the_order_changes_it(network: Network) -> None:
         True,
         1,
     )
-    # Not recorded: it would be a new sale, which needs its amount.
+    # Not recorded, and without an amount it is no new sale: the order is named (as S2S calls it).
     assert unknown.status_code == 400
-    assert unknown.json is not None and list(unknown.json["fields"]) == ["sa"]
+    assert unknown.json is not None and list(unknown.json["fields"]) == ["on"]
+    assert unknown.json["error"].startswith("on: is not a recorded sale of your programs")
+    assert unknown.json["error"].endswith(", got 'S-8'")
 
 
 def test_a_validation_file_may_name_only_orders_and_statuses(network: Network) -> None:
@@ -292,5 +294,10 @@ def test_a_validation_file_may_name_only_orders_and_statuses(network: Network) -
     by_line = {row["line"]: row for row in body["results"]}
     assert (by_line[2]["status"], by_line[3]["status"]) == ("approved", "declined")
     assert by_line[4]["duplicate"] is True
-    assert list(by_line[5]["fields"]) == ["sale_amount"]  # not recorded: as a new sale it has no amount
+    # Not recorded, and without an amount it is no new sale: the order is named, not the missing amount.
+    assert by_line[5]["fields"] == {
+        "order_number": "is not a recorded sale of your programs "
+        "(without a sale amount, a report only changes a recorded order)"
+    }
+    assert by_line[5]["error"].startswith("order_number: is not a recorded sale of your programs")
     assert body["summary"] == {"lines": 4, "recorded": 0, "changed": 2, "duplicates": 1, "rejected": 1}
