@@ -177,7 +177,9 @@ def _differences(row: Any, change: StatusChange) -> StatusChange | None:
     if isinstance(status, str) and status.strip().lower() == row.status:
         status = None
     elif isinstance(status, str) and status.strip().lower() == PENDING:
-        raise StatusConflict(row.status, "status", f"a {row.status} transaction cannot become {PENDING}")
+        raise StatusConflict(
+            row.status, "status", f"{with_article(row.status)} transaction cannot become {PENDING}"
+        )
     amount = change.sale_amount
     try:
         if not fields.is_blank(amount) and fields.amount("sale_amount", amount) == row.sale_amount:
@@ -250,12 +252,16 @@ def _target(change: StatusChange) -> str | None:
 def _kind(current: str, target: str | None, change: StatusChange) -> str:
     if target is not None and target != current:
         if target not in TRANSITIONS.get(current, ()):
-            raise StatusConflict(current, "status", f"a {current} transaction cannot become {target}")
+            raise StatusConflict(
+                current, "status", f"{with_article(current)} transaction cannot become {target}"
+            )
         return target
     if fields.is_blank(change.sale_amount) and fields.is_blank(change.commission):
         raise StatusConflict(current, "status", f"the transaction is already {current}")
     if current not in ADJUSTABLE:
-        raise StatusConflict(current, "sale_amount", f"a {current} transaction cannot be adjusted")
+        raise StatusConflict(
+            current, "sale_amount", f"{with_article(current)} transaction cannot be adjusted"
+        )
     return EventKind.ADJUSTED.value
 
 
@@ -333,3 +339,8 @@ def _rule(row: Any) -> CommissionRule:
         currency=row.program_currency,
         allow_advertiser_commission=row.allow_advertiser_commission,
     )
+
+
+def with_article(status: str) -> str:
+    """The status with its article, for messages: "an approved transaction", "a pending one"."""
+    return f"{'an' if status[:1] in 'aeiou' else 'a'} {status}"

@@ -1,6 +1,14 @@
-// Advertiser portal: the bulk change's progress bar. Loaded as a file (the CSP forbids inline script); the
-// page works without it (reload to see progress).
+// Advertiser portal: confirmation of final status changes, and the bulk change's progress bar. Loaded as a
+// file (the CSP forbids inline script); the pages work without it (no prompt; reload to see progress).
 "use strict";
+
+(function () {
+  document.querySelectorAll("[data-confirm]").forEach(function (button) {
+    button.addEventListener("click", function (event) {
+      if (!window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
+    });
+  });
+})();
 
 (function () {
   var box = document.getElementById("bulk-progress");

@@ -72,8 +72,19 @@ def test_an_advertiser_approves_a_sale_and_the_publisher_gets_the_postback(
     rows.first.locator("a").first.click()
     page.wait_for_url("**/advertiser/transactions/*")
     transaction = page.url
-    page.get_by_role("button", name="Approve").click()
-    assert page.get_by_text("now approved").is_visible()
+    # Declining is final: it asks first, and dismissing the question changes nothing.
+    asked: list[str] = []
+
+    def dismiss(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    page.get_by_role("button", name="Decline").click()
+    assert asked and asked[0].startswith("Decline order ORD-777?")
+    assert page.locator("#sale-status").text_content() == "pending"
+    page.get_by_role("button", name="Approve").click()  # not asked
+    assert page.get_by_text("approved; 1 postback to send").is_visible()
     assert page.locator("#sale-status").text_content() == "approved"
     _shot(page, "1280-transaction")
     _run_worker(live_app, redis_url, tmp_path)

@@ -82,8 +82,10 @@ def change_transaction(sales_id: str) -> ResponseReturnValue:
         )
     hand_over(current_app, changed.new_delivery_ids)
     postbacks = len(changed.new_delivery_ids)
+    # "approved, now approved" said the same twice; an adjustment says what the status stays.
+    done = changed.kind if changed.kind == changed.status else f"{changed.kind}, now {changed.status}"
     flash(
-        f"Transaction {changed.sales_id}: {changed.kind}, now {changed.status}; "
+        f"Transaction {changed.sales_id} {done}; "
         f"{postbacks} postback{'s' if postbacks != 1 else ''} to send.",
         "success",
     )

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select
 
+from dispatcher.ledger.status import with_article
 from dispatcher.models import Click, Delivery, Transaction, TransactionEvent
 from tests.dispatcher.ledger.conftest import Network
 
@@ -112,8 +113,8 @@ def test_a_status_the_order_cannot_take_is_409_naming_the_current_status(
 
     assert response.status_code == 409
     assert response.json == {
-        "error": f"status: a {current} transaction cannot become {status}",
-        "fields": {"status": f"a {current} transaction cannot become {status}"},
+        "error": f"status: {with_article(current)} transaction cannot become {status}",
+        "fields": {"status": f"{with_article(current)} transaction cannot become {status}"},
         "current_status": current,
     }
     assert history(network) == before

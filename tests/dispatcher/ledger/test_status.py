@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from dispatcher import accounts
+from dispatcher.ledger.status import with_article
 from dispatcher.models import Transaction
 from tests.dispatcher.ledger.conftest import Network
 
@@ -119,7 +120,9 @@ def test_a_closed_transaction_cannot_be_adjusted(network: Network, current: str)
 
     assert response.status_code == 409
     assert response.json is not None
-    assert response.json["fields"] == {"sale_amount": f"a {current} transaction cannot be adjusted"}
+    assert response.json["fields"] == {
+        "sale_amount": f"{with_article(current)} transaction cannot be adjusted"
+    }
     assert response.json["current_status"] == current
 
 
