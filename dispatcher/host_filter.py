@@ -19,8 +19,10 @@ _AFTER_COLON = ";"
 def searched_host(typed: str) -> str:
     """What support typed, in the form deliveries keep: lower case, international names as their ASCII
     (IDNA) form, no trailing dot, an IPv6 address compressed and in brackets, with or without a port.
-    Something that is no host at all is kept as typed (lower case): it simply matches nothing."""
-    value = typed.strip().lower()
+    Something that is no host at all is kept as typed (lower case): it simply matches nothing. A pasted URL
+    (`https://tracker.example:8443/pb?x=1`) or host with a path is searched by its host and port, the
+    scheme's default port left out as deliveries leave it out."""
+    value = _host_part(typed.strip().lower())
     if value.startswith("["):
         address, _, port = value[1:].partition("]")
         host, suffix = address, port
@@ -34,6 +36,19 @@ def searched_host(typed: str) -> str:
     except BadURL:
         return value
     return (f"[{normal}]" if ":" in normal else normal) + suffix
+
+
+def _host_part(value: str) -> str:
+    """The host[:port] of a pasted URL or of a host followed by a path; anything else as it is."""
+    scheme, has_scheme, rest = value.partition("://")
+    if not has_scheme:
+        scheme, rest = "", value
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    authority = authority.rpartition("@")[2]  # user:password@ is no part of the host
+    default = {"http": ":80", "https": ":443"}.get(scheme)
+    if default and authority.endswith(default) and not authority.endswith("]"):
+        authority = authority.removesuffix(default)
+    return authority
 
 
 def host_matches(host: str) -> ColumnElement[bool]:

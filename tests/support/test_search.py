@@ -236,3 +236,12 @@ def test_a_bare_host_finds_it_on_every_port_and_nothing_that_only_looks_alike(ap
     assert found("[2001:db8::1]:8443") == {"[2001:db8::1]:8443"}
     assert found("[2001:db8::1:8443]") == {"[2001:db8::1:8443]"}
     assert found("not a host!") == set()
+    # A pasted URL, or a host with its path, is searched by its host and port (the scheme's default left out).
+    assert found("https://hooks.example:8443/pb?sid=1") == {"hooks.example:8443"}
+    assert found("http://user:pw@HOOKS.example:80/pb") == {
+        "hooks.example",
+        "hooks.example:8443",
+        "hooks.example:80",
+    }
+    assert found("hooks.examples/pb") == {"hooks.examples:8443"}
+    assert found("https://[2001:db8::1]:8443/x") == {"[2001:db8::1]:8443"}
