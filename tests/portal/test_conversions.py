@@ -295,6 +295,8 @@ def test_the_portal_page_shows_conversions_totals_and_offers_the_files(
     assert "=HYPERLINK(1)" in page  # shown as text; Jinja escapes what needs it
     assert 'id="by-day"' in page and "2026-11-02" in page
     assert "ClickFlare manual upload" in page
+    # The totals by status are commissions, and their headers say so.
+    assert '<th scope="col">Commission approved</th>' in page and '<th scope="col">Sale amounts</th>' in page
     filtered = client.get("/portal/conversions?status=approved").get_data(as_text=True)
     assert "cf-1" in filtered and "cf-2" not in filtered
     assert client.get("/portal/conversions?status=paid").status_code == 400
