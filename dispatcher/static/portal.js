@@ -139,7 +139,7 @@
       bar.max = Math.max(state.total || 0, 1);
       bar.value = state.done || 0;
       text.textContent = state.state + ": " + state.done + " of " + state.total +
-        " transactions checked, " + state.created + " queued (since " + String(state.since).slice(0, 10) + ").";
+        " events checked (each sale and each later status change), " + state.created + " queued (since " + String(state.since).slice(0, 10) + ").";
       if (state.state === "done" && poll) { clearInterval(poll); poll = null; }
     }
     function follow() {

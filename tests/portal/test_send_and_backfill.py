@@ -225,6 +225,10 @@ def test_backfill_runs_as_a_job_that_sends_each_past_transaction_once(
     }
     assert _deliveries(app, postback_id) == recent  # the old sale is before "since"
     assert "started; its progress shows below." in again.get_data(as_text=True)
+    # What it counts is events (a sale and each later status change), and the page says so.
+    assert "3 of 3 events checked (each sale and each later status change)" in portal.get(
+        f"/portal/postbacks/{postback_id}"
+    ).get_data(as_text=True)
     assert (second["state"], second["done"], second["created"]) == ("done", 3, 0)  # never twice
 
 
