@@ -27,6 +27,7 @@ from dispatcher.validation import FieldError
 POSITIONAL_COLUMNS = ("click_id", "order_number", "sale_amount", "currency", "event", "status", "event_time")
 REQUIRED_COLUMNS = ("order_number",)
 CHUNK_LINES = 500
+NOT_UTF8 = "\0\0not UTF-8"  # the cells of a record that held a line that is not UTF-8
 MAX_CELL_CHARS = 4096  # a longer cell is an error of that line
 # The csv reader's own limit, far above MAX_CELL_CHARS: when it refuses a cell it stops mid-row, and the rest
 # of a row spanning lines (a quoted cell with a line break after the long one) was then read as the start of a
@@ -52,7 +53,12 @@ class CsvFile:
 
     def __init__(self, stream: Readable) -> None:
         csv.field_size_limit(READER_CELL_LIMIT)
-        self._reader = csv.reader(_decoded_lines(stream))
+        # Lines that are not UTF-8, by line number: read as if they were (bad bytes replaced), then refused.
+        # Replacing quietly made different order numbers one ("Caf\xe9-1" and "Caf\xe8-1" both "Caf\ufffd-1"),
+        # and the second line then adjusted the first one's sale.
+        self._not_utf8: set[int] = set()
+        # strict: an unclosed quote is an error of its line, not a cell that swallows the rest of the file.
+        self._reader = csv.reader(_decoded_lines(stream, self._not_utf8), strict=True)
         self._first: tuple[int, list[str]] | None = None
         self.columns: tuple[str, ...] = POSITIONAL_COLUMNS
         self.has_header = False
@@ -71,16 +77,21 @@ class CsvFile:
 
     def _next_row(self) -> tuple[int, list[str]] | None:
         while True:
+            first = self._reader.line_num + 1  # a record with a quoted line break is named by its first line
             try:
                 cells = next(self._reader)
             except StopIteration:
                 return None
             except csv.Error as exc:
-                return self._reader.line_num, [f"\0{exc}"]
+                return first, [f"\0{exc}"]
+            if any(line in self._not_utf8 for line in range(first, self._reader.line_num + 1)):
+                return first, [NOT_UTF8]
             if any(cell.strip() for cell in cells):
-                return self._reader.line_num, cells
+                return first, cells
 
     def _report(self, cells: list[str]) -> SaleReport | FieldError:
+        if cells == [NOT_UTF8]:
+            return FieldError("line", None, "is not UTF-8 text: save the file as UTF-8 (Excel: CSV UTF-8)")
         if len(cells) == 1 and cells[0].startswith("\0"):
             return FieldError("line", cells[0][1:], "is not readable CSV")
         if len(cells) > len(self.columns):
@@ -116,17 +127,23 @@ def _record_chunk(
     ]
 
 
-def _decoded_lines(stream: Readable) -> Iterator[str]:
-    """UTF-8 lines (a byte-order mark dropped, bad bytes replaced) from anything with `readline`.
+def _decoded_lines(stream: Readable, not_utf8: set[int]) -> Iterator[str]:
+    """UTF-8 lines (a byte-order mark dropped) from anything with `readline`; a line that is not UTF-8 is
+    decoded with its bad bytes replaced and its number added to `not_utf8`.
 
     Only `readline` is asked of the stream: gunicorn's request body offers no `readable()`, so it cannot be
     wrapped in io.TextIOWrapper.
     """
-    first = True
-    for raw in _split_lines(stream):
-        line = raw.decode("utf-8", "replace")
-        if first:
-            line, first = line.removeprefix("\ufeff"), False
+    for number, raw in enumerate(_split_lines(stream), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            # A piece of a line longer than MAX_LINE_BYTES may end inside a character: that line is too long
+            # for any cell anyway (MAX_CELL_CHARS) and is refused either way.
+            not_utf8.add(number)
+            line = raw.decode("utf-8", "replace")
+        if number == 1:
+            line = line.removeprefix("\ufeff")
         yield line
 
 

@@ -156,6 +156,14 @@ def batch() -> ResponseReturnValue:
     advertiser = require_advertiser_api_key(session)
     if (request.content_length or 0) > MAX_CSV_BYTES:
         abort(413, description=f"file: must be at most {MAX_CSV_BYTES // (1024 * 1024)} MB")
+    if request.mimetype == "application/json":
+        # Read as CSV, a JSON body became lines "missing order_number": say which route takes JSON.
+        raise FieldError(
+            "Content-Type",
+            request.mimetype,
+            "must be text/csv, or multipart/form-data with a file field "
+            "(one sale as JSON: POST /api/v1/transactions)",
+        )
     stream, owned = _csv_stream()
     upload = CsvFile(stream)
     results = record_csv(session, advertiser.id, upload, Channel.CSV.value)
@@ -213,6 +221,8 @@ def _too_large() -> NoReturn:
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
+    except UnicodeDecodeError:
+        raise FieldError("body", None, "is not UTF-8 text: send JSON in UTF-8") from None
     except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         raise FieldError("body", raw[:64].decode("utf-8", "replace"), "must be a JSON object") from None
     if not isinstance(body, dict):

@@ -293,3 +293,66 @@ def test_a_cell_too_long_refuses_its_line_and_never_swallows_the_next(network: N
     assert long_line["fields"] == {"order_number": "must be at most 4096 characters"}
     assert "error" not in good and good["line"] == 3
     assert count_sales(network) == 1
+
+
+def test_a_line_that_is_not_utf8_is_refused_and_never_merges_two_orders(network: Network) -> None:
+    # Latin-1, as spreadsheets often export: "Café-1" and "Cafè-1" read with bad bytes replaced were one
+    # order ("Caf\ufffd-1"), and the second line adjusted the first one's sale.
+    click = network.click()
+    data = f"click_id,order_number,sale_amount\n{click},Café-1,5.00\n{click},Cafè-1,6.00\n{click},ok-1,7.00\n"
+    response = network.client.post(
+        "/api/v1/transactions/batch",
+        data=data.encode("latin-1"),
+        content_type="text/csv",
+        headers={"Authorization": f"Bearer {network.api_key}"},
+    )
+
+    body = results(response)
+    by_line = {row["line"]: row for row in body["results"]}
+    for line in (2, 3):
+        assert by_line[line]["error"] == "line: is not UTF-8 text: save the file as UTF-8 (Excel: CSV UTF-8)"
+    assert "sales_id" in by_line[4]
+    assert body["summary"] == {"lines": 3, "recorded": 1, "changed": 0, "duplicates": 0, "rejected": 2}
+    with network.session() as session:
+        assert list(session.scalars(select(Transaction.order_number))) == ["ok-1"]
+
+
+def test_an_unclosed_quote_is_an_error_of_its_line_not_a_cell_that_swallows_the_file(
+    network: Network,
+) -> None:
+    click = network.click()
+    body = results(upload(network, f'{click},Q-1,1.00\n{click},"Q-2,2.00\n{click},Q-3,3.00\n'))
+
+    by_line = {row["line"]: row for row in body["results"]}
+    assert "sales_id" in by_line[1]
+    assert by_line[2]["error"].startswith("line: is not readable CSV")
+    assert body["summary"]["rejected"] == 1 and body["summary"]["recorded"] == 1
+
+
+def test_json_sent_to_the_csv_route_is_refused_naming_the_content_type(network: Network) -> None:
+    response = network.client.post(
+        "/api/v1/transactions/batch",
+        json={"click_id": network.click(), "order_number": "J-1", "sale_amount": "1.00"},
+        headers={"Authorization": f"Bearer {network.api_key}"},
+    )
+
+    assert response.status_code == 400
+    assert response.json is not None and list(response.json["fields"]) == ["Content-Type"]
+    assert "POST /api/v1/transactions" in response.json["error"]
+    assert count_sales(network) == 0
+
+
+def test_a_json_body_that_is_not_utf8_is_named_as_such(network: Network) -> None:
+    body = '{"click_id": "x", "order_number": "Café", "sale_amount": "1.00"}'.encode("latin-1")
+    response = network.client.post(
+        "/api/v1/transactions",
+        data=body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {network.api_key}"},
+    )
+
+    assert response.status_code == 400
+    assert response.json == {
+        "error": "body: is not UTF-8 text: send JSON in UTF-8",
+        "fields": {"body": "is not UTF-8 text: send JSON in UTF-8"},
+    }
