@@ -73,7 +73,13 @@ CATALOG: tuple[MacroSpec, ...] = (
         "approved",
         "postback.status_map[transaction.status]",
     ),
-    MacroSpec("event", "Transaction event type (sale or lead)", "sale", "transaction.event_type"),
+    MacroSpec(
+        "event",
+        "What fired this postback: sale or lead (the first report), or the later change: approved, declined, "
+        "reversed, adjusted",
+        "sale",
+        "the event's trigger",
+    ),
     MacroSpec("currency", "ISO 4217 currency of the amounts", "USD", "transaction.currency"),
     MacroSpec("programname", "The advertiser program name", "Acme Shoes US", "program.name"),
     MacroSpec("advertiserid", "The advertiser ID", 311, "advertiser.id", "int"),

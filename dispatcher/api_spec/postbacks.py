@@ -13,6 +13,7 @@ from dispatcher.api_spec.common import (
     query,
 )
 from dispatcher.api_spec.common import ref as schema
+from dispatcher.models.postbacks import POSTBACK_EVENTS
 
 TAG = "Postbacks"
 PUBLISHER: list[dict[str, list[str]]] = [{"publisherToken": []}]
@@ -267,7 +268,11 @@ TEST_VALUES: JSON = {
         "order_number": {"type": "string", "maxLength": 255},
         "amount": {"type": ["string", "number"], "description": "The sale amount (`#sa#`)"},
         "commission": {"type": ["string", "number"], "description": "`#ca#`"},
-        "event": {"type": "string", "enum": ["sale", "lead"]},
+        "event": {
+            "type": "string",
+            "enum": list(POSTBACK_EVENTS),
+            "description": "`#event#`: what fired it, the first report (sale, lead) or a later change",
+        },
         "status": {"type": "string", "enum": ["pending", "approved", "declined", "reversed"]},
     },
 }

@@ -23,6 +23,7 @@ from dispatcher.egress.verdict import judge
 from dispatcher.ledger import fields
 from dispatcher.models import Postback
 from dispatcher.models.ledger import SUB_ID_LENGTH, EventType, TransactionStatus
+from dispatcher.models.postbacks import POSTBACK_EVENTS
 from dispatcher.models.types import utcnow
 from dispatcher.portal.preview import sample_values
 from dispatcher.validation import FieldError
@@ -38,7 +39,8 @@ VALUE_FIELDS = {
     "event": "event",
     "status": "status",
 }
-EVENTS = tuple(kind.value for kind in EventType)
+# What a real delivery's #event# can be: what fired it (the first report's type, or the later change).
+EVENTS = POSTBACK_EVENTS
 STATUSES = tuple(status.value for status in TransactionStatus)
 
 

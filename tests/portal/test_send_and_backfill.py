@@ -125,6 +125,9 @@ def test_send_test_through_the_api_takes_values_from_its_body(
     assert answer.json["request"]["url"].endswith(
         "/pb?cid=abc&on=ORD-10045&amount=125.00&payout=3.00&event=lead&status=approved"
     )
+    # A later change, as a real delivery of an approval sends it: #event# is what fired the postback.
+    approval = client.post(url, json={"event": "approved"}, headers=publisher.auth)
+    assert approval.status_code == 200 and "&event=approved&" in approval.json["request"]["url"]
     decimal = client.post(
         url, data='{"amount": 19.99}', content_type="application/json", headers=publisher.auth
     )
