@@ -39,6 +39,7 @@ FORBIDDEN_HEADERS = {
     "upgrade": "is a hop-by-hop header",
 }
 MAX_HEADERS = 20
+URL_REQUIRED = "is required: paste your tracker's postback URL"
 MAX_HEADER_VALUE = 1000
 MAX_URL = 4096
 MAX_BODY = 8192
@@ -130,7 +131,7 @@ def check(
         active=checker.run("active", _active, True),
     )
     if "url" not in values or values.get("url") in (None, ""):
-        checker.problems.setdefault("url", "is required: paste your tracker's postback URL")
+        checker.problems.setdefault("url", URL_REQUIRED)
     if checker.problems:
         raise Invalid(checker.problems)
     if spec.method == "GET":
@@ -190,7 +191,7 @@ def _name(value: object) -> str:
 def _url(value: object, allowed: Sequence[IPNetwork]) -> str:
     url = _string(value, max_length=MAX_URL).strip()
     if not url:
-        raise _Problem("is required: paste your tracker's postback URL")
+        raise _Problem(URL_REQUIRED)
     bad = _character_problem(url)
     if bad:
         raise _Problem(bad)

@@ -15,7 +15,7 @@ from typing import Any
 import macros
 from dispatcher.config import IPNetwork
 from dispatcher.egress import fields, urls
-from dispatcher.postback_rules import CONTENT_TYPES, header_value_problem, url_problem
+from dispatcher.postback_rules import CONTENT_TYPES, URL_REQUIRED, header_value_problem, url_problem
 from dispatcher.validation import FieldError
 
 
@@ -102,6 +102,8 @@ def preview(
     status_map = _mapping(values.get("status_map"))
     sample = sample_values(status_map, {"status": status} if status else None)
     notes = _notes("url", url, macros.Context.URL)
+    if not url.strip():  # saving refuses it: `ok` is true exactly when saving would take the URL
+        notes.append(Note("url", "error", "required", URL_REQUIRED, 0, 0))
     refused = url_problem(url.strip(), allowed_networks) if url.strip() else None  # saving strips it too
     if refused:
         notes.append(Note("url", "error", refused[0], refused[1], 0, len(url)))

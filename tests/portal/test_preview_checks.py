@@ -72,8 +72,9 @@ def test_every_bad_field_is_named_at_once(client: FlaskClient, publisher: Accoun
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({}, {"method": "GET", "url": None, "body": None, "content_type": None, "ok": True}),
-        ({"url": None, "method": None, "headers": None}, {"method": "GET", "url": None, "ok": True}),
+        # Without a URL there is nothing to send: a preview, not a 400, but not ok (saving refuses it).
+        ({}, {"method": "GET", "url": None, "body": None, "content_type": None, "ok": False}),
+        ({"url": None, "method": None, "headers": None}, {"method": "GET", "url": None, "ok": False}),
         (
             {"method": " post ", "body_template": "amount=#sa#"},
             {
@@ -133,6 +134,8 @@ def test_what_a_template_says_is_a_finding_not_a_refusal(
         URL + "\n",  # pasted with its line end: saving strips it
         "  " + URL + " ",
         "http://t.example:8080/pb?cid=#fobs#",
+        "",
+        "   ",
     ],
 )
 def test_the_preview_says_ok_exactly_when_saving_would_accept_the_url_and_in_the_same_words(
