@@ -23,9 +23,17 @@ class FieldError(ValueError):
         self.field = field
         self.value = value
         self.problem = problem
-        # A missing value is named as missing, not as Python's None.
-        shown = "" if value is None else f", got {value!r}"
+        # A missing value is named as missing, not as Python's None; JSON's true and 1e400 as JSON says them.
+        shown = "" if value is None else f", got {_shown(value)}"
         super().__init__(f"{field}: {problem}{shown}")
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return str(value)
+    return repr(value)
 
 
 def text(field: str, value: str, *, max_length: int = 200) -> str:

@@ -101,8 +101,10 @@ def amount(field: str, value: object) -> Decimal:
         raise FieldError(field, value, "is required")
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise FieldError(field, value, "must be a number like 19.99")
-    if isinstance(value, str) and len(value) > 40:
-        raise FieldError(field, _clip(value), "must be a number like 19.99")
+    # Room for a sign, a point and an exponent beside the digits; longer text has too many digits (said so,
+    # not "must be a number": a 40-digit amount with its point is still a number).
+    if isinstance(value, str) and len(value.strip()) > MAX_DIGITS + 8:
+        raise FieldError(field, _clip(value), f"must have at most {MAX_DIGITS} digits")
     try:
         number = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
     except InvalidOperation:

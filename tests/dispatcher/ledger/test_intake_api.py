@@ -135,6 +135,10 @@ def future(minutes: int) -> str:
         ({"sale_amount": "1.5", "currency": "JPY"}, "sale_amount", "must have at most 0 decimals for JPY"),
         ({"sale_amount": "1.2345", "currency": "KWD"}, "sale_amount", "must have at most 3 decimals for KWD"),
         ({"sale_amount": "1e15"}, "sale_amount", "must be less than 1000000000000"),
+        # 40 digits with a point: a number, too large (it was "must be a number like 19.99").
+        ({"sale_amount": "9" * 38 + ".99"}, "sale_amount", "must be less than 1000000000000"),
+        ({"sale_amount": "1" * 41}, "sale_amount", "must have at most 40 digits"),
+        ({"sale_amount": "1." + "0" * 60}, "sale_amount", "must have at most 40 digits"),
         ({"currency": "XYZ"}, "currency", "must be an ISO 4217 currency code such as USD or EUR"),
         ({"currency": "US"}, "currency", "must be an ISO 4217 currency code such as USD or EUR"),
         ({"event": "click"}, "event", "must be one of sale, lead"),
@@ -366,3 +370,18 @@ class TestClickless:
         assert unnamed.json is not None and "program_id" in unnamed.json["fields"]
         assert named.status_code == 201
         assert named.json is not None and named.json["currency"] == "EUR"
+
+
+def test_a_refused_value_is_shown_as_json_says_it_not_as_python_would(network: Network) -> None:
+    base = {"click_id": network.click(), "order_number": "A-1"}
+    for raw, shown in (("true", "got true"), ("1e400", "got 1E+400")):
+        body = '{"click_id": "%s", "order_number": "A-1", "sale_amount": %s}' % (base["click_id"], raw)
+        response = network.client.post(
+            "/api/v1/transactions",
+            data=body,
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {network.api_key}"},
+        )
+        assert response.status_code == 400 and response.json is not None
+        assert response.json["error"].endswith(shown), response.json
+    assert nothing_written(network)
