@@ -373,9 +373,9 @@ class TestClickless:
 
 
 def test_a_refused_value_is_shown_as_json_says_it_not_as_python_would(network: Network) -> None:
-    base = {"click_id": network.click(), "order_number": "A-1"}
+    click = network.click()
     for raw, shown in (("true", "got true"), ("1e400", "got 1E+400")):
-        body = '{"click_id": "%s", "order_number": "A-1", "sale_amount": %s}' % (base["click_id"], raw)
+        body = f'{{"click_id": "{click}", "order_number": "A-1", "sale_amount": {raw}}}'
         response = network.client.post(
             "/api/v1/transactions",
             data=body,
