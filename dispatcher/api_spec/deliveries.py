@@ -101,8 +101,8 @@ LIST: JSON = {
         "operationId": "listDeliveries",
         "summary": "Search deliveries, newest first, 50 per page",
         "description": "A publisher token sees its own deliveries; a staff token sees every "
-        "publisher's and may "
-        "use the staff-only filters (a publisher's request ignores them).",
+        "publisher's and may use the staff-only filters. A parameter the token cannot filter by (a "
+        "staff-only filter with a publisher token, a misspelt name) is a 400 naming it, never ignored.",
         "security": EITHER,
         "parameters": PARAMETERS,
         "responses": {
@@ -110,7 +110,7 @@ LIST: JSON = {
                 "One page", schema("DeliveryPage"), {"page": {"deliveries": [ROW], "next_before": None}}
             ),
             "400": error(
-                "A filter is refused, named in `fields`.",
+                "A filter is refused or unknown to this token, named in `fields`.",
                 "state: must be one of pending, succeeded, failed, got 'done'",
                 {"state": "must be one of pending, succeeded, failed"},
             ),

@@ -53,6 +53,10 @@ class LogRow:
     fobs: str | None
 
 
+# What a publisher's token filters its deliveries by (the API refuses any other name).
+FILTER_PARAMETERS = ("postback_id", "state", "from", "to", "order_number", "sub_id", "before")
+
+
 def parse_filters(args: Any) -> Filters:
     """Query parameters to filters; a bad value raises `FieldError` naming it."""
 

@@ -36,6 +36,17 @@ STATES = tuple(state.value for state in DeliveryState)
 ERROR_CLASSES = tuple(error.value for error in ErrorClass)
 TEXT_FILTERS = ("sales_id", "order_number", "click_id", "sub_id", "destination_host")
 ID_FILTERS = ("publisher_id", "program_id", "advertiser_id", "postback_id")
+# Every query parameter `parse_filters` reads (the staff API refuses any other name).
+FILTER_PARAMETERS = (
+    *TEXT_FILTERS,
+    *ID_FILTERS,
+    "state",
+    "error_class",
+    "status_code",
+    "from",
+    "to",
+    "before",
+)
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,8 @@ def test_postback(postback_id: int) -> ResponseReturnValue:
 @staff_alternative(support_api.list_deliveries)  # a staff token sees every publisher's
 @token_required
 def list_deliveries() -> ResponseReturnValue:
+    # Never ignored: a staff script's `sales_id` run with a publisher token would get every delivery.
+    only_known(request.args, deliveries.FILTER_PARAMETERS, "filter of a publisher's deliveries")
     filters = deliveries.parse_filters(request.args)
     rows = deliveries.search(request_session(), current_publisher_id(), filters, deliveries.PAGE_SIZE + 1)
     more = len(rows) > deliveries.PAGE_SIZE

@@ -20,6 +20,7 @@ from dispatcher.db import request_session
 from dispatcher.models import Delivery, Transaction
 from dispatcher.staff_auth import current_api_staff_id
 from dispatcher.support import actions, search
+from dispatcher.validation import only_known
 
 
 def _row_json(row: search.Row, last: delivery_details.LastRequest | None) -> dict[str, Any]:
@@ -41,6 +42,7 @@ def _row_json(row: search.Row, last: delivery_details.LastRequest | None) -> dic
 
 def list_deliveries() -> ResponseReturnValue:
     session = request_session()
+    only_known(request.args, search.FILTER_PARAMETERS, "delivery filter")  # a misspelt one is never ignored
     page = search.search(session, search.parse_filters(request.args))
     sent = delivery_details.last_requests(session, (row.delivery.id for row in page.rows))
     rows = [_row_json(row, sent.get(row.delivery.id)) for row in page.rows]

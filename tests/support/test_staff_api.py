@@ -144,6 +144,27 @@ def test_a_bad_filter_is_a_json_400_naming_it(client: FlaskClient, staff_auth: d
     assert response.get_json()["fields"] == {"error_class": response.get_json()["fields"]["error_class"]}
 
 
+def test_a_filter_a_token_cannot_use_is_a_400_naming_it_never_ignored(
+    app: Flask, client: FlaskClient, network: Network, staff_auth: dict[str, str]
+) -> None:
+    # A staff script's sales_id run with a publisher token answered every delivery of the publisher.
+    publisher = make_publisher(app)
+    for headers, query, named in (
+        (publisher.auth, "sales_id=SALE-A", "sales_id"),
+        (publisher.auth, "stauts=failed", "stauts"),
+        (staff_auth, "stauts=failed", "stauts"),
+    ):
+        response = client.get(f"/api/v1/deliveries?{query}", headers=headers)
+        assert response.status_code == 400, (query, response.get_json())
+        assert list(response.get_json()["fields"]) == [named]
+    # What each may filter by still works.
+    assert client.get("/api/v1/deliveries?sales_id=SALE-A", headers=staff_auth).status_code == 200
+    assert (
+        client.get("/api/v1/deliveries?order_number=x&state=failed", headers=publisher.auth).status_code
+        == 200
+    )
+
+
 def test_a_delivery_id_beyond_bigint_is_a_404(client: FlaskClient, staff_auth: dict[str, str]) -> None:
     huge = "/api/v1/deliveries/99999999999999999999"
 
