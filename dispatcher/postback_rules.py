@@ -370,7 +370,7 @@ def _header_value(name: str, text: str) -> None:
     unsendable = header_value_problem(name, text)
     if unsendable:
         raise _Problem(unsendable)
-    errors = [f.message for f in macros.lint(text, macros.Context.TEXT) if f.severity == "error"]
+    errors = [f.message for f in macros.lint(text, macros.Context.HEADER) if f.severity == "error"]
     if errors:
         raise _Problem(f"the value of {name}: {' '.join(errors)}")
 

@@ -76,7 +76,7 @@ CATALOG: tuple[MacroSpec, ...] = (
     MacroSpec(
         "event",
         "What fired this postback: sale or lead (the first report), or the later change: approved, declined, "
-        "reversed, adjusted",
+        "reversed, adjusted (the words a postback subscribes to; #status# is the status it left)",
         "sale",
         "the event's trigger",
     ),

@@ -11,11 +11,12 @@ Encoder = Callable[[str], str]
 
 
 class Context(StrEnum):
-    """What a template produces: a URL, a form body, a JSON body, or plain text (e.g. a header value)."""
+    """What a template produces: a URL, a form body, a JSON body, a header value, or plain text."""
 
     URL = "url"
     FORM = "form"
     JSON = "json"
+    HEADER = "header"
     TEXT = "text"
 
 
@@ -30,6 +31,7 @@ class Location(StrEnum):
     FORM = "form"
     JSON_STRING = "json_string"
     JSON_BARE = "json_bare"
+    HEADER = "header"
     TEXT = "text"
 
 
@@ -67,6 +69,24 @@ def json_value(value: str, numeric: bool) -> str:
     return encode_basestring_ascii(value)
 
 
+# What a header value cannot carry (HTTP/1.1 sends Latin-1 text: no control character but tab), and "%".
+_HEADER_ESCAPED = re.compile(r"[^\t\x20-\x24\x26-\x7e\x80-\xff]")
+
+
+def header(value: str) -> str:
+    """A macro's value in a header: `%` and each character a header cannot carry as UTF-8 %XX, so that any
+    URL decoder gives the value back exactly (a value that was itself "%E6%97%A5" arrives as
+    "%25E6%2597%25A5", not as the encoding of "日")."""
+    if not _HEADER_ESCAPED.search(value):
+        return value
+    return _HEADER_ESCAPED.sub(_percent_match, value)
+
+
+def _percent_match(found: re.Match[str]) -> str:
+    # "replace": a lone surrogate (no UTF-8 form) is sent as an encoded "?" rather than failing the send.
+    return "".join(f"%{byte:02X}" for byte in found.group().encode("utf-8", "replace"))
+
+
 def identity(value: str) -> str:
     return value
 
@@ -78,4 +98,6 @@ def encoder(location: Location) -> Encoder:
         return form
     if location is Location.JSON_STRING:
         return json_string_content
+    if location is Location.HEADER:
+        return header
     return identity

@@ -38,7 +38,8 @@ def lint(template: str, context: Context = Context.URL) -> list[Finding]:
 
 def _token_findings(token: Token, context: Context) -> Iterator[Finding]:
     if token.name in BY_NAME:
-        if token.modifier == "raw" and context is not Context.TEXT:
+        # In a header :raw only skips escaping "%": what a header cannot carry is still encoded when sent.
+        if token.modifier == "raw" and context not in (Context.TEXT, Context.HEADER):
             yield _warning(
                 "raw_modifier",
                 f"{token.text} is sent without encoding, so a value holding & = / # or quotes can change the"

@@ -59,6 +59,8 @@ def _locate(literals: list[str], context: Context) -> list[Location]:
         return _url_locations(_SENTINEL.join(literals))
     if context is Context.JSON:
         return _json_locations(_SENTINEL.join(literals))
+    if context is Context.HEADER:
+        return [Location.HEADER] * count
     return [Location.FORM if context is Context.FORM else Location.TEXT] * count
 
 

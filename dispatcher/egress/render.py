@@ -46,8 +46,9 @@ def build_request(job: Claimed, now: datetime, user_agent: str) -> OutboundReque
     for name, value in (postback.headers or {}).items():
         if not fields.is_token(name):  # saving refuses it; a row from before that rule fails here, for good
             raise fields.BadHeader(f"the header name {name!r} is not an HTTP token")
-        # Saving refused typed text a header cannot carry; what a macro brought is percent-encoded.
-        headers[name] = fields.encode(template(value, macros.Context.TEXT).expand(values))
+        # Saving refused typed text a header cannot carry; what a macro brought is percent-encoded (with its
+        # "%", macros.encoding.header); `fields.encode` catches what a :raw macro brought.
+        headers[name] = fields.encode(template(value, macros.Context.HEADER).expand(values))
     body: bytes | None = None
     if postback.method == "POST":
         content_type = postback.content_type or FORM_TYPE

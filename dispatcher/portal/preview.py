@@ -183,7 +183,7 @@ def _header_notes(name: str, value: str) -> list[Note]:
     unsendable = header_value_problem(name, value)
     if unsendable:
         notes.append(Note("headers", "error", "unsendable_header", unsendable, 0, 0))
-    for finding in macros.lint(value, macros.Context.TEXT):
+    for finding in macros.lint(value, macros.Context.HEADER):
         notes.append(Note("headers", finding.severity, finding.code, f"{name}: {finding.message}", 0, 0))
     return notes
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -36,6 +37,17 @@ def test_a_macro_value_a_header_cannot_carry_is_percent_encoded() -> None:
 
     assert request.headers["X-Sub"] == "id-%E6%97%A5%E6%9C%AC%E8%AA%9E"
     fields.check(request.headers)  # every header of the request can be sent
+
+
+def test_a_percent_from_a_macro_is_encoded_so_a_url_decoder_gives_each_value_back() -> None:
+    # A fobs that is itself "%E6%97%A5" and one that is "日" arrived alike: a decoder gave "日" twice.
+    literal = build("https://t.example/pb", fobs="%E6%97%A5 50%", headers={"X-Sub": "rate 50% #fobs#"})
+    character = build("https://t.example/pb", fobs="日", headers={"X-Sub": "rate 50% #fobs#"})
+
+    assert literal.headers["X-Sub"] == "rate 50% %25E6%2597%25A5 50%25"  # the template's own text as typed
+    assert character.headers["X-Sub"] == "rate 50% %E6%97%A5"
+    assert unquote(literal.headers["X-Sub"].removeprefix("rate 50% ")) == "%E6%97%A5 50%"
+    assert unquote(character.headers["X-Sub"].removeprefix("rate 50% ")) == "日"
 
 
 def test_a_line_break_from_a_macro_cannot_make_a_second_header() -> None:
