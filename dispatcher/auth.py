@@ -220,11 +220,11 @@ def _deactivated_advertiser(db: Db, token: str, kind: str) -> bool:
 _REFUSALS = {
     ADVERTISER_KEY_KIND: (
         "Authorization: expected 'Bearer <advertiser API key>'",
-        "Authorization: the API key is not valid (or its advertiser is inactive)",
+        "Authorization: the API key is not valid (unknown, or replaced and past its grace period)",
     ),
     S2S_TOKEN_KIND: (
         "token: the S2S token is required (?token=s2s_...)",
-        "token: the S2S token is not valid (or its advertiser is inactive)",
+        "token: the S2S token is not valid (unknown, or replaced and past its grace period)",
     ),
 }
 _DEACTIVATED = {

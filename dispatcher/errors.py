@@ -23,7 +23,12 @@ def _page() -> str:
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
     status = exc.code or 500
     if wants_json():
-        return jsonify({"error": exc.description or exc.name, "fields": {}}), status
+        message = exc.description or exc.name
+        fields = {}
+        if status == 413 and ": " in message:  # "body: must be at most ...": the field, as a 400 names it
+            name, _, problem = message.partition(": ")
+            fields = {name: problem}
+        return jsonify({"error": message, "fields": fields}), status
     return render_template(_page(), status=status, title=exc.name, message=exc.description), status
 
 

@@ -40,6 +40,8 @@ FORBIDDEN_HEADERS = {
 }
 MAX_HEADERS = 20
 URL_REQUIRED = "is required: paste your tracker's postback URL"
+# What saving says of a header name that is no HTTP token (RFC 9110), which the preview repeats.
+HEADER_NAME_RULE = "names must be HTTP tokens: letters, digits and !#$%&'*+-.^_`|~ (no spaces or colons)"
 MAX_HEADER_VALUE = 1000
 MAX_URL = 4096
 MAX_BODY = 8192
@@ -351,7 +353,7 @@ def _headers(value: object, *, lint: bool = True) -> dict[str, str]:
     for raw_name, raw_value in value.items():
         name = str(raw_name).strip()
         if not fields.is_token(name):
-            raise _got("names must be letters, digits and - (no spaces or colons)", raw_name)
+            raise _got(HEADER_NAME_RULE, raw_name)
         reason = FORBIDDEN_HEADERS.get(name.lower())
         if reason:
             raise _Problem(f"{name} {reason} and cannot be set")

@@ -78,12 +78,14 @@ UNAUTHORIZED_PUBLISHER = error(
     "Authorization: Bearer <publisher API token> is missing or not valid",
 )
 UNAUTHORIZED_ADVERTISER = error(
-    "The API key is missing, malformed, unknown, or its advertiser is inactive.",
-    "Authorization: the API key is not valid (or its advertiser is inactive)",
+    "The API key is missing, malformed, unknown, or replaced and past its grace period (a deactivated "
+    "advertiser's right key is a 403).",
+    "Authorization: the API key is not valid (unknown, or replaced and past its grace period)",
 )
 UNAUTHORIZED_S2S = error(
-    "The `token` query parameter is missing, unknown, or its advertiser is inactive.",
-    "token: the S2S token is not valid (or its advertiser is inactive)",
+    "The `token` query parameter is missing, unknown, or replaced and past its grace period (a "
+    "deactivated advertiser's right token is a 403).",
+    "token: the S2S token is not valid (unknown, or replaced and past its grace period)",
 )
 DEACTIVATED_ADVERTISER = error(
     "The API key is right but the network has deactivated its advertiser (`flask deactivate-advertiser`).",

@@ -500,6 +500,7 @@ DELIVERY_DETAIL = {
             "transaction_id": ID,
             "sales_id": {"type": "string"},
             "order_number": {"type": "string"},
+            "click_id": _TEXT_OR_NULL,
             "destination_host": _TEXT_OR_NULL,
         },
         [*DELIVERY_FIELDS, "attempts"],

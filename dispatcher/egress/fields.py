@@ -55,7 +55,9 @@ def check(headers: Mapping[str, str]) -> None:
     """BadHeader for the first header an HTTP client could not send as it is."""
     for name, value in headers.items():
         if not is_token(name):
-            raise BadHeader(f"the header name {name!r} is not an HTTP token (letters, digits, -)")
+            raise BadHeader(
+                f"the header name {name!r} is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"
+            )
         problem = value_problem(value)
         if problem is not None:
             raise BadHeader(f"the value of {name} {problem}")

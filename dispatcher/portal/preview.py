@@ -15,7 +15,13 @@ from typing import Any
 import macros
 from dispatcher.config import IPNetwork
 from dispatcher.egress import fields, urls
-from dispatcher.postback_rules import CONTENT_TYPES, URL_REQUIRED, header_value_problem, url_problem
+from dispatcher.postback_rules import (
+    CONTENT_TYPES,
+    HEADER_NAME_RULE,
+    URL_REQUIRED,
+    header_value_problem,
+    url_problem,
+)
 from dispatcher.validation import FieldError
 
 
@@ -178,7 +184,7 @@ def _header_notes(name: str, value: str) -> list[Note]:
     saving's words, and the linter's findings."""
     notes = []
     if not fields.is_token(name):
-        problem = f"names must be letters, digits and - (no spaces or colons), got {name!r}"
+        problem = f"{HEADER_NAME_RULE}, got {name!r}"
         notes.append(Note("headers", "error", "bad_header_name", problem, 0, 0))
     unsendable = header_value_problem(name, value)
     if unsendable:

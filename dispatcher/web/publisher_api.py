@@ -79,7 +79,7 @@ def _settings() -> Settings:
 def _body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        abort(400, description="The body must be a JSON object, sent with Content-Type: application/json")
+        raise Invalid({"body": "must be a JSON object, sent with Content-Type: application/json"})
     unknown = {key: "is not a postback field" for key in data if key not in (*FIELDS, SIGNING)}
     if unknown:
         raise Invalid(unknown)

@@ -17,7 +17,7 @@ from flask.typing import ResponseReturnValue
 from dispatcher import delivery_details
 from dispatcher.broker import get_broker
 from dispatcher.db import request_session
-from dispatcher.models import Delivery, Transaction
+from dispatcher.models import Click, Delivery, Transaction
 from dispatcher.staff_auth import current_api_staff_id
 from dispatcher.support import actions, search
 from dispatcher.validation import only_known
@@ -56,12 +56,14 @@ def get_delivery(delivery_id: int) -> ResponseReturnValue:
         abort(404, description=f"delivery {delivery_id} not found")
     sale = session.get(Transaction, delivery.transaction_id)
     assert sale is not None
+    click = session.get(Click, sale.click_pk) if sale.click_pk is not None else None
     body = delivery_details.delivery_json(delivery, delivery_details.last_request(delivery))
     body.update(
         publisher_id=delivery.publisher_id,
         transaction_id=delivery.transaction_id,
         sales_id=sale.sales_id,
         order_number=sale.order_number,
+        click_id=click.click_id if click is not None else None,  # as the list gives it
         destination_host=delivery.destination_host,
         attempts=[
             {

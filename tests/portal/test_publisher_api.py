@@ -132,9 +132,9 @@ def test_a_body_that_is_not_a_json_object_is_a_400(
     )
 
     assert response.status_code == 400
-    assert response.get_json() == {
-        "error": "The body must be a JSON object, sent with Content-Type: application/json",
-        "fields": {},
+    assert response.get_json() == {  # the body is named, as any refused field is
+        "error": "body: must be a JSON object, sent with Content-Type: application/json",
+        "fields": {"body": "must be a JSON object, sent with Content-Type: application/json"},
     }
 
 

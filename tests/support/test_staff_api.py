@@ -71,6 +71,7 @@ def test_staff_read_any_delivery_with_its_attempts(
     body = client.get(f"/api/v1/deliveries/{network.ids['a']}", headers=staff_auth).get_json()
 
     assert (body["sales_id"], body["publisher_id"]) == ("SALE-A", network.publishers["p1"])
+    assert body["click_id"] == "CLICK-A"  # as the list gives it
     [attempt] = body["attempts"]
     assert (attempt["status_code"], attempt["resolved_ip"]) == (404, "203.0.113.7")
     assert attempt["request_headers"] == {"User-Agent": "PostbackDispatcher/1"}

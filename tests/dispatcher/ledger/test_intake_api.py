@@ -221,6 +221,7 @@ def test_an_oversize_body_is_413(network: Network) -> None:
     response = network.report({"click_id": "x", "order_number": "A", "sale_amount": "1", "pad": "x" * 70_000})
 
     assert response.status_code == 413
+    assert response.json is not None and list(response.json["fields"]) == ["body"]  # named, as a 400 names it
     assert nothing_written(network)
 
 

@@ -142,7 +142,10 @@ def test_a_body_longer_than_the_limit_without_content_length_is_413_and_not_read
             environ_overrides={"wsgi.input_terminated": True},
         )
         assert response.status_code == 413
-        assert response.json == {"error": f"body: must be at most {MAX_JSON_BYTES} bytes", "fields": {}}
+        assert response.json == {
+            "error": f"body: must be at most {MAX_JSON_BYTES} bytes",
+            "fields": {"body": f"must be at most {MAX_JSON_BYTES} bytes"},
+        }
         assert body.tell() <= MAX_JSON_BYTES + 1
     assert counts(network) == (0, 0, 0)
 
