@@ -20,8 +20,9 @@ def searched_host(typed: str) -> str:
     """What support typed, in the form deliveries keep: lower case, international names as their ASCII
     (IDNA) form, no trailing dot, an IPv6 address compressed and in brackets, with or without a port.
     Something that is no host at all is kept as typed (lower case): it simply matches nothing. A pasted URL
-    (`https://tracker.example:8443/pb?x=1`) or host with a path is searched by its host and port, the
-    scheme's default port left out as deliveries leave it out."""
+    (`https://tracker.example:8443/pb?x=1`) or host with a path is searched by its host and port; a URL
+    without a port (or with its scheme's default) means the default port only, which deliveries keep as the
+    bare host: that is marked by a trailing ":" (`host_matches` then matches the bare host exactly)."""
     value = _host_part(typed.strip().lower())
     if value.startswith("["):
         address, _, port = value[1:].partition("]")
@@ -39,21 +40,29 @@ def searched_host(typed: str) -> str:
 
 
 def _host_part(value: str) -> str:
-    """The host[:port] of a pasted URL or of a host followed by a path; anything else as it is."""
+    """The host[:port] of a pasted URL or of a host followed by a path (a URL on its default port as
+    "host:"); anything else as it is."""
     scheme, has_scheme, rest = value.partition("://")
     if not has_scheme:
-        scheme, rest = "", value
+        scheme, rest = "", value.removeprefix("//")
     authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     authority = authority.rpartition("@")[2]  # user:password@ is no part of the host
+    if not (has_scheme or value.startswith("//")):
+        return authority
     default = {"http": ":80", "https": ":443"}.get(scheme)
     if default and authority.endswith(default) and not authority.endswith("]"):
         authority = authority.removesuffix(default)
-    return authority
+    has_port = authority.rpartition("]")[2].count(":") == 1 or (
+        not authority.startswith("[") and authority.count(":") == 1
+    )
+    return authority if has_port else f"{authority}:"
 
 
 def host_matches(host: str) -> ColumnElement[bool]:
     """`host`: `searched_host`'s form."""
     column = Delivery.destination_host
+    if host.endswith(":"):  # a pasted URL on its scheme's default port (`searched_host`): the bare host only
+        return column == host[:-1]
     if host.rpartition("]")[2].count(":"):  # a port: exactly that
         return column == host
     # A range rather than LIKE: both databases answer it from the (destination_host, created_at) index, and

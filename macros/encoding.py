@@ -69,14 +69,16 @@ def json_value(value: str, numeric: bool) -> str:
     return encode_basestring_ascii(value)
 
 
-# What a header value cannot carry (HTTP/1.1 sends Latin-1 text: no control character but tab), and "%".
-_HEADER_ESCAPED = re.compile(r"[^\t\x20-\x24\x26-\x7e\x80-\xff]")
+# Everything but printable ASCII: "%" itself, space and tab (a server trims them at a value's edges),
+# control characters, and every non-ASCII character (Latin-1 bytes would reach a receiver reading headers
+# as UTF-8 as garbage).
+_HEADER_ESCAPED = re.compile(r"[^\x21-\x24\x26-\x7e]")
 
 
 def header(value: str) -> str:
-    """A macro's value in a header: `%` and each character a header cannot carry as UTF-8 %XX, so that any
-    URL decoder gives the value back exactly (a value that was itself "%E6%97%A5" arrives as
-    "%25E6%2597%25A5", not as the encoding of "日")."""
+    """A macro's value in a header, as UTF-8 %XX outside printable ASCII (and for "%" and space), so that any
+    URL decoder gives the value back exactly: "é日%" as "%C3%A9%E6%97%A5%25", and a value that was itself
+    "%E6%97%A5" as "%25E6%2597%25A5", not as the encoding of "日"."""
     if not _HEADER_ESCAPED.search(value):
         return value
     return _HEADER_ESCAPED.sub(_percent_match, value)

@@ -41,7 +41,13 @@ MODIFIERS: tuple[ModifierSpec, ...] = (
     ModifierSpec("lower", (), "Lower case", "#programname:lower#"),
     ModifierSpec("upper", (), "Upper case", "#status:upper#"),
     ModifierSpec("b64", (), "URL-safe base64 of the UTF-8 value (with `=` padding)", "#fobs:b64#"),
-    ModifierSpec("raw", (), "No encoding for the context: unsafe, lint warns", "#fobs:raw#"),
+    ModifierSpec(
+        "raw",
+        (),
+        "No encoding for the context: unsafe, lint warns (in a header, what a header cannot carry is still "
+        "encoded)",
+        "#fobs:raw#",
+    ),
 )
 _BY_NAME = {m.name: m for m in MODIFIERS}
 

@@ -24,7 +24,7 @@ PROGRAM = _object(
         "tracking_link": {
             "type": ["string", "null"],
             "description": "`/c/<id>?pub=..&ts=..&fobs=..`: answers 302. Its traffic source is "
-            "`traffic_source_id`, else your first active one by name; null when you have none (a click "
+            "`traffic_source_id`, else your oldest active one; null when you have none (a click "
             "needs one)",
         },
         "lands_on": {"type": "string", "description": "The landing URL, NETWORK_CLICK_ID where the id goes"},

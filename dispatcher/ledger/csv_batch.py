@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -57,8 +58,10 @@ class CsvFile:
         # Replacing quietly made different order numbers one ("Caf\xe9-1" and "Caf\xe8-1" both "Caf\ufffd-1"),
         # and the second line then adjusted the first one's sale.
         self._not_utf8: set[int] = set()
-        # strict: an unclosed quote is an error of its line, not a cell that swallows the rest of the file.
-        self._reader = csv.reader(_decoded_lines(stream, self._not_utf8), strict=True)
+        # strict: an unclosed quote raises (at the end of the file, or at the cell size limit) instead of
+        # ending as one cell that swallowed every line after it; `_next_row` then reads those lines again.
+        self._lines = _Lines(_decoded_lines(stream, self._not_utf8))
+        self._reader = csv.reader(self._lines, strict=True)
         self._first: tuple[int, list[str]] | None = None
         self.columns: tuple[str, ...] = POSITIONAL_COLUMNS
         self.has_header = False
@@ -77,14 +80,18 @@ class CsvFile:
 
     def _next_row(self) -> tuple[int, list[str]] | None:
         while True:
-            first = self._reader.line_num + 1  # a record with a quoted line break is named by its first line
+            first = self._lines.number + 1  # a record with a quoted line break is named by its first line
+            self._lines.taken.clear()
             try:
                 cells = next(self._reader)
             except StopIteration:
                 return None
             except csv.Error as exc:
+                # Only the first line is refused: the lines after it, read into the broken cell, are read
+                # again as lines of their own (the reader starts each record afresh).
+                self._lines.push_back(self._lines.taken[1:])
                 return first, [f"\0{exc}"]
-            if any(line in self._not_utf8 for line in range(first, self._reader.line_num + 1)):
+            if any(line in self._not_utf8 for line in range(first, self._lines.number + 1)):
                 return first, [NOT_UTF8]
             if any(cell.strip() for cell in cells):
                 return first, cells
@@ -125,6 +132,30 @@ def _record_chunk(
         LineOutcome(line, Rejected(report) if isinstance(report, FieldError) else next(outcomes))
         for line, report in chunk
     ]
+
+
+class _Lines:
+    """The csv reader's lines, numbered as the file's, with the current record's lines kept (bounded by the
+    reader's cell limit) so that those after a broken first line can be handed out again."""
+
+    def __init__(self, source: Iterator[str]) -> None:
+        self._source = source
+        self._again: deque[str] = deque()
+        self.number = 0  # of the last line handed out
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._again.popleft() if self._again else next(self._source)
+        self.number += 1
+        self.taken.append(line)
+        return line
+
+    def push_back(self, lines: list[str]) -> None:
+        self._again.extendleft(reversed(lines))
+        self.number -= len(lines)
 
 
 def _decoded_lines(stream: Readable, not_utf8: set[int]) -> Iterator[str]:

@@ -3,7 +3,7 @@ sub ids, with where a visitor lands.
 
 Every running program is open to every publisher (see `programs`). The link carries the publisher (`pub`), the
 traffic source (`ts`: a click without one is refused, so a link is only built for one of the publisher's
-active sources, the first by name unless one is asked for) and the publisher's own sub ids (`fobs`..`fobs5`,
+active sources, the oldest unless one is asked for) and the publisher's own sub ids (`fobs`..`fobs5`,
 echoed back in postbacks as `#fobs#`..`#fobs5#`); the click answers 302 to the program's landing URL with
 the network's click id.
 """
@@ -118,7 +118,8 @@ def parse_spec(
 
 
 def default_source(session: Session, publisher_id: int) -> int | None:
-    """The traffic source a link carries when none is asked for: the first active one by name (as the
-    builder lists them), None when the publisher has none and no link can be built."""
-    active = (source for source in traffic_sources.list_sources(session, publisher_id) if source.active)
-    return next((source.id for source in active), None)
+    """The traffic source a link carries when none is asked for: the oldest active one (by id, so that a
+    rename or a new source never changes the links already handed out), None when the publisher has none and
+    no link can be built."""
+    active = [source.id for source in traffic_sources.list_sources(session, publisher_id) if source.active]
+    return min(active, default=None)

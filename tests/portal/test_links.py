@@ -168,12 +168,12 @@ def test_every_link_carries_a_traffic_source_and_none_is_offered_without_one(
     api = client.get("/api/v1/programs", headers=publisher.auth).json
     assert [program["tracking_link"] for program in api["programs"]] == [None, None]
 
-    add_source(app, publisher, "Zeta")
-    first = add_source(app, publisher, "Alpha")
+    first = add_source(app, publisher, "Zeta")
+    add_source(app, publisher, "Alpha")
     page = client.get("/portal/links", query_string={"program_id": shops["running"]}).get_data(as_text=True)
     assert 'id="no-source"' not in page
     built = page.split('id="tracking-link">', 1)[1].split("<", 1)[0].replace("&amp;", "&")
-    assert parse_qs(urlsplit(built).query)["ts"] == [str(first)]  # the first by name, as the builder lists
+    assert parse_qs(urlsplit(built).query)["ts"] == [str(first)]  # the oldest: a new one changes no link
     listed = page.split('id="programs"', 1)[1]
     assert listed.count(f"ts={first}") == 2
     landing, click = follow(client, built)

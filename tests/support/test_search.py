@@ -238,10 +238,10 @@ def test_a_bare_host_finds_it_on_every_port_and_nothing_that_only_looks_alike(ap
     assert found("not a host!") == set()
     # A pasted URL, or a host with its path, is searched by its host and port (the scheme's default left out).
     assert found("https://hooks.example:8443/pb?sid=1") == {"hooks.example:8443"}
-    assert found("http://user:pw@HOOKS.example:80/pb") == {
-        "hooks.example",
-        "hooks.example:8443",
-        "hooks.example:80",
-    }
+    # A URL without a port (or with its scheme's default) is the default port only: the bare host.
+    assert found("http://user:pw@HOOKS.example:80/pb") == {"hooks.example"}
+    assert found("https://hooks.example/pb") == {"hooks.example"}
+    assert found("//hooks.example/pb") == {"hooks.example"}
+    assert found("https://[2001:db8::1]/x") == {"[2001:db8::1]"}
     assert found("hooks.examples/pb") == {"hooks.examples:8443"}
     assert found("https://[2001:db8::1]:8443/x") == {"[2001:db8::1]:8443"}
