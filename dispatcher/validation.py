@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -28,11 +29,27 @@ class FieldError(ValueError):
         super().__init__(f"{field}: {problem}{shown}")
 
 
-def _shown(value: object) -> str:
+def _shown(value: object, depth: int = 0) -> str:
+    """The refused value as the client wrote it: a string quoted, anything else as JSON says it (true,
+    1E+400, [true, 1.5]); deeper than a few levels, elided."""
+    if isinstance(value, str):
+        return repr(value) if depth == 0 else json.dumps(value, ensure_ascii=False)
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, Decimal):
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float, Decimal)):
         return str(value)
+    if depth >= 3:
+        return "…"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(item, depth + 1) for item in value) + "]"
+    if isinstance(value, dict):
+        items = (
+            f"{json.dumps(str(key), ensure_ascii=False)}: {_shown(item, depth + 1)}"
+            for key, item in value.items()
+        )
+        return "{" + ", ".join(items) + "}"
     return repr(value)
 
 

@@ -32,7 +32,11 @@ REFUSED = error(
     "sale_amount: must have at most 2 decimals for USD, got '19.999'",
     {"sale_amount": "must have at most 2 decimals for USD"},
 )
-TOO_LARGE = error("The body is larger than the limit.", "body: must be at most 65536 bytes")
+TOO_LARGE = error(
+    "The body is larger than the limit.",
+    "body: must be at most 65536 bytes",
+    {"body": "must be at most 65536 bytes"},
+)
 
 REPORT: JSON = {
     "post": {
@@ -362,7 +366,11 @@ BATCH: JSON = {
             ),
             "401": UNAUTHORIZED_ADVERTISER,
             "403": DEACTIVATED_ADVERTISER,
-            "413": error("The file is larger than 64 MB.", "file: must be at most 64 MB"),
+            "413": error(
+                "The file is larger than 64 MB.",
+                "file: must be at most 64 MB",
+                {"file": "must be at most 64 MB"},
+            ),
         },
     }
 }

@@ -19,6 +19,7 @@ MAX_AMOUNT = Decimal("1000000000000")
 # As many digits as an amount may be written with (the length allowed for text amounts): enough for any real
 # amount with trailing zeros, and a 10,000-digit JSON number is refused before any arithmetic on it.
 MAX_DIGITS = 40
+_NUMERIC_TEXT = re.compile(r"[+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?")
 # Wide enough that no amount of at most MAX_DIGITS digits is rounded while checked: the default context's 28
 # digits rounded 1.0000000000000000000000000000001 to 1 and let it through.
 EXACT = Context(prec=MAX_DIGITS + 10)
@@ -104,7 +105,9 @@ def amount(field: str, value: object) -> Decimal:
     # Room for a sign, a point and an exponent beside the digits; longer text has too many digits (said so,
     # not "must be a number": a 40-digit amount with its point is still a number).
     if isinstance(value, str) and len(value.strip()) > MAX_DIGITS + 8:
-        raise FieldError(field, _clip(value), f"must have at most {MAX_DIGITS} digits")
+        looks_numeric = _NUMERIC_TEXT.fullmatch(value.strip()) is not None
+        problem = f"must have at most {MAX_DIGITS} digits" if looks_numeric else "must be a number like 19.99"
+        raise FieldError(field, _clip(value), problem)
     try:
         number = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
     except InvalidOperation:

@@ -183,7 +183,8 @@ def delete_postback(postback_id: int) -> ResponseReturnValue:
 @blueprint.post("/postbacks/preview")
 @token_required
 def preview_postback() -> ResponseReturnValue:
-    """Each field is checked as on saving (nothing required); the templates' problems are findings."""
+    """Each field is checked as on saving (nothing else required); the templates' problems are findings,
+    and a missing URL is one (not ok, as saving would refuse it)."""
     session = request_session()
     # `?postback=<id>`: the draft edits that postback, whose stopped programs saving keeps; else it is new. A
     # misspelt parameter would quietly preview a new postback instead: refused.

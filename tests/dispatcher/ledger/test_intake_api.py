@@ -138,6 +138,7 @@ def future(minutes: int) -> str:
         # 40 digits with a point: a number, too large (it was "must be a number like 19.99").
         ({"sale_amount": "9" * 38 + ".99"}, "sale_amount", "must be less than 1000000000000"),
         ({"sale_amount": "1" * 41}, "sale_amount", "must have at most 40 digits"),
+        ({"sale_amount": "about " * 10}, "sale_amount", "must be a number like 19.99"),
         ({"sale_amount": "1." + "0" * 60}, "sale_amount", "must have at most 40 digits"),
         ({"currency": "XYZ"}, "currency", "must be an ISO 4217 currency code such as USD or EUR"),
         ({"currency": "US"}, "currency", "must be an ISO 4217 currency code such as USD or EUR"),
@@ -375,7 +376,7 @@ class TestClickless:
 
 def test_a_refused_value_is_shown_as_json_says_it_not_as_python_would(network: Network) -> None:
     click = network.click()
-    for raw, shown in (("true", "got true"), ("1e400", "got 1E+400")):
+    for raw, shown in (("true", "got true"), ("1e400", "got 1E+400"), ("[true, 1.5]", "got [true, 1.5]")):
         body = f'{{"click_id": "{click}", "order_number": "A-1", "sale_amount": {raw}}}'
         response = network.client.post(
             "/api/v1/transactions",
