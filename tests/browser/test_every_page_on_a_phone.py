@@ -33,7 +33,7 @@ from dispatcher.demo import DEMO_POSTBACK_PATH
 from dispatcher.models import Base, Delivery, Postback, Program, Transaction
 from dispatcher.support import bulk as support_bulk
 from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LiveServer, _browser_or_skip
-from tests.browser.test_portal_flow import _network, _run_worker
+from tests.browser.test_portal_flow import _network, _run_worker, _sale
 from tests.conftest import app_settings
 from tests.portal.conftest import PASSWORD, Receiver
 
@@ -255,7 +255,7 @@ def _seed(
             "admin": admin.id,
             "advertiser_user": shop_user.id,
         }
-    _sale(server, network)
+    assert _sale(server, network)["deliveries"] == 3  # one to each of the publisher's three postbacks
     _run_worker(app, redis_url, tmp_path)
     with get_db(app).session() as session:
         sale = session.scalars(select(Transaction)).one()
@@ -275,25 +275,6 @@ def _seed(
     receipt = requests.get(f"{server.url}/demo/receiver", params={"sid": "a" * 120}, timeout=10)
     assert receipt.ok  # a receipt with a long value, besides the demo postback's
     return ids
-
-
-def _sale(server: LiveServer, network: dict[str, Any]) -> None:
-    """A click on the publisher's tracking link, then the advertiser reporting the sale: one delivery to each
-    of the publisher's three postbacks."""
-    click = requests.get(
-        f"{server.url}/c/{network['program']}",
-        params={"pub": network["publisher"], "ts": network["source"], "fobs": "voluum-click-42"},
-        allow_redirects=False,
-        timeout=10,
-    )
-    click_id = click.headers["Location"].split("clickid=")[1].split("&")[0]
-    sale = requests.post(
-        f"{server.url}/api/v1/transactions",
-        json={"click_id": click_id, "order_number": "ORD-777", "sale_amount": "80.00"},
-        headers={"Authorization": f"Bearer {network['api_key']}"},
-        timeout=10,
-    )
-    assert sale.status_code == 201 and sale.json()["deliveries"] == 3, sale.text
 
 
 @pytest.fixture(scope="module")

@@ -44,8 +44,8 @@ def _network(app: Flask) -> dict[str, Any]:
         }
 
 
-def _sale(server: LiveServer, network: dict[str, Any]) -> None:
-    """A click on the publisher's tracking link, then the advertiser reporting the sale."""
+def _sale(server: LiveServer, network: dict[str, Any]) -> dict[str, Any]:
+    """A click on the publisher's tracking link, then the advertiser reporting the sale; its answer."""
     click = requests.get(
         f"{server.url}/c/{network['program']}",
         params={"pub": network["publisher"], "ts": network["source"], "fobs": "voluum-click-42"},
@@ -60,6 +60,8 @@ def _sale(server: LiveServer, network: dict[str, Any]) -> None:
         timeout=10,
     )
     assert sale.status_code == 201, sale.text
+    answer: dict[str, Any] = sale.json()
+    return answer
     assert sale.json()["deliveries"] == 1
 
 
