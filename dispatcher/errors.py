@@ -23,20 +23,16 @@ def _page() -> str:
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
     status = exc.code or 500
     if wants_json():
-        message = exc.description or exc.name
-        fields = {}
-        if status == 413 and ": " in message:  # "body: must be at most ...": the field, as a 400 names it
-            name, _, problem = message.partition(": ")
-            fields = {name: problem}
-        return jsonify({"error": message, "fields": fields}), status
+        return jsonify({"error": exc.description or exc.name, "fields": {}}), status
     return render_template(_page(), status=status, title=exc.name, message=exc.description), status
 
 
 def _field_error(exc: FieldError) -> ResponseReturnValue:
     message = str(exc)  # FieldError words it: the field, the problem and the value given, if any
     if wants_json():
-        return jsonify({"error": message, "fields": {exc.field: exc.problem}}), 400
-    return render_template(_page(), status=400, title="Bad request", message=message), 400
+        return jsonify({"error": message, "fields": {exc.field: exc.problem}}), exc.status
+    title = "Request Entity Too Large" if exc.status == 413 else "Bad request"  # werkzeug's name for a 413
+    return render_template(_page(), status=exc.status, title=title, message=message), exc.status
 
 
 def init_app(app: Flask) -> None:

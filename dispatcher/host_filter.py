@@ -52,10 +52,12 @@ def _host_part(value: str) -> str:
     default = {"http": ":80", "https": ":443"}.get(scheme)
     if default and authority.endswith(default) and not authority.endswith("]"):
         authority = authority.removesuffix(default)
-    has_port = authority.rpartition("]")[2].count(":") == 1 or (
-        not authority.startswith("[") and authority.count(":") == 1
-    )
-    return authority if has_port else f"{authority}:"
+    return authority if _has_port(authority) else f"{authority}:"
+
+
+def _has_port(host: str) -> bool:
+    """A port named: "host:8443", "[2001:db8::1]:8443" (after the brackets, a colon is the port's)."""
+    return ":" in host.rpartition("]")[2]
 
 
 def host_matches(host: str) -> ColumnElement[bool]:
@@ -63,7 +65,7 @@ def host_matches(host: str) -> ColumnElement[bool]:
     column = Delivery.destination_host
     if host.endswith(":"):  # a pasted URL on its scheme's default port (`searched_host`): the bare host only
         return column == host[:-1]
-    if host.rpartition("]")[2].count(":"):  # a port: exactly that
+    if _has_port(host):  # exactly that
         return column == host
     # A range rather than LIKE: both databases answer it from the (destination_host, created_at) index, and
     # no character of the name needs escaping.

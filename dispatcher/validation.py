@@ -20,6 +20,8 @@ MAX_FLAT_COMMISSION = Decimal(10) ** (MONEY_PRECISION - MONEY_SCALE)
 
 
 class FieldError(ValueError):
+    status = 400  # what the web answers it with (dispatcher.errors)
+
     def __init__(self, field: str, value: object, problem: str) -> None:
         self.field = field
         self.value = value
@@ -27,6 +29,12 @@ class FieldError(ValueError):
         # A missing value is named as missing, not as Python's None; JSON's true and 1e400 as JSON says them.
         shown = "" if value is None else f", got {_shown(value)}"
         super().__init__(f"{field}: {problem}{shown}")
+
+
+class TooLarge(FieldError):
+    """A body or file over its limit: a 413, its field named as a 400 names it."""
+
+    status = 413
 
 
 def _shown(value: object, depth: int = 0) -> str:

@@ -81,12 +81,13 @@ def header(value: str) -> str:
     "%E6%97%A5" as "%25E6%2597%25A5", not as the encoding of "日"."""
     if not _HEADER_ESCAPED.search(value):
         return value
-    return _HEADER_ESCAPED.sub(_percent_match, value)
+    return _HEADER_ESCAPED.sub(lambda found: utf8_percent(found.group()), value)
 
 
-def _percent_match(found: re.Match[str]) -> str:
+def utf8_percent(text: str) -> str:
+    """Every character of `text` as its UTF-8 bytes, %XX each."""
     # "replace": a lone surrogate (no UTF-8 form) is sent as an encoded "?" rather than failing the send.
-    return "".join(f"%{byte:02X}" for byte in found.group().encode("utf-8", "replace"))
+    return "".join(f"%{byte:02X}" for byte in text.encode("utf-8", "replace"))
 
 
 def identity(value: str) -> str:

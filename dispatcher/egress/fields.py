@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from macros.encoding import utf8_percent
+
 # RFC 9110 token: the characters a field name may hold.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # RFC 9110 field-value characters, as Python's http.client sends them (Latin-1).
@@ -43,12 +45,7 @@ def encode(value: str) -> str:
     """`value` with each character a header cannot carry percent-encoded as UTF-8 (`%E2%82%AC` for `€`)."""
     if _SENDABLE.fullmatch(value):
         return value
-    return _UNSENDABLE.sub(_percent, value)
-
-
-def _percent(found: re.Match[str]) -> str:
-    # "replace": a lone surrogate (no UTF-8 form) is sent as an encoded "?" rather than failing the send.
-    return "".join(f"%{byte:02X}" for byte in found.group().encode("utf-8", "replace"))
+    return _UNSENDABLE.sub(lambda found: utf8_percent(found.group()), value)
 
 
 def check(headers: Mapping[str, str]) -> None:

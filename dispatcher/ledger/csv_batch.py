@@ -28,7 +28,6 @@ from dispatcher.validation import FieldError
 POSITIONAL_COLUMNS = ("click_id", "order_number", "sale_amount", "currency", "event", "status", "event_time")
 REQUIRED_COLUMNS = ("order_number",)
 CHUNK_LINES = 500
-NOT_UTF8 = "\0\0not UTF-8"  # the cells of a record that held a line that is not UTF-8
 MAX_CELL_CHARS = 4096  # a longer cell is an error of that line
 # The csv reader's own limit, far above MAX_CELL_CHARS: when it refuses a cell it stops mid-row, and the rest
 # of a row spanning lines (a quoted cell with a line break after the long one) was then read as the start of a
@@ -62,11 +61,11 @@ class CsvFile:
         # ending as one cell that swallowed every line after it; `_next_row` then reads those lines again.
         self._lines = _Lines(_decoded_lines(stream, self._not_utf8))
         self._reader = csv.reader(self._lines, strict=True)
-        self._first: tuple[int, list[str]] | None = None
+        self._first: tuple[int, list[str] | FieldError] | None = None
         self.columns: tuple[str, ...] = POSITIONAL_COLUMNS
         self.has_header = False
         first = self._next_row()
-        if first is not None and _looks_like_header(first[1]):
+        if first is not None and isinstance(first[1], list) and _looks_like_header(first[1]):
             self.columns = _header_columns(first[1])
             self.has_header = True
         else:
@@ -78,7 +77,8 @@ class CsvFile:
         while (row := self._next_row()) is not None:
             yield row[0], self._report(row[1])
 
-    def _next_row(self) -> tuple[int, list[str]] | None:
+    def _next_row(self) -> tuple[int, list[str] | FieldError] | None:
+        """The next record that is not blank, by its first line: its cells, or why it cannot be read."""
         while True:
             first = self._lines.number + 1  # a record with a quoted line break is named by its first line
             self._lines.taken.clear()
@@ -90,17 +90,17 @@ class CsvFile:
                 # Only the first line is refused: the lines after it, read into the broken cell, are read
                 # again as lines of their own (the reader starts each record afresh).
                 self._lines.push_back(self._lines.taken[1:])
-                return first, [f"\0{exc}"]
+                return first, FieldError("line", str(exc), "is not readable CSV")
             if any(line in self._not_utf8 for line in range(first, self._lines.number + 1)):
-                return first, [NOT_UTF8]
+                return first, FieldError(
+                    "line", None, "is not UTF-8 text: save the file as UTF-8 (Excel: CSV UTF-8)"
+                )
             if any(cell.strip() for cell in cells):
                 return first, cells
 
-    def _report(self, cells: list[str]) -> SaleReport | FieldError:
-        if cells == [NOT_UTF8]:
-            return FieldError("line", None, "is not UTF-8 text: save the file as UTF-8 (Excel: CSV UTF-8)")
-        if len(cells) == 1 and cells[0].startswith("\0"):
-            return FieldError("line", cells[0][1:], "is not readable CSV")
+    def _report(self, cells: list[str] | FieldError) -> SaleReport | FieldError:
+        if isinstance(cells, FieldError):
+            return cells
         if len(cells) > len(self.columns):
             return FieldError("line", len(cells), f"has more than {len(self.columns)} columns")
         for name, cell in zip(self.columns, cells, strict=False):

@@ -110,8 +110,7 @@ def preview(
     notes = _notes("url", url, macros.Context.URL)
     if not url.strip():  # saving refuses it: `ok` is true exactly when saving would take the URL
         notes.append(Note("url", "error", "required", URL_REQUIRED, 0, 0))
-    refused = url_problem(url.strip(), allowed_networks) if url.strip() else None  # saving strips it too
-    if refused:
+    elif refused := url_problem(url.strip(), allowed_networks):  # saving strips it too
         notes.append(Note("url", "error", refused[0], refused[1], 0, len(url)))
     expanded_url = _sent(_expand(url, macros.Context.URL, sample)) if url and not _errors(notes) else None
     url_marked = _marked(url, macros.Context.URL, notes, sample) if url and expanded_url is None else None

@@ -1,14 +1,6 @@
-// Advertiser portal: confirmation of final status changes, and the bulk change's progress bar. Loaded as a
-// file (the CSP forbids inline script); the pages work without it (no prompt; reload to see progress).
+// Advertiser portal: the bulk change's progress bar (confirmation of final status changes: confirm.js).
+// Loaded as a file (the CSP forbids inline script); the page works without it (reload to see progress).
 "use strict";
-
-(function () {
-  document.querySelectorAll("[data-confirm]").forEach(function (button) {
-    button.addEventListener("click", function (event) {
-      if (!window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
-    });
-  });
-})();
 
 (function () {
   var box = document.getElementById("bulk-progress");

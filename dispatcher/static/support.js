@@ -1,14 +1,8 @@
-// Support console: confirmation prompts and the bulk replay progress bar.
+// Support console: the bulk replay progress bar (confirmation prompts: confirm.js).
 // Loaded as a file (the CSP forbids inline script); every page works without it.
 "use strict";
 
 (function () {
-  document.querySelectorAll("[data-confirm]").forEach(function (button) {
-    button.addEventListener("click", function (event) {
-      if (!window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
-    });
-  });
-
   var box = document.getElementById("replay-progress");
   if (!box) return;
   var url = box.getAttribute("data-status-url");

@@ -42,17 +42,12 @@ class TransactionView:
         included. Without this the console showed such a delivery as merely due, its next attempt past.
         """
         pending = [d for d in self.deliveries if d.state == DeliveryState.PENDING.value]
-        held: dict[int, int] = {}
+        oldest: dict[int, Delivery] = {}  # by postback: its pending delivery of the earliest event
         for delivery in pending:
-            earlier = [
-                other
-                for other in pending
-                if other.postback_id == delivery.postback_id
-                and other.transaction_event_id < delivery.transaction_event_id
-            ]
-            if earlier:
-                held[delivery.id] = min(earlier, key=lambda other: other.transaction_event_id).id
-        return held
+            first = oldest.setdefault(delivery.postback_id, delivery)
+            if delivery.transaction_event_id < first.transaction_event_id:
+                oldest[delivery.postback_id] = delivery
+        return {d.id: oldest[d.postback_id].id for d in pending if d is not oldest[d.postback_id]}
 
 
 def transaction_view(session: Session, transaction_id: int) -> TransactionView | None:

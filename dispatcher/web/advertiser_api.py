@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Flask, Response, current_app, jsonify, request, stream_with_context
 from flask.typing import ResponseReturnValue
 from werkzeug.sansio.utils import get_content_length
 from werkzeug.wsgi import get_input_stream
@@ -47,7 +47,7 @@ from dispatcher.ledger.csv_batch import CsvFile, LineOutcome, record_csv
 from dispatcher.ledger.handoff import hand_over
 from dispatcher.ledger.results import Recorded
 from dispatcher.models import Channel
-from dispatcher.validation import FieldError
+from dispatcher.validation import FieldError, TooLarge
 from dispatcher.web.fast_path import Environ
 from dispatcher.web.sale_reports import advertiser_and_report
 
@@ -155,7 +155,7 @@ def batch() -> ResponseReturnValue:
     session = request_session()
     advertiser = require_advertiser_api_key(session)
     if (request.content_length or 0) > MAX_CSV_BYTES:
-        abort(413, description=f"file: must be at most {MAX_CSV_BYTES // (1024 * 1024)} MB")
+        raise TooLarge("file", None, f"must be at most {MAX_CSV_BYTES // (1024 * 1024)} MB")
     if request.mimetype == "application/json":
         # Read as CSV, a JSON body became lines "missing order_number": say which route takes JSON.
         raise FieldError(
@@ -215,7 +215,7 @@ def _read_body(app: Flask, environ: Environ) -> bytes | None:
 
 
 def _too_large() -> NoReturn:
-    abort(413, description=f"body: must be at most {MAX_JSON_BYTES} bytes")
+    raise TooLarge("body", None, f"must be at most {MAX_JSON_BYTES} bytes")
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
