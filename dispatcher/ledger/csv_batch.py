@@ -57,9 +57,10 @@ class CsvFile:
         # Replacing quietly made different order numbers one ("Caf\xe9-1" and "Caf\xe8-1" both "Caf\ufffd-1"),
         # and the second line then adjusted the first one's sale.
         self._not_utf8: set[int] = set()
+        self._too_long: set[int] = set()
         # strict: an unclosed quote raises (at the end of the file, or at the cell size limit) instead of
         # ending as one cell that swallowed every line after it; `_next_row` then reads those lines again.
-        self._lines = _Lines(_decoded_lines(stream, self._not_utf8))
+        self._lines = _Lines(_decoded_lines(stream, self._not_utf8, self._too_long))
         self._reader = csv.reader(self._lines, strict=True)
         self._first: tuple[int, list[str] | FieldError] | None = None
         self.columns: tuple[str, ...] = POSITIONAL_COLUMNS
@@ -91,7 +92,10 @@ class CsvFile:
                 # again as lines of their own (the reader starts each record afresh).
                 self._lines.push_back(self._lines.taken[1:])
                 return first, FieldError("line", str(exc), "is not readable CSV")
-            if any(line in self._not_utf8 for line in range(first, self._lines.number + 1)):
+            lines = range(first, self._lines.number + 1)
+            if any(line in self._too_long for line in lines):
+                return first, FieldError("line", None, f"is too long: {MAX_LINE_BYTES // 1024} KB or more")
+            if any(line in self._not_utf8 for line in lines):
                 return first, FieldError(
                     "line", None, "is not UTF-8 text: save the file as UTF-8 (Excel: CSV UTF-8)"
                 )
@@ -158,19 +162,22 @@ class _Lines:
         self.number -= len(lines)
 
 
-def _decoded_lines(stream: Readable, not_utf8: set[int]) -> Iterator[str]:
+def _decoded_lines(stream: Readable, not_utf8: set[int], too_long: set[int]) -> Iterator[str]:
     """UTF-8 lines (a byte-order mark dropped) from anything with `readline`; a line that is not UTF-8 is
-    decoded with its bad bytes replaced and its number added to `not_utf8`.
+    decoded with its bad bytes replaced and its number added to `not_utf8`; a line longer than
+    MAX_LINE_BYTES is handed out empty (it is never read whole) and its number added to `too_long`.
 
     Only `readline` is asked of the stream: gunicorn's request body offers no `readable()`, so it cannot be
     wrapped in io.TextIOWrapper.
     """
     for number, raw in enumerate(_split_lines(stream), start=1):
+        if raw is None:
+            too_long.add(number)
+            yield "\n"
+            continue
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
-            # A piece of a line longer than MAX_LINE_BYTES may end inside a character: that line is too long
-            # for any cell anyway (MAX_CELL_CHARS) and is refused either way.
             not_utf8.add(number)
             line = raw.decode("utf-8", "replace")
         if number == 1:
@@ -178,28 +185,42 @@ def _decoded_lines(stream: Readable, not_utf8: set[int]) -> Iterator[str]:
         yield line
 
 
-def _split_lines(stream: Readable) -> Iterator[bytes]:
+def _split_lines(stream: Readable) -> Iterator[bytes | None]:
     """Lines ended by LF, CRLF or a lone CR (old Mac and Excel exports), each with its line end, which the
-    csv reader keeps inside a quoted cell.
+    csv reader keeps inside a quoted cell; None for a line longer than MAX_LINE_BYTES.
 
     `readline` stops at LF only, so a CR-only file comes in MAX_LINE_BYTES pieces: the lines they end are cut
-    out and the unfinished rest waits for the next piece. A line longer than MAX_LINE_BYTES is passed on in
-    pieces, as before, so memory stays bounded whatever the file holds.
+    out and the unfinished rest waits for the next piece. A line that reaches MAX_LINE_BYTES unfinished is
+    read on to its end and dropped, so that memory stays bounded whatever the file holds and the lines after
+    it keep their numbers (its pieces were once handed out as lines of their own).
     """
     pending = b""
+    skipping = False  # inside a line too long to keep
+    after_cr = False  # the last piece ended a line with CR: an LF starting this one belongs to it
     while piece := stream.readline(MAX_LINE_BYTES):
+        if after_cr and piece.startswith(b"\n"):
+            piece = piece[1:]
+        after_cr = False
         pending += piece
         start = 0
         for end in _LINE_END.finditer(pending):
             if end.end() == len(pending) and end.group() == b"\r":
-                break  # the LF of a CRLF may start the next piece
-            yield pending[start : end.end()]
+                if not skipping:
+                    break  # the LF of a CRLF may start the next piece
+                after_cr = True
+            if skipping:
+                yield None
+                skipping = False
+            else:
+                yield pending[start : end.end()]
             start = end.end()
         pending = pending[start:]
-        if len(pending) >= MAX_LINE_BYTES:
-            yield pending
+        if len(pending) >= MAX_LINE_BYTES or (skipping and pending):
+            skipping = True
             pending = b""
-    if pending:
+    if skipping:
+        yield None
+    elif pending:
         yield pending
 
 

@@ -296,6 +296,51 @@ def test_a_cell_too_long_refuses_its_line_and_never_swallows_the_next(network: N
     assert count_sales(network) == 1
 
 
+def shown(rows: list[tuple[int, SaleReport | FieldError]]) -> list[tuple[int, SaleReport | str]]:
+    """Errors as their messages (a FieldError is an exception: two alike do not compare equal)."""
+    return [(number, str(row) if isinstance(row, FieldError) else row) for number, row in rows]
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_a_line_too_long_to_read_is_one_refused_line_and_the_next_keep_their_numbers(end: str) -> None:
+    """Its 64 KB pieces were once handed out as lines of their own: each refused, and every line after it
+    named by a number that was not its own."""
+    long_line = "c-long,LONG," + '"' + "x" * (3 * MAX_LINE_BYTES) + end  # an unclosed quote too
+    text = end.join(["click_id,order_number,sale_amount", "c1,A-1,1.00", ""]) + long_line
+    text += end.join(["c2,A-2,2.00", "c3,A-3,3.00", ""])
+
+    rows = list(CsvFile(ReadlineOnly(text.encode())).rows())
+
+    assert shown(rows) == [
+        (2, SaleReport(click_id="c1", order_number="A-1", sale_amount="1.00")),
+        (3, "line: is too long: 64 KB or more"),
+        (4, SaleReport(click_id="c2", order_number="A-2", sale_amount="2.00")),
+        (5, SaleReport(click_id="c3", order_number="A-3", sale_amount="3.00")),
+    ]
+
+
+def test_a_too_long_line_whose_crlf_is_split_across_two_reads_is_one_line() -> None:
+    # readline reads MAX_LINE_BYTES at most: the long line's CR ends one read and its LF starts the next.
+    data = b"x" * (2 * MAX_LINE_BYTES - 1) + b"\r\nc1,A-1,1.00\r\n"
+    assert data[2 * MAX_LINE_BYTES - 1 : 2 * MAX_LINE_BYTES + 1] == b"\r\n"
+
+    rows = list(CsvFile(ReadlineOnly(data)).rows())
+
+    assert shown(rows) == [
+        (1, "line: is too long: 64 KB or more"),
+        (2, SaleReport(click_id="c1", order_number="A-1", sale_amount="1.00")),
+    ]
+
+
+def test_a_too_long_last_line_without_a_line_end_is_refused() -> None:
+    rows = list(CsvFile(ReadlineOnly(b"c1,A-1,1.00\n" + b"y" * (MAX_LINE_BYTES + 10))).rows())
+
+    assert shown(rows) == [
+        (1, SaleReport(click_id="c1", order_number="A-1", sale_amount="1.00")),
+        (2, "line: is too long: 64 KB or more"),
+    ]
+
+
 def test_a_line_that_is_not_utf8_is_refused_and_never_merges_two_orders(network: Network) -> None:
     # Latin-1, as spreadsheets often export: "Café-1" and "Cafè-1" read with bad bytes replaced were one
     # order ("Caf\ufffd-1"), and the second line adjusted the first one's sale.
