@@ -17,6 +17,7 @@ from dispatcher.config import IPNetwork
 from dispatcher.egress import fields, urls
 from dispatcher.models.ledger import TransactionStatus
 from dispatcher.models.postbacks import DEFAULT_EVENTS, DEFAULT_STATUSES, POSTBACK_EVENTS
+from macros.parse import MACRO
 
 METHODS = ("GET", "POST")
 STATUSES = tuple(status.value for status in TransactionStatus)
@@ -215,7 +216,10 @@ def url_problem(url: str, allowed: Sequence[IPNetwork] = ()) -> tuple[str, str] 
 
 
 def _character_problem(url: str) -> str | None:
-    if any(char.isspace() or ord(char) < 32 for char in url):
+    # A macro's modifier may hold spaces (a strftime pattern: #et:%Y-%m-%d %H:%M:%S#): the macro is replaced
+    # by its value, percent-encoded, so no space is sent. Control characters are refused wherever they are.
+    sent = MACRO.sub(lambda token: token.group().replace(" ", ""), url)
+    if any(char.isspace() or ord(char) < 32 for char in sent):
         return f"must not contain spaces or control characters, got {url!r}"
     return None
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime
 
 import pytest
 
+import macros
 from dispatcher.postback_rules import HEADER_NAME_RULE, Invalid, PostbackSpec, check, destination_problem
 
 FLEXOFFERS = "http://yourdomain.com/pixel.track?sid=#fobs#&orderid=#on#&amount=#sa#&commission=#ca#&date=#et#"
@@ -192,6 +194,21 @@ def test_post_body_content_type_is_guessed_from_the_body() -> None:
 )
 def test_literal_private_destinations_are_refused(url: str, problem: str | None) -> None:
     assert destination_problem(url) == problem
+
+
+def test_a_time_pattern_with_a_space_is_accepted_and_sent_encoded() -> None:
+    """README's own example of a strftime modifier holding a space used to be refused as a URL with spaces."""
+    url = "https://t.example/pb?cid=#fobs#&at=#et:%Y-%m-%d %H:%M:%S#"
+
+    spec = check({"url": url}, own_source_ids=set())
+
+    assert spec.url == url
+    sent = macros.parse(url).expand({"fobs": "c1", "et": datetime(2024, 5, 1, 12, 34, 56, tzinfo=UTC)})
+    assert sent == "https://t.example/pb?cid=c1&at=2024-05-01%2012%3A34%3A56"
+    assert problems(url="https://t.example/pb?cid=#fobs#&at=a b") == {
+        "url": "must not contain spaces or control characters, got 'https://t.example/pb?cid=#fobs#&at=a b'"
+    }
+    assert "url" in problems(url="https://t.example/pb?cid=#fobs#&at=#et:%Y\t%H#")
 
 
 def test_a_header_value_in_latin_1_and_a_macro_are_accepted_as_typed() -> None:
