@@ -10,7 +10,7 @@ the network's click id.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,10 +20,9 @@ from sqlalchemy.orm import Session
 from dispatcher.ledger import fields
 from dispatcher.ledger.clicks import SUB_ID_NAMES, with_click_id
 from dispatcher.ledger.fields import minor_unit
-from dispatcher.models import Advertiser, Program
+from dispatcher.models import Advertiser, Program, TrafficSource
 from dispatcher.models.ledger import SUB_ID_LENGTH
 from dispatcher.models.parties import CommissionType
-from dispatcher.portal import traffic_sources
 from dispatcher.validation import FieldError, positive_id
 
 # Shown where the network's click id will go, in the preview of the landing URL.
@@ -89,21 +88,18 @@ def promotable(session: Session) -> list[Promotable]:
 
 
 def parse_spec(
-    args: Mapping[str, str], session: Session, publisher_id: int, programs: list[Promotable]
+    args: Mapping[str, str], sources: Sequence[TrafficSource], programs: list[Promotable]
 ) -> LinkSpec:
-    """What the builder asks for; a program that is not running, another's traffic source, or a sub id a click
-    would refuse raises `FieldError` naming it."""
+    """What the builder asks for, `sources` being the publisher's (`traffic_sources.list_sources`: the caller
+    reads them once); a program that is not running, another's traffic source, or a sub id a click would
+    refuse raises `FieldError` naming it."""
     raw_program = (args.get("program_id") or "").strip()
     program_id = positive_id("program_id", raw_program) if raw_program else None
     if program_id is not None and program_id not in {program.id for program in programs}:
         raise FieldError("program_id", raw_program, "is not a running program")
     raw_source = (args.get("traffic_source_id") or "").strip()
-    source_id: int | None
-    if raw_source:
-        source_id = positive_id("traffic_source_id", raw_source)
-    else:
-        source_id = default_source(session, publisher_id)
-    source = traffic_sources.get_source(session, publisher_id, source_id) if source_id is not None else None
+    source_id = positive_id("traffic_source_id", raw_source) if raw_source else default_source(sources)
+    source = next((source for source in sources if source.id == source_id), None)
     if source_id is not None and source is None:
         raise FieldError("traffic_source_id", raw_source, "is not one of your traffic sources")
     if source is not None and not source.active:
@@ -117,9 +113,8 @@ def parse_spec(
     return LinkSpec(program_id, source_id, tuple(sub_ids))
 
 
-def default_source(session: Session, publisher_id: int) -> int | None:
-    """The traffic source a link carries when none is asked for: the oldest active one (by id, so that a
-    rename or a new source never changes the links already handed out), None when the publisher has none and
-    no link can be built."""
-    active = [source.id for source in traffic_sources.list_sources(session, publisher_id) if source.active]
-    return min(active, default=None)
+def default_source(sources: Sequence[TrafficSource]) -> int | None:
+    """The traffic source a link carries when none is asked for: the oldest active one of the publisher's
+    `sources` (by id, so that a rename or a new source never changes the links already handed out), None when
+    the publisher has none and no link can be built."""
+    return min((source.id for source in sources if source.active), default=None)

@@ -27,6 +27,7 @@ from dispatcher.portal import (
     replays,
     shapes,
     test_send,
+    traffic_sources,
 )
 from dispatcher.portal.preview import preview, preview_status
 from dispatcher.postback_rules import Invalid
@@ -242,7 +243,8 @@ def list_programs() -> ResponseReturnValue:
     only_known(request.args, PROGRAM_PARAMETERS)
     session = request_session()
     programs = links.promotable(session)
-    spec = links.parse_spec(request.args, session, current_publisher_id(), programs)
+    sources = traffic_sources.list_sources(session, current_publisher_id())
+    spec = links.parse_spec(request.args, sources, programs)
     shown = [program for program in programs if spec.program_id in (None, program.id)]
     return jsonify(
         {

@@ -12,7 +12,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from dispatcher import accounts
+from dispatcher import account_edits, accounts
 from dispatcher.db import get_db
 from tests.dispatcher import factories
 from tests.serving import serve_in_thread
@@ -43,6 +43,12 @@ def make_publisher(app: Flask, name: str | None = None) -> Account:
 def add_source(app: Flask, owner: Account, name: str) -> int:
     with get_db(app).session() as session:
         return accounts.create_traffic_source(session, owner.id, name).id
+
+
+def deactivate_source(app: Flask, owner: Account, source_id: int) -> None:
+    """As the network's admin does: the source's new clicks are refused."""
+    with get_db(app).session() as session:
+        account_edits.set_traffic_source_active(session, owner.id, source_id, False)
 
 
 def csrf_token(client: FlaskClient, path: str = "/portal/login") -> str:

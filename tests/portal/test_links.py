@@ -3,18 +3,21 @@ builds answering 302 through `/c/` with the click recorded as built."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import Connection, event, select
 
 from dispatcher.db import get_db
 from dispatcher.models import Click
 from tests.dispatcher import factories
-from tests.portal.conftest import Account, add_source, log_in
+from tests.portal.conftest import Account, add_source, deactivate_source, log_in
 
 
 @pytest.fixture
@@ -181,3 +184,96 @@ def test_every_link_carries_a_traffic_source_and_none_is_offered_without_one(
     api = client.get("/api/v1/programs", headers=publisher.auth).json
     for program in api["programs"]:
         assert follow(client, program["tracking_link"])[1].traffic_source_id == first
+
+
+def no_source_message(page: str) -> str | None:
+    found = re.search(r'id="no-source">(.*?)</div>', page, re.S)
+    return found.group(1) if found else None
+
+
+@pytest.mark.parametrize(
+    ("names", "deactivated", "message"),
+    [
+        ((), (), "add a traffic source</a> first"),
+        (("Blog", "Push"), ("Blog", "Push"), "the network has deactivated all of yours"),
+        (("Blog", "Push"), ("Blog",), None),
+    ],
+    ids=["none", "all-deactivated", "one-active"],
+)
+def test_the_page_says_why_no_link_can_be_built(
+    app: Flask,
+    client: FlaskClient,
+    publisher: Account,
+    shops: dict[str, int],
+    names: tuple[str, ...],
+    deactivated: tuple[str, ...],
+    message: str | None,
+) -> None:
+    # A publisher whose sources the network all deactivated has sources: "add one first" would be untrue.
+    ids = {name: add_source(app, publisher, name) for name in names}
+    for name in deactivated:
+        deactivate_source(app, publisher, ids[name])
+    log_in(client, publisher)
+    page = client.get("/portal/links", query_string={"program_id": shops["running"]}).get_data(as_text=True)
+
+    said = no_source_message(page)
+    if message is None:
+        assert said is None and 'id="built-link"' in page
+        return
+    assert said is not None and message in said and 'href="/portal/sources"' in said
+    assert ("ask the network to reactivate one" in said) == bool(deactivated)
+    assert ("deactivated" in said) == bool(deactivated)
+    assert 'id="built-link"' not in page and "/c/" not in page
+    api = client.get("/api/v1/programs", headers=publisher.auth).json
+    assert api is not None and [program["tracking_link"] for program in api["programs"]] == [None, None]
+
+
+@contextmanager
+def statements(app: Flask) -> Iterator[list[str]]:
+    """The SQL statements the app's engine runs meanwhile."""
+    seen: list[str] = []
+
+    def note(_conn: Connection, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    engine = get_db(app).engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ({}, 200),
+        ({"program_id": "running"}, 200),
+        ({"program_id": "running", "traffic_source_id": "mine", "fobs": "abc"}, 200),
+        ({"program_id": "running", "traffic_source_id": "foreign"}, 400),
+        ({"program_id": "running", "fobs2": "x" * 300}, 400),
+    ],
+    ids=["plain", "program", "source", "foreign-source", "bad-sub-id"],
+)
+def test_the_page_reads_the_traffic_sources_once(
+    app: Flask,
+    client: FlaskClient,
+    publisher: Account,
+    other: Account,
+    shops: dict[str, int],
+    query: dict[str, str],
+    status: int,
+) -> None:
+    add_source(app, publisher, "Blog")
+    values = {
+        "running": str(shops["running"]),
+        "mine": str(add_source(app, publisher, "Push")),
+        "foreign": str(add_source(app, other, "Theirs")),
+    }
+    log_in(client, publisher)
+    with statements(app) as seen:
+        response = client.get("/portal/links", query_string={k: values.get(v, v) for k, v in query.items()})
+
+    assert response.status_code == status
+    reads = [sql for sql in seen if sql.lstrip().upper().startswith("SELECT") and "traffic_sources" in sql]
+    assert len(reads) == 1, reads

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from dispatcher.db import get_db
 from dispatcher.models import Delivery, Postback
 from tests.dispatcher import factories
-from tests.portal.conftest import Account, add_source, csrf_token, log_in
+from tests.portal.conftest import Account, add_source, csrf_token, deactivate_source, log_in
 
 FLEXOFFERS = "http://yourdomain.com/pixel.track?sid=#fobs#&orderid=#on#&amount=#sa#&commission=#ca#&date=#et#"
 
@@ -76,6 +76,40 @@ def test_a_pasted_url_becomes_a_postback_scoped_to_chosen_sources(
     page = portal.get(response.location).get_data(as_text=True)
     assert "Postback saved." in page
     assert "http://yourdomain.com/pixel.track?sid=cl1ck-4f2a&amp;orderid=ORD-10045" in page  # the preview
+
+
+def source_labels(page: str) -> dict[int, str]:
+    """The form's traffic source choices: id -> its label."""
+    choices = page.split('id="traffic_source_ids">', 1)[1].split("</div>", 1)[0]
+    return {int(found[0]): found[1] for found in re.findall(r'value="(\d+)"[^>]*> (.*?)</label>', choices)}
+
+
+@pytest.mark.parametrize(
+    ("names", "deactivated"),
+    [((), ()), (("Blog", "Push"), ("Blog", "Push")), (("Blog", "Push"), ("Blog",))],
+    ids=["none", "all-deactivated", "one-deactivated"],
+)
+def test_the_form_offers_every_source_and_marks_the_deactivated(
+    app: Flask,
+    portal: FlaskClient,
+    publisher: Account,
+    names: tuple[str, ...],
+    deactivated: tuple[str, ...],
+) -> None:
+    # A deactivated source's earlier clicks still bring sales, so a postback may follow it: it is offered,
+    # marked, and only a publisher with no source at all is told to add one.
+    ids = {name: add_source(app, publisher, name) for name in names}
+    for name in deactivated:
+        deactivate_source(app, publisher, ids[name])
+    page = portal.get("/portal/postbacks/new").get_data(as_text=True)
+
+    labels = source_labels(page)
+    assert set(labels) == set(ids.values())
+    for name, source_id in ids.items():
+        assert labels[source_id].startswith(name)
+        assert ("deactivated by the network" in labels[source_id]) == (name in deactivated)
+    told = 'You have no traffic sources yet (<a href="/portal/sources">add one</a>).'
+    assert (told in page) == (not names)
 
 
 def test_the_form_shows_every_problem_inline_and_keeps_what_was_typed(

@@ -22,11 +22,13 @@ def tracking_link(program_id: int, spec: links.LinkSpec, owner: int) -> str:
 def tracking_links() -> ResponseReturnValue:
     session = request_session()
     programs = links.promotable(session)
+    owned = traffic_sources.list_sources(session, publisher_id())
+    active = [source for source in owned if source.active]
     status, error = 200, None
     try:
-        spec = links.parse_spec(request.args, session, publisher_id(), programs)
+        spec = links.parse_spec(request.args, owned, programs)
     except FieldError as exc:
-        spec = links.LinkSpec(traffic_source_id=links.default_source(session, publisher_id()))
+        spec = links.LinkSpec(traffic_source_id=links.default_source(owned))
         error, status = exc, 400
     chosen = next((program for program in programs if program.id == spec.program_id), None)
     # Without a traffic source no link works (the click refuses it): the page asks for one instead.
@@ -35,7 +37,9 @@ def tracking_links() -> ResponseReturnValue:
     page = render_template(
         "portal/links.html",
         programs=programs,
-        sources=[source for source in traffic_sources.list_sources(session, publisher_id()) if source.active],
+        sources=active,
+        # Sources, none active: "add one first" would be untrue, the network deactivated them.
+        all_deactivated=bool(owned) and not active,
         spec=spec,
         sub_ids=dict(spec.sub_ids),
         sub_id_names=SUB_ID_NAMES,
