@@ -15,7 +15,7 @@ from flask.cli import with_appcontext
 from dispatcher import account_admin, accounts, demo, validation
 from dispatcher.db import get_db
 from dispatcher.delivery_details import iso_time
-from dispatcher.migrate import db_group
+from dispatcher.migrate import db_group, schema_problem
 from dispatcher.models import StaffRole
 from dispatcher.retention import prune_command
 from dispatcher.validation import FieldError
@@ -367,7 +367,26 @@ def seed_demo(base_url: str) -> None:
         _emit({"seeded": result.seeded, **result.details})
 
 
-def init_app(app: Flask) -> None:
+def _on_migrated_schema(command: click.Command) -> click.Command:
+    """`command`, refusing an unmigrated (or older) schema with one line naming the fix, exit status 1:
+    before it asks for anything (a password) or writes, where it would have ended in a traceback."""
+    callback = command.callback
+    assert callback is not None
+
+    @wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        problem = schema_problem(get_db(current_app).engine)
+        if problem is not None:
+            raise click.ClickException(problem)
+        return callback(*args, **kwargs)
+
+    command.callback = with_appcontext(checked)
+    return command
+
+
+# Every administrative command, wrapped once here at import; `db`, which builds the schema, is not.
+ADMIN_COMMANDS = tuple(
+    _on_migrated_schema(command)
     for command in (
         create_publisher,
         create_traffic_source,
@@ -387,6 +406,11 @@ def init_app(app: Flask) -> None:
         _password_reset_command("advertiser-user"),
         *_STATUS_CHANGES,
         *_ROTATIONS,
-    ):
+    )
+)
+
+
+def init_app(app: Flask) -> None:
+    for command in ADMIN_COMMANDS:
         app.cli.add_command(command)
     app.cli.add_command(db_group)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,13 @@ from typing import Any
 import pytest
 from click.testing import Result
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import create_engine, inspect, select
 
+from app import create_app
 from dispatcher.credentials import check_password, check_secret, split_token
 from dispatcher.db import get_db
 from dispatcher.models import Advertiser, Program, Publisher, StaffUser, TrafficSource
+from tests.conftest import app_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,8 +183,76 @@ def test_a_second_publisher_with_the_same_email_is_refused_and_nothing_is_writte
         assert len(session.scalars(select(Publisher)).all()) == 1
 
 
+@pytest.fixture
+def unmigrated_app(tmp_path: Path, empty_database_url: str, redis_url: str) -> Iterator[Flask]:
+    app = create_app(app_settings(tmp_path, empty_database_url, redis_url))
+    yield app
+    get_db(app).dispose()
+
+
+def _table_names(database_url: str) -> list[str]:
+    engine = create_engine(database_url)
+    try:
+        return inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["create-publisher", "P", "p@x.test"],  # refused before the password is asked for
+        ["create-traffic-source", "1", "Blog"],
+        ["create-advertiser", "Shop"],
+        ["list-publishers"],
+        ["rotate-advertiser-key", "1"],
+        ["deactivate-program", "1"],
+        ["reset-staff-password", "1", "--password-stdin"],
+        ["seed-demo"],
+        ["prune"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_an_unmigrated_database_is_refused_in_one_line_naming_the_migrate_command(
+    unmigrated_app: Flask, empty_database_url: str, args: list[str]
+) -> None:
+    result = unmigrated_app.test_cli_runner().invoke(args=args, input="password1\n")
+
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception  # not a database error
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Error: the database ")
+    assert "is not migrated (no tables): run `flask --app app db upgrade` first" in line
+    assert _table_names(empty_database_url) == []  # nothing written
+
+
+def test_a_database_behind_this_code_is_refused_naming_its_revision(
+    unmigrated_app: Flask, empty_database_url: str
+) -> None:
+    assert run(unmigrated_app, "db", "upgrade", "0009").exit_code == 0
+
+    line = fails(unmigrated_app, "create-advertiser", "Shop")
+
+    assert "is at revision 0009, this code needs" in line
+    assert line.endswith("run `flask --app app db upgrade` first")
+
+
+def test_the_migrate_command_works_on_an_unmigrated_database_and_then_the_commands_do(
+    unmigrated_app: Flask,
+) -> None:
+    assert run(unmigrated_app, "db", "upgrade").exit_code == 0
+
+    advertiser = ok(unmigrated_app, "create-advertiser", "Shop")
+
+    assert ok(unmigrated_app, "list-advertisers", "--json")["advertisers"][0]["id"] == advertiser["id"]
+
+
 @pytest.mark.processes
-def test_the_real_flask_command_line_against_a_migrated_database(tmp_path: Path, redis_url: str) -> None:
+def test_the_real_flask_command_line_refuses_an_unmigrated_database_then_works_migrated(
+    tmp_path: Path, redis_url: str
+) -> None:
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
@@ -193,6 +264,14 @@ def test_the_real_flask_command_line_against_a_migrated_database(tmp_path: Path,
     def flask(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "flask", "--app", "app", *args]
         return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    refused = flask("create-advertiser", "Shop")
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr.strip().splitlines() == [
+        f"Error: the database {env['DATABASE_URL']} is not migrated (no tables): "
+        "run `flask --app app db upgrade` first"
+    ]
 
     assert flask("db", "upgrade").returncode == 0
     made = flask("create-advertiser", "Shop")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -133,3 +135,77 @@ def test_the_development_run_serves_with_an_embedded_redis_and_stops_it_on_exit(
     assert f"http://127.0.0.1:{port}/" in output
     assert demo.DEMO_PUBLISHER_EMAIL in output
     assert not Path(f"/proc/{redis_pid}").exists()
+
+
+def _running_in_session(session: int) -> set[int]:
+    """The processes of a session still running (a zombie only waits for its parent to read its status)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command, which may hold spaces
+        except OSError:
+            continue  # it exited while we looked
+        state, session_id = fields[0], int(fields[3])
+        if session_id == session and state != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_signal_to_the_background_development_run_alone_stops_everything_it_started(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    port = free_port()
+    env = _clean_env(tmp_path, port)
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True
+    )
+    # As `make run &` from a script: a background job of a non-interactive shell starts with SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with (tmp_path / "output.log").open("w") as output:  # a file: a child left running keeps a pipe open
+            process = subprocess.Popen(
+                [sys.executable, "app.py"],
+                cwd=ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,  # its own process group: the signal reaches app.py alone
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    redis_pid = 0
+    try:
+        assert _wait_for(f"http://127.0.0.1:{port}/healthz", process).status_code == 200
+        redis_pid = json.loads((tmp_path / "instance" / "redis" / STATE_FILE).read_text())["pid"]
+        assert len(_running_in_session(process.pid) - {process.pid}) == 2  # the worker and the pump
+
+        os.kill(process.pid, stop)
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            answering = _answers(port)
+            remaining = _running_in_session(process.pid) | _running_in_session(redis_pid)
+            if not answering and not remaining:
+                break
+            time.sleep(0.2)
+        assert not answering, "the web server still answers"
+        assert not remaining, f"still running: {remaining}"
+        assert process.wait(timeout=5) == 0, (tmp_path / "output.log").read_text()
+    finally:
+        # Nothing left behind by a failure: the process group (app.py, worker, pump) and the Redis session.
+        for session in (process.pid, redis_pid):
+            if session and _running_in_session(session):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(session, signal.SIGKILL)  # its leader's group: the whole session here
+        process.wait(timeout=10)
