@@ -70,7 +70,14 @@ def run_worker(
     )
     context.install(engine)
     try:
-        _work_until_stopped(connection, queues, burst=burst)
+        stopped = _work_until_stopped(connection, queues, burst=burst)
+        # A burst ends once the queues are empty, but a send settling after that hands on the deliveries it
+        # held back (its transaction's next events) as new jobs: a burst works those too, rather than leave
+        # them queued (the next event of a sale sent in the same burst arrived only with the next burst).
+        while (
+            burst and not stopped and engine.drain(tuning.total_timeout_s + 5) and _queued(connection, queues)
+        ):
+            stopped = _work_until_stopped(connection, queues, burst=True)
     finally:
         # Requests still in flight finish and are recorded; a harder stop leaves them to their leases.
         settled = engine.drain(tuning.total_timeout_s + 5)
@@ -108,11 +115,15 @@ class _Worker(SimpleWorker):
         super().check_for_suspension(burst)
 
 
-def _work_until_stopped(connection: redis.Redis, queues: Sequence[str], *, burst: bool) -> None:
+def _queued(connection: redis.Redis, queues: Sequence[str]) -> bool:
+    return any(Queue(name, connection=connection).count for name in queues)
+
+
+def _work_until_stopped(connection: redis.Redis, queues: Sequence[str], *, burst: bool) -> bool:
     """rq's work loop, started again when it quits on its own (rq logs the error and returns; when Redis went
     away during a job, every worker process used to exit: bench.cluster) until the process is asked to stop.
     The engine, its sends in flight and its outcomes carry on meanwhile; the pump hands over again what was
-    queued."""
+    queued. True if the process was asked to stop (a burst that ran out of work returns False)."""
     stop = threading.Event()
     pause_s = REDIS_RETRY_FIRST_S
     while not stop.is_set():
@@ -138,7 +149,7 @@ def _work_until_stopped(connection: redis.Redis, queues: Sequence[str], *, burst
             log.warning("worker %s could not sign off from Redis: %s", worker.name, exc)
             _let_go(worker)
         if burst or stop.is_set():
-            return
+            return stop.is_set()
         # Until the next work loop installs rq's handlers, ours: a SIGTERM or SIGINT only sets `stop`, which
         # every wait here watches (rq's, left installed, would raise in the middle of this).
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -147,15 +158,16 @@ def _work_until_stopped(connection: redis.Redis, queues: Sequence[str], *, burst
             pause_s = REDIS_RETRY_FIRST_S  # a new trouble: quick to come back; a loop of quick quits: slower
         log.warning("worker %s stopped working (Redis?); starting again in %g s", worker.name, pause_s)
         if stop.wait(pause_s):
-            return
+            return True
         # Until Redis answers, growing pauses (bounded): a Redis down for long is asked a few times a minute.
         while not _answers(connection):
             pause_s = min(pause_s * 2, REDIS_RETRY_MAX_S)
             if stop.wait(pause_s):
-                return
+                return True
         with contextlib.suppress(redis.RedisError):
             worker.register_death()  # type: ignore[no-untyped-call]  # if it could not before: the console no longer counts it alive
         pause_s = min(pause_s * 2, REDIS_RETRY_MAX_S)
+    return True
 
 
 def _let_go(worker: SimpleWorker) -> None:

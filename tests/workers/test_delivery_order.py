@@ -19,6 +19,7 @@ from sqlalchemy import Select, select
 from dispatcher import accounts, backfill
 from dispatcher.db import Database, get_db
 from dispatcher.models import Postback
+from dispatcher.queueing import enqueue_deliveries
 from tests.dispatcher import factories
 from tests.workers.conftest import (
     FAST,
@@ -29,6 +30,7 @@ from tests.workers.conftest import (
     make_engine,
     send_now,
     start_command,
+    work_burst,
     worker_env,
 )
 from workers import pump
@@ -99,6 +101,27 @@ def test_a_later_event_waits_until_the_earlier_one_is_settled(
     send_now(engine, reversed_)
 
     assert sent_kinds(receiver, "/pb") == ["sale", "approved", "reversed"]
+    assert [delivery_row(database, i).state for i in (sale, approved, reversed_)] == ["succeeded"] * 3
+
+
+def test_a_burst_worker_sends_the_events_its_own_sends_hand_on(
+    database: Database,
+    database_url: str,
+    redis_client: redis.Redis,
+    redis_url: str,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    """The approval and reversal wait for the sale, which settles after rq found its queue empty; a burst
+    then ended with them queued (a test's next burst sent them, mixed into what it checked)."""
+    [[sale, approved, reversed_]] = one_transaction(database, receiver.url("/slow?event=#event#"))
+    receiver.script["/slow"] = [Reply(delay_s=0.5), Reply()]
+    for delivery_id in (sale, approved, reversed_):  # a job each, as the web hands them over
+        assert enqueue_deliveries(redis_client, [delivery_id], new=True) == 1
+
+    work_burst(worker_env(database_url, redis_url, tmp_path))
+
+    assert sent_kinds(receiver, "/slow") == ["sale", "approved", "reversed"]
     assert [delivery_row(database, i).state for i in (sale, approved, reversed_)] == ["succeeded"] * 3
 
 
