@@ -61,9 +61,11 @@ def receivers(count: int) -> tuple[list[int], list[ThreadingHTTPServer]]:
 
 
 def rq_job_cpu(connection: redis.Redis, jobs: int) -> float:
-    """CPU seconds rq's SimpleWorker spends per job that does nothing (result_ttl=0, as ours)."""
+    """CPU seconds rq's SimpleWorker spends per job that does nothing (kept as long as ours once finished)."""
+    from dispatcher.queueing import RESULT_TTL_S
+
     queue = Queue("bench-noop", connection=connection)
-    queue.enqueue_many([Queue.prepare_data("os.getpid", result_ttl=0) for _ in range(jobs)])
+    queue.enqueue_many([Queue.prepare_data("os.getpid", result_ttl=RESULT_TTL_S) for _ in range(jobs)])
     worker = SimpleWorker([queue], connection=connection)
     started = time.process_time()
     worker.work(burst=True, logging_level="WARNING")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import redis
@@ -10,6 +11,7 @@ from rq.job import Job, JobStatus
 
 from dispatcher.queueing import (
     FIRST_ATTEMPT_QUEUE,
+    RESULT_TTL_S,
     RETRY_QUEUE,
     SEND_JOB,
     batch_job_id,
@@ -90,8 +92,29 @@ def test_a_batch_handed_over_while_its_job_runs_gets_a_job_the_running_ones_clea
 
     # Its earlier event settles: the engine hands delivery 11 on while that job still runs.
     assert enqueue_deliveries(redis_client, [11]) == 1
-    job.delete()  # the running job ends: result_ttl=0 cleans it up
+    job.delete()  # the running job ends and is cleaned up (its hash deleted)
 
     [again] = queue.job_ids
     assert again != batch_job_id([11]) and again.startswith(batch_job_id([11]))
     assert Job.fetch(again, connection=redis_client).args == ([11],)  # still there to run
+
+
+def test_a_batch_handed_over_just_after_its_job_finished_gets_a_job_that_outlives_the_finished_hash(
+    redis_client: redis.Redis,
+) -> None:
+    """A finished job's hash expires RESULT_TTL_S later: a new job rewriting it under the same id vanished
+    from under its queue then, and its deliveries waited for the pump."""
+    assert enqueue_deliveries(redis_client, [12], new=True) == 1
+    queue = Queue(FIRST_ATTEMPT_QUEUE, connection=redis_client)
+    running = queue.dequeue_any([queue], None, connection=redis_client)
+    assert running is not None
+    job, _ = running
+    job.set_status(JobStatus.FINISHED)  # as rq leaves it: finished, expiring RESULT_TTL_S later
+    redis_client.expire(job.key, RESULT_TTL_S)
+
+    assert enqueue_deliveries(redis_client, [12]) == 1
+    time.sleep(RESULT_TTL_S + 0.2)
+
+    [again] = queue.job_ids
+    assert again != batch_job_id([12]) and again.startswith(batch_job_id([12]))
+    assert Job.fetch(again, connection=redis_client).args == ([12],)  # still there to run
