@@ -3,11 +3,12 @@ transaction. The request itself is built by `dispatcher.egress.render`, as for t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy import Row, Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
+from dispatcher.driver_sql import DriverConnection
 from dispatcher.egress.render import Claimed
 from dispatcher.models import Click, Delivery, Postback, Program, Transaction, TransactionEvent
 from dispatcher.models.ledger import EventKind
@@ -16,11 +17,21 @@ FOBS = ("fobs", "fobs2", "fobs3", "fobs4", "fobs5")
 
 
 def load(session: Session, numbers: dict[int, int]) -> list[Claimed]:
-    """Two queries for the whole batch; `numbers` maps delivery id -> the attempt number being made."""
-    rows = session.execute(_ROWS, {"ids": list(numbers)}).all()
-    # Rows as tuples and each postback loaded once: a batch usually holds few distinct postbacks.
-    wanted = sorted({row.postback_id for row in rows})
-    postbacks = {hook.id: hook for hook in session.scalars(_POSTBACKS, {"ids": wanted})}
+    """Two queries for the whole batch, in the session's transaction; `numbers` maps delivery id -> the
+    attempt number being made.
+
+    Sent on the driver (`dispatcher.driver_sql`): through `Session.execute`, and with each postback an ORM
+    instance of the session, they cost a one-delivery job 590 us of CPU, against 120 here (profiled on
+    PostgreSQL). The postbacks are built detached from any session: read only, by the send.
+    """
+    driver = DriverConnection.inside(session.connection())
+    try:
+        rows = driver.rows(_ROWS, {"ids": list(numbers)})
+        # Each postback loaded once: a batch usually holds few distinct postbacks.
+        wanted = sorted({row.postback_id for row in rows})
+        postbacks = {row.id: Postback(**row._asdict()) for row in driver.rows(_POSTBACKS, {"ids": wanted})}
+    finally:
+        driver.close()
     return [_claimed(row, numbers[row.id], postbacks[row.postback_id]) for row in rows]
 
 
@@ -60,7 +71,10 @@ def _rows() -> Select[*tuple[Any, ...]]:
 # Built once and executed with new ids: `load` took 40% of a one-delivery job's `send_batch` when it built
 # its statements (and their cache keys) for every job (profiled in-process).
 _ROWS = _rows()
-_POSTBACKS = select(Postback).where(Postback.id.in_(bindparam("ids", expanding=True)))
+# Every column, named as the model's attributes are (they are the same).
+_POSTBACKS = select(*cast(Table, Postback.__table__).columns).where(
+    Postback.id.in_(bindparam("ids", expanding=True))
+)
 
 
 def _claimed(row: Row[*tuple[Any, ...]], number: int, postback: Postback) -> Claimed:

@@ -115,10 +115,51 @@ def test_what_is_not_committed_is_rolled_back_when_the_block_ends(
     assert row.active is True
 
 
-def test_expanding_parameters_are_refused_up_front(database: Database) -> None:
-    many = select(tables.programs.c.id).where(tables.programs.c.id.in_(bindparam("ids", expanding=True)))
-    with database.driver() as driver, pytest.raises(ValueError, match="expanding"):
-        driver.rows(many, {"ids": [1, 2]})
+def test_an_in_list_is_expanded_to_its_length_and_its_values_converted(database: Database) -> None:
+    with database.session() as session:
+        early, late = (factories.program(session) for _ in range(2))
+        early.created_at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+        late.created_at = datetime(2026, 5, 2, 12, 0, tzinfo=UTC)
+        ids = [early.id, late.id]
+    by_id = select(tables.programs.c.id).where(tables.programs.c.id.in_(bindparam("ids", expanding=True)))
+    # The values of an IN list are converted by the column's type: the times are stored in UTC as naive
+    # text on SQLite, so an aware time in another zone matches only once converted.
+    two_hours_ahead = timezone(timedelta(hours=2))
+    at = select(tables.programs.c.id).where(
+        tables.programs.c.created_at.in_(bindparam("times", expanding=True)),
+        tables.programs.c.id.in_(bindparam("ids", expanding=True)),
+    )
+
+    with database.driver() as driver:
+        both = driver.rows(by_id.order_by(tables.programs.c.id), {"ids": ids})
+        one = driver.rows(by_id, {"ids": ids[:1]})  # another length, the same statement
+        none = driver.rows(by_id, {"ids": []})
+        early_only = driver.rows(
+            at, {"times": [datetime(2026, 5, 1, 14, 0, tzinfo=two_hours_ahead)], "ids": ids}
+        )
+
+    assert [row.id for row in both] == ids
+    assert [row.id for row in one] == ids[:1]
+    assert none == []
+    assert [row.id for row in early_only] == ids[:1]
+
+
+def test_inside_a_sessions_transaction_it_sees_the_sessions_writes_and_leaves_the_end_to_it(
+    database: Database, program_id: int
+) -> None:
+    with database.session_factory() as session:
+        session.execute(tables.programs.update().values(active=False))
+        driver = DriverConnection.inside(session.connection())
+        [row] = driver.rows(_PROGRAM, {"program_id": program_id})
+        with pytest.raises(RuntimeError, match="owner"):
+            driver.commit()
+        driver.close()
+        assert row.active is False  # the session's own write, not committed
+        session.rollback()  # still the session's connection and transaction to end
+
+    with database.driver() as other:
+        [after] = other.rows(_PROGRAM, {"program_id": program_id})
+    assert after.active is True
 
 
 def test_on_sqlite_a_writing_driver_connection_holds_the_write_lock_from_its_first_read(
