@@ -25,7 +25,7 @@ from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Dialect, Engine, Executable, Insert, exc
+from sqlalchemy import Connection, Dialect, Engine, Executable, Insert, Update, exc
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -201,8 +201,8 @@ class _Prepared:
 
 
 def _columns(statement: Executable) -> list[Any]:
-    """What the statement returns: a SELECT's columns, an INSERT's RETURNING."""
-    if isinstance(statement, Insert):
+    """What the statement returns: a SELECT's columns, an INSERT's or UPDATE's RETURNING."""
+    if isinstance(statement, Insert | Update):
         return list(statement.exported_columns)
     return list(getattr(statement, "selected_columns", ()))
 

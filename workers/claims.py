@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Executable,
     Integer,
     Select,
     Table,
@@ -34,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from dispatcher.driver_sql import DriverConnection
 from dispatcher.models import AttemptOutcome, Delivery, DeliveryState, ErrorClass
 from dispatcher.models.deliveries import Attempt
 
@@ -109,7 +111,7 @@ def _following() -> Select[int | None]:
         .limit(1)
         .scalar_subquery()
     )
-    return select(following).where(done.c.id.in_(bindparam("settled", expanding=True)))
+    return select(following.label("following")).where(done.c.id.in_(bindparam("settled", expanding=True)))
 
 
 def _hand_on() -> Update:
@@ -117,7 +119,7 @@ def _hand_on() -> Update:
     return (
         update(deliveries)
         .where(deliveries.c.id.in_(bindparam("ids", expanding=True)), claimable(now), _IN_TURN)
-        .values(queued_at=now)
+        .values(queued_at=now, updated_at=now)  # set here: the driver runs no onupdate default
         .returning(deliveries.c.id, deliveries.c.attempt_count)
     )
 
@@ -137,11 +139,22 @@ def next_in_turn(session: Session, settled: Sequence[int], now: datetime) -> lis
     """
     if not settled:
         return []
-    following = [i for i in session.scalars(_FOLLOWING, {"settled": list(settled)}) if i is not None]
+    rows = _driver_rows(session, _FOLLOWING, {"settled": list(settled)})
+    following = [row.following for row in rows if row.following is not None]
     if not following:
         return []
-    rows = session.execute(_HAND_ON, {"ids": following, "now": now})
-    return [(row.id, row.attempt_count) for row in rows]
+    handed_on = _driver_rows(session, _HAND_ON, {"ids": following, "now": now})
+    return [(row.id, row.attempt_count) for row in handed_on]
+
+
+def _driver_rows(session: Session, statement: Executable, params: dict[str, Any]) -> list[Any]:
+    """A claim's and a flush's statements on the driver, in the session's transaction: through
+    `Session.execute` each cost 150-200 us more of a job's CPU (see dispatcher.driver_sql)."""
+    driver = DriverConnection.inside(session.connection())
+    try:
+        return driver.rows(statement, params)
+    finally:
+        driver.close()
 
 
 def locked_once(ids: Select[int], *, name: str, postgres: bool) -> Select[int]:
@@ -187,7 +200,7 @@ def claim(
         "top_up": max(0, top_up),
         "resting": sorted(skip_postbacks),
     }
-    claims = [Claim(row.id, row.attempt_count) for row in session.execute(statement, params)]
+    claims = [Claim(row.id, row.attempt_count) for row in _driver_rows(session, statement, params)]
     _close_interrupted(session, [c.delivery_id for c in claims if c.number > 1])
     return claims
 
@@ -240,6 +253,7 @@ def _build_claim(postgres: bool, top_up: bool, resting: bool) -> Update:
             leased_by=bindparam("token", type_=deliveries.c.leased_by.type),
             # Claimed is no longer queued: if this worker dies, the pump re-hands it once the lease expires.
             queued_at=None,
+            updated_at=now,  # set here: the statement runs on the driver, which runs no onupdate default
         )
         .returning(deliveries.c.id, deliveries.c.attempt_count)
     )
