@@ -199,11 +199,7 @@ def _track_postback_health(session: Session, outcomes: Sequence[Outcome], auto_p
     """Any success clears the failing streak; 5 days of failures, or a 410, pause the postback."""
     now = max(o.finished_at for o in outcomes)
     failed = sorted({o.claimed.postback_id for o in outcomes if o.error is not None})
-    # A success clears a streak that was running when its delivery was loaded: most flushes then need no
-    # UPDATE. One begun by another worker since is cleared by the postback's next success (its next load).
-    succeeded = sorted(
-        {o.claimed.postback_id for o in outcomes if o.error is None and o.claimed.postback.failing_since}
-    )
+    succeeded = sorted({o.claimed.postback_id for o in outcomes if o.error is None})
     gone = {o.claimed.postback_id: o.error.pause_reason for o in outcomes if o.error and o.error.pause_reason}
     if failed:
         session.execute(
@@ -217,8 +213,7 @@ def _track_postback_health(session: Session, outcomes: Sequence[Outcome], auto_p
             .where(postbacks.c.id.in_(succeeded), postbacks.c.failing_since.is_not(None))
             .values(failing_since=None)
         )
-    answered = {o.claimed.postback_id for o in outcomes if o.error is None}
-    still_failing = [pid for pid in failed if pid not in answered]
+    still_failing = [pid for pid in failed if pid not in succeeded]
     if still_failing:
         since = now - timedelta(seconds=auto_pause_after_s)
         _pause(

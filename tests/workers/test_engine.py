@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from dispatcher import instruments
 from dispatcher.db import Database
@@ -224,33 +224,6 @@ def test_any_success_clears_the_failing_streak(
 
     assert postback_row(database, postback_id).failing_since is None
     assert delivery_row(database, delivery_id).state == "succeeded"
-
-
-def test_a_success_of_a_postback_that_was_not_failing_writes_nothing_to_it(
-    sqlite_url: str, receiver: Receiver
-) -> None:
-    """Clearing a streak that was not running cost every flush one UPDATE (a fifth of its statements).
-    SQLite only: its driver reports every statement, also those sent on the driver (dispatcher.driver_sql)."""
-    database = Database(sqlite_url)
-    statements: list[str] = []
-    event.listen(
-        database.engine, "connect", lambda dbapi, _record: dbapi.set_trace_callback(statements.append)
-    )
-    engine = make_engine(database)
-    try:
-        receiver.script["/ok"] = [Reply(status=200)]
-        delivery_id, postback_id = make_delivery(database, receiver.url("/ok"))
-        statements.clear()
-        send_now(engine, delivery_id)
-    finally:
-        engine.close()
-
-    assert delivery_row(database, delivery_id).state == "succeeded"
-    written = [s.lstrip().split(" ", 2)[:2] for s in statements if s.lstrip().upper().startswith("UPDATE")]
-    assert ["UPDATE", "deliveries"] in written and ["UPDATE", "attempts"] in written
-    assert ["UPDATE", "postbacks"] not in written
-    assert postback_row(database, postback_id).failing_since is None
-    database.dispose()
 
 
 def test_redirects_are_not_followed_and_the_location_is_logged(
