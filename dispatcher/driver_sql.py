@@ -47,6 +47,7 @@ class DriverConnection:
         """`within`: see `inside`."""
         self.dialect = engine.dialect
         self._owned = within is None
+        self._within = within
         self._pooled: PoolProxiedConnection = engine.raw_connection() if within is None else within.connection
         self._sqlite = engine.dialect.name == "sqlite"
         self._begin = "BEGIN IMMEDIATE" if writes else "BEGIN"
@@ -107,8 +108,13 @@ class DriverConnection:
         try:
             return call(*args)
         except self.dialect.loaded_dbapi.Error as error:
-            if self._owned and self.dialect.is_disconnect(error, self._pooled.dbapi_connection, self._cursor):
-                self._pooled.invalidate(error)  # not returned to the pool: the next request gets another
+            if self.dialect.is_disconnect(error, self._pooled.dbapi_connection, self._cursor):
+                # Not returned to the pool: the next request gets another. A Session's connection is
+                # invalidated through it, so that its owner's rollback does not fail on it in turn.
+                if self._within is not None:
+                    self._within.invalidate(error)
+                else:
+                    self._pooled.invalidate(error)
                 self._invalidated = True
             raise exc.DBAPIError.instance(
                 str(args[0]) if args else None,
@@ -131,23 +137,23 @@ class _Prepared:
         self.statement = statement  # kept so that its id, the cache key, is not reused by another statement
         self.sql: str = compiled.string
         self.expanding: SQLCompiler | None = None
-        self.processors: tuple[tuple[str, Processor], ...] = ()
         self.fixed: dict[str, Any] = {}
+        missing = _required(statement) - set(keys)
+        if missing:
+            raise ValueError(f"missing parameter {sorted(missing)[0]!r} for {self.sql}")
+        types = _parameter_types(statement, keys)
+        self.processors: tuple[tuple[str, Processor], ...] = tuple(
+            (key, types[key].dialect_impl(dialect).bind_processor(dialect)) for key in keys
+        )
         if any(isinstance(e, BindParameter) and e.expanding for e in visitors.iterate(statement)):
-            # Its SQL depends on the lists' lengths: made, with every value converted, for each call by
-            # SQLAlchemy's own expansion (see sql_and_values).
+            # Its SQL depends on the lists' lengths: made for each call by SQLAlchemy's own expansion, which
+            # names each list item's converter; the other values are converted here (see sql_and_values).
             self.expanding = cast(SQLCompiler, compiled)
         else:
-            types = _parameter_types(statement, keys)
-            self.processors = tuple(
-                (key, types[key].dialect_impl(dialect).bind_processor(dialect)) for key in keys
-            )
             # Values the statement carries itself (a literal compared in a subquery), sent as they are:
             # plain text and numbers only, which need no conversion by a type.
             self.fixed = {key: value for key, value in compiled.params.items() if key not in keys}
             for key, value in self.fixed.items():
-                if value is None:
-                    raise ValueError(f"missing parameter {key!r} for {self.sql}")
                 if not isinstance(value, str | int):
                     raise ValueError(
                         f"{key!r}: a literal of type {type(value).__name__} needs its type's conversion"
@@ -163,7 +169,8 @@ class _Prepared:
         if self.expanding is None:
             return self.sql, self.values(given)
         state = self.expanding.construct_expanded_state(given)
-        processors = state.processors
+        # One converter a value: a list item's as the expansion names it, another value's by its type.
+        processors = {**dict(self.processors), **state.processors}
         values = {
             key: process(value) if value is not None and (process := processors.get(key)) else value
             for key, value in state.parameters.items()
@@ -205,6 +212,15 @@ def _columns(statement: Executable) -> list[Any]:
     if isinstance(statement, Insert | Update):
         return list(statement.exported_columns)
     return list(getattr(statement, "selected_columns", ()))
+
+
+def _required(statement: Executable) -> set[str]:
+    """The names of the parameters the statement needs given (`bindparam` without a value)."""
+    return {
+        element.key
+        for element in visitors.iterate(statement)  # type: ignore[arg-type]
+        if isinstance(element, BindParameter) and element.required
+    }
 
 
 def _parameter_types(statement: Executable, keys: tuple[str, ...]) -> dict[str, TypeEngine[Any]]:

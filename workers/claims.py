@@ -192,14 +192,16 @@ def claim(
         return []
     postgres = session.get_bind().dialect.name == "postgresql"
     statement = _claim_statement(postgres=postgres, top_up=top_up > 0, resting=bool(skip_postbacks))
-    params = {
+    params: dict[str, Any] = {
         "ids": list(ids),
         "now": now,
         "lease_until": now + timedelta(seconds=lease_s),
         "token": token,
-        "top_up": max(0, top_up),
-        "resting": sorted(skip_postbacks),
     }
+    if top_up > 0:
+        params["top_up"] = top_up
+    if skip_postbacks:
+        params["resting"] = sorted(skip_postbacks)
     claims = [Claim(row.id, row.attempt_count) for row in _driver_rows(session, statement, params)]
     _close_interrupted(session, [c.delivery_id for c in claims if c.number > 1])
     return claims

@@ -144,6 +144,28 @@ def test_an_in_list_is_expanded_to_its_length_and_its_values_converted(database:
     assert [row.id for row in early_only] == ids[:1]
 
 
+def test_in_an_in_list_statement_the_other_values_are_converted_and_a_missing_one_named(
+    database: Database,
+) -> None:
+    with database.session() as session:
+        early, late = (factories.program(session) for _ in range(2))
+        early.created_at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+        late.created_at = datetime(2026, 5, 2, 12, 0, tzinfo=UTC)
+        ids = [early.id, late.id]
+    at = select(tables.programs.c.id).where(
+        tables.programs.c.id.in_(bindparam("ids", expanding=True)),
+        tables.programs.c.created_at == bindparam("at"),
+    )
+    in_paris = datetime(2026, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))  # 12:00 UTC
+
+    with database.driver() as driver:
+        found = driver.rows(at, {"ids": ids, "at": in_paris})
+        with pytest.raises(ValueError, match="missing parameter 'at'"):
+            driver.rows(at, {"ids": ids})
+
+    assert [row.id for row in found] == ids[:1]
+
+
 def test_inside_a_sessions_transaction_it_sees_the_sessions_writes_and_leaves_the_end_to_it(
     database: Database, program_id: int
 ) -> None:
@@ -193,6 +215,24 @@ def test_a_connection_the_server_dropped_is_not_given_to_the_next_request(
     with database.driver() as driver, pytest.raises(exc.OperationalError):
         driver.rows(select(tables.programs.c.id), {})
 
+    assert backend_of(database) != dropped
+    database.dispose()
+
+
+def test_a_dropped_connection_inside_a_session_is_invalidated_and_the_sessions_rollback_succeeds(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_S", 3600.0)
+    database = Database(postgres_url)
+    dropped = drop_its_server_connection(database)
+    with database.session_factory() as session:
+        driver = DriverConnection.inside(session.connection())
+        with pytest.raises(exc.OperationalError) as raised:
+            driver.rows(select(tables.programs.c.id), {})
+        driver.close()
+        session.rollback()  # its connection is known dead: nothing raised here
+
+    assert raised.value.connection_invalidated
     assert backend_of(database) != dropped
     database.dispose()
 
