@@ -215,7 +215,13 @@ def _split_lines(stream: Readable) -> Iterator[bytes | None]:
                 yield pending[start : end.end()]
             start = end.end()
         pending = pending[start:]
-        if len(pending) >= MAX_LINE_BYTES or (skipping and pending):
+        if pending.endswith(b"\r") and not skipping:
+            # A whole line, kept until the next read says whether an LF follows; unless it is too long.
+            if len(pending) > MAX_LINE_BYTES:
+                yield None
+                after_cr = True
+                pending = b""
+        elif len(pending) >= MAX_LINE_BYTES or (skipping and pending):
             skipping = True
             pending = b""
     if skipping:

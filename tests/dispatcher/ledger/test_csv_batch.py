@@ -332,6 +332,21 @@ def test_a_too_long_line_whose_crlf_is_split_across_two_reads_is_one_line() -> N
     ]
 
 
+def test_a_long_line_whose_cr_ends_a_read_leaves_the_next_lines_alone() -> None:
+    # A CR-only file: the long line's CR is the last byte of a read (it may be a CRLF's), the next line after.
+    short = b"x" * (MAX_LINE_BYTES - 1) + b"\r"
+    too_long = b"y" * (MAX_LINE_BYTES + 1) + b"\r"
+    for first, refused in ((short, "click_id: must be at most 4096"), (too_long, "line: is too long")):
+        rows = shown(list(CsvFile(ReadlineOnly(first + b"c1,A-1,1.00\rc2,A-2,2.00\r")).rows()))
+
+        assert [number for number, _ in rows] == [1, 2, 3]
+        assert str(rows[0][1]).startswith(refused)
+        assert rows[1:] == [
+            (2, SaleReport(click_id="c1", order_number="A-1", sale_amount="1.00")),
+            (3, SaleReport(click_id="c2", order_number="A-2", sale_amount="2.00")),
+        ]
+
+
 def test_a_too_long_last_line_without_a_line_end_is_refused() -> None:
     rows = list(CsvFile(ReadlineOnly(b"c1,A-1,1.00\n" + b"y" * (MAX_LINE_BYTES + 10))).rows())
 
