@@ -71,13 +71,8 @@ def run_worker(
     context.install(engine)
     try:
         stopped = _work_until_stopped(connection, queues, burst=burst)
-        # A burst ends once the queues are empty, but a send settling after that hands on the deliveries it
-        # held back (its transaction's next events) as new jobs: a burst works those too, rather than leave
-        # them queued (the next event of a sale sent in the same burst arrived only with the next burst).
-        while (
-            burst and not stopped and engine.drain(tuning.total_timeout_s + 5) and _queued(connection, queues)
-        ):
-            stopped = _work_until_stopped(connection, queues, burst=True)
+        if burst and not stopped:
+            _burst_on(engine, connection, queues, tuning.total_timeout_s + 5)
     finally:
         # Requests still in flight finish and are recorded; a harder stop leaves them to their leases.
         settled = engine.drain(tuning.total_timeout_s + 5)
@@ -115,8 +110,26 @@ class _Worker(SimpleWorker):
         super().check_for_suspension(burst)
 
 
+def _burst_on(engine: Engine, connection: redis.Redis, queues: Sequence[str], drain_s: float) -> None:
+    """A burst ends once the queues are empty, but a send settling after that hands on the deliveries it
+    held back (its transaction's next events) as new jobs: a burst works those too, rather than leave them
+    queued (the next event of a sale sent in the same burst arrived only with the next burst)."""
+    stop = threading.Event()
+    while True:
+        # rq's handlers stay installed after its loop: a signal while draining would reach a finished worker.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda _signum, _frame: stop.set())
+        if not engine.drain(drain_s) or stop.is_set() or not _queued(connection, queues):
+            return
+        if _work_until_stopped(connection, queues, burst=True):
+            return
+
+
 def _queued(connection: redis.Redis, queues: Sequence[str]) -> bool:
-    return any(Queue(name, connection=connection).count for name in queues)
+    try:
+        return any(Queue(name, connection=connection).count for name in queues)
+    except redis.RedisError:  # gone: what it holds waits for the pump, as after any burst
+        return False
 
 
 def _work_until_stopped(connection: redis.Redis, queues: Sequence[str], *, burst: bool) -> bool:

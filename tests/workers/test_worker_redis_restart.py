@@ -113,3 +113,14 @@ def _wait_for(condition: Callable[[], object], timeout_s: float, message: str) -
     while not condition():
         assert time.monotonic() < deadline, message
         time.sleep(0.1)
+
+
+def test_a_burst_that_finds_redis_gone_when_its_queues_ran_dry_ends_without_an_error() -> None:
+    """After rq's burst loop, the worker looks for jobs its own sends handed on: Redis gone then is the
+    end of the burst (the pump hands over what is left), not an error out of the worker."""
+    from dispatcher.redis_server import free_port
+    from workers.worker import _queued
+
+    gone = redis.Redis(port=free_port(), socket_connect_timeout=0.5)
+
+    assert _queued(gone, [FIRST_ATTEMPT_QUEUE]) is False
