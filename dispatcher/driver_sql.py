@@ -1,4 +1,5 @@
-"""The hot paths' statements sent to the database driver directly: a click and a reported sale.
+"""The hot paths' statements sent to the database driver directly: a click, a reported sale, and the
+worker's claim and load of a batch.
 
 Measured on PostgreSQL (`bench.intake`, profiles in README's Speed section): running a statement through
 SQLAlchemy's `Connection.execute` (its cache key, execution context and result objects) costs the request
