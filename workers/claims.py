@@ -21,7 +21,6 @@ from typing import Any, cast
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
-    Executable,
     Integer,
     Select,
     Table,
@@ -35,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from dispatcher.driver_sql import DriverConnection
+from dispatcher.driver_sql import rows_inside
 from dispatcher.models import AttemptOutcome, Delivery, DeliveryState, ErrorClass
 from dispatcher.models.deliveries import Attempt
 
@@ -139,22 +138,12 @@ def next_in_turn(session: Session, settled: Sequence[int], now: datetime) -> lis
     """
     if not settled:
         return []
-    rows = _driver_rows(session, _FOLLOWING, {"settled": list(settled)})
+    rows = rows_inside(session.connection(), _FOLLOWING, {"settled": list(settled)})
     following = [row.following for row in rows if row.following is not None]
     if not following:
         return []
-    handed_on = _driver_rows(session, _HAND_ON, {"ids": following, "now": now})
+    handed_on = rows_inside(session.connection(), _HAND_ON, {"ids": following, "now": now})
     return [(row.id, row.attempt_count) for row in handed_on]
-
-
-def _driver_rows(session: Session, statement: Executable, params: dict[str, Any]) -> list[Any]:
-    """A claim's and a flush's statements on the driver, in the session's transaction: through
-    `Session.execute` each cost 150-200 us more of a job's CPU (see dispatcher.driver_sql)."""
-    driver = DriverConnection.inside(session.connection())
-    try:
-        return driver.rows(statement, params)
-    finally:
-        driver.close()
 
 
 def locked_once(ids: Select[int], *, name: str, postgres: bool) -> Select[int]:
@@ -202,7 +191,9 @@ def claim(
         params["top_up"] = top_up
     if skip_postbacks:
         params["resting"] = sorted(skip_postbacks)
-    claims = [Claim(row.id, row.attempt_count) for row in _driver_rows(session, statement, params)]
+    claims = [
+        Claim(row.id, row.attempt_count) for row in rows_inside(session.connection(), statement, params)
+    ]
     _close_interrupted(session, [c.delivery_id for c in claims if c.number > 1])
     return claims
 

@@ -83,15 +83,22 @@ def _wait_for(url: str, process: subprocess.Popen[str], seconds: float = 30) -> 
     raise AssertionError(f"{url} did not answer in {seconds} s")
 
 
+def _migrated_env(tmp_path: Path) -> tuple[int, dict[str, str]]:
+    """A free port and the environment of a development run on it, its database migrated."""
+    port = free_port()
+    env = _clean_env(tmp_path, port)
+    flask = [sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"]
+    subprocess.run(flask, cwd=ROOT, env=env, check=True, timeout=60)
+    return port, env
+
+
 @pytest.mark.processes
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_the_development_run_serves_with_an_embedded_redis_and_stops_it_on_exit(
     tmp_path: Path, stop: signal.Signals
 ) -> None:
-    port = free_port()
-    env = _clean_env(tmp_path, port)
+    port, env = _migrated_env(tmp_path)
     flask = [sys.executable, "-m", "flask", "--app", "app"]
-    subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, timeout=60)
     seeded = subprocess.run(
         [*flask, "seed-demo", "--base-url", f"http://127.0.0.1:{port}"],
         cwd=ROOT,
@@ -164,11 +171,7 @@ def _answers(port: int) -> bool:
 def test_a_signal_to_the_background_development_run_alone_stops_everything_it_started(
     tmp_path: Path, stop: signal.Signals
 ) -> None:
-    port = free_port()
-    env = _clean_env(tmp_path, port)
-    subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True
-    )
+    port, env = _migrated_env(tmp_path)
     # As `make run &` from a script: a background job of a non-interactive shell starts with SIGINT ignored.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
