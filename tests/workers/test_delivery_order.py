@@ -247,7 +247,7 @@ def test_rapid_status_changes_reach_the_receiver_in_order(
                     json={"status": status},
                 )
                 assert changed.status_code == 200, changed.get_data(as_text=True)
-        _wait_for(lambda: len(receiver.hits("/pb")) >= 90, 60, "not every postback arrived")
+        _wait_for(lambda: _all_arrived(receiver, 30), 60, "not every postback arrived")
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -255,15 +255,42 @@ def test_rapid_status_changes_reach_the_receiver_in_order(
             with contextlib.suppress(Exception):
                 process.wait(timeout=30)
 
+    by_order = _arrivals(receiver)
+    assert len(by_order) == 30
+    # The promise is order, not exactly once: an attempt the receiver got but did not answer in time (a
+    # loaded machine) is sent again, and the later event waits for that retry. So an event may repeat, but
+    # never after a later one has arrived.
+    rank = {"sale": 0, "approved": 1, "reversed": 2}
+    out_of_order = {
+        order: kinds
+        for order, kinds in by_order.items()
+        if [rank[kind] for kind in kinds] != sorted(rank[kind] for kind in kinds)
+    }
+    assert out_of_order == {}
+    repeats = sum(len(kinds) - 3 for kinds in by_order.values())
+    if repeats:
+        # Each repeat must be a retry the log explains: an attempt that did not succeed, then another.
+        database = get_db(app)
+        with database.session() as session:
+            retried = list(session.scalars(select(deliveries.c.id).where(deliveries.c.attempt_count > 1)))
+        logged = [attempt for delivery_id in retried for attempt in attempt_rows(database, delivery_id)]
+        unsucceeded = [attempt for attempt in logged if attempt.outcome != "succeeded"]
+        assert len(unsucceeded) >= repeats, (by_order, [vars(attempt) for attempt in logged])
+
+
+def _arrivals(receiver: Receiver) -> dict[str, list[str]]:
+    """Each order's events, in the order the receiver got them."""
     by_order: dict[str, list[str]] = {}
     for hit in receiver.hits("/pb"):
         query = parse_qs(urlsplit(hit.path).query)
         by_order.setdefault(query["order"][0], []).append(query["event"][0])
-    out_of_order = {
-        order: kinds for order, kinds in by_order.items() if kinds != ["sale", "approved", "reversed"]
-    }
-    assert len(by_order) == 30
-    assert out_of_order == {}
+    return by_order
+
+
+def _all_arrived(receiver: Receiver, orders: int) -> bool:
+    arrived = _arrivals(receiver)
+    every = {"sale", "approved", "reversed"}
+    return len(arrived) == orders and all(set(kinds) == every for kinds in arrived.values())
 
 
 def test_a_backfill_sends_a_transactions_events_in_order(
