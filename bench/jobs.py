@@ -19,6 +19,7 @@ one.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -39,6 +40,10 @@ PORTS = 25
 
 class _Answer(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the engine's client expects of a receiver
+
+    def setup(self) -> None:
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see bench.latency's receiver
+        super().setup()
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         self.send_response(200)

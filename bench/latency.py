@@ -27,6 +27,7 @@ import math
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,13 @@ class Receiver(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the workers' client expects of a receiver
+
+    def setup(self) -> None:
+        # As nginx, Apache and asyncio do. http.server writes an answer's headers and body apart; with Nagle's
+        # algorithm on, the body waits for the headers' ACK, which the workers' kernel delays up to 40 ms on
+        # a kept-alive connection. Every exchange took 40 ms, and 8 slots carried just 200 postbacks a second.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().setup()
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         # First thing: the request line and headers are read, the handler's own work is not counted.
