@@ -7,7 +7,7 @@ else `TEST_POSTGRES_URL`, else postgresql+psycopg://postgres@127.0.0.1:5432/test
 SQLite file with `--sqlite` or `BENCH_SQLITE=1`), its own Redis, the app under gunicorn (2 sync workers),
 `flask --app app worker --processes 2`, `flask --app app pump`, and a receiver: a threaded HTTP server in
 a process of its own that notes when each postback arrives, keyed by the order number (the postback's URL
-carries `#on#`).
+carries `#on#`), and answers with TCP_NODELAY as real servers do (`_Handler.setup` says why it matters).
 
 Sales are sent open-loop: each has a scheduled send time (`BENCH_RATE` per second, 200 by default, for
 `BENCH_SECONDS`, 10), and sender threads with kept-alive connections take the next one when it is due, so a
