@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -85,12 +84,6 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                # Without it each answer on a kept-alive connection waits ~40 ms (Nagle's algorithm holds the
-                # body until the client's delayed ACK of the headers): see bench.latency's receiver.
-                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                super().setup()
 
             def do_GET(self) -> None:
                 receiver.handle(self)
