@@ -95,3 +95,6 @@ def test_a_brief_run_receives_every_postback(run_bench: RunBench, database: str)
     assert int(spent["gunicorn"]) > 0 and int(spent["workers"]) > 0, spent
     jobs = re.search(r"RQ jobs run: (\d+) for 20 sales", text)
     assert jobs is not None and int(jobs.group(1)) >= 1, lines
+    # Each postback's exchange, from the delivery log: 20 attempts, each some milliseconds long.
+    exchange = re.search(r"HTTP exchange with the receiver \(attempts' duration\), ms: p50 (\S+), p90", text)
+    assert exchange is not None and 0 <= float(exchange.group(1)) < 2000, lines
