@@ -2,10 +2,10 @@
 
 Per host, two keys: `postback:host:<host>:slots`, a sorted set of the slots in flight anywhere (one member per
 request, scored by when it expires), and `postback:host:<host>:timeouts`, how many of the host's last answers
-in a row were timeouts. Taking slots (for one host or several: `acquire_many`) and giving one back are one
-script call each, carried by one thread in the order they were made; calls made while it waits for Redis go
-together in the next write, so that under load many sends share a round trip (a call of its own each cost a
-send 0.5-1 ms of CPU; a round trip costs about 100 us, plus 10-25 us a call).
+in a row were timeouts. Taking a slot and giving it back are one script call each, carried by one thread in
+the order they were made; calls made while it waits for Redis go together in the next
+write, so that under load many sends share a round trip (a call of its own each cost a send 0.5-1 ms of CPU;
+a round trip costs about 100 us, plus 10-25 us a call).
 
 A slot is a lease of LEASE_S that its process renews every RENEW_S while it holds it (one call per host and
 second, whatever the number of slots), so that a worker killed mid-request frees its slots within LEASE_S.
@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -56,30 +56,20 @@ CALL_WAIT_S = 3.0
 
 Outcome = Literal["answer", "timeout", "unsent"]
 
-# KEYS: slots and timeouts of each host asked for, in turn. ARGV: slots per host, timeouts that trip the
-# circuit, hold ms, then one token per host. Returns, per host, 1 if taken else 0, then its consecutive
-# timeouts. A host asked for twice is counted with its first slot already taken.
+# KEYS: slots, timeouts. ARGV: token, slots per host, timeouts that trip the circuit, hold ms.
+# Returns {1 if taken else 0, the host's consecutive timeouts}.
 _ACQUIRE = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local hold = tonumber(ARGV[3])
-local out = {}
-for i = 1, #KEYS / 2 do
-  local slots, circuit = KEYS[2 * i - 1], KEYS[2 * i]
-  redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
-  local timeouts = tonumber(redis.call('GET', circuit) or '0')
-  local limit = tonumber(ARGV[1])
-  if timeouts >= tonumber(ARGV[2]) then limit = 1 end
-  local taken = 0
-  if redis.call('ZCARD', slots) < limit then
-    redis.call('ZADD', slots, now + hold, ARGV[3 + i])
-    if redis.call('PTTL', slots) < hold then redis.call('PEXPIRE', slots, hold) end
-    taken = 1
-  end
-  table.insert(out, taken)
-  table.insert(out, timeouts)
-end
-return out
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local timeouts = tonumber(redis.call('GET', KEYS[2]) or '0')
+local limit = tonumber(ARGV[2])
+if timeouts >= tonumber(ARGV[3]) then limit = 1 end
+if redis.call('ZCARD', KEYS[1]) >= limit then return {0, timeouts} end
+local hold = tonumber(ARGV[4])
+redis.call('ZADD', KEYS[1], now + hold, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < hold then redis.call('PEXPIRE', KEYS[1], hold) end
+return {1, timeouts}
 """
 
 # KEYS: slots. ARGV: hold ms, then the tokens this process holds on the host. Extends each one still there
@@ -222,20 +212,10 @@ class ClusterSlots:
     def acquire(self, host: str) -> tuple[str | None, int] | None:
         """(the slot's token, or None if the host has no free slot; its consecutive timeouts), or None if
         Redis cannot be reached. Waits for Redis' answer."""
-        answers = self.acquire_many([host])
-        return None if answers is None else answers[0]
-
-    def acquire_many(self, hosts: Sequence[str]) -> list[tuple[str | None, int]] | None:
-        """`acquire` for each of `hosts` (a host may come more than once), in one script call: a job's sends
-        ask for their slots together, instead of each waiting for an answer of its own in its own thread
-        (measured: the cluster caps cost a delivery 300-400 us of CPU, mostly those waits). None if Redis
-        cannot be reached."""
-        if not hosts:
-            return []
         if self.down():
             return None
         with self._lock:
-            tokens = [next(self._tokens) for _ in hosts]
+            token = next(self._tokens)
         answered = threading.Event()
         replies: list[Reply] = []
 
@@ -244,9 +224,8 @@ class ClusterSlots:
             answered.set()
 
         hold_ms = int(self.lease_s * 1000)
-        keys = [key for host in hosts for key in (slot_key(host), timeouts_key(host))]
-        limits = (self.per_host, self.trip_after_timeouts, hold_ms)
-        command: Command = ("EVAL", _ACQUIRE, len(keys), *keys, *limits, *tokens)
+        keys = (slot_key(host), timeouts_key(host))
+        command = ("EVAL", _ACQUIRE, 2, *keys, token, self.per_host, self.trip_after_timeouts, hold_ms)
         sent_at = time.monotonic()
         if not self._courier.call(command, done):
             return None  # closing: this process's caps will do
@@ -258,19 +237,15 @@ class ClusterSlots:
             self._failed(reply)
             return None
         self._answered()
-        flat = cast("list[int]", reply)  # per host: 1 if taken else 0, then its count
-        answers: list[tuple[str | None, int]] = []
-        now = time.monotonic()
+        taken, timeouts = cast("list[int]", reply)  # {1 if taken else 0, count}
+        if not taken:
+            return None, timeouts
         with self._lock:
-            for index, (host, token) in enumerate(zip(hosts, tokens, strict=True)):
-                taken, timeouts = flat[2 * index], flat[2 * index + 1]
-                if taken:
-                    self._held[token] = _Held(host, now + self.renew_for_s, sent_at + self.lease_s)
-                answers.append((token if taken else None, timeouts))
-            if self._held and self._renewer is None and not self._closed.is_set():
+            self._held[token] = _Held(host, time.monotonic() + self.renew_for_s, sent_at + self.lease_s)
+            if self._renewer is None and not self._closed.is_set():
                 self._renewer = threading.Thread(target=self._renew_forever, name="slots-renew", daemon=True)
                 self._renewer.start()
-        return answers
+        return token, timeouts
 
     def hand_on(self, token: str) -> bool:
         """Whether a finished send's slot may go to the next send in this process without asking Redis: it

@@ -32,7 +32,7 @@ from dispatcher.egress.verdict import judge
 from dispatcher.models import ErrorClass
 from workers import attempts, claims, loading, metrics
 from workers.cluster import ClusterSlots
-from workers.hosts import Admission, GiveUp, HostSlots, Slot, Task, destination
+from workers.hosts import Admission, HostSlots, Slot, destination
 from workers.retry_policy import decide
 from workers.settings import EngineSettings
 
@@ -129,7 +129,9 @@ class Engine:
                 batch = loading.load(session, {c.delivery_id: c.number for c in claimed})
                 attempts.fail_unsendable(session, [c for c in batch if not c.sendable], token=token, now=now)
                 sends, broken = self._prepare([c for c in batch if c.sendable], now)
-                offered = self._offer(sends, token, start_by, gate)
+                offered: dict[Admission, list[Send]] = {admission: [] for admission in Admission}
+                for send in sends:
+                    offered[self._offer(send, token, start_by, gate)].append(send)
                 self._release_refused(session, offered[Admission.REFUSED], token, now)
                 taken = offered[Admission.STARTED] + offered[Admission.WAITING]
                 logged = [*taken, *((claimed_one, request) for claimed_one, request, _ in broken)]
@@ -188,35 +190,18 @@ class Engine:
             sends.append((claimed, request))
         return sends, broken
 
-    def _offer(
-        self, sends: Sequence[Send], token: str, start_by: float, gate: _Gate
-    ) -> dict[Admission, list[Send]]:
-        """Offer each send to its host's slots (`HostSlots.submit_many`: one call to Redis for the slots of
-        those that start); returns them by how they were taken."""
-        offers = [self._offered(send, token, gate) for send in sends]
-        asked = [(host, start_by, run, give_up) for host, run, give_up, _ in offers]
-        admissions = self.slots.submit_many(asked)
-        offered: dict[Admission, list[Send]] = {admission: [] for admission in Admission}
-        for send, (_, _, _, taken), admission in zip(sends, offers, admissions, strict=True):
-            taken[0] = admission
-            if admission is Admission.WAITING:
-                self._change_waiting(+1)
-            offered[admission].append(send)
-        return offered
-
-    def _offered(self, send: Send, token: str, gate: _Gate) -> tuple[str, Task, GiveUp, list[Admission]]:
-        """The host, task and give-up of one send; the list holds how it was taken, set by `_offer`."""
+    def _offer(self, send: Send, token: str, start_by: float, gate: _Gate) -> Admission:
         claimed, request = send
         host = destination(request.url)
 
         # How it was taken decides what it holds: a send that started holds capacity (even while it waits
         # again for a cluster slot); one that waited in line holds none until it starts. Read after the gate
-        # opens, which is after `submit_many` has answered.
-        taken = [Admission.REFUSED]
+        # opens, which is after `submit` has answered.
+        admission = Admission.REFUSED
 
         def run(slot: Slot) -> None:
             go = gate.wait()
-            if taken[0] is Admission.WAITING:
+            if admission is Admission.WAITING:
                 if go:
                     self._take_capacity()  # before it stops waiting: drain never sees it in neither
                 self._change_waiting(-1)
@@ -227,7 +212,7 @@ class Engine:
 
         def give_up() -> None:
             go = gate.wait()
-            held = taken[0] is Admission.STARTED  # after the gate: a refusal may come before submit returns
+            held = admission is Admission.STARTED  # after the gate: a refusal may come before submit returns
             if go:
                 self._outcomes.put(
                     attempts.GiveBack(claimed, token, self._wait_for(host), held_capacity=held)
@@ -235,7 +220,10 @@ class Engine:
             elif not held:
                 self._change_waiting(-1)
 
-        return host, run, give_up, taken
+        admission = self.slots.submit(host, start_by, run, give_up)
+        if admission is Admission.WAITING:
+            self._change_waiting(+1)
+        return admission
 
     def _release_refused(self, session: Session, refused: Sequence[Send], token: str, now: datetime) -> None:
         """Sends their host could not take: soon again if it is busy, later if it stopped answering."""

@@ -10,10 +10,8 @@ host whose last answers were all timeouts is "tripped": it gets one slot and no 
 so a hanging publisher costs one thread.
 
 With a `ClusterSlots` (Redis), the same caps and circuit hold across every worker process: a send takes a
-cluster slot before it leaves and gives it back after (one script call, not waited for, which also reports a
-timeout or an answer to the circuit). The sends a job starts (`submit_many`) take their slots in one script
-call made by the job's thread, whatever their hosts; a send started later from a host's line takes its own,
-waited for in its sending thread. A finished send hands
+cluster slot before it leaves (one script call, waited for in its sending thread) and gives it back after
+(one more, not waited for, which also reports a timeout or an answer to the circuit). A finished send hands
 its slot straight to the next one waiting here for the same host, without asking Redis, while the slot is
 still held (its lease renewed, see `workers.cluster`).
 A send refused because other processes hold the host's slots waits at the head of the line; a timer asks
@@ -23,11 +21,10 @@ again every RETRY_S while any host is refused. If Redis cannot be reached the ca
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from enum import Enum
@@ -126,64 +123,24 @@ class HostSlots:
 
     def submit(self, host: str, start_by: float, run: Task, give_up: GiveUp) -> Admission:
         """Run `run` (which must end with `slot.release`) now or when a slot frees, or refuse it."""
-        return self.submit_many([(host, start_by, run, give_up)])[0]
-
-    def submit_many(self, sends: Sequence[tuple[str, float, Task, GiveUp]]) -> list[Admission]:
-        """`submit` for each (host, start_by, run, give_up), in order. The cluster slots of those that start
-        are asked for together, in one call to Redis from this thread, before their tasks go to the executor.
-        A refused one waits in its host's line (or is given up) from a task of the executor: `give_up` may
-        wait for something the caller does after this returns."""
         now = time.monotonic()
-        admissions: list[Admission] = []
-        starting: list[tuple[str, _Waiting]] = []
+        waiting = _Waiting(start_by, run, give_up)
         with self._lock:
-            for host, start_by, run, give_up in sends:
-                waiting = _Waiting(start_by, run, give_up)
-                admission = self._admit(host, waiting, now)
-                admissions.append(admission)
-                if admission is Admission.STARTED:
-                    starting.append((host, waiting))
-        self._start(starting)
-        return admissions
-
-    def _admit(self, host: str, waiting: _Waiting, now: float) -> Admission:
-        """Under self._lock: start it (counted busy), put it in its host's line, or refuse it."""
-        state = self._hosts.setdefault(host, _Host(progress_at=now))
-        if state.busy == 0 and not state.line and not state.refused:
-            # Idle until now: its silence since the last answer says nothing (nothing was asked of it).
-            # Counting it made a burst after a quiet second take only `per_host` sends and refuse the
-            # rest as if the host had stopped answering (bench.chaos: 16 sends every 15 s).
-            state.progress_at = max(state.progress_at, now)
-        if state.busy < self._limit(state) and not state.line and not state.refused:
-            state.busy += 1
-            return Admission.STARTED
-        if self._may_wait(state, now, waiting.start_by):
-            state.line.append(waiting)
-            return Admission.WAITING
-        return Admission.REFUSED
-
-    def _start(self, starting: list[tuple[str, _Waiting]]) -> None:
-        """Sends counted busy here: their cluster slots (one call for all), then their tasks."""
-        if not starting:
-            return
-        answers = None if self.cluster is None else self.cluster.acquire_many([host for host, _ in starting])
-        for index, (host, waiting) in enumerate(starting):
-            slot = Slot(self, host)
-            if answers is not None:  # else no cluster, or Redis is unreachable: this process's caps only
-                token, timeouts = answers[index]
-                if token is None:
-                    task: Callable[[], None] = functools.partial(self._refused, host, waiting, timeouts)
-                else:
-                    slot.token = token
-                    with self._lock:
-                        self._hosts[host].timeouts = timeouts
-                    task = functools.partial(self._go, waiting, slot)
+            state = self._hosts.setdefault(host, _Host(progress_at=now))
+            if state.busy == 0 and not state.line and not state.refused:
+                # Idle until now: its silence since the last answer says nothing (nothing was asked of it).
+                # Counting it made a burst after a quiet second take only `per_host` sends and refuse the
+                # rest as if the host had stopped answering (bench.chaos: 16 sends every 15 s).
+                state.progress_at = max(state.progress_at, now)
+            if state.busy < self._limit(state) and not state.line and not state.refused:
+                state.busy += 1
+            elif self._may_wait(state, now, start_by):
+                state.line.append(waiting)
+                return Admission.WAITING
             else:
-                task = functools.partial(self._go, waiting, slot)
-            try:
-                self._executor.submit(task)
-            except RuntimeError:  # the engine is closing: its sends stand down with it
-                return
+                return Admission.REFUSED
+        self._dispatch(host, [waiting], [])
+        return Admission.STARTED
 
     def release(
         self, slot: Slot, *, timed_out: bool, sent: bool = True, answer_s: float | None = None
@@ -263,7 +220,7 @@ class HostSlots:
         if self.cluster is not None:
             self.cluster.close()
 
-    # --- starting sends from a line: a cluster slot first (in the sending thread), then the task ---
+    # --- starting sends: a cluster slot first (in the sending thread), then the task ---
 
     def _dispatch(self, host: str, start: list[_Waiting], expired: list[_Waiting]) -> None:
         self._give_back(expired)
@@ -290,10 +247,9 @@ class HostSlots:
                     start, expired = self._take_line(state, time.monotonic(), [])
                 if start or expired:
                     self._dispatch(host, start, expired)
-        self._go(waiting, slot)
-
-    def _go(self, waiting: _Waiting, slot: Slot) -> None:
-        if time.monotonic() > waiting.start_by:  # it waited (for Redis, for a thread): too late to finish
+        if (
+            time.monotonic() > waiting.start_by
+        ):  # it waited (for Redis, for a thread): too late to finish in time
             slot.release(timed_out=False, sent=False)
             waiting.give_up()
             return

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -445,35 +445,3 @@ def test_the_destination_of_an_unreadable_url_is_the_url_itself() -> None:
 def test_an_ipv6_destination_keeps_its_brackets_so_its_port_reads_as_one() -> None:
     assert hosts.destination("http://[2001:db8::1]:8443/pb") == "[2001:db8::1]:8443"
     assert hosts.destination("https://[2001:db8::1]/pb") == "[2001:db8::1]"
-
-
-def test_the_sends_of_a_batch_ask_redis_for_their_slots_in_one_call(
-    connect: Callable[[], redis.Redis],
-) -> None:
-    other, slots = shared(connect(), per_host=2), shared(connect(), per_host=2)
-    held_other, held = Held(), Held()
-    for _ in range(2):
-        assert other.submit(HOST, FAR, held_other.run, noop)  # the other process holds HOST's 2 slots
-    held_other.wait_for(2)
-    layer = slots.cluster
-    assert layer is not None
-    asked: list[list[str]] = []
-    acquire_many = layer.acquire_many
-
-    def counted(hosts: Sequence[str]) -> list[tuple[str | None, int]] | None:
-        asked.append(list(hosts))
-        return acquire_many(hosts)
-
-    layer.acquire_many = counted  # type: ignore[method-assign]
-
-    admissions = slots.submit_many(
-        [("a.example", FAR, held.run, noop), ("b.example", FAR, held.run, noop), (HOST, FAR, held.run, noop)]
-    )
-
-    assert admissions == [STARTED, STARTED, STARTED]  # as far as this process knows
-    assert asked == [["a.example", "b.example", HOST]]  # one call to Redis, made before it returned
-    held.wait_for(2)
-    assert sorted(slot.host for slot in held.slots) == ["a.example", "b.example"]
-    held_other.slots[0].release(timed_out=False)  # a slot frees elsewhere: HOST's send, in line, takes it
-    assert held.wait_for(3).host == HOST
-    assert in_flight(connect()) == 2
