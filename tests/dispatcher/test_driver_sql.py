@@ -115,12 +115,17 @@ def test_what_is_not_committed_is_rolled_back_when_the_block_ends(
     assert row.active is True
 
 
-def test_an_in_list_is_expanded_to_its_length_and_its_values_converted(database: Database) -> None:
+def early_and_late(database: Database) -> list[int]:
+    """Two programs, created on 1 May 2026 at 12:00 UTC and a day later; their ids in that order."""
     with database.session() as session:
         early, late = (factories.program(session) for _ in range(2))
         early.created_at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
         late.created_at = datetime(2026, 5, 2, 12, 0, tzinfo=UTC)
-        ids = [early.id, late.id]
+        return [early.id, late.id]
+
+
+def test_an_in_list_is_expanded_to_its_length_and_its_values_converted(database: Database) -> None:
+    ids = early_and_late(database)
     by_id = select(tables.programs.c.id).where(tables.programs.c.id.in_(bindparam("ids", expanding=True)))
     # The values of an IN list are converted by the column's type: the times are stored in UTC as naive
     # text on SQLite, so an aware time in another zone matches only once converted.
@@ -147,11 +152,7 @@ def test_an_in_list_is_expanded_to_its_length_and_its_values_converted(database:
 def test_in_an_in_list_statement_the_other_values_are_converted_and_a_missing_one_named(
     database: Database,
 ) -> None:
-    with database.session() as session:
-        early, late = (factories.program(session) for _ in range(2))
-        early.created_at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-        late.created_at = datetime(2026, 5, 2, 12, 0, tzinfo=UTC)
-        ids = [early.id, late.id]
+    ids = early_and_late(database)
     at = select(tables.programs.c.id).where(
         tables.programs.c.id.in_(bindparam("ids", expanding=True)),
         tables.programs.c.created_at == bindparam("at"),

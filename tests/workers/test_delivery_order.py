@@ -271,11 +271,9 @@ def test_rapid_status_changes_reach_the_receiver_in_order(
     # or a lease that ran out under load): never a request the log does not show.
     hits_by_delivery: dict[int, int] = {}
     deliveries_by_order: dict[str, set[int]] = {}
-    for hit in receiver.hits("/pb"):
-        query = parse_qs(urlsplit(hit.path).query)
-        delivery_id = int(query["d"][0])
+    for order, _, delivery_id in _hits(receiver):
         hits_by_delivery[delivery_id] = hits_by_delivery.get(delivery_id, 0) + 1
-        deliveries_by_order.setdefault(query["order"][0], set()).add(delivery_id)
+        deliveries_by_order.setdefault(order, set()).add(delivery_id)
     assert all(len(ids) == 3 for ids in deliveries_by_order.values()), deliveries_by_order
     database = get_db(app)
     logged = {delivery_id: len(attempt_rows(database, delivery_id)) for delivery_id in hits_by_delivery}
@@ -283,12 +281,17 @@ def test_rapid_status_changes_reach_the_receiver_in_order(
     assert unlogged == {}, by_order
 
 
+def _hits(receiver: Receiver) -> list[tuple[str, str, int]]:
+    """(order, event, delivery id) of each request the receiver got, in order."""
+    queries = [parse_qs(urlsplit(hit.path).query) for hit in receiver.hits("/pb")]
+    return [(query["order"][0], query["event"][0], int(query["d"][0])) for query in queries]
+
+
 def _arrivals(receiver: Receiver) -> dict[str, list[str]]:
     """Each order's events, in the order the receiver got them."""
     by_order: dict[str, list[str]] = {}
-    for hit in receiver.hits("/pb"):
-        query = parse_qs(urlsplit(hit.path).query)
-        by_order.setdefault(query["order"][0], []).append(query["event"][0])
+    for order, event, _ in _hits(receiver):
+        by_order.setdefault(order, []).append(event)
     return by_order
 
 
