@@ -45,6 +45,7 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
@@ -54,6 +55,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = 8
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+IN_PROCESS_SALES = int(os.environ.get("BENCH_IN_PROCESS_SALES", "1000"))
 ROOT = Path(__file__).resolve().parent.parent
 # What gunicorn serves, by name: the app, the app without its fast path, the bare implementation.
 APPS = {
@@ -128,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             seeded = seed(env)
             names = ["app", "flask"] if sqlite else ["app", "flask", "bare"]
+            for line in in_process(env, seeded, names):
+                print(line)
             servers = start_gunicorn(env, names)
             try:
                 redis_pid = redis_server.process.pid if redis_server.process else None
@@ -157,6 +161,30 @@ def seed(env: Mapping[str, str]) -> dict[str, str]:
     database.dispose()
     ids = (network.api_key, network.program_id, network.publisher_id, network.source_id, network.click_id)
     return dict(zip(("key", "program", "pub", "ts", "click"), map(str, ids), strict=True))
+
+
+def in_process(env: Mapping[str, str], seeded: Mapping[str, str], names: Sequence[str]) -> list[str]:
+    """The named apps answering reported sales in this process (`bench._in_process`), before gunicorn."""
+    from bench import _in_process
+    from bench._bare import BareApp
+    from dispatcher.db import get_db
+    from dispatcher.ledger.handoff import drain
+
+    settings = {key: env[key] for key in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "INSTANCE_PATH")}
+    made = {"app": lambda: bench_app(settings=settings), "flask": lambda: bench_app(False, settings)}
+    apps: dict[str, Any] = {name: made[name]() for name in names if name in made}
+    if "bare" in names:
+        apps["bare"] = BareApp(env["DATABASE_URL"], env["REDIS_URL"])
+    try:
+        figures = _in_process.measure(apps, seeded, IN_PROCESS_SALES, ROUNDS)
+    finally:
+        for app in apps.values():
+            if isinstance(app, Flask):
+                drain(app)
+                get_db(app).dispose()
+            else:
+                app.connections.close()
+    return _in_process.report(figures, IN_PROCESS_SALES)
 
 
 def start_gunicorn(env: Mapping[str, str], names: Sequence[str]) -> dict[str, Server]:

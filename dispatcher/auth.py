@@ -144,7 +144,7 @@ _BY_TOKEN = {
 
 def bearer_token(authorization: str | None = None) -> str | None:
     """The token of a `Bearer <token>` Authorization header: this request's, or the given header value
-    (the sale's view reads it from the WSGI environ, as the body)."""
+    (the fast path, in front of Flask, has no request object)."""
     header = request.headers.get("Authorization", "") if authorization is None else authorization
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

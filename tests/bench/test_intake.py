@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from bench._in_process import PerSale, report
 from bench.intake import bench_app, ratios
 from dispatcher.db import get_db
 from dispatcher.web.access_log import AccessLog
@@ -59,6 +60,16 @@ def test_the_last_lines_are_ours_over_bare_click_then_sale() -> None:
     assert "click fast path gain: x1.50" in lines and "sale fast path gain: x1.25" in lines
 
 
+def test_the_in_process_lines_name_each_app_and_compare_the_fast_path_with_flask() -> None:
+    figures = {"app": PerSale(800, 1800), "flask": PerSale(1000, 2000), "bare": PerSale(700, 1700)}
+
+    lines = report(figures, 1000)
+
+    assert lines[0] == "in-process sale (app, best round of 1000): 800 us CPU of its thread, 1800 us wall"
+    assert lines[2].startswith("in-process sale (bare, ")
+    assert lines[-1] == "in-process sale fast path: CPU x0.80, wall x0.90"
+
+
 def test_without_a_bare_app_the_last_lines_are_ours_over_hello() -> None:
     lines = ratios(RATES)
 
@@ -69,8 +80,20 @@ def test_without_a_bare_app_the_last_lines_are_ours_over_hello() -> None:
 @pytest.mark.processes
 @pytest.mark.parametrize("database", DATABASES)
 def test_a_brief_run_ends_with_ours_over_the_baseline(run_bench: RunBench, database: str) -> None:
-    lines = run_bench("bench.intake", database, BENCH_SECONDS="1", BENCH_ROUNDS="1", BENCH_GENERATOR="python")
+    lines = run_bench(
+        "bench.intake",
+        database,
+        BENCH_SECONDS="1",
+        BENCH_ROUNDS="1",
+        BENCH_GENERATOR="python",
+        BENCH_IN_PROCESS_SALES="5",
+    )
 
     last = "ingest_vs_hello" if database == "sqlite" else "ingest_vs_bare"
+    apps = ["app", "flask"] if database == "sqlite" else ["app", "flask", "bare"]
+    for app in apps:  # each answered its sales in the bench's own process first (bench._in_process)
+        assert [line for line in lines if line.startswith(f"in-process sale ({app}, best round of 5): ")]
+    fast_path = r"in-process sale fast path: CPU x[\d.]+, wall x[\d.]+"
+    assert [line for line in lines if re.fullmatch(fast_path, line)], lines
     assert re.fullmatch(rf"{last}: \d+\.\d\d", lines[-1]), lines
     assert not [line for line in lines if "unexpected responses" in line], lines
