@@ -5,7 +5,8 @@ each app answers the same reported sales through its WSGI callable, in this proc
 the figures are the CPU of the calling thread and the wall time per sale: what the app itself costs, with no
 load generator, sockets or scheduling between processes. The courier thread that hands deliveries to RQ is
 not in the thread's CPU (it runs beside the request); the bare app's RPUSH is, as it is made in its request.
-Rounds are interleaved, as in the gunicorn part, and the best (lowest) round of each app is kept.
+Rounds are interleaved, as in the gunicorn part, the apps' order turning each round (none always follows
+another), and each app's lowest CPU and lowest wall time are kept, each from whichever round had it.
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ class PerSale:
 def measure(
     apps: Mapping[str, Wsgi], seeded: Mapping[str, str], sales: int, rounds: int
 ) -> dict[str, PerSale]:
-    """The best round of each app: `sales` new sales each (after a warm-up), rounds interleaved."""
+    """The lowest CPU and wall time of each app: `sales` new sales each round (after a warm-up), rounds
+    interleaved, the apps' order turned by one each round."""
     best: dict[str, PerSale] = {}
+    names = list(apps)
     for round_ in range(rounds):
-        for name, app in apps.items():
+        turn = round_ % len(names)
+        for name in names[turn:] + names[:turn]:
+            app = apps[name]
             environs = [_sale_environ(seeded, f"P{round_}-{name}-{n}") for n in range(WARM_UP + sales)]
             for environ in environs[:WARM_UP]:
                 _answer(app, environ)
@@ -46,14 +51,14 @@ def measure(
                 _answer(app, environ)
             cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
             found = PerSale(cpu * 1e6 / sales, wall * 1e6 / sales)
-            if name not in best or found.cpu_us < best[name].cpu_us:
-                best[name] = found
-    return best
+            kept = best.get(name, found)
+            best[name] = PerSale(min(kept.cpu_us, found.cpu_us), min(kept.wall_us, found.wall_us))
+    return {name: best[name] for name in names}
 
 
 def report(figures: Mapping[str, PerSale], sales: int) -> list[str]:
     lines = [
-        f"in-process sale ({name}, best round of {sales}): {each.cpu_us:.0f} us CPU of its thread, "
+        f"in-process sale ({name}, best of rounds of {sales}): {each.cpu_us:.0f} us CPU of its thread, "
         f"{each.wall_us:.0f} us wall"
         for name, each in figures.items()
     ]

@@ -14,15 +14,18 @@ same settings (2 sync workers, as in production):
   statements as the app in one transaction, one commit, then one RPUSH (its docstring says what it leaves
   out).
 
-Then it measures, in interleaved rounds of a few seconds each (best round kept), on each app: `GET /hello`,
-`GET /c/<program>` (a click: one INSERT ... SELECT, a redirect) and `POST /api/v1/transactions` (a new order
-every request: the key, the click and the postbacks read in one SELECT, the transaction, its event and one
-delivery inserted, one commit, the ids handed to RQ). It prints each endpoint's req/s, and for its best round
-where the machine's time went per request (Linux): CPU of the gunicorn workers, of PostgreSQL's backends of
-this run, of Redis and of wrk, and how much of the machine sat idle (`CpuMeter`). Then the ratios: the fast
-path's gain (with it over without it), ours over `/hello`, and last ours over bare, `click_vs_bare` then
-`ingest_vs_bare` (issue #15's goal: at least 0.8). On SQLite there is no bare app; the last lines are then
-the ratios to `/hello`.
+First each app answers `BENCH_IN_PROCESS_SALES` (1,000) reported sales a round in this process, through its
+WSGI callable (`bench._in_process`: no gunicorn, sockets or load generator), and the lowest CPU of the
+request's thread and wall time per sale are printed ("in-process sale" lines), with the fast path's ratio to
+Flask. Then it measures, in interleaved rounds of a few seconds each (best round kept), on each app:
+`GET /hello`, `GET /c/<program>` (a click: one INSERT ... SELECT, a redirect) and `POST /api/v1/transactions`
+(a new order every request: the key, the click and the postbacks read in one SELECT, the transaction, its
+event and one delivery inserted, one commit, the ids handed to RQ). It prints each endpoint's req/s, and for
+its best round where the machine's time went per request (Linux): CPU of the gunicorn workers, of PostgreSQL's
+backends of this run, of Redis and of wrk, and how much of the machine sat idle (`CpuMeter`). Then the ratios:
+the fast path's gain (with it over without it), ours over `/hello`, and last ours over bare, `click_vs_bare`
+then `ingest_vs_bare` (issue #15's goal: at least 0.8). On SQLite there is no bare app; the last lines are
+then the ratios to `/hello`.
 
 The load generator is wrk when it is on PATH (Debian: `apt-get install wrk`), else a Python one (threads,
 http.client; `BENCH_GENERATOR=python` forces it); the output says which. The ratios compare endpoints
@@ -172,10 +175,10 @@ def in_process(env: Mapping[str, str], seeded: Mapping[str, str], names: Sequenc
 
     settings = {key: env[key] for key in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "INSTANCE_PATH")}
     made = {"app": lambda: bench_app(settings=settings), "flask": lambda: bench_app(False, settings)}
-    apps: dict[str, Any] = {name: made[name]() for name in names if name in made}
-    if "bare" in names:
-        apps["bare"] = BareApp(env["DATABASE_URL"], env["REDIS_URL"])
+    apps: dict[str, Any] = {}
     try:
+        for name in names:
+            apps[name] = made[name]() if name in made else BareApp(env["DATABASE_URL"], env["REDIS_URL"])
         figures = _in_process.measure(apps, seeded, IN_PROCESS_SALES, ROUNDS)
     finally:
         for app in apps.values():

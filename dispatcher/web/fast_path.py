@@ -2,16 +2,16 @@
 (`POST /api/v1/transactions`).
 
 Flask's per-request work (request context, session cookie and its signing serializer, the login manager's
-hooks, URL matching, Response and Headers objects) costs about as much as the database work of a click, and
-a fifth to a third of a sale's CPU; neither needs any of it. Measured on PostgreSQL (`bench.intake`, 8 runs
-on 2026-12-04): clicks went 1.14-1.37x as fast ("click fast path gain"); a sale took x0.56-0.80 of the CPU
-and x0.64-0.89 of the time in the request's thread (its in-process lines), and under gunicorn went
-0.94-1.38x as fast, the spread of its rounds. `ingest_vs_bare` (issue #15's goal: 0.8) was 0.61-0.86 without
-it (median 0.80, 9 runs over two days), 0.74-0.89 with it (median 0.85, 8 runs). `FastPath` is a WSGI
-middleware in front of the Flask app; a blueprint adds a `Route` to it with `serve_fast`. A route claims a
-request by its method and path (`match`, no side effects) and answers it (`answer`) with what the Flask view
-would have sent: the same status, body and headers, plus the app's security headers, which the middleware
-adds to every answer.
+hooks, URL matching, Response and Headers objects) costs about as much as the database work of a click, and a
+fifth to two fifths of the CPU of a sale's request; neither needs any of it. Measured on PostgreSQL with
+`bench.intake` (4 December): clicks went x1.14-1.37 as fast under gunicorn ("click fast path gain", 8 runs). A
+sale took x0.56-0.80 of the CPU and x0.64-0.89 of the time in its request's thread (the bench's in-process
+lines, 5 runs); under gunicorn, in the same 8 runs, x0.94-1.38 (median x1.01), its gunicorn CPU a sale
+1,258-1,639 us against 1,480-2,457 without it (4 of them): a saving those rounds' noise hides. `FastPath` is a
+WSGI middleware in front of the Flask app; a blueprint adds a `Route` to it with `serve_fast`. A route claims
+a request by its method and path (`match`, no side effects) and answers it (`answer`) with what the Flask view
+would have sent: the same status, body and headers, plus the app's security headers, which the middleware adds
+to every answer.
 
 Anything else is Flask's. A request no route claims goes to Flask untouched. When `answer` raises (a
 refusal or an error), the middleware leaves the exception in the environ and hands the request to Flask,

@@ -65,7 +65,7 @@ def test_the_in_process_lines_name_each_app_and_compare_the_fast_path_with_flask
 
     lines = report(figures, 1000)
 
-    assert lines[0] == "in-process sale (app, best round of 1000): 800 us CPU of its thread, 1800 us wall"
+    assert lines[0] == "in-process sale (app, best of rounds of 1000): 800 us CPU of its thread, 1800 us wall"
     assert lines[2].startswith("in-process sale (bare, ")
     assert lines[-1] == "in-process sale fast path: CPU x0.80, wall x0.90"
 
@@ -92,7 +92,7 @@ def test_a_brief_run_ends_with_ours_over_the_baseline(run_bench: RunBench, datab
     last = "ingest_vs_hello" if database == "sqlite" else "ingest_vs_bare"
     apps = ["app", "flask"] if database == "sqlite" else ["app", "flask", "bare"]
     for app in apps:  # each answered its sales in the bench's own process first (bench._in_process)
-        assert [line for line in lines if line.startswith(f"in-process sale ({app}, best round of 5): ")]
+        assert [line for line in lines if line.startswith(f"in-process sale ({app}, best of rounds of 5): ")]
     fast_path = r"in-process sale fast path: CPU x[\d.]+, wall x[\d.]+"
     assert [line for line in lines if re.fullmatch(fast_path, line)], lines
     assert re.fullmatch(rf"{last}: \d+\.\d\d", lines[-1]), lines

@@ -34,7 +34,7 @@ def flask_only(network: Network) -> Client:
 
 
 def post(client: Client, body: bytes, authorization: str | None, **options: Any) -> TestResponse:
-    # One request id for every request: the access log echoes it, and the answers compare byte for byte.
+    # One request id for every request: the access log echoes it, and the answers compare alike.
     headers = {"X-Request-ID": "same-id"}
     if authorization is not None:
         headers["Authorization"] = authorization
@@ -90,7 +90,7 @@ def test_a_new_sale_and_its_duplicate_are_answered_as_flask_answers_them(
     ids = [response.json["sales_id"] for response in (fast, flask)]  # type: ignore[index]
     assert fast.data.replace(ids[0].encode(), ids[1].encode()) == flask.data
     assert sorted(fast.headers.to_wsgi_list()) == sorted(flask.headers.to_wsgi_list())
-    # The same order again, each way: 200 with the original, byte for byte.
+    # The same order again, each way: 200 with the original, the same body byte for byte.
     assert fast_again.status == "200 OK"
     assert_alike(fast_again, flask_again)
     assert counts(network) == (2, 2, 2)
