@@ -133,6 +133,10 @@ class BareApp:
     def __init__(self, database_url: str, redis_url: str) -> None:
         self.connections = Connections(database_url, redis_url)
 
+    def close(self) -> None:
+        """Close this process's connections (a bench or test done with the app)."""
+        self.connections.close()
+
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")
         try:

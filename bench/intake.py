@@ -186,7 +186,7 @@ def in_process(env: Mapping[str, str], seeded: Mapping[str, str], names: Sequenc
                 drain(app)
                 get_db(app).dispose()
             else:
-                app.connections.close()
+                app.close()
     return _in_process.report(figures, IN_PROCESS_SALES)
 
 

@@ -389,18 +389,19 @@ def exchanges(database_url: str, since: datetime) -> list[float]:
     """How long each attempt since `since` took the workers, request sent to answer read, as the delivery log
     has it: what holds one of the receiver's `POSTBACK_HOST_CONCURRENCY` slots. The receiver answers at once,
     so a long exchange is the workers waiting for a CPU, or the connection (see `_Handler.setup`)."""
-    from sqlalchemy import create_engine, select
+    from sqlalchemy import select
 
+    from dispatcher.db import Database
     from dispatcher.models import Attempt
 
-    engine = create_engine(database_url)
+    database = Database(database_url)
     try:
-        with engine.connect() as connection:
+        with database.connect() as connection:
             logged = Attempt.started_at >= since, Attempt.duration_ms.is_not(None)
             found = connection.scalars(select(Attempt.duration_ms).where(*logged))
             return [float(ms) for ms in found if ms is not None]
     finally:
-        engine.dispose()
+        database.dispose()
 
 
 def cpu_by_role(running: System, receiver_process: ReceiverProcess, database_url: str) -> dict[str, float]:

@@ -58,7 +58,7 @@ def network(database: Database) -> dict[str, Any]:
 def bare(postgres_url: str, redis_url: str) -> Iterator[Client]:
     app = _bare.BareApp(postgres_url, redis_url)
     yield Client(app)
-    app.connections.close()
+    app.close()
 
 
 @pytest.fixture
