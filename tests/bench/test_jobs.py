@@ -17,6 +17,7 @@ def test_a_brief_run_prints_the_cost_of_a_job(run_bench: RunBench, database: str
 
     text = "\n".join(lines)
     assert re.search(r"rq SimpleWorker, a job that does nothing: \d+\.\d\d ms CPU per job", text), lines
+    assert re.search(r"our worker \(workers.worker.QueueWorker\), the same: \d+\.\d\d ms CPU per job", text)
     for size in (1, 5, 20):
         assert re.search(rf"engine, {size} deliveries per job: \d+\.\d\d ms CPU per job", text), lines
     assert re.fullmatch(r"engine_job_vs_rq_job: \d+\.\d\d", lines[-1]), lines
