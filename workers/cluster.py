@@ -214,8 +214,7 @@ class ClusterSlots:
         Redis cannot be reached. Waits for Redis' answer."""
         if self.down():
             return None
-        with self._lock:
-            token = next(self._tokens)
+        token, sent_at = self._new_token(), time.monotonic()
         answered = threading.Event()
         replies: list[Reply] = []
 
@@ -223,16 +222,36 @@ class ClusterSlots:
             replies.append(reply)
             answered.set()
 
-        hold_ms = int(self.lease_s * 1000)
-        keys = (slot_key(host), timeouts_key(host))
-        command = ("EVAL", _ACQUIRE, 2, *keys, token, self.per_host, self.trip_after_timeouts, hold_ms)
-        sent_at = time.monotonic()
-        if not self._courier.call(command, done):
+        if not self._ask(host, token, done):
             return None  # closing: this process's caps will do
         if not answered.wait(CALL_WAIT_S):
             self._failed(redis.TimeoutError(f"no answer within {CALL_WAIT_S:g} s"))
             return None
-        reply = replies[0]
+        return self._taken(host, token, sent_at, replies[0])
+
+    def acquire_then(self, host: str, then: Callable[[tuple[str | None, int] | None], None]) -> None:
+        """`acquire` without waiting: `then` gets its answer, in the courier's thread (keep it short) or, when
+        Redis is taken for down or the courier is closing, in this one. No thread waits for the round trip:
+        a sending thread that waited for it cost each send about as much CPU as the call itself."""
+        if self.down():
+            then(None)
+            return
+        token, sent_at = self._new_token(), time.monotonic()
+        if not self._ask(host, token, lambda reply: then(self._taken(host, token, sent_at, reply))):
+            then(None)
+
+    def _new_token(self) -> str:
+        with self._lock:
+            return next(self._tokens)
+
+    def _ask(self, host: str, token: str, done: Callable[[Reply], None]) -> bool:
+        """Sends the call that takes a slot for `token`; False if the courier is closed (nothing was sent)."""
+        hold_ms = int(self.lease_s * 1000)
+        keys = (slot_key(host), timeouts_key(host))
+        command = ("EVAL", _ACQUIRE, 2, *keys, token, self.per_host, self.trip_after_timeouts, hold_ms)
+        return self._courier.call(command, done)
+
+    def _taken(self, host: str, token: str, sent_at: float, reply: Reply) -> tuple[str | None, int] | None:
         if isinstance(reply, Exception):
             self._failed(reply)
             return None

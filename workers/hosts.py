@@ -10,8 +10,9 @@ host whose last answers were all timeouts is "tripped": it gets one slot and no 
 so a hanging publisher costs one thread.
 
 With a `ClusterSlots` (Redis), the same caps and circuit hold across every worker process: a send takes a
-cluster slot before it leaves (one script call, waited for in its sending thread) and gives it back after
-(one more, not waited for, which also reports a timeout or an answer to the circuit). A finished send hands
+cluster slot before it leaves (one script call; the send goes to a sending thread once Redis has answered,
+so no thread waits for the round trip) and gives it back after (one more, not waited for, which also
+reports a timeout or an answer to the circuit). A finished send hands
 its slot straight to the next one waiting here for the same host, without asking Redis, while the slot is
 still held (its lease renewed, see `workers.cluster`).
 A send refused because other processes hold the host's slots waits at the head of the line; a timer asks
@@ -21,6 +22,7 @@ again every RETRY_S while any host is refused. If Redis cannot be reached the ca
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections import deque
@@ -220,33 +222,37 @@ class HostSlots:
         if self.cluster is not None:
             self.cluster.close()
 
-    # --- starting sends: a cluster slot first (in the sending thread), then the task ---
+    # --- starting sends: a cluster slot first (answered in the courier's thread), then the task ---
 
     def _dispatch(self, host: str, start: list[_Waiting], expired: list[_Waiting]) -> None:
         self._give_back(expired)
         for waiting in start:
-            try:
-                self._executor.submit(self._begin, host, waiting)
-            except RuntimeError:  # the engine is closing: its sends stand down with it
-                return
+            if self.cluster is None:
+                self._submit(host, waiting, None)
+            else:
+                self.cluster.acquire_then(host, functools.partial(self._submit, host, waiting))
 
-    def _begin(self, host: str, waiting: _Waiting) -> None:
+    def _submit(self, host: str, waiting: _Waiting, answer: tuple[str | None, int] | None) -> None:
+        """Hands a send to a sending thread with its cluster slot's answer (None: no cluster, or Redis is
+        unreachable). Called in the courier's thread: no more than that here."""
+        with contextlib.suppress(RuntimeError):  # the engine is closing: its sends stand down with it
+            self._executor.submit(self._begin, host, waiting, answer)
+
+    def _begin(self, host: str, waiting: _Waiting, answer: tuple[str | None, int] | None) -> None:
         slot = Slot(self, host)
-        if self.cluster is not None:
-            answer = self.cluster.acquire(host)
-            if answer is not None:  # else Redis is unreachable: this process's caps only
-                token, timeouts = answer
-                if token is None:
-                    self._refused(host, waiting, timeouts)
-                    return
-                slot.token = token
-                with self._lock:
-                    state = self._hosts[host]
-                    state.timeouts = timeouts
-                    # After a refusal, a slot freed elsewhere was taken: the rest of the line may find more.
-                    start, expired = self._take_line(state, time.monotonic(), [])
-                if start or expired:
-                    self._dispatch(host, start, expired)
+        if answer is not None:  # else no cluster, or Redis is unreachable: this process's caps only
+            token, timeouts = answer
+            if token is None:
+                self._refused(host, waiting, timeouts)
+                return
+            slot.token = token
+            with self._lock:
+                state = self._hosts[host]
+                state.timeouts = timeouts
+                # After a refusal, a slot freed elsewhere was taken: the rest of the line may find more.
+                start, expired = self._take_line(state, time.monotonic(), [])
+            if start or expired:
+                self._dispatch(host, start, expired)
         if (
             time.monotonic() > waiting.start_by
         ):  # it waited (for Redis, for a thread): too late to finish in time

@@ -3,6 +3,7 @@ and a call Redis refuses does not take the others' replies with it."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import redis
@@ -80,3 +81,49 @@ def test_a_round_trip_that_times_out_is_not_run_again(redis_url: str) -> None:
     assert isinstance(reply, redis.TimeoutError)
     time.sleep(2.5)  # the script holds the server until it ends
     assert redis.Redis.from_url(redis_url).get("courier:runs") == b"1"
+
+
+def test_acquire_then_answers_in_the_couriers_thread_without_a_waiting_caller(redis_url: str) -> None:
+    client = cluster.connect(redis_url)
+    slots = _slots(client)
+    answers: list[tuple[tuple[str | None, int] | None, str]] = []
+    answered = threading.Event()
+
+    def then(answer: tuple[str | None, int] | None) -> None:
+        answers.append((answer, threading.current_thread().name))
+        if len(answers) == 3:
+            answered.set()
+
+    try:
+        for _ in range(3):
+            slots.acquire_then("cap.example", then)
+        assert answered.wait(5)
+        taken = [answer for answer, _ in answers if answer is not None and answer[0] is not None]
+        assert len(taken) == 2  # the cap of 2
+        assert (None, 0) in [answer for answer, _ in answers]
+        assert {name for _, name in answers} == {"slots-redis"}
+        assert client.zcard(cluster.slot_key("cap.example")) == 2
+        # A slot taken this way is this process's like any other: renewed, handed on, given back.
+        token = taken[0][0]
+        assert token is not None and slots.hand_on(token)
+    finally:
+        slots.close()
+
+
+def test_acquire_then_answers_none_at_once_when_redis_is_unreachable_or_the_courier_closed(
+    redis_url: str,
+) -> None:
+    unreachable = _slots(cluster.connect("redis://127.0.0.1:1/0"))
+    try:
+        assert unreachable.acquire("down.example") is None  # found down: the next calls are not sent
+        answers: list[object] = []
+        unreachable.acquire_then("down.example", answers.append)
+        assert answers == [None]
+    finally:
+        unreachable.close()
+
+    closed = _slots(cluster.connect(redis_url))
+    closed.close()
+    answers = []
+    closed.acquire_then("closed.example", answers.append)
+    assert answers == [None]
