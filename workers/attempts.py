@@ -11,16 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, insert, or_, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from dispatcher.egress.client import Exchange, OutboundRequest
 from dispatcher.egress.errors import DeliveryError
 from dispatcher.egress.render import Claimed
 from dispatcher.models import AttemptOutcome, DeliveryState, ErrorClass, Postback
+from workers import unnested
 from workers.claims import attempts, deliveries, next_in_turn, release
 from workers.hosts import destination
 from workers.retry_policy import Decision
+from workers.unnested import BIGINT, INT, JSON_TEXT, TEXT, TIME
 
 postbacks = cast(Table, Postback.__table__)
 MESSAGE_LIMIT = 2000
@@ -52,23 +55,47 @@ def write_sending(
 ) -> None:
     if not sends:
         return
-    session.execute(
-        insert(attempts),
-        [
-            {
-                "delivery_id": claimed.delivery_id,
-                "number": claimed.number,
-                "outcome": AttemptOutcome.SENDING.value,
-                "started_at": now,
-                "method": request.method,
-                "url": request.url,
-                "request_headers": dict(request.headers),
-                "request_body": request.body.decode("utf-8", "replace") if request.body is not None else None,
-                "worker": worker,
-            }
-            for claimed, request in sends
-        ],
-    )
+    values = [
+        {
+            "delivery_id": claimed.delivery_id,
+            "number": claimed.number,
+            "outcome": AttemptOutcome.SENDING.value,
+            "started_at": now,
+            "method": request.method,
+            "url": request.url,
+            "request_headers": dict(request.headers),
+            "request_body": request.body.decode("utf-8", "replace") if request.body is not None else None,
+            "worker": worker,
+        }
+        for claimed, request in sends
+    ]
+    if unnested.used_by(session):
+        session.execute(_LOG_SENDING, unnested.arrays(values, _SENDING_COLUMNS))
+    else:
+        session.execute(insert(attempts), values)
+
+
+_SENDING_COLUMNS = (
+    ("delivery_id", BIGINT),
+    ("number", INT),
+    ("outcome", TEXT),
+    ("started_at", TIME),
+    ("method", TEXT),
+    ("url", TEXT),
+    ("request_headers", JSON_TEXT),
+    ("request_body", TEXT),
+    ("worker", TEXT),
+)
+_sending = unnested.rows(_SENDING_COLUMNS)
+_LOG_SENDING = insert(attempts).from_select(
+    [name for name, _ in _SENDING_COLUMNS],
+    select(
+        *(
+            sql_cast(_sending.c[name], attempts.c[name].type) if type_ is JSON_TEXT else _sending.c[name]
+            for name, type_ in _SENDING_COLUMNS
+        )
+    ),
+)
 
 
 def give_back(session: Session, items: Sequence[GiveBack], *, now: datetime) -> None:
@@ -114,8 +141,14 @@ def write_outcomes(
     """Returns the deliveries that the settled ones held back and that may go now (`claims.next_in_turn`)."""
     if not outcomes:
         return []
-    session.execute(_complete_attempt, [_attempt_values(o) for o in outcomes])
-    session.execute(_settle_delivery, [_delivery_values(o) for o in outcomes])
+    attempt_values = [_attempt_values(o) for o in outcomes]
+    delivery_values = [_delivery_values(o) for o in outcomes]
+    if unnested.used_by(session):
+        session.execute(_COMPLETE_ATTEMPTS, unnested.arrays(attempt_values, _OUTCOME_COLUMNS, key="b_{}"))
+        session.execute(_SETTLE_DELIVERIES, unnested.arrays(delivery_values, _SETTLED_COLUMNS, key="b_{}"))
+    else:
+        session.execute(_complete_attempt, attempt_values)
+        session.execute(_settle_delivery, delivery_values)
     _track_postback_health(session, outcomes, auto_pause_after_s)
     settled = [o.claimed.delivery_id for o in outcomes if o.decision.outcome is not AttemptOutcome.RETRY]
     return next_in_turn(session, settled, now)
@@ -152,6 +185,64 @@ _settle_delivery = (
         last_error_class=bindparam("b_error_class"),
         last_error=bindparam("b_error"),
         completed_at=bindparam("b_completed_at"),
+    )
+)
+
+
+# The same two writes as one statement each on PostgreSQL (workers.unnested).
+_OUTCOME_COLUMNS = (
+    ("delivery_id", BIGINT),
+    ("number", INT),
+    ("outcome", TEXT),
+    ("duration_ms", INT),
+    ("resolved_ip", TEXT),
+    ("status_code", INT),
+    ("response_headers", JSON_TEXT),
+    ("response_excerpt", TEXT),
+    ("error_class", TEXT),
+    ("error_message", TEXT),
+)
+_outcome = unnested.rows(_OUTCOME_COLUMNS)
+_COMPLETE_ATTEMPTS = (
+    update(attempts)
+    .where(attempts.c.delivery_id == _outcome.c.delivery_id, attempts.c.number == _outcome.c.number)
+    .values(
+        outcome=_outcome.c.outcome,
+        duration_ms=_outcome.c.duration_ms,
+        resolved_ip=_outcome.c.resolved_ip,
+        status_code=_outcome.c.status_code,
+        response_headers=sql_cast(_outcome.c.response_headers, attempts.c.response_headers.type),
+        response_excerpt=_outcome.c.response_excerpt,
+        error_class=_outcome.c.error_class,
+        error_message=_outcome.c.error_message,
+    )
+)
+_SETTLED_COLUMNS = (
+    ("id", BIGINT),
+    ("token", TEXT),
+    ("state", TEXT),
+    ("next_attempt_at", TIME),
+    ("host", TEXT),
+    ("status_code", INT),
+    ("error_class", TEXT),
+    ("error", TEXT),
+    ("completed_at", TIME),
+)
+_settled = unnested.rows(_SETTLED_COLUMNS)
+_SETTLE_DELIVERIES = (
+    update(deliveries)
+    .where(deliveries.c.id == _settled.c.id, deliveries.c.leased_by == _settled.c.token)
+    .values(
+        state=_settled.c.state,
+        next_attempt_at=_settled.c.next_attempt_at,
+        lease_expires_at=None,
+        leased_by=None,
+        queued_at=None,
+        destination_host=_settled.c.host,
+        last_status_code=_settled.c.status_code,
+        last_error_class=_settled.c.error_class,
+        last_error=_settled.c.error,
+        completed_at=_settled.c.completed_at,
     )
 )
 
