@@ -69,7 +69,7 @@ def write_sending(
         }
         for claimed, request in sends
     ]
-    if unnested.used_by(session):
+    if unnested.used_by(session, values):
         session.execute(_LOG_SENDING, unnested.arrays(values, _SENDING_COLUMNS))
     else:
         session.execute(insert(attempts), values)
@@ -143,7 +143,7 @@ def write_outcomes(
         return []
     attempt_values = [_attempt_values(o) for o in outcomes]
     delivery_values = [_delivery_values(o) for o in outcomes]
-    if unnested.used_by(session):
+    if unnested.used_by(session, outcomes):
         session.execute(_COMPLETE_ATTEMPTS, unnested.arrays(attempt_values, _OUTCOME_COLUMNS, key="b_{}"))
         session.execute(_SETTLE_DELIVERIES, unnested.arrays(delivery_values, _SETTLED_COLUMNS, key="b_{}"))
     else:

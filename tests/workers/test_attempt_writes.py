@@ -117,11 +117,12 @@ def test_one_statement_a_batch_writes_what_executemany_writes(
 ) -> None:
     ids = [make_delivery(database, "http://127.0.0.1:9/pb") for _ in range(4)]
     claimed = [_claimed(database, delivery_id, postback_id) for delivery_id, postback_id in ids]
+    monkeypatch.setattr(unnested, "MIN_ROWS", 2)
     with database.session() as session:
-        assert unnested.used_by(session)
+        assert unnested.used_by(session, claimed[:2])
 
     _write(database, claimed[0], claimed[1])
-    monkeypatch.setattr(unnested, "used_by", lambda _session: False)
+    monkeypatch.setattr(unnested, "MIN_ROWS", 3)
     _write(database, claimed[2], claimed[3])
 
     set_based = [_rows(database, c.delivery_id) for c in claimed[:2]]
@@ -158,3 +159,10 @@ def test_a_settle_by_a_worker_whose_lease_was_taken_over_leaves_the_delivery_alo
     assert taken_over["attempt.outcome"] == "succeeded"  # its attempt row is completed all the same
     assert taken_over["delivery.leased_by"] == "someone-else"
     assert taken_over["delivery.state"] == "pending"
+
+
+def test_batches_smaller_than_min_rows_go_row_by_row(database: Database) -> None:
+    """PostgreSQL would plan the one statement afresh each time: for a few rows, dearer than row by row."""
+    with database.session() as session:
+        assert not unnested.used_by(session, [None] * (unnested.MIN_ROWS - 1))
+        assert unnested.used_by(session, [None] * unnested.MIN_ROWS)
