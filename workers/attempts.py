@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, insert, or_, select, update
-from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from dispatcher.egress.client import Exchange, OutboundRequest
@@ -75,26 +74,22 @@ def write_sending(
         session.execute(insert(attempts), values)
 
 
-_SENDING_COLUMNS = (
-    ("delivery_id", BIGINT),
-    ("number", INT),
-    ("outcome", TEXT),
-    ("started_at", TIME),
-    ("method", TEXT),
-    ("url", TEXT),
-    ("request_headers", JSON_TEXT),
-    ("request_body", TEXT),
-    ("worker", TEXT),
-)
+# Each column the log writes: the name of its value above and, on PostgreSQL, its type in an array.
+_SENDING: unnested.Spec = {
+    "delivery_id": ("delivery_id", BIGINT),
+    "number": ("number", INT),
+    "outcome": ("outcome", TEXT),
+    "started_at": ("started_at", TIME),
+    "method": ("method", TEXT),
+    "url": ("url", TEXT),
+    "request_headers": ("request_headers", JSON_TEXT),
+    "request_body": ("request_body", TEXT),
+    "worker": ("worker", TEXT),
+}
+_SENDING_COLUMNS = list(_SENDING.values())
 _sending = unnested.rows(_SENDING_COLUMNS)
 _LOG_SENDING = insert(attempts).from_select(
-    [name for name, _ in _SENDING_COLUMNS],
-    select(
-        *(
-            sql_cast(_sending.c[name], attempts.c[name].type) if type_ is JSON_TEXT else _sending.c[name]
-            for name, type_ in _SENDING_COLUMNS
-        )
-    ),
+    list(_SENDING), select(*unnested.assigned(_sending, attempts, _SENDING).values())
 )
 
 
@@ -154,96 +149,61 @@ def write_outcomes(
     return next_in_turn(session, settled, now)
 
 
+# What the flush sets: each column, the name of its value (`b_<name>` in `_attempt_values` and
+# `_delivery_values`) and, on PostgreSQL, its type in an array (workers.unnested).
+_OUTCOME: unnested.Spec = {
+    "outcome": ("outcome", TEXT),
+    "duration_ms": ("duration_ms", INT),
+    "resolved_ip": ("resolved_ip", TEXT),
+    "status_code": ("status_code", INT),
+    "response_headers": ("response_headers", JSON_TEXT),
+    "response_excerpt": ("response_excerpt", TEXT),
+    "error_class": ("error_class", TEXT),
+    "error_message": ("error_message", TEXT),
+}
+_SETTLED: unnested.Spec = {
+    "state": ("state", TEXT),
+    "next_attempt_at": ("next_attempt_at", TIME),
+    "destination_host": ("host", TEXT),
+    "last_status_code": ("status_code", INT),
+    "last_error_class": ("error_class", TEXT),
+    "last_error": ("error", TEXT),
+    "completed_at": ("completed_at", TIME),
+}
+_RELEASED = {"lease_expires_at": None, "leased_by": None, "queued_at": None}
+
+
+def _bound(spec: unnested.Spec) -> dict[str, object]:
+    return {column: bindparam(f"b_{name}") for column, (name, _) in spec.items()}
+
+
 _complete_attempt = (
     update(attempts)
     .where(attempts.c.delivery_id == bindparam("b_delivery_id"), attempts.c.number == bindparam("b_number"))
-    .values(
-        outcome=bindparam("b_outcome"),
-        duration_ms=bindparam("b_duration_ms"),
-        resolved_ip=bindparam("b_resolved_ip"),
-        status_code=bindparam("b_status_code"),
-        response_headers=bindparam("b_response_headers"),
-        response_excerpt=bindparam("b_response_excerpt"),
-        error_class=bindparam("b_error_class"),
-        error_message=bindparam("b_error_message"),
-    )
+    .values(_bound(_OUTCOME))
 )
-
 # Only the holder of the lease settles the delivery: a worker whose lease expired (and was re-claimed by
 # another) still completes its attempt row but leaves the delivery to the new holder.
 _settle_delivery = (
     update(deliveries)
     .where(deliveries.c.id == bindparam("b_id"), deliveries.c.leased_by == bindparam("b_token"))
-    .values(
-        state=bindparam("b_state"),
-        next_attempt_at=bindparam("b_next_attempt_at"),
-        lease_expires_at=None,
-        leased_by=None,
-        queued_at=None,
-        destination_host=bindparam("b_host"),
-        last_status_code=bindparam("b_status_code"),
-        last_error_class=bindparam("b_error_class"),
-        last_error=bindparam("b_error"),
-        completed_at=bindparam("b_completed_at"),
-    )
+    .values(_RELEASED | _bound(_SETTLED))
 )
 
-
-# The same two writes as one statement each on PostgreSQL (workers.unnested).
-_OUTCOME_COLUMNS = (
-    ("delivery_id", BIGINT),
-    ("number", INT),
-    ("outcome", TEXT),
-    ("duration_ms", INT),
-    ("resolved_ip", TEXT),
-    ("status_code", INT),
-    ("response_headers", JSON_TEXT),
-    ("response_excerpt", TEXT),
-    ("error_class", TEXT),
-    ("error_message", TEXT),
-)
+# The same two writes as one statement each on PostgreSQL.
+_OUTCOME_COLUMNS = [("delivery_id", BIGINT), ("number", INT), *_OUTCOME.values()]
 _outcome = unnested.rows(_OUTCOME_COLUMNS)
 _COMPLETE_ATTEMPTS = (
     update(attempts)
     .where(attempts.c.delivery_id == _outcome.c.delivery_id, attempts.c.number == _outcome.c.number)
-    .values(
-        outcome=_outcome.c.outcome,
-        duration_ms=_outcome.c.duration_ms,
-        resolved_ip=_outcome.c.resolved_ip,
-        status_code=_outcome.c.status_code,
-        response_headers=sql_cast(_outcome.c.response_headers, attempts.c.response_headers.type),
-        response_excerpt=_outcome.c.response_excerpt,
-        error_class=_outcome.c.error_class,
-        error_message=_outcome.c.error_message,
-    )
+    .values(unnested.assigned(_outcome, attempts, _OUTCOME))
 )
-_SETTLED_COLUMNS = (
-    ("id", BIGINT),
-    ("token", TEXT),
-    ("state", TEXT),
-    ("next_attempt_at", TIME),
-    ("host", TEXT),
-    ("status_code", INT),
-    ("error_class", TEXT),
-    ("error", TEXT),
-    ("completed_at", TIME),
-)
+_SETTLED_COLUMNS = [("id", BIGINT), ("token", TEXT), *_SETTLED.values()]
 _settled = unnested.rows(_SETTLED_COLUMNS)
 _SETTLE_DELIVERIES = (
     update(deliveries)
     .where(deliveries.c.id == _settled.c.id, deliveries.c.leased_by == _settled.c.token)
-    .values(
-        state=_settled.c.state,
-        next_attempt_at=_settled.c.next_attempt_at,
-        lease_expires_at=None,
-        leased_by=None,
-        queued_at=None,
-        destination_host=_settled.c.host,
-        last_status_code=_settled.c.status_code,
-        last_error_class=_settled.c.error_class,
-        last_error=_settled.c.error,
-        completed_at=_settled.c.completed_at,
-    )
+    .values(_RELEASED | unnested.assigned(_settled, deliveries, _SETTLED))
 )
 
 

@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping, Sequence, Sized
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Text, bindparam, column, func
+from sqlalchemy import BigInteger, ColumnElement, Integer, Table, Text, bindparam, cast, column, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import TableValuedAlias
@@ -31,6 +31,8 @@ from sqlalchemy.types import TypeEngine
 from dispatcher.models.types import UTCDateTime
 
 Columns = Sequence[tuple[str, TypeEngine[Any]]]
+# A write's columns: each table column -> (the name of its value in the rows, its type in an array).
+Spec = Mapping[str, tuple[str, TypeEngine[Any]]]
 
 # The types of the arrays' items. JSON goes as its text, cast back by the statement where it is written: a
 # dict inside an array would need the driver's own JSON wrapper.
@@ -65,3 +67,11 @@ def arrays(values: Sequence[Mapping[str, Any]], columns: Columns, *, key: str = 
         items = [row[key.format(name)] for row in values]
         parameters[f"u_{name}"] = [json.dumps(item) for item in items] if type_ is JSON_TEXT else items
     return parameters
+
+
+def assigned(rows: TableValuedAlias, table: Table, spec: Spec) -> dict[str, ColumnElement[Any]]:
+    """What each of `spec`'s table columns takes from `rows`: its value, JSON cast back from its text."""
+    return {
+        column: cast(rows.c[name], table.c[column].type) if type_ is JSON_TEXT else rows.c[name]
+        for column, (name, type_) in spec.items()
+    }

@@ -46,11 +46,11 @@ RAN_FOR_A_WHILE_S = 60.0
 # worker on the console for 8 minutes; this one for 2 (dispatcher.heartbeats).
 WORKER_TTL_S = 60
 # rq renews a worker's registration (3 commands, each its own round trip) up to three times a job and asks
-# whether workers are suspended once more: on a job that does nothing, 2.2 ms of rq's CPU became 1.4 with
-# both done at most this often (bench.jobs). A renewal keeps the registration for WORKER_TTL_S + 60 s (or
-# 90 s from a job's start), so one every 10 s leaves it a wide margin; the renewals rq sends inside a
-# pipeline with a job's other writes cost no round trip and always go through. `rq suspend` is seen within
-# a second.
+# whether workers are suspended once more: on a job that does nothing, 2.09 ms of rq's CPU became 1.32 with
+# both done at most this often (bench.jobs). A renewal keeps the registration for WORKER_TTL_S + 60 s (from
+# a job's start: the job's timeout plus 60 s), so one every 10 s, plus at most one wait for a job
+# (WORKER_TTL_S - 15 s), leaves it a wide margin; the renewals rq sends inside a pipeline with a job's other
+# writes cost no round trip and always go through. Between jobs, `rq suspend` is seen within a second.
 HEARTBEAT_EVERY_S = 10.0
 SUSPENSION_CHECK_EVERY_S = 1.0
 
@@ -103,15 +103,18 @@ class QueueWorker(SimpleWorker):
     def __init__(self, *args: Any, stop: threading.Event, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stop = stop
-        self._beat_at = -HEARTBEAT_EVERY_S  # monotonic: the last renewal sent
+        self._beat_at = -HEARTBEAT_EVERY_S  # monotonic: the last renewal written on its own
         self._suspension_checked_at = -SUSPENSION_CHECK_EVERY_S
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
-        now = time.monotonic()
-        if pipeline is None and now - self._beat_at < HEARTBEAT_EVERY_S:
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
             return
-        self._beat_at = now
+        now = time.monotonic()
+        if now - self._beat_at < HEARTBEAT_EVERY_S:
+            return
         super().heartbeat(timeout, pipeline)
+        self._beat_at = now  # only once written: after a failed one (Redis away), the next is not skipped
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop.set()

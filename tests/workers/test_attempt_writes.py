@@ -4,12 +4,12 @@ and the delivery's new state, for a success and for a failure to be retried."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from dispatcher.db import Database
 from dispatcher.egress.client import Exchange, OutboundRequest
@@ -18,7 +18,7 @@ from dispatcher.egress.render import Claimed
 from dispatcher.models import Attempt, Delivery, ErrorClass, Postback
 from tests.workers.conftest import FAST, make_delivery
 from workers import attempts, unnested
-from workers.retry_policy import Decision, decide
+from workers.retry_policy import decide
 
 pytestmark = pytest.mark.postgres
 
@@ -46,43 +46,52 @@ def _claimed(database: Database, delivery_id: int, postback_id: int) -> Claimed:
     return Claimed(delivery_id, 1, 1, postback_id, True, None, None, {}, postback)
 
 
-def _write(database: Database, success: Claimed, failure: Claimed) -> None:
+ANSWERED = Exchange(
+    duration_ms=12,
+    resolved_ip="127.0.0.1",
+    status_code=200,
+    reason="OK",
+    headers={"Content-Type": "text/plain", "X-Count": "2"},
+    excerpt="<b>ok</b>",
+)
+REFUSED = DeliveryError(ErrorClass.CONNECT, "connection refused", permanent=False)
+
+
+def _write(database: Database, successes: Sequence[Claimed], failures: Sequence[Claimed] = ()) -> None:
+    """The "sending" rows, then the outcomes: an answer for each of `successes`, a refused connection (to be
+    retried) for each of `failures`."""
     requests = {
-        success.delivery_id: OutboundRequest(
+        c.delivery_id: OutboundRequest(
             "POST", "http://127.0.0.1:9/pb?s=1", {"User-Agent": "t", "X-Name": "Zoë"}, b"a=1&b=\xc3\xa9"
-        ),
-        failure.delivery_id: OutboundRequest("GET", "http://127.0.0.1:9/pb?s=2", {"User-Agent": "t"}),
+        )
+        for c in successes
+    } | {
+        c.delivery_id: OutboundRequest("GET", "http://127.0.0.1:9/pb?s=2", {"User-Agent": "t"})
+        for c in failures
     }
-    answered = Exchange(
-        duration_ms=12,
-        resolved_ip="127.0.0.1",
-        status_code=200,
-        reason="OK",
-        headers={"Content-Type": "text/plain", "X-Count": "2"},
-        excerpt="<b>ok</b>",
-    )
-    refused = DeliveryError(ErrorClass.CONNECT, "connection refused", permanent=False)
-    retry = decide(refused, 1, FAST)
+    succeeded = decide(None, 1, FAST)
     outcomes = [
+        attempts.Outcome(c, TOKEN, requests[c.delivery_id], ANSWERED, None, succeeded, NOW) for c in successes
+    ] + [
         attempts.Outcome(
-            success,
-            TOKEN,
-            requests[success.delivery_id],
-            answered,
-            None,
-            Decision(decide(None, 1, FAST).outcome),
-            NOW,
-        ),
-        attempts.Outcome(
-            failure, TOKEN, requests[failure.delivery_id], Exchange(error=refused), refused, retry, NOW
-        ),
+            c, TOKEN, requests[c.delivery_id], Exchange(error=REFUSED), REFUSED, decide(REFUSED, 1, FAST), NOW
+        )
+        for c in failures
     ]
     with database.session() as session:
         attempts.write_sending(
-            session, [(c, requests[c.delivery_id]) for c in (success, failure)], worker="w", now=NOW
+            session, [(c, requests[c.delivery_id]) for c in [*successes, *failures]], worker="w", now=NOW
         )
     with database.session() as session:
         attempts.write_outcomes(session, outcomes, auto_pause_after_s=3600, now=NOW)
+
+
+def _headers_json_type(database: Database, delivery_id: int) -> str | None:
+    """JSON null and SQL NULL both load as None through the ORM: the database tells them apart."""
+    with database.session() as session:
+        query = text("SELECT jsonb_typeof(response_headers) FROM attempts WHERE delivery_id = :id")
+        value: str | None = session.scalar(query, {"id": delivery_id})
+        return value
 
 
 def _rows(database: Database, delivery_id: int) -> dict[str, Any]:
@@ -112,26 +121,44 @@ def _rows(database: Database, delivery_id: int) -> dict[str, Any]:
         return kept
 
 
+@pytest.fixture(params=["unnested", "executemany"])
+def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which way the batches of these tests (2 rows) are written."""
+    monkeypatch.setattr(unnested, "MIN_ROWS", 2 if request.param == "unnested" else 3)
+    return str(request.param)
+
+
+def _deliveries(database: Database, count: int) -> list[Claimed]:
+    made = [make_delivery(database, "http://127.0.0.1:9/pb") for _ in range(count)]
+    return [_claimed(database, delivery_id, postback_id) for delivery_id, postback_id in made]
+
+
 def test_one_statement_a_batch_writes_what_executemany_writes(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = [make_delivery(database, "http://127.0.0.1:9/pb") for _ in range(4)]
-    claimed = [_claimed(database, delivery_id, postback_id) for delivery_id, postback_id in ids]
+    claimed = _deliveries(database, 8)
     monkeypatch.setattr(unnested, "MIN_ROWS", 2)
     with database.session() as session:
         assert unnested.used_by(session, claimed[:2])
-
-    _write(database, claimed[0], claimed[1])
+    _write(database, [claimed[0]], [claimed[1]])
+    _write(database, claimed[2:4])  # every error column, and the next attempt's time, all NULL
     monkeypatch.setattr(unnested, "MIN_ROWS", 3)
-    _write(database, claimed[2], claimed[3])
+    _write(database, [claimed[4]], [claimed[5]])
+    _write(database, claimed[6:8])
 
-    set_based = [_rows(database, c.delivery_id) for c in claimed[:2]]
-    executemany = [_rows(database, c.delivery_id) for c in claimed[2:]]
+    set_based = [_rows(database, c.delivery_id) for c in claimed[:4]]
+    executemany = [_rows(database, c.delivery_id) for c in claimed[4:]]
     for one, other in zip(set_based, executemany, strict=True):
         # Only the columns that differ, so that a failure names them.
         assert {k: v for k, v in one.items() if other.get(k) != v} == {}
         assert one.keys() == other.keys()
-    success, failure = set_based
+    assert [_headers_json_type(database, c.delivery_id) for c in claimed] == [
+        "object",
+        "null",
+        "object",
+        "object",
+    ] * 2
+    success, failure, _, _ = set_based
     assert success["attempt.request_headers"] == {"User-Agent": "t", "X-Name": "Zoë"}
     assert success["attempt.request_body"] == "a=1&b=é"
     assert success["attempt.response_headers"] == {"Content-Type": "text/plain", "X-Count": "2"}
@@ -144,21 +171,21 @@ def test_one_statement_a_batch_writes_what_executemany_writes(
 
 
 def test_a_settle_by_a_worker_whose_lease_was_taken_over_leaves_the_delivery_alone(
-    database: Database,
+    database: Database, way: str
 ) -> None:
-    delivery_id, postback_id = make_delivery(database, "http://127.0.0.1:9/pb")
-    mine = _claimed(database, delivery_id, postback_id)
-    other_id, other_postback = make_delivery(database, "http://127.0.0.1:9/pb")
-    other = _claimed(database, other_id, other_postback)
+    mine, other = _deliveries(database, 2)
     with database.session() as session:
-        session.execute(update(Delivery).where(Delivery.id == delivery_id).values(leased_by="someone-else"))
+        session.execute(
+            update(Delivery).where(Delivery.id == mine.delivery_id).values(leased_by="someone-else")
+        )
 
-    _write(database, mine, other)
+    _write(database, [mine, other])
 
-    taken_over = _rows(database, delivery_id)
+    taken_over = _rows(database, mine.delivery_id)
     assert taken_over["attempt.outcome"] == "succeeded"  # its attempt row is completed all the same
     assert taken_over["delivery.leased_by"] == "someone-else"
     assert taken_over["delivery.state"] == "pending"
+    assert _rows(database, other.delivery_id)["delivery.state"] == "succeeded"
 
 
 def test_batches_smaller_than_min_rows_go_row_by_row(database: Database) -> None:
