@@ -14,7 +14,8 @@ cluster slot before it leaves (one script call; the send goes to a sending threa
 so no thread waits for the round trip) and gives it back after (one more, not waited for, which also
 reports a timeout or an answer to the circuit). A finished send hands its slot straight to the next one
 waiting here for the same host, without asking Redis, while the slot is still held (its lease renewed, see
-`workers.cluster`).
+`workers.cluster`); with nobody waiting, an answered send's slot is parked for the next send to the host
+(`cluster.PARK_S`), which then takes it without asking Redis either.
 A send refused because other processes hold the host's slots waits at the head of the line; a timer asks
 again every RETRY_S while any host is refused. If Redis cannot be reached the caps are per process.
 """

@@ -44,7 +44,8 @@ def test_slots_are_taken_up_to_the_cap_and_given_back(redis_url: str) -> None:
         assert second is not None and second[0] is not None
         assert third == (None, 0)  # the cap of 2 is reached
         given_back: list[int] = []
-        slots.release("cap.example", first[0], "answer", answered_before=False, then=given_back.append)
+        # "unsent": given back to Redis (an answered one would be parked, see test_parked_slots)
+        slots.release("cap.example", first[0], "unsent", answered_before=False, then=given_back.append)
         again = slots.acquire("cap.example")  # the courier keeps order: the release went first
         assert again is not None and again[0] is not None
         assert given_back == [0]
