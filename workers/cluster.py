@@ -68,7 +68,7 @@ CALL_WAIT_S = 3.0
 Outcome = Literal["answer", "timeout", "unsent"]
 
 # KEYS: slots, timeouts. ARGV: token, slots per host, timeouts that trip the circuit, hold ms.
-# Returns {1 if taken else 0, the host's consecutive timeouts}.
+# Returns {1 if taken else 0, the host's consecutive timeouts, the host's slots taken now (with this one)}.
 _ACQUIRE = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -76,11 +76,12 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local timeouts = tonumber(redis.call('GET', KEYS[2]) or '0')
 local limit = tonumber(ARGV[2])
 if timeouts >= tonumber(ARGV[3]) then limit = 1 end
-if redis.call('ZCARD', KEYS[1]) >= limit then return {0, timeouts} end
+local taken = redis.call('ZCARD', KEYS[1])
+if taken >= limit then return {0, timeouts, taken} end
 local hold = tonumber(ARGV[4])
 redis.call('ZADD', KEYS[1], now + hold, ARGV[1])
 if redis.call('PTTL', KEYS[1]) < hold then redis.call('PEXPIRE', KEYS[1], hold) end
-return {1, timeouts}
+return {1, timeouts, redis.call('ZCARD', KEYS[1])}
 """
 
 # KEYS: slots. ARGV: hold ms, then the tokens this process holds on the host. Extends each one still there
@@ -200,6 +201,9 @@ class _Held:
     # Monotonic: until when Redis is known to hold it (when the last call that extended it was sent, plus
     # a lease). Past it, the slot may have expired and gone to another process: it is not handed on.
     confirmed_until: float
+    # More than half the host's slots were taken when this one was: it is given back at once, not parked
+    # (where processes compete for a host, a parked slot is one that another one waits for).
+    crowded: bool = False
 
 
 class ClusterSlots:
@@ -280,11 +284,14 @@ class ClusterSlots:
             self._failed(reply)
             return None
         self._answered()
-        taken, timeouts = cast("list[int]", reply)  # {1 if taken else 0, count}
+        taken, timeouts, in_use = cast("list[int]", reply)  # {1 if taken else 0, count, slots taken}
         if not taken:
             return None, timeouts
+        crowded = in_use > self.per_host // 2
         with self._lock:
-            self._held[token] = _Held(host, time.monotonic() + self.renew_for_s, sent_at + self.lease_s)
+            self._held[token] = _Held(
+                host, time.monotonic() + self.renew_for_s, sent_at + self.lease_s, crowded=crowded
+            )
             if self._renewer is None and not self._closed.is_set():
                 self._renewer = threading.Thread(target=self._renew_forever, name="slots-renew", daemon=True)
                 self._renewer.start()
@@ -358,7 +365,12 @@ class ClusterSlots:
         now = time.monotonic()
         with self._lock:
             held = self._held.get(token)
-            if self._closed.is_set() or held is None or now + HAND_ON_MARGIN_S > held.confirmed_until:
+            if (
+                self._closed.is_set()
+                or held is None
+                or held.crowded
+                or now + HAND_ON_MARGIN_S > held.confirmed_until
+            ):
                 return False
             self._parked.setdefault(host, deque()).append((token, now))
             self._unreported.add(token)

@@ -89,14 +89,16 @@ def test_a_timeout_or_an_unsent_request_is_given_back_at_once(redis_url: str) ->
 
 def test_a_parked_slot_counts_toward_the_cap_of_every_process(redis_url: str) -> None:
     client = cluster.connect(redis_url)
-    mine, other = _slots(client), _slots(cluster.connect(redis_url))
+    mine, other = _slots(client, per_host=4), _slots(cluster.connect(redis_url), per_host=4)
     host = "park-cap.example"
     try:
         tokens = [_token(mine.acquire(host)), _token(mine.acquire(host))]
         for token in tokens:
             mine.release(host, token, "answer", answered_before=False)
         assert mine.parked(host) == 2
-        assert other.acquire(host) == (None, 0)  # the cap of 2 is held, by slots with no send on them
+        for _ in range(2):
+            _token(other.acquire(host))
+        assert other.acquire(host) == (None, 0)  # the cap of 4 is held, two by slots with no send on them
         _eventually(lambda: mine.parked(host) == 0)
         _token(other.acquire(host))  # given back within PARK_S: the other process takes one
     finally:
@@ -149,11 +151,28 @@ def test_closing_gives_back_the_parked_slots_at_once(redis_url: str) -> None:
     assert time.monotonic() - closed_at < PARK_S + 0.5
 
 
-def test_a_stale_parked_slot_never_refuses_its_own_process(redis_url: str) -> None:
+def test_a_slot_taken_on_a_crowded_host_is_given_back_at_once(redis_url: str) -> None:
+    """More than half the host's slots were taken when it was: other processes may be waiting for it."""
+    client = cluster.connect(redis_url)
+    slots = _slots(client, per_host=4)
+    host = "park-crowded.example"
+    try:
+        tokens = [_token(slots.acquire(host)) for _ in range(3)]  # 1 and 2 of 4 taken: room; 3 of 4: crowded
+        learned: list[int] = []
+        slots.release(host, tokens[2], "answer", answered_before=False, then=learned.append)
+        assert slots.parked(host) == 0
+        _eventually(lambda: learned == [0] and client.zcard(cluster.slot_key(host)) == 2)  # via Redis
+        slots.release(host, tokens[1], "answer", answered_before=False)
+        assert slots.parked(host) == 1
+    finally:
+        slots.close()
+
+
+def test_a_stale_parked_slot_is_given_back_before_a_new_one_is_asked_for(redis_url: str) -> None:
     """Slots parked past PARK_S are given back before the call that asks Redis for one, on the same line,
     whether or not the renewer has got to them yet."""
     client = cluster.connect(redis_url)
-    slots = _slots(client)
+    slots = _slots(client, per_host=4)
     host = "park-stale.example"
     try:
         tokens = [_token(slots.acquire(host)), _token(slots.acquire(host))]
