@@ -20,8 +20,10 @@ A slot whose send was answered is kept ("parked") for PARK_S rather than given b
 the same host from this process within that time takes it without a call to Redis, and gives it back (or parks
 it again) when it ends. Under load a host's sends follow each other closely, and the two calls a send cost
 (take, give back) and the courier's wake-ups were the largest share of the sending threads' work. A parked
-slot counts toward the host's cap like any other, so another process may wait up to PARK_S (plus its retry
-interval) for one; a timeout is never parked (the circuit hears of it at once).
+slot counts toward the host's cap like any other, so another process may wait for one: up to PARK_S plus
+the renewer's interval (also PARK_S) and its own retry interval, or REPORT_AFTER_S for a slot taken again and
+again. A timeout is never parked (the circuit hears of it at once); nor is a slot taken while more than half
+the host's slots were in use, or while the host had timeouts in a row (`_Held.parkable`).
 
 If Redis cannot be reached, callers are told so (`None`) and fall back to per-process caps; it is asked again
 every few seconds, and the change is logged once each way, not per send.
@@ -61,6 +63,9 @@ CIRCUIT_MEMORY_S = 3600
 # (fast sink, 2 processes): the workers' CPU a delivery fell from 0.70 ms to 0.62-0.66 with 0.1 s, and to
 # 0.59 with 1 s; short, because a parked slot is one that other processes cannot take meanwhile.
 PARK_S = 0.1
+# A slot taken again and again from its parking is given back after this long (its next send asks Redis):
+# the circuit hears of its answers, and other processes get their turn, at least this often.
+REPORT_AFTER_S = 1.0
 DOWN_RETRY_S = 5.0
 # An answer later than this (the connection's own timeouts are 1 s) counts as Redis being unreachable.
 CALL_WAIT_S = 3.0
@@ -201,9 +206,14 @@ class _Held:
     # Monotonic: until when Redis is known to hold it (when the last call that extended it was sent, plus
     # a lease). Past it, the slot may have expired and gone to another process: it is not handed on.
     confirmed_until: float
-    # More than half the host's slots were taken when this one was: it is given back at once, not parked
-    # (where processes compete for a host, a parked slot is one that another one waits for).
-    crowded: bool = False
+    # Whether it may be parked: not if more than half the host's slots were taken when it was (where
+    # processes compete for a host, a parked slot is one that another one waits for), nor if the host had
+    # timeouts in a row then (its first answer must reach the circuit at once: a tripped host keeps one slot
+    # in the whole cluster until then).
+    parkable: bool = False
+    # Monotonic: when an answer on it was first kept from the circuit (parked), None if none is. Past
+    # REPORT_AFTER_S it is no longer parked: its answer is reported and the host's crowd is asked again.
+    unreported_since: float | None = None
 
 
 class ClusterSlots:
@@ -217,7 +227,9 @@ class ClusterSlots:
         self.renew_s = RENEW_S
         self.renew_for_s = send_s + SLOT_MARGIN_S
         self._courier = _Courier(client)
-        self._tokens = (f"{uuid.uuid4().hex[:12]}:{n}" for n in itertools.count())
+        # One random prefix per process: a generator expression would draw a new one for every token.
+        prefix = uuid.uuid4().hex[:12]
+        self._tokens = (f"{prefix}:{n}" for n in itertools.count())
         self._lock = threading.Lock()
         self._down_until: float | None = None  # set while Redis is unreachable
         self._held: dict[str, _Held] = {}  # this process's slots, by token: what the renewer extends
@@ -255,8 +267,9 @@ class ClusterSlots:
 
     def acquire_then(self, host: str, then: Callable[[tuple[str | None, int] | None], None]) -> None:
         """`acquire` without waiting: `then` gets its answer, in the courier's thread (keep it short) or, when
-        Redis is taken for down or the courier is closing, in this one. No thread waits for the round trip:
-        a sending thread that waited for it cost each send about as much CPU as the call itself."""
+        a parked slot is taken, Redis is taken for down or the courier is closing, in this one. No thread
+        waits for the round trip: a sending thread that waited for it cost each send about as much CPU as the
+        call itself."""
         if self.down():
             then(None)
             return
@@ -287,10 +300,10 @@ class ClusterSlots:
         taken, timeouts, in_use = cast("list[int]", reply)  # {1 if taken else 0, count, slots taken}
         if not taken:
             return None, timeouts
-        crowded = in_use > self.per_host // 2
+        parkable = in_use <= self.per_host // 2 and timeouts == 0
         with self._lock:
             self._held[token] = _Held(
-                host, time.monotonic() + self.renew_for_s, sent_at + self.lease_s, crowded=crowded
+                host, time.monotonic() + self.renew_for_s, sent_at + self.lease_s, parkable=parkable
             )
             if self._renewer is None and not self._closed.is_set():
                 self._renewer = threading.Thread(target=self._renew_forever, name="slots-renew", daemon=True)
@@ -360,26 +373,31 @@ class ClusterSlots:
             return len(self._parked.get(host, ()))
 
     def _park(self, host: str, token: str) -> bool:
-        """Keeps an answered send's slot for the next send to the host, if Redis is known to hold it long
-        enough and this process is not closing; False: give it back as usual."""
+        """Keeps an answered send's slot for the next send to the host, if it may be parked (`_Held`), Redis
+        is known to hold it long enough, its answers have not been kept from the circuit for longer than
+        REPORT_AFTER_S and this process is not closing; False: give it back as usual."""
         now = time.monotonic()
         with self._lock:
             held = self._held.get(token)
             if (
                 self._closed.is_set()
                 or held is None
-                or held.crowded
+                or not held.parkable
                 or now + HAND_ON_MARGIN_S > held.confirmed_until
+                or (held.unreported_since is not None and now - held.unreported_since > REPORT_AFTER_S)
             ):
                 return False
+            if held.unreported_since is None:
+                held.unreported_since = now
             self._parked.setdefault(host, deque()).append((token, now))
             self._unreported.add(token)
         return True
 
     def _unpark(self, host: str) -> str | None:
-        """The host's most recently parked slot, now renewed for a whole request, or None. The host's others
-        that may not be used any more are given back first (before any call that asks Redis for a slot, on
-        the same line); one Redis no longer holds (lost while it could not be reached) is dropped."""
+        """The host's most recently parked slot, now renewed for a whole request, or None. Those found on the
+        way that may not be used any more are given back (before any call that asks Redis for a slot, on the
+        same line: when the newest is stale, all of the host's are); one Redis no longer holds (lost while
+        it could not be reached) is dropped."""
         now = time.monotonic()
         stale: list[str] = []
         found: str | None = None

@@ -235,7 +235,8 @@ class HostSlots:
 
     def _submit(self, host: str, waiting: _Waiting, answer: tuple[str | None, int] | None) -> None:
         """Hands a send to a sending thread with its cluster slot's answer (None: no cluster, or Redis is
-        unreachable). Called in the courier's thread: no more than that here. The courier's own timeouts
+        unreachable). Called in the courier's thread (or in the caller's, for a parked slot or no answer from
+        Redis): no more than that here. The courier's own timeouts
         (`cluster.connect`: 1 s) bound the wait for an answer, as `ClusterSlots.acquire`'s did."""
         # The engine is closing: its sends stand down with it. A slot taken for this one is not renewed any
         # more (the slots close first) and expires with its lease, within LEASE_S (3 s).
