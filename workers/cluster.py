@@ -21,9 +21,11 @@ the same host from this process within that time takes it without a call to Redi
 it again) when it ends. Under load a host's sends follow each other closely, and the two calls a send cost
 (take, give back) and the courier's wake-ups were the largest share of the sending threads' work. A parked
 slot counts toward the host's cap like any other, so another process may wait for one: up to PARK_S plus
-the renewer's interval (also PARK_S) and its own retry interval, or REPORT_AFTER_S for a slot taken again and
-again. A timeout is never parked (the circuit hears of it at once); nor is a slot taken while more than half
-the host's slots were in use, or while the host had timeouts in a row (`_Held.parkable`).
+the renewer's interval (also PARK_S) and its own retry interval; a slot taken again and again from its parking
+is given back at its first answer after REPORT_AFTER_S. A timeout is never parked (the circuit hears of it at
+once); nor is a slot taken while more than half the host's slots were in use, or while the host had timeouts
+in a row (`_Held.parkable`), nor one of a host whose last count from Redis was above 0. The answers a parked
+slot had are not reported when it is given back: late, they would wipe timeouts counted since.
 
 If Redis cannot be reached, callers are told so (`None`) and fall back to per-process caps; it is asked again
 every few seconds, and the change is logged once each way, not per send.
@@ -63,8 +65,8 @@ CIRCUIT_MEMORY_S = 3600
 # (fast sink, 2 processes): the workers' CPU a delivery fell from 0.70 ms to 0.62-0.66 with 0.1 s, and to
 # 0.59 with 1 s; short, because a parked slot is one that other processes cannot take meanwhile.
 PARK_S = 0.1
-# A slot taken again and again from its parking is given back after this long (its next send asks Redis):
-# the circuit hears of its answers, and other processes get their turn, at least this often.
+# A slot taken again and again from its parking is given back at its first answer after this long (its next
+# send asks Redis): the circuit hears of an answer, and other processes get their turn, about this often.
 REPORT_AFTER_S = 1.0
 DOWN_RETRY_S = 5.0
 # An answer later than this (the connection's own timeouts are 1 s) counts as Redis being unreachable.
@@ -106,7 +108,7 @@ return lost
 """
 
 # KEYS: slots, timeouts. ARGV: token, outcome ('answer', 'timeout' or 'unsent'), '1' if an earlier send on
-# this slot was answered (handed on or parked without a call), circuit memory s. Returns the consecutive
+# this slot was answered (handed on without a call), circuit memory s. Returns the consecutive
 # timeouts.
 _RELEASE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -235,9 +237,9 @@ class ClusterSlots:
         self._held: dict[str, _Held] = {}  # this process's slots, by token: what the renewer extends
         # Held slots with no send on them, by host: (token, when parked), oldest first.
         self._parked: dict[str, deque[tuple[str, float]]] = {}
-        # Slots whose send was answered without the circuit being told (parked, then taken again): given
-        # back, they clear the host's count of timeouts first.
-        self._unreported: set[str] = set()
+        # Hosts whose last count from Redis was above 0: their slots are not parked, nor taken from parking
+        # (this process's view of the circuit must not be cleared by a parked slot's assumed 0).
+        self._timing_out: set[str] = set()
         self._closed = threading.Event()
         # Started with the first slot taken (a process that never holds one has no thread for it).
         self._renewer: threading.Thread | None = None
@@ -298,6 +300,7 @@ class ClusterSlots:
             return None
         self._answered()
         taken, timeouts, in_use = cast("list[int]", reply)  # {1 if taken else 0, count, slots taken}
+        self._saw_timeouts(host, timeouts)
         if not taken:
             return None, timeouts
         parkable = in_use <= self.per_host // 2 and timeouts == 0
@@ -332,16 +335,16 @@ class ClusterSlots:
     ) -> None:
         """Gives the slot back and tells the circuit how the send ended, without waiting: `then` gets the
         host's consecutive timeouts once Redis has answered. If Redis cannot be reached the slot expires on
-        its own. A slot whose send was answered is parked instead (PARK_S): `then` gets 0 at once."""
+        its own. A slot whose send was answered may be parked instead (`_park`): `then` gets 0 at once."""
         if outcome == "answer" and self._park(host, token):
             if then is not None:
                 then(0)  # it has just answered: no timeouts in a row
             return
+        # An answer kept from the circuit while the slot was parked is not reported late: it would wipe the
+        # timeouts counted elsewhere since (a host that answered, then stopped). Only a slot taken while the
+        # host had none is parked, and an answered release after REPORT_AFTER_S reports at once.
         with self._lock:  # first: a slot given back is never renewed again, whatever Redis does
             self._held.pop(token, None)
-            if token in self._unreported:
-                self._unreported.discard(token)
-                answered_before = True
         if self.down():
             return
 
@@ -350,6 +353,7 @@ class ClusterSlots:
                 self._failed(reply)
                 return
             self._answered()
+            self._saw_timeouts(host, cast(int, reply))
             if then is not None:
                 then(cast(int, reply))
 
@@ -372,6 +376,13 @@ class ClusterSlots:
         with self._lock:
             return len(self._parked.get(host, ()))
 
+    def _saw_timeouts(self, host: str, timeouts: int) -> None:
+        with self._lock:
+            if timeouts > 0:
+                self._timing_out.add(host)
+            else:
+                self._timing_out.discard(host)
+
     def _park(self, host: str, token: str) -> bool:
         """Keeps an answered send's slot for the next send to the host, if it may be parked (`_Held`), Redis
         is known to hold it long enough, its answers have not been kept from the circuit for longer than
@@ -383,6 +394,7 @@ class ClusterSlots:
                 self._closed.is_set()
                 or held is None
                 or not held.parkable
+                or host in self._timing_out
                 or now + HAND_ON_MARGIN_S > held.confirmed_until
                 or (held.unreported_since is not None and now - held.unreported_since > REPORT_AFTER_S)
             ):
@@ -390,7 +402,6 @@ class ClusterSlots:
             if held.unreported_since is None:
                 held.unreported_since = now
             self._parked.setdefault(host, deque()).append((token, now))
-            self._unreported.add(token)
         return True
 
     def _unpark(self, host: str) -> str | None:
@@ -403,12 +414,13 @@ class ClusterSlots:
         found: str | None = None
         with self._lock:
             parked = self._parked.get(host)
+            timing_out = host in self._timing_out
             while parked and found is None:
                 token, parked_at = parked.pop()
                 held = self._held.get(token)
                 if held is None:
-                    self._unreported.discard(token)
-                elif now - parked_at > PARK_S or now + HAND_ON_MARGIN_S > held.confirmed_until:
+                    continue
+                if timing_out or now - parked_at > PARK_S or now + HAND_ON_MARGIN_S > held.confirmed_until:
                     stale.append(token)
                 else:
                     held.renew_until = now + self.renew_for_s
@@ -416,7 +428,7 @@ class ClusterSlots:
             if not parked:
                 self._parked.pop(host, None)
         for token in stale:
-            self.release(host, token, "unsent", answered_before=True)
+            self.release(host, token, "unsent", answered_before=False)
         return found
 
     def _give_back_parked(self, *, everything: bool = False) -> None:
@@ -430,8 +442,7 @@ class ClusterSlots:
                 if not parked:
                     del self._parked[host]
         for host, token in expired:
-            # "unsent": no send ends here; the answer it had is reported (answered_before, via _unreported).
-            self.release(host, token, "unsent", answered_before=True)
+            self.release(host, token, "unsent", answered_before=False)  # no send ends here
 
     def _renew_forever(self) -> None:
         # Wakes every PARK_S to give back parked slots on time; renews every renew_s.

@@ -29,6 +29,10 @@ def _eventually(condition: Callable[[], object], timeout_s: float = 3) -> None:
         time.sleep(0.01)
 
 
+def _absent(client: redis.Redis, key: str) -> Callable[[], bool]:
+    return lambda: not client.exists(key)
+
+
 def _token(answer: tuple[str | None, int] | None) -> str:
     assert answer is not None and answer[0] is not None, answer
     return answer[0]
@@ -58,9 +62,10 @@ def test_an_answered_slot_is_parked_and_taken_again_without_a_round_trip(redis_u
         assert answers == [((token, 0), threading.current_thread().name)]
         assert slots.parked(host) == 0
         assert slots.hand_on(token)  # held and renewed like any slot taken from Redis
+        slots.release(host, token, "unsent", answered_before=False)
+        _eventually(lambda: not client.exists(cluster.slot_key(host)))
     finally:
         slots.close()
-    _eventually(lambda: not client.exists(cluster.slot_key(host)))  # closing gave it back
 
 
 def test_a_parked_slot_is_given_back_after_park_s(redis_url: str) -> None:
@@ -114,9 +119,9 @@ def test_a_parked_slot_counts_toward_the_cap_of_every_process(redis_url: str) ->
 
 
 @pytest.mark.usefixtures("long_parking")
-def test_a_reused_slot_tells_the_circuit_of_the_answer_it_had(redis_url: str) -> None:
-    """Its answer was not reported when it was parked: a timeout on its next send counts from 1, not on top
-    of timeouts other processes counted in the meantime."""
+def test_a_reused_slots_timeout_counts_on_top_of_timeouts_since_its_answer(redis_url: str) -> None:
+    """Its answer was kept from the circuit while parked; reporting it with this timeout would wipe the
+    timeouts other processes counted since (a host that answered, then stopped)."""
     client = cluster.connect(redis_url)
     slots = _slots(client, per_host=4)
     host = "park-circuit.example"
@@ -127,7 +132,44 @@ def test_a_reused_slot_tells_the_circuit_of_the_answer_it_had(redis_url: str) ->
         assert _token(slots.acquire(host)) == token
         counted: list[int] = []
         slots.release(host, token, "timeout", answered_before=False, then=counted.append)
-        _eventually(lambda: counted == [1])
+        _eventually(lambda: counted == [3])  # tripped, as it would have been without parking
+    finally:
+        slots.close()
+
+
+def test_a_parked_slot_given_back_leaves_later_timeouts_counted(redis_url: str) -> None:
+    client = cluster.connect(redis_url)
+    slots = _slots(client)
+    host = "park-late-answer.example"
+    try:
+        token = _token(slots.acquire(host))
+        slots.release(host, token, "answer", answered_before=False)
+        client.set(cluster.timeouts_key(host), 1)  # a timeout elsewhere, after this answer
+        _eventually(lambda: not client.exists(cluster.slot_key(host)))
+        assert client.get(cluster.timeouts_key(host)) == b"1"  # the older answer did not wipe it
+    finally:
+        slots.close()
+
+
+@pytest.mark.usefixtures("long_parking")
+def test_a_host_seen_with_timeouts_takes_no_slot_from_parking(redis_url: str) -> None:
+    """This process's view of the circuit comes from Redis' counts: once a reply says the host has timeouts
+    in a row, its parked slots are given back and the next send asks Redis (which tells the count)."""
+    client = cluster.connect(redis_url)
+    slots = _slots(client, per_host=4)
+    host = "park-timing-out.example"
+    try:
+        parked, other = _token(slots.acquire(host)), _token(slots.acquire(host))
+        slots.release(host, parked, "answer", answered_before=False)
+        assert slots.parked(host) == 1
+        client.set(cluster.timeouts_key(host), 2)
+        learned: list[int] = []
+        slots.release(host, other, "unsent", answered_before=False, then=learned.append)
+        _eventually(lambda: learned == [2])
+        answer = slots.acquire(host)
+        assert answer is not None and answer[0] not in (None, parked) and answer[1] == 2
+        assert slots.parked(host) == 0
+        assert client.zrange(cluster.slot_key(host), 0, -1) == [str(answer[0]).encode()]
     finally:
         slots.close()
 
@@ -135,19 +177,20 @@ def test_a_reused_slot_tells_the_circuit_of_the_answer_it_had(redis_url: str) ->
 @pytest.mark.usefixtures("long_parking")
 def test_a_slot_taken_while_the_host_had_timeouts_is_not_parked(redis_url: str) -> None:
     """Its answer goes to the circuit at once: a tripped host (one slot in the whole cluster) gets its other
-    slots back at its first answer, as before parking existed."""
+    slots back at its first answer, as before parking existed; so does a host with fewer timeouts."""
     client = cluster.connect(redis_url)
     slots, other = _slots(client, per_host=4), _slots(cluster.connect(redis_url), per_host=4)
-    host = "park-tripped.example"
-    client.set(cluster.timeouts_key(host), 3)  # tripped: one slot
     try:
-        answer = slots.acquire(host)
-        assert answer is not None and answer[1] == 3
-        assert other.acquire(host) == (None, 3)
-        slots.release(host, _token(answer), "answer", answered_before=False)
-        assert slots.parked(host) == 0
-        _eventually(lambda: not client.exists(cluster.timeouts_key(host)))
-        assert _token(other.acquire(host)) and _token(other.acquire(host))  # the cap of 4 again
+        for host, timeouts in (("park-tripped.example", 3), ("park-one-timeout.example", 1)):
+            client.set(cluster.timeouts_key(host), timeouts)
+            answer = slots.acquire(host)
+            assert answer is not None and answer[1] == timeouts
+            if timeouts == 3:
+                assert other.acquire(host) == (None, 3)  # tripped: one slot
+            slots.release(host, _token(answer), "answer", answered_before=False)
+            assert slots.parked(host) == 0
+            _eventually(_absent(client, cluster.timeouts_key(host)))
+            assert _token(other.acquire(host)) and _token(other.acquire(host))
     finally:
         slots.close()
         other.close()
@@ -175,7 +218,7 @@ def test_a_slot_taken_on_a_crowded_host_is_given_back_at_once(redis_url: str) ->
 def test_a_slot_reused_for_long_is_given_back_and_its_answer_reported(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cluster, "REPORT_AFTER_S", 0.2)
+    monkeypatch.setattr(cluster, "REPORT_AFTER_S", 1.0)
     client = cluster.connect(redis_url)
     slots = _slots(client, per_host=4)
     host = "park-report.example"
@@ -187,7 +230,7 @@ def test_a_slot_reused_for_long_is_given_back_and_its_answer_reported(
         slots.release(host, token, "answer", answered_before=False)  # within REPORT_AFTER_S: parked again
         assert slots.parked(host) == 1
         assert _token(slots.acquire(host)) == token
-        time.sleep(0.25)
+        time.sleep(1.1)
         slots.release(host, token, "answer", answered_before=False)
         assert slots.parked(host) == 0
         _eventually(lambda: not client.exists(cluster.timeouts_key(host)))  # the answer reached the circuit
