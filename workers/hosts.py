@@ -238,6 +238,9 @@ class HostSlots:
         unreachable). Called in the courier's thread (or in the caller's, for a parked slot or no answer from
         Redis): no more than that here. The courier's own timeouts
         (`cluster.connect`: 1 s) bound the wait for an answer, as `ClusterSlots.acquire`'s did."""
+        if answer is not None and answer[0] is None and self._refused(host, waiting, answer[1], here=True):
+            return  # back in its line, here: a refusal needs no sending thread (about one a delivery when
+            # processes share a slow host's slots, bench.delivery's 100 ms run)
         # The engine is closing: its sends stand down with it. A slot taken for this one is not renewed any
         # more (the slots close first) and expires with its lease, within LEASE_S (3 s).
         with contextlib.suppress(RuntimeError):
@@ -266,12 +269,15 @@ class HostSlots:
             return
         waiting.run(slot)
 
-    def _refused(self, host: str, waiting: _Waiting, timeouts: int) -> None:
+    def _refused(self, host: str, waiting: _Waiting, timeouts: int, *, here: bool = False) -> bool:
         """Other processes hold the host's slots: wait first in line for the retry timer, unless the host is
-        tripped (no line) or it is too late to start."""
+        tripped (no line) or it is too late to start. `here`: in the courier's thread, which must not give
+        sends back (a give-up waits for its job's claim to commit): False, and nothing done, if it would."""
         now = time.monotonic()
         expired: list[_Waiting] = []
         with self._lock:
+            if here and (timeouts >= self.trip_after_timeouts or waiting.start_by < now):
+                return False
             state = self._hosts[host]
             state.busy -= 1
             state.timeouts = timeouts
@@ -287,6 +293,7 @@ class HostSlots:
                 self._start_retrying()
             self._forget_if_idle(host, state)
         self._give_back(expired)
+        return True
 
     def _start_retrying(self) -> None:
         # Under self._lock.

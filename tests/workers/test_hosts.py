@@ -9,7 +9,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -19,6 +20,7 @@ from workers.cluster import ClusterSlots
 from workers.hosts import Admission, HostSlots, Slot
 
 FAR = 1e12
+T = TypeVar("T")
 HOST = "receiver.example:8080"
 STARTED, WAITING, REFUSED = Admission.STARTED, Admission.WAITING, Admission.REFUSED
 
@@ -445,3 +447,43 @@ def test_the_destination_of_an_unreadable_url_is_the_url_itself() -> None:
 def test_an_ipv6_destination_keeps_its_brackets_so_its_port_reads_as_one() -> None:
     assert hosts.destination("http://[2001:db8::1]:8443/pb") == "[2001:db8::1]:8443"
     assert hosts.destination("https://[2001:db8::1]/pb") == "[2001:db8::1]"
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """Counts the tasks handed to sending threads."""
+
+    def __init__(self) -> None:
+        super().__init__(4)
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_send_refused_by_the_cluster_waits_in_line_without_a_sending_thread(
+    connect: Callable[[], redis.Redis],
+) -> None:
+    """The courier puts it back at the head of its line itself: waking a sending thread for each refusal cost
+    the workers CPU for about one refusal a delivery when processes share a slow host's slots."""
+    first = shared(connect(), per_host=2)
+    held_first = Held()
+    for _ in range(2):
+        assert first.submit(HOST, FAR, held_first.run, noop)
+    held_first.wait_for(2)
+
+    executor = CountingExecutor()
+    layer = ClusterSlots(connect(), per_host=2, trip_after_timeouts=3, send_s=2)
+    second = HostSlots(2, 3, executor, layer)
+    held_second = Held()
+    given_up = threading.Event()
+    assert second.submit(HOST, FAR, held_second.run, noop)
+    assert second.submit(HOST, time.monotonic() + 0.3, held_second.run, given_up.set)
+    time.sleep(0.5)  # about 10 refusals by the retry timer, each handled in the courier's thread
+    assert held_second.slots == []
+    assert given_up.is_set()  # the one whose start_by passed was given back, as before
+    assert executor.submitted == 0
+
+    held_first.slots[0].release(timed_out=False)
+    held_second.wait_for(1)
+    assert executor.submitted == 1
