@@ -68,10 +68,7 @@ def write_sending(
         }
         for claimed, request in sends
     ]
-    if unnested.used_by(session, values):
-        session.execute(_LOG_SENDING, unnested.arrays(values, _SENDING_COLUMNS))
-    else:
-        session.execute(insert(attempts), values)
+    unnested.write(session, values, together=_LOG_SENDING, columns=_SENDING_COLUMNS, each=insert(attempts))
 
 
 # Each column the log writes: the name of its value above and, on PostgreSQL, its type in an array.
@@ -138,12 +135,22 @@ def write_outcomes(
         return []
     attempt_values = [_attempt_values(o) for o in outcomes]
     delivery_values = [_delivery_values(o) for o in outcomes]
-    if unnested.used_by(session, outcomes):
-        session.execute(_COMPLETE_ATTEMPTS, unnested.arrays(attempt_values, _OUTCOME_COLUMNS, key="b_{}"))
-        session.execute(_SETTLE_DELIVERIES, unnested.arrays(delivery_values, _SETTLED_COLUMNS, key="b_{}"))
-    else:
-        session.execute(_complete_attempt, attempt_values)
-        session.execute(_settle_delivery, delivery_values)
+    unnested.write(
+        session,
+        attempt_values,
+        together=_COMPLETE_ATTEMPTS,
+        columns=_OUTCOME_COLUMNS,
+        each=_complete_attempt,
+        key="b_{}",
+    )
+    unnested.write(
+        session,
+        delivery_values,
+        together=_SETTLE_DELIVERIES,
+        columns=_SETTLED_COLUMNS,
+        each=_settle_delivery,
+        key="b_{}",
+    )
     _track_postback_health(session, outcomes, auto_pause_after_s)
     settled = [o.claimed.delivery_id for o in outcomes if o.decision.outcome is not AttemptOutcome.RETRY]
     return next_in_turn(session, settled, now)

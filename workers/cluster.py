@@ -63,7 +63,7 @@ HAND_ON_MARGIN_S = 0.5
 CIRCUIT_MEMORY_S = 3600
 # How long a slot whose send was answered is kept for this process's next send to the host. bench.delivery
 # (fast sink, 2 processes): the workers' CPU a delivery fell from 0.70 ms to 0.62-0.66 with 0.1 s, and to
-# 0.59 with 1 s; short, because a parked slot is one that other processes cannot take meanwhile.
+# 0.59-0.61 with 1 s; short, because a parked slot is one that other processes cannot take meanwhile.
 PARK_S = 0.1
 # A slot taken again and again from its parking is given back at its first answer after this long (its next
 # send asks Redis): the circuit hears of an answer, and other processes get their turn, about this often.
@@ -108,8 +108,7 @@ return lost
 """
 
 # KEYS: slots, timeouts. ARGV: token, outcome ('answer', 'timeout' or 'unsent'), '1' if an earlier send on
-# this slot was answered (handed on without a call), circuit memory s. Returns the consecutive
-# timeouts.
+# this slot was answered (handed on without a call), circuit memory s. Returns the consecutive timeouts.
 _RELEASE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 if ARGV[3] == '1' or ARGV[2] == 'answer' then redis.call('DEL', KEYS[2]) end
@@ -217,6 +216,10 @@ class _Held:
     # REPORT_AFTER_S it is no longer parked: its answer is reported and the host's crowd is asked again.
     unreported_since: float | None = None
 
+    def usable(self, now: float) -> bool:
+        """Redis is known to hold it for HAND_ON_MARGIN_S more: it may go to another send of this process."""
+        return now + HAND_ON_MARGIN_S <= self.confirmed_until
+
 
 class ClusterSlots:
     def __init__(
@@ -319,7 +322,7 @@ class ClusterSlots:
         now = time.monotonic()
         with self._lock:
             held = self._held.get(token)
-            if held is None or now + HAND_ON_MARGIN_S > held.confirmed_until:
+            if held is None or not held.usable(now):
                 return False
             held.renew_until = now + self.renew_for_s
             return True
@@ -377,6 +380,8 @@ class ClusterSlots:
             return len(self._parked.get(host, ()))
 
     def _saw_timeouts(self, host: str, timeouts: int) -> None:
+        if (timeouts > 0) == (host in self._timing_out):
+            return  # nothing new (the usual case: a look without the lock, on every reply)
         with self._lock:
             if timeouts > 0:
                 self._timing_out.add(host)
@@ -395,7 +400,7 @@ class ClusterSlots:
                 or held is None
                 or not held.parkable
                 or host in self._timing_out
-                or now + HAND_ON_MARGIN_S > held.confirmed_until
+                or not held.usable(now)
                 or (held.unreported_since is not None and now - held.unreported_since > REPORT_AFTER_S)
             ):
                 return False
@@ -420,7 +425,7 @@ class ClusterSlots:
                 held = self._held.get(token)
                 if held is None:
                     continue
-                if timing_out or now - parked_at > PARK_S or now + HAND_ON_MARGIN_S > held.confirmed_until:
+                if timing_out or now - parked_at > PARK_S or not held.usable(now):
                     stale.append(token)
                 else:
                     held.renew_until = now + self.renew_for_s

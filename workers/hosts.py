@@ -236,11 +236,11 @@ class HostSlots:
     def _submit(self, host: str, waiting: _Waiting, answer: tuple[str | None, int] | None) -> None:
         """Hands a send to a sending thread with its cluster slot's answer (None: no cluster, or Redis is
         unreachable). Called in the courier's thread (or in the caller's, for a parked slot or no answer from
-        Redis): no more than that here. The courier's own timeouts
-        (`cluster.connect`: 1 s) bound the wait for an answer, as `ClusterSlots.acquire`'s did."""
+        Redis): no more than that here. The courier's own timeouts (`cluster.connect`: 1 s) bound the wait
+        for an answer. A refusal puts the send back in its line right here: it needs no sending thread (about
+        one refusal a delivery when processes share a slow host's slots, bench.delivery's 100 ms run)."""
         if answer is not None and answer[0] is None and self._refused(host, waiting, answer[1], here=True):
-            return  # back in its line, here: a refusal needs no sending thread (about one a delivery when
-            # processes share a slow host's slots, bench.delivery's 100 ms run)
+            return
         # The engine is closing: its sends stand down with it. A slot taken for this one is not renewed any
         # more (the slots close first) and expires with its lease, within LEASE_S (3 s).
         with contextlib.suppress(RuntimeError):
