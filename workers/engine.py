@@ -8,6 +8,7 @@ process dies is not lost: its leases expire and the pump hands the deliveries ou
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -16,7 +17,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -32,7 +32,7 @@ from dispatcher.egress.verdict import judge
 from dispatcher.models import ErrorClass
 from workers import attempts, claims, loading, metrics
 from workers.cluster import ClusterSlots
-from workers.hosts import Admission, HostSlots, Slot, destination
+from workers.hosts import Admission, HostSlots, Inline, Slot, destination
 from workers.retry_policy import decide
 from workers.settings import EngineSettings
 
@@ -77,7 +77,8 @@ class Engine:
             total_timeout_s=tuning.total_timeout_s,
             pool_size=tuning.max_in_flight,
         )
-        self._pool = ThreadPoolExecutor(tuning.max_in_flight, thread_name_prefix="send")
+        # Sends start in the thread that admits them and go out on the client's event loop: no thread each.
+        self._pool = Inline()
         cluster = None
         if redis_client is not None:
             cluster = ClusterSlots(
@@ -200,7 +201,9 @@ class Engine:
         admission = Admission.REFUSED
 
         def run(slot: Slot) -> None:
-            go = gate.wait()
+            gate.then(functools.partial(start, slot))
+
+        def start(slot: Slot, go: bool) -> None:
             if admission is Admission.WAITING:
                 if go:
                     self._take_capacity()  # before it stops waiting: drain never sees it in neither
@@ -211,7 +214,9 @@ class Engine:
                 slot.release(timed_out=False, sent=False)
 
         def give_up() -> None:
-            go = gate.wait()
+            gate.then(stand_down)
+
+        def stand_down(go: bool) -> None:
             held = admission is Admission.STARTED  # after the gate: a refusal may come before submit returns
             if go:
                 self._outcomes.put(
@@ -254,17 +259,18 @@ class Engine:
         return self.tuning.defer_s
 
     def _send(self, claimed: render.Claimed, token: str, request: OutboundRequest, slot: Slot) -> None:
-        exchange = Exchange()
+        self.client.start(request, functools.partial(self._sent, claimed, token, request, slot))
+
+    def _sent(
+        self, claimed: render.Claimed, token: str, request: OutboundRequest, slot: Slot, exchange: Exchange
+    ) -> None:
+        """In the client's loop thread: the slot goes to the next send, the outcome to the flusher."""
         try:
-            exchange = self.client.send(request)
-        except Exception as exc:  # noqa: BLE001 - a bug here must still settle the delivery (as a retry)
-            log.exception("sending delivery %s failed unexpectedly", claimed.delivery_id)
-            exchange.error = DeliveryError(ErrorClass.CONNECT, f"internal error: {exc!r}", permanent=False)
-        finally:
             timed_out = exchange.error is not None and exchange.error.error_class is ErrorClass.TIMEOUT
             # A fast refusal sizes the host's line as well as an answer does; a timeout says nothing of it.
             slot.release(timed_out=timed_out, answer_s=None if timed_out else exchange.duration_ms / 1000)
-        self._settle(claimed, token, request, exchange, judge(exchange, claimed.success_body_contains))
+        finally:
+            self._settle(claimed, token, request, exchange, judge(exchange, claimed.success_body_contains))
 
     def _settle(
         self,
@@ -362,16 +368,28 @@ class Engine:
 
 
 class _Gate:
-    """Sends offered inside the claim transaction start only once it has committed (or stand down)."""
+    """Sends offered inside the claim transaction start only once it has committed (or stand down): what
+    waits for it is called when it opens, in the thread that opens it (at once, once it is open)."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
-        self._go = False
+        self._lock = threading.Lock()
+        self._go: bool | None = None
+        self._waiting: list[Callable[[bool], None]] = []
 
     def open(self, *, go: bool) -> None:
-        self._go = go
-        self._event.set()
+        with self._lock:
+            self._go = go
+            waiting, self._waiting = self._waiting, []
+        for then in waiting:
+            try:
+                then(go)
+            except Exception:  # noqa: BLE001 - the other sends of the batch must still start
+                log.exception("starting a send failed")
 
-    def wait(self) -> bool:
-        self._event.wait()
-        return self._go
+    def then(self, then: Callable[[bool], None]) -> None:
+        with self._lock:
+            go = self._go
+            if go is None:
+                self._waiting.append(then)
+                return
+        then(go)

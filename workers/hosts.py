@@ -24,16 +24,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from workers.cluster import ClusterSlots, Outcome
+
+log = logging.getLogger(__name__)
 
 STALL_S = 1.0
 LINE_PER_SLOT = 8
@@ -59,6 +63,32 @@ def destination(request_url: str) -> str:
     if ":" in host:  # IPv6: in brackets, so that its own colons are never read as a port's
         host = f"[{host}]"
     return f"{host}:{port}" if port else host
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Inline(Executor):
+    """Runs each task at once, in the thread that submits it: the engine's tasks never block (they hand their
+    request to the client's event loop and return), so they need no thread of their own."""
+
+    def __init__(self) -> None:
+        self._shut = False
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        if self._shut:
+            raise RuntimeError("the executor is shut down")
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - as a thread pool would: the caller's thread goes on
+            log.exception("a send's task failed")
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._shut = True
 
 
 class Admission(Enum):

@@ -1,45 +1,42 @@
 """The HTTP client for postbacks: SSRF-safe, time-bounded, no redirects, capped reads, reused connections.
 
-It sends through urllib3's connection pools directly: `requests` cost twice the CPU per postback (preparing,
-hooks, adapters) and the sending threads are where a worker spends its time.
+Requests go out on one asyncio event loop per process (`connections`: h11 over asyncio's transports), not a
+thread each: with urllib3 in a pool of sending threads, switching threads and parsing headers were most of a
+worker's CPU (see `connections`).
 
-Safety: the host is resolved here, every address it resolves to is vetted (`ssrf.vet`) and the request goes
-to a pool whose host *is* the vetted address; the name goes only into the Host header and, for TLS, into SNI
-and the certificate check (`server_hostname`, `assert_hostname`). A DNS answer that changes afterwards cannot
-move a connection elsewhere. A vetted answer is reused for VETTED_FOR_S, the way the kept-alive connections
-to it are.
+Safety: the host is resolved here, every address it resolves to is vetted (`ssrf.vet`) and the connection is
+made to the vetted address itself; the name goes only into the Host header and, for TLS, into SNI and the
+certificate check (`server_hostname`). A DNS answer that changes afterwards cannot move a connection
+elsewhere. A vetted answer is reused for VETTED_FOR_S, the way the kept-alive connections to it are. Every
+request ends within the total timeout, however slowly a receiver drips its answer (the loop's own timer, no
+watchdog thread).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
-import socket
+import logging
+import ssl
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import unquote
 
 import certifi
+import h11
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    LocationParseError,
-    NewConnectionError,
-    ReadTimeoutError,
-    SSLError,
-)
+from urllib3.exceptions import LocationParseError
 
 from dispatcher.config import IPNetwork
-from dispatcher.egress import fields, ssrf, urls
+from dispatcher.egress import connections, fields, ssrf, urls
 from dispatcher.egress.errors import DeliveryError
 from dispatcher.models import ErrorClass
 from dispatcher.models.deliveries import RESPONSE_EXCERPT_BYTES
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # How long a vetted DNS answer is used for new requests (connections kept alive to it live longer anyway).
@@ -68,7 +65,8 @@ class Exchange:
 
 
 class EgressClient:
-    """Thread-safe; one per worker process, shared by its sending threads."""
+    """Thread-safe; one per worker process. Requests go out on the client's own event loop (a thread of its
+    own, started at the first request): `start` from the engine, `send` (which waits) from anyone else."""
 
     def __init__(
         self,
@@ -78,111 +76,189 @@ class EgressClient:
         total_timeout_s: float = 15.0,
         resolver: ssrf.Resolver = ssrf.system_resolver,
         pool_size: int = 128,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`pool_size`: the idle connections kept per receiver address. `tls`: the certificates trusted (tests
+        bring their own authority; by default certifi's bundle)."""
         self.connect_timeout_s = connect_timeout_s
         self.total_timeout_s = total_timeout_s
-        self._timeout = urllib3.Timeout(connect=connect_timeout_s, read=total_timeout_s)
-        self._watchdog = _Watchdog()
         self._addresses = _VettedAddresses(resolver, allowed_networks)
-        self._pools = urllib3.PoolManager(
-            num_pools=1024, maxsize=pool_size, block=False, retries=False, ca_certs=certifi.where()
-        )
-        plain, tls = _watched_connection_classes(self._watchdog)
-
-        class Pool(HTTPConnectionPool):
-            ConnectionCls = plain
-
-        class TLSPool(HTTPSConnectionPool):
-            ConnectionCls = tls
-
-        self._pools.pool_classes_by_scheme = {"http": Pool, "https": TLSPool}
+        self._pool_size = pool_size
+        self._tls = tls or ssl.create_default_context(cafile=certifi.where())
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pool: connections.Pool | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def send(self, request: OutboundRequest) -> Exchange:
+        """Sends `request` and waits for the exchange (not from the client's own loop)."""
+        return asyncio.run_coroutine_threadsafe(self.exchange(request), self._running()).result()
+
+    def start(self, request: OutboundRequest, done: Callable[[Exchange], None]) -> None:
+        """Sends `request` without waiting: `done` gets the exchange in the client's loop thread, so it must
+        be short and never block. After `close`, a request started meanwhile may never call `done`."""
+        loop = self._running()
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            loop.call_soon_threadsafe(self._start, request, done)
+
+    async def exchange(self, request: OutboundRequest) -> Exchange:
+        """The request's exchange, on the running loop (the client's own)."""
         started = time.monotonic()
         exchange = Exchange()
         try:
-            self._send(request, started, exchange)
+            await self._exchange(request, started, exchange)
         except DeliveryError as exc:
             exchange.error = exc
         finally:
-            self._watchdog.unwatch()
             exchange.duration_ms = int((time.monotonic() - started) * 1000)
         return exchange
 
     def close(self) -> None:
-        self._pools.clear()
+        """Closes the kept-alive connections and stops the loop; requests in flight end unanswered. The next
+        request starts a new loop."""
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None or thread is None:
+            return
+        with contextlib.suppress(RuntimeError, TimeoutError):
+            asyncio.run_coroutine_threadsafe(self._stop(), loop).result(timeout=5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        if not thread.is_alive():
+            loop.close()
 
-    def _send(self, request: OutboundRequest, started: float, exchange: Exchange) -> None:
+    def _running(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._pool = connections.Pool(self._pool_size, self._tls)
+                self._thread = threading.Thread(target=self._loop.run_forever, name="egress", daemon=True)
+                self._thread.start()
+            return self._loop
+
+    def _start(self, request: OutboundRequest, done: Callable[[Exchange], None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._exchange_then(request, done))
+        self._tasks.add(task)  # the loop keeps only a weak reference to its tasks
+        task.add_done_callback(self._tasks.discard)
+
+    async def _exchange_then(self, request: OutboundRequest, done: Callable[[Exchange], None]) -> None:
+        try:
+            exchange = await self.exchange(request)
+        except Exception as exc:  # noqa: BLE001 - a bug here must still reach `done` (as a retry)
+            log.exception("sending %s failed unexpectedly", request.url)
+            error = DeliveryError(ErrorClass.CONNECT, f"internal error: {exc!r}", permanent=False)
+            exchange = Exchange(error=error)
+        try:
+            done(exchange)
+        except Exception:  # noqa: BLE001 - the caller's bug; the loop must go on for every other request
+            log.exception("handling the exchange with %s failed", request.url)
+
+    async def _stop(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._pool is not None:
+            self._pool.close()
+
+    async def _exchange(self, request: OutboundRequest, started: float, exchange: Exchange) -> None:
         target = _target(request.url, request.headers)
         try:
-            address = self._addresses.vetted(target.host, target.port)
+            address = self._addresses.known(target.host, target.port)
+            if address is None:  # the resolver blocks: not on the loop, which carries every other request
+                loop = asyncio.get_running_loop()
+                address = await loop.run_in_executor(None, self._addresses.vetted, target.host, target.port)
         except (ssrf.Refused, ssrf.ResolveFailed) as exc:
             permanent = isinstance(exc, ssrf.Refused)
             raise DeliveryError(
                 ErrorClass.SSRF if permanent else ErrorClass.DNS, str(exc), permanent=permanent
             ) from None
         exchange.resolved_ip = address
-        pool = self._pools.connection_from_host(
-            address,
-            target.port,
-            target.scheme,
-            pool_kwargs={"server_hostname": target.host, "assert_hostname": target.host}
-            if target.scheme == "https"
-            else None,
-        )
         headers = {**target.auth, **request.headers}
-        if not any(name.lower() == "host" for name in headers):
-            headers["Host"] = target.host_header  # the pool's host is the address: the name goes here
-        self._watchdog.arm(started + self.total_timeout_s)
+        names = {name.lower() for name in headers}
+        if "host" not in names:
+            headers["Host"] = target.host_header  # the connection's host is the address: the name goes here
+        if "accept-encoding" not in names:
+            headers["Accept-Encoding"] = "identity"  # the excerpt is kept as it came: nothing to decode
+        if request.body is not None or request.method in _BODY_METHODS:
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+            headers["Content-Length"] = str(len(request.body or b""))
+        https = target.scheme == "https"
+        key = connections.Key(target.scheme, address, target.port, target.host if https else None)
+        where = f"{target.host_header} ({address})"
+        assert self._pool is not None
+        pool = self._pool
+        connection: connections.Connection | None = None
+        answer: connections.Answer | None = None
         try:
-            response = pool.urlopen(
-                request.method,
-                target.path,
-                body=request.body,
-                headers=headers,
-                retries=False,
-                redirect=False,
-                assert_same_host=False,
-                timeout=self._timeout,
-                preload_content=False,
-                decode_content=False,
-            )
-        except (HTTPError, OSError) as exc:
-            raise self._transport_error(exc, f"{target.host_header} ({address})") from None
-        exchange.status_code = response.status
-        exchange.reason = response.reason or ""
-        exchange.headers = {key: value[:1000] for key, value in response.headers.items()}
-        try:
-            body = response.read(RESPONSE_EXCERPT_BYTES + 1, decode_content=False)
-        except (HTTPError, OSError) as exc:
-            response.close()
-            raise self._transport_error(exc, f"{target.host_header} ({address})") from None
-        if len(body) > RESPONSE_EXCERPT_BYTES:
-            # More than we keep: drop the connection rather than drain a body of unknown size.
-            response.close()
-        else:
-            self._watchdog.unwatch()  # before the connection goes back to the pool, where another may take it
-            response.release_conn()
-        exchange.excerpt = body[:RESPONSE_EXCERPT_BYTES].decode("utf-8", "replace")
-
-    def _transport_error(self, exc: BaseException, where: str) -> DeliveryError:
-        """The error class and a message a publisher can read (`where`: the host and the address used)."""
-        reason = _short(exc.__cause__ or exc)  # urllib3 wraps the socket's own error
-        if self._watchdog.fired() or isinstance(exc, ReadTimeoutError | TimeoutError | socket.timeout):
-            return DeliveryError(
+            async with asyncio.timeout(max(0.0, started + self.total_timeout_s - time.monotonic())):
+                try:
+                    connection = await asyncio.wait_for(pool.connection(key), self.connect_timeout_s)
+                except TimeoutError:
+                    raise DeliveryError(
+                        ErrorClass.TIMEOUT,
+                        f"connecting to {where} took over {self.connect_timeout_s:g} s",
+                        permanent=False,
+                    ) from None
+                except (OSError, ssl.SSLError) as exc:
+                    raise _connect_error(exc, where) from None
+                answer = await connection.exchange(
+                    request.method,
+                    target.path,
+                    list(headers.items()),
+                    request.body,
+                    RESPONSE_EXCERPT_BYTES,
+                )
+        except TimeoutError:
+            raise DeliveryError(
                 ErrorClass.TIMEOUT, f"no complete answer within {self.total_timeout_s:g} s", permanent=False
-            )
-        if isinstance(exc, SSLError):
-            return DeliveryError(ErrorClass.TLS, f"TLS with {where} failed: {reason}", permanent=False)
-        if isinstance(exc, NewConnectionError):
-            return DeliveryError(ErrorClass.CONNECT, f"cannot connect to {where}: {reason}", permanent=False)
-        if isinstance(exc, ConnectTimeoutError):
-            return DeliveryError(
-                ErrorClass.TIMEOUT,
-                f"connecting to {where} took over {self.connect_timeout_s:g} s",
-                permanent=False,
-            )
-        return DeliveryError(ErrorClass.CONNECT, f"connection to {where} broken: {reason}", permanent=False)
+            ) from None
+        except h11.LocalProtocolError as exc:  # a header h11 will not write: the postback's fault
+            raise DeliveryError(
+                ErrorClass.TEMPLATE, f"cannot build the request: {exc}", permanent=True
+            ) from None
+        except (OSError, h11.RemoteProtocolError) as exc:
+            raise _broken(exc, where) from None
+        finally:
+            if connection is not None and answer is None:
+                connection.close()  # failed or timed out mid-request: never reused
+        exchange.status_code = answer.status
+        exchange.reason = answer.reason
+        exchange.headers = _headers(answer.headers)
+        exchange.excerpt = answer.body[:RESPONSE_EXCERPT_BYTES].decode("utf-8", "replace")
+        if answer.complete and connection is not None:
+            pool.give_back(key, connection)
+
+
+# http.client sends a Content-Length (0 without a body) for these; receivers of a bodyless POST expect it.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _headers(received: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The answer's headers as logged: a repeated name once, its values joined (as urllib3 did)."""
+    joined: dict[str, str] = {}
+    lower: dict[str, str] = {}
+    for name, value in received:
+        first = lower.setdefault(name.lower(), name)
+        joined[first] = f"{joined[first]}, {value}" if first in joined else value
+    return {name: value[:1000] for name, value in joined.items()}
+
+
+def _connect_error(exc: BaseException, where: str) -> DeliveryError:
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return DeliveryError(ErrorClass.TLS, f"TLS with {where} failed: {_short(exc)}", permanent=False)
+    return DeliveryError(ErrorClass.CONNECT, f"cannot connect to {where}: {_short(exc)}", permanent=False)
+
+
+def _broken(exc: BaseException, where: str) -> DeliveryError:
+    if isinstance(exc, ssl.SSLError):
+        return DeliveryError(ErrorClass.TLS, f"TLS with {where} failed: {_short(exc)}", permanent=False)
+    if isinstance(exc, h11.RemoteProtocolError):
+        reason = f"its answer is not HTTP/1.1 ({exc})"
+    else:
+        reason = _short(exc)
+    return DeliveryError(ErrorClass.CONNECT, f"connection to {where} broken: {reason}", permanent=False)
 
 
 @dataclass(frozen=True)
@@ -236,16 +312,12 @@ _PLAIN = {
 
 
 def _short(exc: BaseException) -> str:
-    """A socket error in plain words; urllib3's own errors name a Python object, so they keep only their
-    message after it ("HTTPConnection(host=..., port=...): Failed to..." -> "Failed to...")."""
+    """An error in plain words: a socket error without Python's "[Errno 111] ...", others' own message."""
     if isinstance(exc, OSError) and exc.errno in _PLAIN:
         return _PLAIN[exc.errno]
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror[:300]
-    text = str(exc)
-    if text.startswith(("HTTPConnection(", "HTTPSConnection(", "WatchedConnection(", "PinnedConnection(")):
-        text = text.split("): ", 1)[-1]
-    return text[:300]
+    return (str(exc) or type(exc).__name__)[:300]
 
 
 class _VettedAddresses:
@@ -256,6 +328,12 @@ class _VettedAddresses:
         self._allowed = allowed
         self._lock = threading.Lock()
         self._known: dict[tuple[str, int], tuple[str, float]] = {}
+
+    def known(self, host: str, port: int) -> str | None:
+        """The vetted address still fresh for `host`, `port`, if there is one (no lookup)."""
+        with self._lock:
+            known = self._known.get((host, port))
+        return known[0] if known is not None and known[1] > time.monotonic() else None
 
     def vetted(self, host: str, port: int) -> str:
         now = time.monotonic()
@@ -269,66 +347,3 @@ class _VettedAddresses:
                 self._known = {key: value for key, value in self._known.items() if value[1] > now}
             self._known[(host, port)] = (address, now + VETTED_FOR_S)
         return address
-
-
-class _Watchdog:
-    """Enforces the total time of a request: shuts the socket of a request past its deadline.
-
-    Socket timeouts only bound each read; a receiver dripping one byte at a time would otherwise hold a
-    sending thread (and the delivery's lease) for ever.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._deadlines: dict[int, float] = {}
-        self._connections: dict[int, HTTPConnection] = {}
-        self._fired: set[int] = set()
-        self._thread: threading.Thread | None = None
-
-    def arm(self, deadline: float) -> None:
-        with self._lock:
-            self._deadlines[threading.get_ident()] = deadline
-            self._fired.discard(threading.get_ident())
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="egress-watchdog", daemon=True)
-                self._thread.start()
-
-    def watch(self, connection: HTTPConnection) -> None:
-        with self._lock:
-            self._connections[threading.get_ident()] = connection
-
-    def unwatch(self) -> None:
-        with self._lock:
-            self._deadlines.pop(threading.get_ident(), None)
-            self._connections.pop(threading.get_ident(), None)
-
-    def fired(self) -> bool:
-        with self._lock:
-            return threading.get_ident() in self._fired
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(0.2)
-            now = time.monotonic()
-            with self._lock:
-                late = [ident for ident, deadline in self._deadlines.items() if deadline < now]
-                for ident in late:
-                    self._fired.add(ident)
-                    del self._deadlines[ident]
-                    connection = self._connections.pop(ident, None)
-                    sock = getattr(connection, "sock", None)
-                    if sock is not None:
-                        with contextlib.suppress(OSError):
-                            sock.shutdown(socket.SHUT_RDWR)
-
-
-def _watched_connection_classes(watchdog: _Watchdog) -> tuple[type[HTTPConnection], type[HTTPSConnection]]:
-    class WatchedConnection(HTTPConnection):
-        def request(self, *args: Any, **kwargs: Any) -> None:
-            watchdog.watch(self)
-            super().request(*args, **kwargs)
-
-    class WatchedHTTPSConnection(WatchedConnection, HTTPSConnection):
-        pass
-
-    return WatchedConnection, WatchedHTTPSConnection
