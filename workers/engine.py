@@ -288,14 +288,26 @@ class Engine:
         wanted = max(0, min(wanted, self.tuning.max_in_flight))
         deadline = time.monotonic() + (CAPACITY_WAIT_S if wait else 0)
         with self._capacity:
-            while self.tuning.max_in_flight - self._in_use < wanted:
+            while self._room() < wanted:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._capacity.wait(left)
-            granted = max(0, min(wanted, self.tuning.max_in_flight - self._in_use))
+            granted = max(0, min(wanted, self._room()))
             self._in_use += granted
             return granted
+
+    def _room(self) -> int:
+        """Under self._capacity: how many more sends this process takes on now.
+
+        Sends waiting in lines hold no capacity, but a process with max_in_flight of them waiting takes none:
+        they start no sooner for being here, and another process with free slots could send them. Once a
+        send cost no thread, claims outran the lines: one worker's lines held 1,100 sends while the other
+        idled, many were refused, and bench.delivery's 100 ms run fell from 1,190 a second to 780.
+        """
+        if self._waiting >= self.tuning.max_in_flight:
+            return 0
+        return self.tuning.max_in_flight - self._in_use
 
     def _take_capacity(self) -> None:
         """A send that waited in its host's line starts: it takes the capacity of the one that just ended

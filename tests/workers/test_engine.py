@@ -30,6 +30,7 @@ from tests.workers.conftest import (
     postback_row,
     send_now,
 )
+from workers import engine as engine_module
 from workers import hosts
 from workers.engine import Engine
 
@@ -340,6 +341,31 @@ def test_sends_beyond_a_hosts_slots_wait_in_line_without_a_thread(
 
     assert result == {"claimed": 4, "sent": 4, "deferred": 2}  # 4 fit in flight; 2 left for the pump
     assert [delivery_row(database, i).state for i in ids] == ["succeeded"] * 4 + ["pending"] * 2
+
+
+def test_a_process_whose_lines_hold_max_in_flight_sends_takes_no_more_work(
+    database: Database, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "CAPACITY_WAIT_S", 0.3)
+    engine = make_engine(database, replace(FAST, host_concurrency=1, max_in_flight=2))
+    receiver.script["/slow"] = [Reply(delay_s=1.0)]
+    other = Receiver()
+    try:
+        slow = [make_delivery(database, receiver.url("/slow"))[0] for _ in range(3)]
+        fast, _ = make_delivery(database, other.url("/fast"))
+
+        assert engine.send_batch(slow[:2]) == {"claimed": 2, "sent": 2, "deferred": 0}  # 1 running, 1 in line
+        assert engine.send_batch(slow[2:]) == {"claimed": 1, "sent": 1, "deferred": 0}  # in line too
+        # Capacity is free (1 of 2 in flight), but the lines are full: the batch waits, then is left to the
+        # pump (another process may send it now) rather than joining the work this one cannot start.
+        assert engine.send_batch([fast]) == {"claimed": 0, "sent": 0, "deferred": 1}
+        assert engine.drain(10)
+        assert engine.send_batch([fast]) == {"claimed": 1, "sent": 1, "deferred": 0}  # room again
+        assert engine.drain(10)
+    finally:
+        engine.close()
+        other.close()
+    assert [delivery_row(database, i).state for i in [*slow, fast]] == ["succeeded"] * 4
 
 
 def test_a_slow_hosts_line_does_not_take_the_capacity_of_other_hosts(
