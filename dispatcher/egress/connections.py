@@ -17,6 +17,7 @@ import h11
 
 # The most a receiver's status line and headers may take (h11 refuses a larger head).
 MAX_HEAD_BYTES = 64 * 1024
+_CLOSED_EARLY = "the receiver closed the connection before answering in full"
 
 
 class Closed(ConnectionError):
@@ -63,7 +64,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self._fail(exc or Closed("the receiver closed the connection before answering in full"))
+        self._fail(exc or Closed(_CLOSED_EARLY))
 
     def eof_received(self) -> bool | None:
         self._receive(b"")  # a body that ends with the connection ends here
@@ -117,7 +118,8 @@ class Connection(asyncio.Protocol):
             self._h11.receive_data(data)
             self._next_events()
         except h11.RemoteProtocolError as exc:
-            self._fail(exc)
+            # At the end of the stream h11 calls an unfinished answer a protocol error: it is a closed one.
+            self._fail(exc if data else Closed(_CLOSED_EARLY))
             self.close()
 
     def _next_events(self) -> None:
@@ -135,7 +137,7 @@ class Connection(asyncio.Protocol):
             elif isinstance(event, h11.EndOfMessage):
                 self._answer(complete=True)
             elif isinstance(event, h11.ConnectionClosed):
-                self._fail(Closed("the receiver closed the connection before answering in full"))
+                self._fail(Closed(_CLOSED_EARLY))
             # InformationalResponse (1xx): the real answer follows.
 
     def _answer(self, *, complete: bool) -> None:
