@@ -273,7 +273,7 @@ class ClusterSlots:
     def acquire_then(self, host: str, then: Callable[[tuple[str | None, int] | None], None]) -> None:
         """`acquire` without waiting: `then` gets its answer, in the courier's thread (keep it short) or, when
         a parked slot is taken, Redis is taken for down or the courier is closing, in this one. No thread
-        waits for the round trip: a sending thread that waited for it cost each send about as much CPU as the
+        waits for the round trip: a thread that waited for it cost each send about as much CPU as the
         call itself."""
         if self.down():
             then(None)

@@ -1,8 +1,9 @@
 """The sending machinery of one worker process: claim a batch, send it concurrently, settle it in bulk.
 
-A job returns as soon as its batch is claimed, logged and handed to the sending threads: a worker process then
-takes the next job while earlier requests are still in flight, so a receiver answering in 100 ms (or never)
-does not hold the process. Outcomes are written in bulk by one flusher thread. What is in flight when the
+A job returns as soon as its batch is claimed, logged and started: its requests go out on the HTTP client's
+event loop (one thread for all of them), and a worker process takes the next job while they are in flight,
+so a receiver answering in 100 ms (or never) does not hold the process. Outcomes are written in bulk by one
+flusher thread. What is in flight when the
 process dies is not lost: its leases expire and the pump hands the deliveries out again.
 """
 

@@ -7,11 +7,11 @@ failure) says the send will start before its `start_by`: a host answering in 2 s
 its slots can start in the seconds a send may wait (the rest go back to the database, to be offered again
 later). A host whose slots are all busy and that has answered nothing for a second takes no more work. A
 host whose last answers were all timeouts is "tripped": it gets one slot and no line until it answers again,
-so a hanging publisher costs one thread.
+so a hanging publisher holds one request in flight.
 
 With a `ClusterSlots` (Redis), the same caps and circuit hold across every worker process: a send takes a
-cluster slot before it leaves (one script call; the send goes to a sending thread once Redis has answered,
-so no thread waits for the round trip) and gives it back after (one more, not waited for, which also
+cluster slot before it leaves (one script call; the send starts once Redis has answered, so nothing waits
+for the round trip) and gives it back after (one more, not waited for, which also
 reports a timeout or an answer to the circuit). A finished send hands its slot straight to the next one
 waiting here for the same host, without asking Redis, while the slot is still held (its lease renewed, see
 `workers.cluster`); with nobody waiting, an answered send's slot is parked for the next send to the host
@@ -264,11 +264,12 @@ class HostSlots:
                 self.cluster.acquire_then(host, functools.partial(self._submit, host, waiting))
 
     def _submit(self, host: str, waiting: _Waiting, answer: tuple[str | None, int] | None) -> None:
-        """Hands a send to a sending thread with its cluster slot's answer (None: no cluster, or Redis is
+        """Starts a send (through the executor) with its cluster slot's answer (None: no cluster, or Redis is
         unreachable). Called in the courier's thread (or in the caller's, for a parked slot or no answer from
-        Redis): no more than that here. The courier's own timeouts (`cluster.connect`: 1 s) bound the wait
-        for an answer. A refusal puts the send back in its line right here: it needs no sending thread (about
-        one refusal a delivery when processes share a slow host's slots, bench.delivery's 100 ms run)."""
+        Redis), so tasks must not block (the engine's hand their request to the client's event loop). The
+        courier's own timeouts (`cluster.connect`: 1 s) bound the wait for an answer. A refusal puts the send
+        back in its line right here, without the executor (about one refusal a delivery when processes share
+        a slow host's slots, bench.delivery's 100 ms run)."""
         if answer is not None and answer[0] is None and self._refused(host, waiting, answer[1], here=True):
             return
         # The engine is closing: its sends stand down with it. A slot taken for this one is not renewed any
@@ -293,7 +294,7 @@ class HostSlots:
                 self._dispatch(host, start, expired)
         if (
             time.monotonic() > waiting.start_by
-        ):  # it waited (for Redis, for a thread): too late to finish in time
+        ):  # it waited (for Redis, for the executor): too late to finish in time
             slot.release(timed_out=False, sent=False)
             waiting.give_up()
             return
@@ -301,8 +302,9 @@ class HostSlots:
 
     def _refused(self, host: str, waiting: _Waiting, timeouts: int, *, here: bool = False) -> bool:
         """Other processes hold the host's slots: wait first in line for the retry timer, unless the host is
-        tripped (no line) or it is too late to start. `here`: in the courier's thread, which must not give
-        sends back (a give-up waits for its job's claim to commit): False, and nothing done, if it would."""
+        tripped (no line) or it is too late to start. `here`: called before the executor, which gives sends
+        back instead (an executor's thread may wait for the job's claim to commit): False, and nothing done,
+        if it would."""
         now = time.monotonic()
         expired: list[_Waiting] = []
         with self._lock:
