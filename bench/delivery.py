@@ -621,7 +621,21 @@ def run_only(
     elif args.only == "mix":
         mix(args, sink_process, redis_url, tmp, sqlite)
     else:
-        pipeline(sink_process, redis_url, tmp, args.slow_sales, sqlite=sqlite, hanging=0.2)
+        calm, stormy = isolation(args, sink_process, redis_url, tmp, sqlite)
+        print(f"isolation_ratio: {stormy.per_s / calm.per_s:.2f}")
+
+
+def isolation(
+    args: argparse.Namespace, sink_process: SinkProcess, redis_url: str, tmp: Path, sqlite: bool
+) -> tuple[Run, Run]:
+    print("isolation, fast sink, without and with 20% of the endpoints hanging:", flush=True)
+    calm = pipeline(sink_process, redis_url, tmp, args.slow_sales, sqlite=sqlite)
+    stormy = pipeline(sink_process, redis_url, tmp, args.slow_sales, sqlite=sqlite, hanging=0.2)
+    print(
+        f"healthy throughput: {calm.per_s:,.0f} per s without hangs, {stormy.per_s:,.0f} with",
+        flush=True,
+    )
+    return calm, stormy
 
 
 def mix(
@@ -675,13 +689,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print("pipeline, 2 worker processes, sink answering in 100 ms:", flush=True)
             slow = pipeline(sink_process, redis_url, tmp, args.slow_sales, sqlite=sqlite, delay=0.1)
             print(f"delivered: {slow.per_s:,.0f} per s", flush=True)
-            print("isolation, fast sink, without and with 20% of the endpoints hanging:", flush=True)
-            calm = pipeline(sink_process, redis_url, tmp, args.slow_sales, sqlite=sqlite)
-            stormy = pipeline(sink_process, redis_url, tmp, args.slow_sales, sqlite=sqlite, hanging=0.2)
-            print(
-                f"healthy throughput: {calm.per_s:,.0f} per s without hangs, {stormy.per_s:,.0f} with",
-                flush=True,
-            )
+            calm, stormy = isolation(args, sink_process, redis_url, tmp, sqlite)
             all_fast, mixed = mix(args, sink_process, redis_url, tmp, sqlite)
         finally:
             server.stop()
