@@ -3,8 +3,8 @@
 A job returns as soon as its batch is claimed, logged and started: its requests go out on the HTTP client's
 event loop (one thread for all of them), and a worker process takes the next job while they are in flight,
 so a receiver answering in 100 ms (or never) does not hold the process. Outcomes are written in bulk by one
-flusher thread. What is in flight when the
-process dies is not lost: its leases expire and the pump hands the deliveries out again.
+flusher thread. What is in flight when the process dies is not lost: its leases expire and the pump hands the
+deliveries out again.
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ class Engine:
             )
         self.slots = HostSlots(tuning.host_concurrency, tuning.circuit_timeouts, self._pool, cluster)
         self._capacity = threading.Condition()
-        # Claimed and not yet settled in the database, except sends waiting in a host's line: those hold
-        # no thread, and counting them let a slow host's line take the capacity of every other host.
+        # Claimed and not yet settled in the database, except sends waiting in a host's line: counting them
+        # let a slow host's line take the capacity of every other host (but see `_room`).
         self._in_use = 0
         self._waiting = 0  # in a host's line, until started or given back (and that written)
         # Postbacks whose receiver refused work here, until when (monotonic): their deliveries are not claimed

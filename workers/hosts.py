@@ -70,22 +70,39 @@ T = TypeVar("T")
 
 
 class Inline(Executor):
-    """Runs each task at once, in the thread that submits it: the engine's tasks never block (they hand their
-    request to the client's event loop and return), so they need no thread of their own."""
+    """Runs each task in the thread that submits it: the engine's tasks never block (they hand their request
+    to the client's event loop and return), so they need no thread of their own. A task submitted by a task
+    runs after it, not inside it: a batch given back frees a slot that starts the next in line, whose release
+    starts the next... and nested, a long line would go past Python's recursion limit."""
 
     def __init__(self) -> None:
         self._shut = False
+        self._running = threading.local()
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         if self._shut:
             raise RuntimeError("the executor is shut down")
         future: Future[T] = Future()
+        task = functools.partial(self._run, future, functools.partial(fn, *args, **kwargs))
+        queued: deque[Callable[[], None]] | None = getattr(self._running, "queue", None)
+        if queued is not None:  # inside a task of this thread: after it
+            queued.append(task)
+            return future
+        self._running.queue = queued = deque([task])
         try:
-            future.set_result(fn(*args, **kwargs))
+            while queued:
+                queued.popleft()()
+        finally:
+            self._running.queue = None
+        return future
+
+    @staticmethod
+    def _run(future: Future[T], call: Callable[[], T]) -> None:
+        try:
+            future.set_result(call())
         except Exception as exc:  # noqa: BLE001 - as a thread pool would: the caller's thread goes on
             log.exception("a send's task failed")
             future.set_exception(exc)
-        return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._shut = True
@@ -302,9 +319,9 @@ class HostSlots:
 
     def _refused(self, host: str, waiting: _Waiting, timeouts: int, *, here: bool = False) -> bool:
         """Other processes hold the host's slots: wait first in line for the retry timer, unless the host is
-        tripped (no line) or it is too late to start. `here`: called before the executor, which gives sends
-        back instead (an executor's thread may wait for the job's claim to commit): False, and nothing done,
-        if it would."""
+        tripped (no line) or it is too late to start. `here`: called before the executor, which gives the
+        send back instead (a test's thread pool may block on a give-up): False, and nothing done, if it
+        must be given back."""
         now = time.monotonic()
         expired: list[_Waiting] = []
         with self._lock:

@@ -15,8 +15,10 @@ watchdog thread).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
+import functools
 import logging
 import ssl
 import threading
@@ -86,65 +88,51 @@ class EgressClient:
         self._pool_size = pool_size
         self._tls = tls or ssl.create_default_context(cafile=certifi.where())
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._pool: connections.Pool | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._sending: _Sending | None = None
 
     def send(self, request: OutboundRequest) -> Exchange:
         """Sends `request` and waits for the exchange (not from the client's own loop)."""
-        return asyncio.run_coroutine_threadsafe(self.exchange(request), self._running()).result()
+        sending = self._running()
+        future = asyncio.run_coroutine_threadsafe(self._exchange(sending, request), sending.loop)
+        try:
+            # Every exchange ends within the total timeout; longer, the loop was stopped under it (`close`).
+            return future.result(timeout=self.total_timeout_s + 5)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            future.cancel()
+            error = DeliveryError(
+                ErrorClass.CONNECT, "internal error: the client was closed", permanent=False
+            )
+            return Exchange(error=error)
 
     def start(self, request: OutboundRequest, done: Callable[[Exchange], None]) -> None:
         """Sends `request` without waiting: `done` gets the exchange in the client's loop thread, so it must
         be short and never block. After `close`, a request started meanwhile may never call `done`."""
-        loop = self._running()
+        sending = self._running()
         with contextlib.suppress(RuntimeError):  # closed meanwhile
-            loop.call_soon_threadsafe(self._start, request, done)
-
-    async def exchange(self, request: OutboundRequest) -> Exchange:
-        """The request's exchange, on the running loop (the client's own)."""
-        started = time.monotonic()
-        exchange = Exchange()
-        try:
-            await self._exchange(request, started, exchange)
-        except DeliveryError as exc:
-            exchange.error = exc
-        finally:
-            exchange.duration_ms = int((time.monotonic() - started) * 1000)
-        return exchange
+            sending.loop.call_soon_threadsafe(self._start, sending, request, done)
 
     def close(self) -> None:
         """Closes the kept-alive connections and stops the loop; requests in flight end unanswered. The next
         request starts a new loop."""
         with self._lock:
-            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
-        if loop is None or thread is None:
-            return
-        with contextlib.suppress(RuntimeError, TimeoutError):
-            asyncio.run_coroutine_threadsafe(self._stop(), loop).result(timeout=5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
-        if not thread.is_alive():
-            loop.close()
+            sending, self._sending = self._sending, None
+        if sending is not None:
+            sending.stop()
 
-    def _running(self) -> asyncio.AbstractEventLoop:
+    def _running(self) -> _Sending:
         with self._lock:
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
-                self._pool = connections.Pool(self._pool_size, self._tls)
-                self._thread = threading.Thread(target=self._loop.run_forever, name="egress", daemon=True)
-                self._thread.start()
-            return self._loop
+            if self._sending is None:
+                self._sending = _Sending(connections.Pool(self._pool_size, self._tls))
+            return self._sending
 
-    def _start(self, request: OutboundRequest, done: Callable[[Exchange], None]) -> None:
-        task = asyncio.get_running_loop().create_task(self._exchange_then(request, done))
-        self._tasks.add(task)  # the loop keeps only a weak reference to its tasks
-        task.add_done_callback(self._tasks.discard)
+    def _start(self, sending: _Sending, request: OutboundRequest, done: Callable[[Exchange], None]) -> None:
+        sending.track(sending.loop.create_task(self._exchange_then(sending, request, done)))
 
-    async def _exchange_then(self, request: OutboundRequest, done: Callable[[Exchange], None]) -> None:
+    async def _exchange_then(
+        self, sending: _Sending, request: OutboundRequest, done: Callable[[Exchange], None]
+    ) -> None:
         try:
-            exchange = await self.exchange(request)
+            exchange = await self._exchange(sending, request)
         except Exception as exc:  # noqa: BLE001 - a bug here must still reach `done` (as a retry)
             log.exception("sending %s failed unexpectedly", request.url)
             error = DeliveryError(ErrorClass.CONNECT, f"internal error: {exc!r}", permanent=False)
@@ -154,72 +142,72 @@ class EgressClient:
         except Exception:  # noqa: BLE001 - the caller's bug; the loop must go on for every other request
             log.exception("handling the exchange with %s failed", request.url)
 
-    async def _stop(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._pool is not None:
-            self._pool.close()
-
-    async def _exchange(self, request: OutboundRequest, started: float, exchange: Exchange) -> None:
-        target = _target(request.url, request.headers)
+    async def _exchange(self, sending: _Sending, request: OutboundRequest) -> Exchange:
+        started = time.monotonic()
+        exchange = Exchange()
         try:
-            address = self._addresses.known(target.host, target.port)
-            if address is None:  # the resolver blocks: not on the loop, which carries every other request
-                loop = asyncio.get_running_loop()
-                address = await loop.run_in_executor(None, self._addresses.vetted, target.host, target.port)
-        except (ssrf.Refused, ssrf.ResolveFailed) as exc:
-            permanent = isinstance(exc, ssrf.Refused)
-            raise DeliveryError(
-                ErrorClass.SSRF if permanent else ErrorClass.DNS, str(exc), permanent=permanent
-            ) from None
-        exchange.resolved_ip = address
-        headers = {**target.auth, **request.headers}
-        names = {name.lower() for name in headers}
-        if "host" not in names:
-            headers["Host"] = target.host_header  # the connection's host is the address: the name goes here
-        if "accept-encoding" not in names:
-            headers["Accept-Encoding"] = "identity"  # the excerpt is kept as it came: nothing to decode
-        if request.body is not None or request.method in _BODY_METHODS:
-            headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
-            headers["Content-Length"] = str(len(request.body or b""))
+            await self._exchange_into(sending, request, started, exchange)
+        except DeliveryError as exc:
+            exchange.error = exc
+        finally:
+            exchange.duration_ms = int((time.monotonic() - started) * 1000)
+        return exchange
+
+    async def _exchange_into(
+        self, sending: _Sending, request: OutboundRequest, started: float, exchange: Exchange
+    ) -> None:
+        target = _target(request.url, request.headers)
+        headers = _request_headers(target, request)
         https = target.scheme == "https"
-        key = connections.Key(target.scheme, address, target.port, target.host if https else None)
-        where = f"{target.host_header} ({address})"
-        assert self._pool is not None
-        pool = self._pool
+        where = target.host_header
+        phase = "resolve"
         connection: connections.Connection | None = None
         answer: connections.Answer | None = None
         try:
+            # Everything, the DNS lookup included, within the total timeout.
             async with asyncio.timeout(max(0.0, started + self.total_timeout_s - time.monotonic())):
+                address = await self._address(sending, target.host, target.port)
+                exchange.resolved_ip = address
+                where = f"{target.host_header} ({address})"
+                key = connections.Key(target.scheme, address, target.port, target.host if https else None)
+                phase = "connect"
                 try:
-                    connection = await asyncio.wait_for(pool.connection(key), self.connect_timeout_s)
+                    async with asyncio.timeout(self.connect_timeout_s):
+                        connection = await sending.pool.connection(key)
                 except TimeoutError:
                     raise DeliveryError(
                         ErrorClass.TIMEOUT,
                         f"connecting to {where} took over {self.connect_timeout_s:g} s",
                         permanent=False,
                     ) from None
-                except (OSError, ssl.SSLError) as exc:
+                except OSError as exc:  # ssl.SSLError is one
                     raise _connect_error(exc, where) from None
+                phase = "answer"
                 answer = await connection.exchange(
-                    request.method,
-                    target.path,
-                    list(headers.items()),
-                    request.body,
-                    RESPONSE_EXCERPT_BYTES,
+                    request.method, target.path, headers, request.body, RESPONSE_EXCERPT_BYTES
                 )
         except TimeoutError:
-            raise DeliveryError(
-                ErrorClass.TIMEOUT, f"no complete answer within {self.total_timeout_s:g} s", permanent=False
+            if phase == "resolve":
+                raise DeliveryError(
+                    ErrorClass.DNS,
+                    f"resolving {target.host!r} took over {self.total_timeout_s:g} s",
+                    permanent=False,
+                ) from None
+            raise _with_head(
+                exchange,
+                connection,
+                DeliveryError(
+                    ErrorClass.TIMEOUT,
+                    f"no complete answer within {self.total_timeout_s:g} s",
+                    permanent=False,
+                ),
             ) from None
-        except h11.LocalProtocolError as exc:  # a header h11 will not write: the postback's fault
+        except h11.LocalProtocolError as exc:  # a request h11 will not write: the postback's fault
             raise DeliveryError(
                 ErrorClass.TEMPLATE, f"cannot build the request: {exc}", permanent=True
             ) from None
         except (OSError, h11.RemoteProtocolError) as exc:
-            raise _broken(exc, where) from None
+            raise _with_head(exchange, connection, _broken(exc, where)) from None
         finally:
             if connection is not None and answer is None:
                 connection.close()  # failed or timed out mid-request: never reused
@@ -228,15 +216,113 @@ class EgressClient:
         exchange.headers = _headers(answer.headers)
         exchange.excerpt = answer.body[:RESPONSE_EXCERPT_BYTES].decode("utf-8", "replace")
         if answer.complete and connection is not None:
-            pool.give_back(key, connection)
+            sending.pool.give_back(key, connection)
+
+    async def _address(self, sending: _Sending, host: str, port: int) -> str:
+        """The vetted address to connect to: known, or looked up on the resolver threads (the lookup blocks),
+        one lookup at a time per host and port however many requests wait for it."""
+        try:
+            known = self._addresses.known(host, port)
+            if known is not None:
+                return known
+            lookup = sending.lookups.get((host, port))
+            if lookup is None:
+                lookup = sending.loop.run_in_executor(sending.resolvers, self._addresses.vetted, host, port)
+                sending.lookups[(host, port)] = lookup
+                lookup.add_done_callback(functools.partial(_looked_up, sending.lookups, (host, port)))
+            # Shielded: a request that gives up waiting does not cancel the lookup the others wait for.
+            return await asyncio.shield(lookup)
+        except (ssrf.Refused, ssrf.ResolveFailed) as exc:
+            permanent = isinstance(exc, ssrf.Refused)
+            raise DeliveryError(
+                ErrorClass.SSRF if permanent else ErrorClass.DNS, str(exc), permanent=permanent
+            ) from None
 
 
+# Lookups at once per process: a publisher whose name servers do not answer holds one thread a lookup (5-20
+# s each) and must not hold up the other hosts' lookups.
+RESOLVER_THREADS = 32
+
+
+class _Sending:
+    """One run of the client's event loop: its thread, kept-alive connections, requests, DNS lookups."""
+
+    def __init__(self, pool: connections.Pool) -> None:
+        self.pool = pool
+        self.loop = asyncio.new_event_loop()
+        self.resolvers = concurrent.futures.ThreadPoolExecutor(
+            RESOLVER_THREADS, thread_name_prefix="egress-dns"
+        )
+        self.lookups: dict[tuple[str, int], asyncio.Future[str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="egress", daemon=True)
+        self._thread.start()
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)  # the loop keeps only a weak reference to its tasks
+        task.add_done_callback(self._tasks.discard)
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError, concurrent.futures.TimeoutError):
+            asyncio.run_coroutine_threadsafe(self._cancel(), self.loop).result(timeout=5)
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.resolvers.shutdown(wait=False, cancel_futures=True)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+    async def _cancel(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.pool.close()
+
+
+def _looked_up(
+    lookups: dict[tuple[str, int], asyncio.Future[str]], key: tuple[str, int], lookup: asyncio.Future[str]
+) -> None:
+    lookups.pop(key, None)
+    if not lookup.cancelled():
+        lookup.exception()  # read here: when every request waiting for it gave up, nobody else does
+
+
+def _request_headers(target: _Target, request: OutboundRequest) -> list[tuple[bytes, bytes]]:
+    """The header lines as sent: Host first, the framing ours (a Content-Length for a body, or for a method
+    that may have one), values without surrounding blanks (RFC 9110: not part of the value), Latin-1.
+    A value that is not Latin-1 (a macro's) is a permanent `template` error, never the receiver's."""
+    given = {**target.auth, **request.headers}
+    names = {name.lower() for name in given}
+    lines: dict[str, str] = {} if "host" in names else {"Host": target.host_header}
+    lines.update((k, v) for k, v in given.items() if k.lower() not in _FRAMING)
+    if "accept-encoding" not in names:
+        lines["Accept-Encoding"] = "identity"  # the excerpt is kept as it came: nothing to decode
+    if request.body is not None or request.method in _BODY_METHODS:
+        lines["Content-Length"] = str(len(request.body or b""))
+    try:
+        return [(name.encode("ascii"), value.strip(" \t").encode("latin-1")) for name, value in lines.items()]
+    except UnicodeError as exc:
+        raise DeliveryError(ErrorClass.TEMPLATE, f"cannot build the request: {exc}", permanent=True) from None
+
+
+def _with_head(
+    exchange: Exchange, connection: connections.Connection | None, error: DeliveryError
+) -> DeliveryError:
+    """An answer whose body failed keeps its status and headers in the log, beside the error."""
+    if connection is not None and connection.head is not None:
+        exchange.status_code, exchange.reason, received = connection.head
+        exchange.headers = _headers(received)
+    return error
+
+
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
 # http.client sends a Content-Length (0 without a body) for these; receivers of a bodyless POST expect it.
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def _headers(received: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """The answer's headers as logged: a repeated name once, its values joined (as urllib3 did)."""
+    """The answer's headers as logged: a repeated name once, its values joined by commas (RFC 9110)."""
     joined: dict[str, str] = {}
     lower: dict[str, str] = {}
     for name, value in received:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,11 +18,18 @@ import h11
 
 # The most a receiver's status line and headers may take (h11 refuses a larger head).
 MAX_HEAD_BYTES = 64 * 1024
+# A kept-alive connection unused for this long is closed (receivers close theirs after 5-75 s anyway).
+IDLE_S = 30.0
 _CLOSED_EARLY = "the receiver closed the connection before answering in full"
+_HTTP = b"HTTP/"
 
 
 class Closed(ConnectionError):
     """The receiver closed the connection before its answer was complete."""
+
+
+class NotHttp(ConnectionError):
+    """The answer does not begin as HTTP's do (another protocol's service listens there)."""
 
 
 @dataclass
@@ -55,6 +63,9 @@ class Connection(asyncio.Protocol):
         self._response: h11.Response | None = None
         self._body: list[bytes] = []
         self._read = 0
+        self._began = b""  # the answer's first bytes, until there are enough to tell HTTP from the rest
+        # The answer's status line and headers once read, kept when its body then fails (as urllib3 did).
+        self.head: tuple[int, str, list[tuple[str, str]]] | None = None
 
     # --- asyncio.Protocol ---
 
@@ -80,29 +91,48 @@ class Connection(asyncio.Protocol):
         return not self._closed and self._h11.our_state is h11.IDLE
 
     async def exchange(
-        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes | None, cap: int
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes | None,
+        cap: int,
     ) -> Answer:
-        """Sends one request and waits for its answer (whose body is read up to `cap` + 1 bytes)."""
-        assert self._transport is not None and self._waiter is None
-        self._waiter = asyncio.get_running_loop().create_future()
-        self._cap = cap
-        data = self._h11.send(h11.Request(method=method, target=target, headers=list(headers)))
+        """Sends one request and waits for its answer (whose body is read up to `cap` + 1 bytes). Raises
+        h11.LocalProtocolError for a request h11 will not write (nothing is sent then)."""
+        if self._closed or self._transport is None:
+            # Closed (or it spoke unasked) between its connect, or its last answer, and now.
+            raise Closed(_CLOSED_EARLY)
+        self.head = None
+        self._began = b""
+        data = self._h11.send(h11.Request(method=method, target=target, headers=list(headers))) or b""
         if body:
-            data = (data or b"") + (self._h11.send(h11.Data(data=body)) or b"")
-        self._transport.write((data or b"") + (self._h11.send(h11.EndOfMessage()) or b""))
+            data += self._h11.send(h11.Data(data=body)) or b""
+        data += self._h11.send(h11.EndOfMessage()) or b""
+        self._cap = cap
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._transport.write(data)
         return await self._waiter
 
     def reuse(self) -> bool:
-        """After a complete answer: ready for the next request, if both sides keep the connection."""
-        if self._closed or self._h11.our_state is not h11.DONE or self._h11.their_state is not h11.DONE:
+        """After a complete answer: ready for the next request, if both sides keep the connection and the
+        receiver sent nothing past its answer (bytes that would otherwise be read as the next answer)."""
+        h11_state = self._h11
+        if self._closed or h11_state.our_state is not h11.DONE or h11_state.their_state is not h11.DONE:
             return False
-        self._h11.start_next_cycle()
+        if h11_state.trailing_data[0]:
+            return False
+        h11_state.start_next_cycle()
         return True
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
+        """`abort`: at once, without TLS' closing handshake (the loop is stopping)."""
         self._closed = True
         if self._transport is not None:
-            self._transport.close()
+            if abort:
+                self._transport.abort()
+            else:
+                self._transport.close()
         self._fail(Closed("closed"))
 
     # --- reading the answer ---
@@ -114,6 +144,14 @@ class Connection(asyncio.Protocol):
                 self._closed = True
                 self._transport.close()
             return
+        if len(self._began) < len(_HTTP) and data:
+            # h11 waits for a whole head before it reads one: a service that greets in another protocol and
+            # then waits would hold the request until its total timeout.
+            self._began += data[: len(_HTTP) - len(self._began)]
+            if not _HTTP.startswith(self._began):
+                self._fail(NotHttp(f"its answer is not HTTP/1.1: it began {self._began!r}"))
+                self.close()
+                return
         try:
             self._h11.receive_data(data)
             self._next_events()
@@ -129,6 +167,9 @@ class Connection(asyncio.Protocol):
                 return
             if isinstance(event, h11.Response):
                 self._response = event
+                raw = event.headers.raw_items()
+                headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+                self.head = (event.status_code, event.reason.decode("latin-1"), headers)
             elif isinstance(event, h11.Data):
                 self._body.append(event.data)
                 self._read += len(event.data)
@@ -141,15 +182,12 @@ class Connection(asyncio.Protocol):
             # InformationalResponse (1xx): the real answer follows.
 
     def _answer(self, *, complete: bool) -> None:
-        waiter, response = self._waiter, self._response
-        assert waiter is not None and response is not None
+        waiter, head = self._waiter, self.head
+        assert waiter is not None and head is not None
         body = b"".join(self._body)[: self._cap + 1]
         self._waiter, self._response, self._body, self._read = None, None, [], 0
-        raw = response.headers.raw_items()
-        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
         if not waiter.done():
-            reason = response.reason.decode("latin-1")
-            waiter.set_result(Answer(response.status_code, reason, headers, body, complete))
+            waiter.set_result(Answer(*head, body, complete))
         if not complete:
             self.close()
 
@@ -160,20 +198,24 @@ class Connection(asyncio.Protocol):
 
 
 class Pool:
-    """Kept-alive connections per `Key`, at most `keep` idle ones each; used in the loop's thread only."""
+    """Kept-alive connections per `Key`, at most `keep` idle ones each, none idle for over IDLE_S; used in
+    the loop's thread only."""
 
     def __init__(self, keep: int, tls: ssl.SSLContext) -> None:
         self._keep = keep
         self._tls = tls
-        self._idle: dict[Key, list[Connection]] = {}
+        self._idle: dict[Key, list[tuple[Connection, float]]] = {}
+        self._swept_at = time.monotonic()
 
     async def connection(self, key: Key) -> Connection:
         """An idle connection for `key`, or a new one (the caller bounds the wait for it)."""
         idle = self._idle.get(key)
+        fresh_since = time.monotonic() - IDLE_S
         while idle:
-            connection = idle.pop()
-            if connection.usable:
+            connection, since = idle.pop()
+            if connection.usable and since > fresh_since:
                 return connection
+            connection.close()
         loop = asyncio.get_running_loop()
         _, connection = await loop.create_connection(
             Connection,
@@ -185,16 +227,34 @@ class Pool:
         return connection
 
     def give_back(self, key: Key, connection: Connection) -> None:
+        now = time.monotonic()
         idle = self._idle.setdefault(key, [])
         if connection.reuse() and len(idle) < self._keep:
-            idle.append(connection)
+            idle.append((connection, now))
         else:
             connection.close()
         if not idle:
             del self._idle[key]
+        if now - self._swept_at > IDLE_S:
+            self._sweep(now)
 
     def close(self) -> None:
         for idle in self._idle.values():
-            for connection in idle:
-                connection.close()
+            for connection, _ in idle:
+                connection.close(abort=True)
         self._idle.clear()
+
+    def _sweep(self, now: float) -> None:
+        """Closes the connections idle for over IDLE_S (or closed by their receiver) of every address."""
+        self._swept_at = now
+        for key, idle in list(self._idle.items()):
+            kept: list[tuple[Connection, float]] = []
+            for connection, since in idle:
+                if connection.usable and since > now - IDLE_S:
+                    kept.append((connection, since))
+                else:
+                    connection.close()
+            if kept:
+                self._idle[key] = kept
+            else:
+                del self._idle[key]

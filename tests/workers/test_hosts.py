@@ -450,7 +450,7 @@ def test_an_ipv6_destination_keeps_its_brackets_so_its_port_reads_as_one() -> No
 
 
 class CountingExecutor(ThreadPoolExecutor):
-    """Counts the tasks handed to sending threads."""
+    """Counts the tasks handed to the executor."""
 
     def __init__(self) -> None:
         super().__init__(4)
@@ -461,11 +461,12 @@ class CountingExecutor(ThreadPoolExecutor):
         return super().submit(fn, *args, **kwargs)
 
 
-def test_a_send_refused_by_the_cluster_waits_in_line_without_a_sending_thread(
+def test_a_send_refused_by_the_cluster_waits_in_line_without_the_executor(
     connect: Callable[[], redis.Redis],
 ) -> None:
-    """The courier puts it back at the head of its line itself: waking a sending thread for each refusal cost
-    the workers CPU for about one refusal a delivery when processes share a slow host's slots."""
+    """The courier puts it back at the head of its line itself: waking a sending thread for each refusal (when
+    sends had threads) cost the workers CPU for about one refusal a delivery when processes share a slow
+    host's slots."""
     first = shared(connect(), per_host=2)
     held_first = Held()
     for _ in range(2):
@@ -487,3 +488,30 @@ def test_a_send_refused_by_the_cluster_waits_in_line_without_a_sending_thread(
     held_first.slots[0].release(timed_out=False)
     held_second.wait_for(1)
     assert executor.submitted == 1
+
+
+def test_an_inline_task_submitted_by_a_task_runs_after_it_however_long_the_chain() -> None:
+    """A rolled-back batch frees a slot that starts the next in line, whose release starts the next...:
+    nested, a line longer than Python's recursion limit allows would fail part-way and leak slots."""
+    executor = hosts.Inline()
+    order: list[str] = []
+    ran = 0
+
+    def chain(left: int) -> None:
+        nonlocal ran
+        ran += 1
+        if left:
+            executor.submit(chain, left - 1)
+
+    def outer() -> None:
+        executor.submit(order.append, "inner")
+        order.append("outer")
+
+    executor.submit(outer)
+    executor.submit(chain, 5000)
+
+    assert order == ["outer", "inner"]
+    assert ran == 5001
+    executor.shutdown()
+    with pytest.raises(RuntimeError):
+        executor.submit(order.append, "late")

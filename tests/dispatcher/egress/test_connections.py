@@ -298,3 +298,134 @@ def test_a_receiver_unknown_to_the_trusted_authorities_is_a_tls_error(authority:
 
     assert exchange.error is not None and exchange.error.error_class == "tls"
     assert "certificate verify failed" in str(exchange.error)
+
+
+# --- what the review of the first version found ---
+
+
+def test_a_latin_1_header_value_is_sent_as_latin_1_and_blanks_around_a_value_are_dropped(
+    client: EgressClient,
+) -> None:
+    with serving(replying(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")) as server:
+        url = f"http://tracker.example:{server.port}/pb"
+        exchange = client.send(OutboundRequest("GET", url, {"X-Name": "Café", "X-Pad": "abc "}))
+
+    assert (exchange.status_code, exchange.error) == (200, None)
+    [head] = server.requests
+    assert b"\r\nX-Name: Caf\xe9" in head and b"\r\nX-Pad: abc\r\n" in head + b"\r\n"
+    assert head.split(b"\r\n")[1].startswith(b"Host: tracker.example:")  # Host first, as RFC 9110 asks
+
+
+def test_bytes_past_an_answer_never_pass_for_the_next_answer(client: EgressClient) -> None:
+    forged = b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\nContent-Length: 0\r\n\r\n"
+    answers = iter([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + forged, b"HTTP/1.1 204 Fine\r\n\r\n"])
+
+    def answer(connection: socket.socket, _head: bytes) -> bool:
+        connection.sendall(next(answers, b"HTTP/1.1 204 Fine\r\n\r\n"))
+        return True
+
+    with serving(answer) as server:
+        first, second = get(client, server.port), get(client, server.port)
+
+    assert (first.status_code, first.excerpt) == (200, "ok")
+    assert (second.status_code, second.reason) == (204, "Fine")  # a new connection, not the forged 302
+    assert server.connections == 2
+
+
+def test_a_receiver_that_accepts_and_closes_at_once_fails_at_once_as_broken(client: EgressClient) -> None:
+    def close_at_once(connection: socket.socket) -> None:
+        connection.close()
+
+    with _accepting(close_at_once) as port:
+        started = time.monotonic()
+        exchange = get(client, port)
+
+    assert exchange.error is not None and exchange.error.error_class == "connect"
+    assert time.monotonic() - started < 1  # not held until the total timeout (2 s here)
+
+
+def test_a_service_that_speaks_first_is_a_broken_connection_not_a_timeout(client: EgressClient) -> None:
+    def greet(connection: socket.socket) -> None:
+        connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+        time.sleep(3)
+        connection.close()
+
+    with _accepting(greet) as port:
+        started = time.monotonic()
+        exchange = get(client, port)
+
+    assert exchange.error is not None and exchange.error.error_class == "connect"
+    assert time.monotonic() - started < 1
+
+
+def test_an_answer_whose_body_times_out_keeps_its_status_in_the_log(client: EgressClient) -> None:
+    def head_then_silence(connection: socket.socket, _head: bytes) -> bool:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Seen: 1\r\n\r\nok")
+        time.sleep(4)
+        return False
+
+    with serving(head_then_silence) as server:
+        exchange = get(client, server.port)
+
+    assert exchange.error is not None and exchange.error.error_class == "timeout"
+    assert (exchange.status_code, exchange.headers) == (200, {"Content-Length": "10", "X-Seen": "1"})
+
+
+def test_a_dns_lookup_that_hangs_ends_within_the_total_timeout_as_a_dns_error() -> None:
+    def hanging_resolver(host: str, port: int) -> list[str]:
+        time.sleep(5)
+        return ["127.0.0.1"]
+
+    client = EgressClient(LOOPBACK, resolver=hanging_resolver, total_timeout_s=0.5)
+    try:
+        started = time.monotonic()
+        exchange = client.send(OutboundRequest("GET", "http://slow-dns.example/pb"))
+    finally:
+        client.close()
+
+    assert exchange.error is not None
+    assert (exchange.error.error_class, exchange.error.permanent) == ("dns", False)
+    assert str(exchange.error) == "resolving 'slow-dns.example' took over 0.5 s"
+    assert time.monotonic() - started < 2
+
+
+def test_requests_waiting_for_the_same_name_share_one_lookup() -> None:
+    lookups: list[str] = []
+
+    def counting_resolver(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        time.sleep(0.3)
+        return ["127.0.0.1"]
+
+    client = EgressClient(LOOPBACK, resolver=counting_resolver)
+    done = threading.Semaphore(0)
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    try:
+        with serving(replying(ok)) as server:
+            for _ in range(10):
+                url = f"http://tracker.example:{server.port}/pb"
+                client.start(OutboundRequest("GET", url), lambda exchange: done.release())
+            for _ in range(10):
+                assert done.acquire(timeout=5)
+    finally:
+        client.close()
+
+    assert lookups == ["tracker.example"]
+
+
+@contextlib.contextmanager
+def _accepting(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A port whose connections are handed to `handle` as they are accepted, before any request."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
