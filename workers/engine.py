@@ -267,7 +267,7 @@ class Engine:
     ) -> None:
         """In the client's loop thread: the slot goes to the next send, the outcome to the flusher."""
         try:
-            timed_out = exchange.error is not None and exchange.error.error_class is ErrorClass.TIMEOUT
+            timed_out = exchange.error is not None and exchange.error.timed_out
             # A fast refusal sizes the host's line as well as an answer does; a timeout says nothing of it.
             slot.release(timed_out=timed_out, answer_s=None if timed_out else exchange.duration_ms / 1000)
         finally:

@@ -94,6 +94,10 @@ class Inline(Executor):
                 queued.popleft()()
         finally:
             self._running.queue = None
+            # Something beyond an Exception (SystemExit, a signal's) stopped the drain: the tasks behind it
+            # may hold host slots already, so they still run (each on its own).
+            while queued:
+                queued.popleft()()
         return future
 
     @staticmethod

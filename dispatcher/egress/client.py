@@ -19,12 +19,14 @@ import concurrent.futures
 import contextlib
 import errno
 import functools
+import ipaddress
 import logging
 import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote
 
 import certifi
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # How long a vetted DNS answer is used for new requests (connections kept alive to it live longer anyway).
 VETTED_FOR_S = 30.0
+# How long a vetted answer is still used while a new lookup of the name runs (the name vetted then).
+STALE_FOR_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ class EgressClient:
     def send(self, request: OutboundRequest) -> Exchange:
         """Sends `request` and waits for the exchange (not from the client's own loop)."""
         sending = self._running()
-        future = asyncio.run_coroutine_threadsafe(self._exchange(sending, request), sending.loop)
+        future = asyncio.run_coroutine_threadsafe(self._tracked(sending, request), sending.loop)
         try:
             # Every exchange ends within the total timeout; longer, the loop was stopped under it (`close`).
             return future.result(timeout=self.total_timeout_s + 5)
@@ -141,6 +145,13 @@ class EgressClient:
             done(exchange)
         except Exception:  # noqa: BLE001 - the caller's bug; the loop must go on for every other request
             log.exception("handling the exchange with %s failed", request.url)
+
+    async def _tracked(self, sending: _Sending, request: OutboundRequest) -> Exchange:
+        """`send`'s exchange, cancelled with the others by `close`."""
+        task = asyncio.current_task()
+        if task is not None:
+            sending.track(task)
+        return await self._exchange(sending, request)
 
     async def _exchange(self, sending: _Sending, request: OutboundRequest) -> Exchange:
         started = time.monotonic()
@@ -192,6 +203,7 @@ class EgressClient:
                     ErrorClass.DNS,
                     f"resolving {target.host!r} took over {self.total_timeout_s:g} s",
                     permanent=False,
+                    timed_out=True,
                 ) from None
             raise _with_head(
                 exchange,
@@ -220,23 +232,40 @@ class EgressClient:
 
     async def _address(self, sending: _Sending, host: str, port: int) -> str:
         """The vetted address to connect to: known, or looked up on the resolver threads (the lookup blocks),
-        one lookup at a time per host and port however many requests wait for it."""
+        one lookup at a time per host and port however many requests wait for it. An answer older than
+        VETTED_FOR_S is still used while a new lookup runs (up to STALE_FOR_S): a host that answers never
+        waits behind other hosts' slow lookups for its own."""
+        key = (host, port)
         try:
             known = self._addresses.known(host, port)
             if known is not None:
-                return known
-            lookup = sending.lookups.get((host, port))
-            if lookup is None:
-                lookup = sending.loop.run_in_executor(sending.resolvers, self._addresses.vetted, host, port)
-                sending.lookups[(host, port)] = lookup
-                lookup.add_done_callback(functools.partial(_looked_up, sending.lookups, (host, port)))
-            # Shielded: a request that gives up waiting does not cancel the lookup the others wait for.
-            return await asyncio.shield(lookup)
+                address, fresh = known
+                if not fresh and key not in sending.lookups:
+                    self._look_up(sending, host, port)  # in the background; meanwhile the one vetted last
+                return address
+            if _is_address(host):  # nothing to look up: vetted here, not behind the resolver threads
+                return self._addresses.vetted(host, port)
+            lookup = sending.lookups.get(key) or self._look_up(sending, host, port)
+            sending.waiting[key] = sending.waiting.get(key, 0) + 1
+            try:
+                # Shielded: a request that gives up waiting does not cancel the lookup others wait for...
+                return await asyncio.shield(lookup)
+            finally:
+                sending.waiting[key] -= 1
+                if not sending.waiting[key]:
+                    del sending.waiting[key]
+                    lookup.cancel()  # ...but the last one does, if it has not started (done: no effect)
         except (ssrf.Refused, ssrf.ResolveFailed) as exc:
             permanent = isinstance(exc, ssrf.Refused)
             raise DeliveryError(
                 ErrorClass.SSRF if permanent else ErrorClass.DNS, str(exc), permanent=permanent
             ) from None
+
+    def _look_up(self, sending: _Sending, host: str, port: int) -> asyncio.Future[str]:
+        lookup = sending.loop.run_in_executor(sending.resolvers, self._addresses.vetted, host, port)
+        sending.lookups[(host, port)] = lookup
+        lookup.add_done_callback(functools.partial(_looked_up, sending.lookups, (host, port)))
+        return lookup
 
 
 # Lookups at once per process: a publisher whose name servers do not answer holds one thread a lookup (5-20
@@ -254,11 +283,12 @@ class _Sending:
             RESOLVER_THREADS, thread_name_prefix="egress-dns"
         )
         self.lookups: dict[tuple[str, int], asyncio.Future[str]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.waiting: dict[tuple[str, int], int] = {}  # requests waiting for each lookup
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._thread = threading.Thread(target=self.loop.run_forever, name="egress", daemon=True)
         self._thread.start()
 
-    def track(self, task: asyncio.Task[None]) -> None:
+    def track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)  # the loop keeps only a weak reference to its tasks
         task.add_done_callback(self._tasks.discard)
 
@@ -283,7 +313,8 @@ class _Sending:
 def _looked_up(
     lookups: dict[tuple[str, int], asyncio.Future[str]], key: tuple[str, int], lookup: asyncio.Future[str]
 ) -> None:
-    lookups.pop(key, None)
+    if lookups.get(key) is lookup:
+        del lookups[key]
     if not lookup.cancelled():
         lookup.exception()  # read here: when every request waiting for it gave up, nobody else does
 
@@ -406,8 +437,16 @@ def _short(exc: BaseException) -> str:
     return (str(exc) or type(exc).__name__)[:300]
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class _VettedAddresses:
-    """host, port -> the address to connect to, vetted, kept VETTED_FOR_S."""
+    """host, port -> the address to connect to, vetted: fresh for VETTED_FOR_S, usable for STALE_FOR_S."""
 
     def __init__(self, resolver: ssrf.Resolver, allowed: Sequence[IPNetwork]) -> None:
         self._resolver = resolver
@@ -415,21 +454,22 @@ class _VettedAddresses:
         self._lock = threading.Lock()
         self._known: dict[tuple[str, int], tuple[str, float]] = {}
 
-    def known(self, host: str, port: int) -> str | None:
-        """The vetted address still fresh for `host`, `port`, if there is one (no lookup)."""
+    def known(self, host: str, port: int) -> tuple[str, bool] | None:
+        """The address last vetted for `host`, `port` and whether it is still fresh, if it is usable."""
         with self._lock:
             known = self._known.get((host, port))
-        return known[0] if known is not None and known[1] > time.monotonic() else None
+        if known is None:
+            return None
+        address, vetted_at = known
+        age = time.monotonic() - vetted_at
+        return (address, age < VETTED_FOR_S) if age < STALE_FOR_S else None
 
     def vetted(self, host: str, port: int) -> str:
+        """Looks `host` up and vets what it resolves to (blocks: a DNS lookup)."""
+        address = ssrf.vet(host, self._resolver(host, port), self._allowed)
         now = time.monotonic()
         with self._lock:
-            known = self._known.get((host, port))
-        if known is not None and known[1] > now:
-            return known[0]
-        address = ssrf.vet(host, self._resolver(host, port), self._allowed)
-        with self._lock:
-            if len(self._known) > 10_000:  # a crude bound: expired answers go first
-                self._known = {key: value for key, value in self._known.items() if value[1] > now}
-            self._known[(host, port)] = (address, now + VETTED_FOR_S)
+            if len(self._known) > 10_000:  # a crude bound: unusable answers go first
+                self._known = {k: v for k, v in self._known.items() if now - v[1] < STALE_FOR_S}
+            self._known[(host, port)] = (address, now)
         return address

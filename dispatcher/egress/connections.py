@@ -9,6 +9,7 @@ about 0.07 ms (10,000 requests, 64 at a time, to bench.delivery's sink, in one s
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ MAX_HEAD_BYTES = 64 * 1024
 IDLE_S = 30.0
 _CLOSED_EARLY = "the receiver closed the connection before answering in full"
 _HTTP = b"HTTP/"
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([2-5][0-9][0-9])(?: ([^\r\n]*))?\r?\n")
 
 
 class Closed(ConnectionError):
@@ -64,6 +66,7 @@ class Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._read = 0
         self._began = b""  # the answer's first bytes, until there are enough to tell HTTP from the rest
+        self._raw = bytearray()  # what came of the answer until its head was read (see `_lenient`)
         # The answer's status line and headers once read, kept when its body then fails (as urllib3 did).
         self.head: tuple[int, str, list[tuple[str, str]]] | None = None
 
@@ -100,10 +103,11 @@ class Connection(asyncio.Protocol):
     ) -> Answer:
         """Sends one request and waits for its answer (whose body is read up to `cap` + 1 bytes). Raises
         h11.LocalProtocolError for a request h11 will not write (nothing is sent then)."""
+        self.head = None
+        self._raw = bytearray()
         if self._closed or self._transport is None:
             # Closed (or it spoke unasked) between its connect, or its last answer, and now.
             raise Closed(_CLOSED_EARLY)
-        self.head = None
         self._began = b""
         data = self._h11.send(h11.Request(method=method, target=target, headers=list(headers))) or b""
         if body:
@@ -125,14 +129,13 @@ class Connection(asyncio.Protocol):
         h11_state.start_next_cycle()
         return True
 
-    def close(self, *, abort: bool = False) -> None:
-        """`abort`: at once, without TLS' closing handshake (the loop is stopping)."""
+    def close(self) -> None:
+        """At once: a connection is dropped only when it failed, timed out, said too much or said `close`,
+        and a graceful TLS close would wait up to 30 s for a receiver that may never answer (reading what it
+        still sends meanwhile)."""
         self._closed = True
         if self._transport is not None:
-            if abort:
-                self._transport.abort()
-            else:
-                self._transport.close()
+            self._transport.abort()
         self._fail(Closed("closed"))
 
     # --- reading the answer ---
@@ -140,9 +143,7 @@ class Connection(asyncio.Protocol):
     def _receive(self, data: bytes) -> None:
         if self._waiter is None:
             # Nothing asked: a receiver that talks unasked (or closes) makes the connection unusable.
-            if self._transport is not None:
-                self._closed = True
-                self._transport.close()
+            self.close()
             return
         if len(self._began) < len(_HTTP) and data:
             # h11 waits for a whole head before it reads one: a service that greets in another protocol and
@@ -152,10 +153,14 @@ class Connection(asyncio.Protocol):
                 self._fail(NotHttp(f"its answer is not HTTP/1.1: it began {self._began!r}"))
                 self.close()
                 return
+        if self.head is None and len(self._raw) <= MAX_HEAD_BYTES:
+            self._raw += data
         try:
             self._h11.receive_data(data)
             self._next_events()
         except h11.RemoteProtocolError as exc:
+            if self.head is None and self._lenient():
+                return
             # At the end of the stream h11 calls an unfinished answer a protocol error: it is a closed one.
             self._fail(exc if data else Closed(_CLOSED_EARLY))
             self.close()
@@ -191,6 +196,27 @@ class Connection(asyncio.Protocol):
         if not complete:
             self.close()
 
+    def _lenient(self) -> bool:
+        """An answer whose head h11 refuses (`Server : x`, a line without a colon, two Content-Lengths...)
+        that still begins with a status line, read as http.client read it: its status and the headers that
+        can be read, the body that came with it, and the connection dropped. Refused, the receiver that took
+        the postback (a 200) would get it again with every retry."""
+        raw = bytes(self._raw)
+        status = _STATUS_LINE.match(raw)
+        if status is None or self._waiter is None:
+            return False
+        head, _, body = raw.partition(b"\r\n\r\n")
+        headers: list[tuple[str, str]] = []
+        for line in head.split(b"\r\n")[1:]:
+            name, colon, value = line.partition(b":")
+            if colon and name.strip():
+                headers.append((name.strip().decode("latin-1"), value.strip().decode("latin-1")))
+        reason = (status.group(2) or b"").decode("latin-1")
+        self.head = (int(status.group(1)), reason, headers)
+        self._body, self._read = [body], len(body)
+        self._answer(complete=False)
+        return True
+
     def _fail(self, exc: BaseException) -> None:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
@@ -205,7 +231,7 @@ class Pool:
         self._keep = keep
         self._tls = tls
         self._idle: dict[Key, list[tuple[Connection, float]]] = {}
-        self._swept_at = time.monotonic()
+        self._sweeping: asyncio.TimerHandle | None = None
 
     async def connection(self, key: Key) -> Connection:
         """An idle connection for `key`, or a new one (the caller bounds the wait for it)."""
@@ -235,18 +261,22 @@ class Pool:
             connection.close()
         if not idle:
             del self._idle[key]
-        if now - self._swept_at > IDLE_S:
-            self._sweep(now)
+        elif self._sweeping is None:
+            self._sweeping = asyncio.get_running_loop().call_later(IDLE_S, self._sweep)
 
     def close(self) -> None:
         for idle in self._idle.values():
             for connection, _ in idle:
-                connection.close(abort=True)
+                connection.close()
         self._idle.clear()
+        if self._sweeping is not None:
+            self._sweeping.cancel()
 
-    def _sweep(self, now: float) -> None:
-        """Closes the connections idle for over IDLE_S (or closed by their receiver) of every address."""
-        self._swept_at = now
+    def _sweep(self) -> None:
+        """Closes the connections idle for over IDLE_S (or closed by their receiver) of every address; again
+        in IDLE_S while any are left."""
+        now = time.monotonic()
+        self._sweeping = None
         for key, idle in list(self._idle.items()):
             kept: list[tuple[Connection, float]] = []
             for connection, since in idle:
@@ -258,3 +288,5 @@ class Pool:
                 self._idle[key] = kept
             else:
                 del self._idle[key]
+        if self._idle:
+            self._sweeping = asyncio.get_running_loop().call_later(IDLE_S, self._sweep)

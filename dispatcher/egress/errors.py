@@ -14,7 +14,10 @@ class DeliveryError(Exception):
         permanent: bool,
         retry_after_s: float | None = None,
         pause_reason: str | None = None,
+        timed_out: bool = False,
     ) -> None:
+        """`timed_out`: nothing came back in time (a `timeout`, or a DNS lookup that did not end): the host's
+        circuit counts it as a timeout."""
         super().__init__(message)
         self.error_class = error_class
         self.message = message
@@ -23,6 +26,7 @@ class DeliveryError(Exception):
         self.retry_after_s = retry_after_s
         # Set when the receiver told us to stop for good (410): the postback is paused with this reason.
         self.pause_reason = pause_reason
+        self.timed_out = timed_out or error_class is ErrorClass.TIMEOUT
 
     @property
     def throttled(self) -> bool:

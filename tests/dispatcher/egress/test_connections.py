@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from dispatcher.egress import client as client_module
+from dispatcher.egress import connections
 from dispatcher.egress.client import EgressClient, Exchange, OutboundRequest
 from dispatcher.models.deliveries import RESPONSE_EXCERPT_BYTES
 
@@ -30,6 +32,7 @@ class RawServer:
         self.answer = answer
         self.wrap = wrap
         self.connections = 0
+        self.ended = 0  # connections the client closed (or reset)
         self.requests: list[bytes] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -45,6 +48,12 @@ class RawServer:
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
     def _serve(self, connection: socket.socket) -> None:
+        try:
+            self._converse(connection)
+        finally:
+            self.ended += 1
+
+    def _converse(self, connection: socket.socket) -> None:
         with contextlib.suppress(OSError), contextlib.closing(connection):
             if self.wrap is not None:
                 connection = self.wrap.wrap_socket(connection, server_side=True)
@@ -429,3 +438,133 @@ def _accepting(handle: Callable[[socket.socket], None]) -> Iterator[int]:
         yield listener.getsockname()[1]
     finally:
         listener.close()
+
+
+# --- what the second review found ---
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nServer : sloppy\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+    ],
+)
+def test_an_answer_with_a_head_h11_refuses_is_read_as_http_client_read_it(
+    client: EgressClient, head: bytes
+) -> None:
+    """Refused, a receiver that took the postback (200) would get it again with every retry."""
+    with serving(replying(head)) as server:
+        first, second = get(client, server.port), get(client, server.port)
+
+    assert (first.status_code, first.reason, first.excerpt, first.error) == (200, "OK", "ok", None)
+    assert first.headers is not None and first.headers["Content-Length"].startswith("2")
+    assert second.status_code == 200 and server.connections == 2  # such a connection is not reused
+
+
+def test_a_service_that_is_not_http_is_still_refused(client: EgressClient) -> None:
+    with serving(replying(b"HTTP/9 garbage\r\n\r\n")) as server:
+        exchange = get(client, server.port)
+
+    assert exchange.error is not None and exchange.error.error_class == "connect"
+    assert exchange.status_code is None
+
+
+def test_a_dns_lookup_that_hangs_counts_as_a_timeout_for_the_circuit() -> None:
+    client = EgressClient(LOOPBACK, resolver=lambda host, port: time.sleep(5) or [], total_timeout_s=0.3)
+    try:
+        exchange = client.send(OutboundRequest("GET", "http://slow-dns.example/pb"))
+    finally:
+        client.close()
+
+    assert exchange.error is not None
+    assert (exchange.error.error_class, exchange.error.timed_out) == ("dns", True)
+
+
+def test_an_answer_vetted_a_while_ago_is_used_while_the_name_is_looked_up_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(client_module, "VETTED_FOR_S", 0.1)
+    lookups: list[float] = []
+
+    def slower_each_time(host: str, port: int) -> list[str]:
+        lookups.append(time.monotonic())
+        time.sleep(0 if len(lookups) == 1 else 1.0)  # the name servers slow down
+        return ["127.0.0.1"]
+
+    client = EgressClient(LOOPBACK, resolver=slower_each_time)
+    try:
+        with serving(replying(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) as server:
+            assert get(client, server.port).error is None
+            time.sleep(0.2)  # the answer is no longer fresh
+            started = time.monotonic()
+            again = get(client, server.port)
+            took = time.monotonic() - started
+            time.sleep(0.1)
+    finally:
+        client.close()
+
+    assert (again.status_code, again.resolved_ip) == (200, "127.0.0.1")
+    assert took < 0.5  # it did not wait for the second lookup (1 s)...
+    assert len(lookups) == 2  # ...which ran beside it
+
+
+def test_a_timed_out_connection_is_dropped_at_once_even_over_tls(authority: Path) -> None:
+    """A graceful TLS close waits up to 30 s for the receiver's close_notify: a hanging one never sends it."""
+    trusted = ssl.create_default_context(cafile=str(authority / "ca.pem"))
+    client = EgressClient(LOOPBACK, resolver=lambda host, port: ["127.0.0.1"], tls=trusted, total_timeout_s=1)
+    try:
+        with serving(_reading_until_closed(), wrap=tls_server(authority)) as server:
+            exchange = get(client, server.port, scheme="https")
+            deadline = time.monotonic() + 3
+            while server.ended == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ended = server.ended
+    finally:
+        client.close()
+
+    assert exchange.error is not None and exchange.error.error_class == "timeout"
+    assert ended == 1
+
+
+def test_a_connection_idle_past_its_time_is_closed_with_no_traffic_after_it(
+    client: EgressClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connections, "IDLE_S", 0.2)
+    with serving(replying(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) as server:
+        assert get(client, server.port).error is None
+        deadline = time.monotonic() + 3
+        while server.ended == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        assert server.ended == 1
+
+
+def test_closing_the_client_ends_a_send_waiting_for_a_hanging_receiver() -> None:
+    client = EgressClient(LOOPBACK, resolver=lambda host, port: ["127.0.0.1"], total_timeout_s=10)
+    results: list[Exchange] = []
+    with serving(_reading_until_closed()) as server:
+        sender = threading.Thread(target=lambda: results.append(get(client, server.port)))
+        sender.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        client.close()
+        sender.join(5)
+
+    assert time.monotonic() - started < 2
+    [exchange] = results
+    assert exchange.error is not None and "the client was closed" in str(exchange.error)
+
+
+def _reading_until_closed() -> Answer:
+    """Never answers: waits for the client to go (a recv that ends), then ends the conversation."""
+
+    def wait(connection: socket.socket, _head: bytes) -> bool:
+        connection.settimeout(10)
+        with contextlib.suppress(OSError):
+            while connection.recv(65536):
+                pass
+        return False
+
+    return wait
