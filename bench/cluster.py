@@ -38,7 +38,7 @@ import redis
 import requests
 from sqlalchemy import func, select
 
-from bench._database import describe, exit_on_sigterm, fresh_database
+from bench._database import autovacuum_warning, describe, exit_on_sigterm, fresh_database
 from bench.chaos import POSTBACKS, SINK_DELAY_S, Kill, Network, leased_by, post_sales, resend_delays, seed
 from bench.delivery import ROOT, SinkProcess, engine_env, sink
 from dispatcher.db import Database
@@ -136,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             with fresh_database(tmp, sqlite=False, prefix="bench_cluster") as url:
                 print(f"database: {describe(url)}", flush=True)
+                if warning := autovacuum_warning(url):
+                    print(warning, flush=True)
                 database = Database(url)
                 webs, workers, pumps = hosts(url, server.url, tmp)
                 try:

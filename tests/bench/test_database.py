@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, text
 
 from bench._database import (
     DEFAULT_POSTGRES_URL,
+    autovacuum_warning,
     backend_pids,
     describe,
     fresh_database,
@@ -91,3 +92,21 @@ def test_a_run_gets_a_schema_of_its_own_dropped_after_even_on_failure(tmp_path: 
         engine.dispose()
         raise RuntimeError("the bench failed")
     assert _schemas(base, prefix) == []
+
+
+@pytest.mark.postgres
+def test_a_server_without_autovacuum_is_named_before_a_long_run() -> None:
+    url = postgres_url_or_skip()
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        setting = connection.execute(text("SHOW autovacuum")).scalar_one()
+    engine.dispose()
+
+    warning = autovacuum_warning(url)
+
+    assert (warning is not None) == (setting != "on")
+    assert warning is None or "autovacuum is off" in warning
+
+
+def test_sqlite_has_no_autovacuum_warning(tmp_path: Path) -> None:
+    assert autovacuum_warning(f"sqlite:///{tmp_path / 'bench.db'}") is None
