@@ -364,18 +364,22 @@ def _headers(received: Sequence[tuple[str, str]]) -> dict[str, str]:
 
 def _connect_error(exc: BaseException, where: str) -> DeliveryError:
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
-        return DeliveryError(ErrorClass.TLS, f"TLS with {where} failed: {_short(exc)}", permanent=False)
+        return _tls_error(exc, where)
     return DeliveryError(ErrorClass.CONNECT, f"cannot connect to {where}: {_short(exc)}", permanent=False)
 
 
 def _broken(exc: BaseException, where: str) -> DeliveryError:
     if isinstance(exc, ssl.SSLError):
-        return DeliveryError(ErrorClass.TLS, f"TLS with {where} failed: {_short(exc)}", permanent=False)
+        return _tls_error(exc, where)
     if isinstance(exc, h11.RemoteProtocolError):
         reason = f"its answer is not HTTP/1.1 ({exc})"
     else:
         reason = _short(exc)
     return DeliveryError(ErrorClass.CONNECT, f"connection to {where} broken: {reason}", permanent=False)
+
+
+def _tls_error(exc: BaseException, where: str) -> DeliveryError:
+    return DeliveryError(ErrorClass.TLS, f"TLS with {where} failed: {_short(exc)}", permanent=False)
 
 
 @dataclass(frozen=True)

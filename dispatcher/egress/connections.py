@@ -62,11 +62,11 @@ class Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[Answer] | None = None
         self._closed = False
         self._cap = 0
-        self._response: h11.Response | None = None
         self._body: list[bytes] = []
         self._read = 0
-        self._began = b""  # the answer's first bytes, until there are enough to tell HTTP from the rest
-        self._raw = bytearray()  # what came of the answer until its head was read (see `_lenient`)
+        # What came of the answer until its head was read: its first bytes tell HTTP from another protocol,
+        # and a head h11 refuses is read from it (`_lenient`).
+        self._raw = bytearray()
         # The answer's status line and headers once read, kept when its body then fails (as urllib3 did).
         self.head: tuple[int, str, list[tuple[str, str]]] | None = None
 
@@ -108,7 +108,6 @@ class Connection(asyncio.Protocol):
         if self._closed or self._transport is None:
             # Closed (or it spoke unasked) between its connect, or its last answer, and now.
             raise Closed(_CLOSED_EARLY)
-        self._began = b""
         data = self._h11.send(h11.Request(method=method, target=target, headers=list(headers))) or b""
         if body:
             data += self._h11.send(h11.Data(data=body)) or b""
@@ -145,16 +144,15 @@ class Connection(asyncio.Protocol):
             # Nothing asked: a receiver that talks unasked (or closes) makes the connection unusable.
             self.close()
             return
-        if len(self._began) < len(_HTTP) and data:
-            # h11 waits for a whole head before it reads one: a service that greets in another protocol and
-            # then waits would hold the request until its total timeout.
-            self._began += data[: len(_HTTP) - len(self._began)]
-            if not _HTTP.startswith(self._began):
-                self._fail(NotHttp(f"its answer is not HTTP/1.1: it began {self._began!r}"))
-                self.close()
-                return
         if self.head is None and len(self._raw) <= MAX_HEAD_BYTES:
             self._raw += data
+            began = bytes(self._raw[: len(_HTTP)])
+            if not _HTTP.startswith(began):
+                # h11 waits for a whole head before it reads one: a service that greets in another protocol
+                # and then waits would hold the request until its total timeout.
+                self._fail(NotHttp(f"its answer is not HTTP/1.1: it began {began!r}"))
+                self.close()
+                return
         try:
             self._h11.receive_data(data)
             self._next_events()
@@ -171,7 +169,6 @@ class Connection(asyncio.Protocol):
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Response):
-                self._response = event
                 raw = event.headers.raw_items()
                 headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
                 self.head = (event.status_code, event.reason.decode("latin-1"), headers)
@@ -190,7 +187,7 @@ class Connection(asyncio.Protocol):
         waiter, head = self._waiter, self.head
         assert waiter is not None and head is not None
         body = b"".join(self._body)[: self._cap + 1]
-        self._waiter, self._response, self._body, self._read = None, None, [], 0
+        self._waiter, self._body, self._read = None, [], 0
         if not waiter.done():
             waiter.set_result(Answer(*head, body, complete))
         if not complete:
@@ -236,10 +233,10 @@ class Pool:
     async def connection(self, key: Key) -> Connection:
         """An idle connection for `key`, or a new one (the caller bounds the wait for it)."""
         idle = self._idle.get(key)
-        fresh_since = time.monotonic() - IDLE_S
+        now = time.monotonic()
         while idle:
             connection, since = idle.pop()
-            if connection.usable and since > fresh_since:
+            if _fresh(connection, since, now):
                 return connection
             connection.close()
         loop = asyncio.get_running_loop()
@@ -280,7 +277,7 @@ class Pool:
         for key, idle in list(self._idle.items()):
             kept: list[tuple[Connection, float]] = []
             for connection, since in idle:
-                if connection.usable and since > now - IDLE_S:
+                if _fresh(connection, since, now):
                     kept.append((connection, since))
                 else:
                     connection.close()
@@ -290,3 +287,8 @@ class Pool:
                 del self._idle[key]
         if self._idle:
             self._sweeping = asyncio.get_running_loop().call_later(IDLE_S, self._sweep)
+
+
+def _fresh(connection: Connection, since: float, now: float) -> bool:
+    """An idle connection worth using: open, and idle (`since`) for no more than IDLE_S."""
+    return connection.usable and since > now - IDLE_S

@@ -58,6 +58,13 @@ def _token(answer: tuple[str | None, int] | None) -> str:
     return answer[0]
 
 
+def _parked(slots: cluster.ClusterSlots, host: str) -> str:
+    """A slot taken for `host` and answered: parked (unless the host was crowded or had timeouts)."""
+    token = _token(slots.acquire(host))
+    slots.release(host, token, "answer", answered_before=False)
+    return token
+
+
 @pytest.fixture
 def long_parking(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cluster, "PARK_S", 5.0)
@@ -133,8 +140,7 @@ def test_a_reused_slots_timeout_counts_on_top_of_timeouts_since_its_answer(
     timeouts other processes counted since (a host that answered, then stopped)."""
     slots = make_slots(4)
     host = "park-circuit.example"
-    token = _token(slots.acquire(host))
-    slots.release(host, token, "answer", answered_before=False)
+    token = _parked(slots, host)
     client.set(cluster.timeouts_key(host), 2)  # two timeouts elsewhere, after this answer
     assert _token(slots.acquire(host)) == token
     counted: list[int] = []
@@ -147,8 +153,7 @@ def test_a_parked_slot_given_back_leaves_later_timeouts_counted(
 ) -> None:
     slots = make_slots()
     host = "park-late-answer.example"
-    token = _token(slots.acquire(host))
-    slots.release(host, token, "answer", answered_before=False)
+    _parked(slots, host)
     client.set(cluster.timeouts_key(host), 1)  # a timeout elsewhere, after this answer
     _eventually(_absent(client, cluster.slot_key(host)))
     assert client.get(cluster.timeouts_key(host)) == b"1"  # the older answer did not wipe it
@@ -235,8 +240,7 @@ def test_a_slot_reused_for_long_is_given_back_and_its_answer_reported(
 def test_closing_gives_back_the_parked_slots_at_once(client: redis.Redis, make_slots: MakeSlots) -> None:
     slots = make_slots()
     host = "park-close.example"
-    token = _token(slots.acquire(host))
-    slots.release(host, token, "answer", answered_before=False)
+    _parked(slots, host)
     slots.close()
     assert client.zcard(cluster.slot_key(host)) == 0  # the courier sent the give-back before it stopped
 
