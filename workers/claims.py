@@ -13,7 +13,7 @@ that got "reversed" before "sale" would count a reversed sale as a sale. When a 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -21,7 +21,6 @@ from typing import Any, cast
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
-    CursorResult,
     Integer,
     Select,
     Table,
@@ -279,31 +278,6 @@ def postpone(session: Session, ids: Sequence[int], *, retry_at: datetime, now: d
         .where(deliveries.c.id.in_(ids), claimable(now))
         .values(next_attempt_at=retry_at, queued_at=None)
     )
-
-
-def set_aside(session: Session, ids: Sequence[int], resting: Mapping[int, datetime], *, now: datetime) -> int:
-    """Leave the deliveries among `ids` whose postback rests (`resting`: until when) to the pump, due when
-    the rest ends; returns how many. Left as they were, they stayed marked queued, and the pump handed them
-    out again only once that mark was stale: 3 s later, or 15 s while the lane had jobs. Rows another
-    transaction holds are skipped (it is handling them), so that two jobs never wait for each other here."""
-    if not ids or not resting:
-        return 0
-    postgres = session.get_bind().dialect.name == "postgresql"
-    by_until: dict[datetime, list[int]] = {}
-    for postback_id, until in resting.items():
-        by_until.setdefault(until, []).append(postback_id)
-    count = 0
-    for until, postback_ids in sorted(by_until.items()):
-        chosen = select(deliveries.c.id).where(
-            deliveries.c.id.in_(ids), deliveries.c.postback_id.in_(postback_ids), claimable(now)
-        )
-        result = session.execute(
-            update(deliveries)
-            .where(deliveries.c.id.in_(locked_once(chosen, name="resting", postgres=postgres)))
-            .values(next_attempt_at=until, queued_at=None)
-        )
-        count += cast(CursorResult[Any], result).rowcount
-    return count
 
 
 def _close_interrupted(session: Session, ids: Sequence[int]) -> None:

@@ -116,13 +116,8 @@ class Engine:
         # A send must start early enough to finish (total timeout) before its lease runs out.
         start_by = time.monotonic() + max(0.5, self.tuning.lease_s - self.tuning.total_timeout_s - 2)
         gate = _Gate()
-        resting = self._resting_postbacks(now)
         try:
             with self.database.session() as session:
-                set_aside = claims.set_aside(session, ids[:granted], resting, now=now)
-                # As many other due deliveries instead (with capacity free now): a receiver that rests must
-                # not cost the others its share of each job (20% of the hosts hanging left jobs of 40).
-                top_up += self._reserve(set_aside, wait=False)
                 claimed = claims.claim(
                     session,
                     ids[:granted],
@@ -130,7 +125,7 @@ class Engine:
                     lease_s=self.tuning.lease_s,
                     now=now,
                     top_up=top_up,
-                    skip_postbacks=resting,
+                    skip_postbacks=self._resting_postbacks(),
                 )
                 claims.postpone(session, ids[granted:], retry_at=later, now=now)
                 batch = loading.load(session, {c.delivery_id: c.number for c in claimed})
@@ -250,19 +245,12 @@ class Engine:
             with self._resting_lock:
                 self._resting.update(rest_until)
 
-    def _resting_postbacks(self, now: datetime) -> dict[int, datetime]:
-        """Postbacks resting here, and until when (the next whole second after: few distinct times to set
-        their deliveries aside to)."""
-        clock = time.monotonic()
+    def _resting_postbacks(self) -> list[int]:
+        now = time.monotonic()
         with self._resting_lock:
-            for postback_id in [p for p, until in self._resting.items() if until <= clock]:
+            for postback_id in [p for p, until in self._resting.items() if until <= now]:
                 del self._resting[postback_id]
-            resting = dict(self._resting)
-        second = timedelta(seconds=1)
-        return {
-            postback_id: (now + timedelta(seconds=until - clock)).replace(microsecond=0) + second
-            for postback_id, until in resting.items()
-        }
+            return list(self._resting)
 
     def _wait_for(self, host: str) -> float:
         """When to offer a host its refused work again: soon if it is busy, after about one timeout if it

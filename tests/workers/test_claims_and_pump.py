@@ -172,34 +172,6 @@ def test_a_claims_top_up_leases_at_most_what_it_asks_for(database: Database) -> 
     assert asked in [c.delivery_id for c in taken]
 
 
-def test_a_resting_postbacks_deliveries_are_set_aside_until_its_rest_ends(
-    database: Database, redis_client: redis.Redis
-) -> None:
-    resting, postback_id = make_delivery(database, "http://127.0.0.1:9/pb")
-    leased, _ = make_delivery(database, "http://127.0.0.1:9/pb")
-    other, _ = make_delivery(database, "http://127.0.0.1:9/other")
-    now = datetime.now(UTC)
-    _set(database, leased, postback_id=postback_id)
-    with database.session() as session:
-        claims.claim(session, [leased], token="busy", lease_s=30, now=now)
-    until = (now + timedelta(seconds=7)).replace(microsecond=0)
-    before = delivery_row(database, other)
-
-    with database.session() as session:
-        count = claims.set_aside(session, [resting, leased, other], {postback_id: until}, now=now)
-
-    assert count == 1
-    set_aside = delivery_row(database, resting)
-    assert (set_aside.next_attempt_at, set_aside.queued_at, set_aside.attempt_count) == (until, None, 0)
-    assert delivery_row(database, leased).leased_by == "busy"  # in flight elsewhere: not touched
-    untouched = delivery_row(database, other)
-    assert (untouched.next_attempt_at, untouched.queued_at) == (before.next_attempt_at, before.queued_at)
-    # Not marked queued any more: the pump offers it again as soon as the rest ends, not before.
-    assert pump.hand_out(database, redis_client, FAST, now=now).total == 0
-    pump.hand_out(database, redis_client, FAST, now=until + timedelta(seconds=1))
-    assert resting in _queued_ids(redis_client, FIRST_ATTEMPT_QUEUE)
-
-
 def test_enqueueing_the_same_batch_twice_makes_one_job(redis_client: redis.Redis) -> None:
     assert enqueue_deliveries(redis_client, [1, 2, 3]) == 1
     assert enqueue_deliveries(redis_client, [3, 2, 1]) == 0
