@@ -5,7 +5,8 @@ slot frees or its `start_by` passes (then it is given back unsent, so its lease 
 Only a host that is making progress gets a line, and only as long as its recent turnaround (answer, or fast
 failure) says the send will start before its `start_by`: a host answering in 2 s takes into its line only what
 its slots can start in the seconds a send may wait (the rest go back to the database, to be offered again
-later). A host whose slots are all busy and that has answered nothing for a second takes no more work. A
+later). A host whose slots are all busy and that has answered nothing for a second takes no more work, and a
+host silent that long (or for twice its usual answer time) gives back what waits in its line (`expire`). A
 host whose last answers were all timeouts is "tripped": it gets one slot and no line until it answers again,
 so a hanging publisher holds one request in flight.
 
