@@ -253,12 +253,15 @@ class HostSlots:
             for host, state in list(self._hosts.items()):
                 while state.line and state.line[0].start_by < now:
                     expired.append(state.line.popleft())
-                if state.line and self._silent(state, now):
+                if state.line and state.busy > 0 and self._silent(state, now):
                     # Its line would wait for its start_by only to be given back then, and meanwhile count
                     # against the process's room (`Engine._room`): with 4 of 20 hosts hanging, one worker's
                     # lines held 4 x 64 sends a second into bench.delivery's run, and it took no more work.
+                    # Only with requests of ours out unanswered: a line refused by the cluster waits for
+                    # slots that other processes hold, and their answers are not seen here.
                     expired.extend(state.line)
                     state.line.clear()
+                    state.refused = False  # nothing waits for the retry timer any more
                 self._forget_if_idle(host, state)
         self._give_back(expired)
 

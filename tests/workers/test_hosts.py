@@ -218,6 +218,25 @@ def eventually(condition: Callable[[], object], timeout_s: float = 2) -> None:
         time.sleep(0.005)
 
 
+def test_a_line_waiting_for_slots_another_process_holds_is_not_given_back_as_silent(
+    connect: Callable[[], redis.Redis],
+) -> None:
+    first, second = shared(connect(), per_host=1), shared(connect(), per_host=1)
+    held_first, given_back = Held(), []
+    assert first.submit(HOST, FAR, held_first.run, noop)
+    held_first.wait_for(1)
+    assert second.submit(HOST, FAR, Held().run, lambda: given_back.append("waiting"))
+    eventually(lambda: second.busy(HOST) == 0)  # refused by the cluster: in line, nothing of its own out
+
+    time.sleep(hosts.STALL_S + 0.1)
+    second.expire()
+
+    # Its host's answers go to the other process: a second without one here says nothing of the host.
+    assert given_back == []
+    first.close()
+    second.close()
+
+
 def test_processes_share_a_hosts_slots_and_a_freed_one_is_taken_elsewhere_within_the_retry_period(
     connect: Callable[[], redis.Redis],
 ) -> None:
