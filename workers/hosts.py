@@ -5,8 +5,7 @@ slot frees or its `start_by` passes (then it is given back unsent, so its lease 
 Only a host that is making progress gets a line, and only as long as its recent turnaround (answer, or fast
 failure) says the send will start before its `start_by`: a host answering in 2 s takes into its line only what
 its slots can start in the seconds a send may wait (the rest go back to the database, to be offered again
-later). A host whose slots are all busy and that has answered nothing for a second takes no more work, and a
-host silent that long (or for twice its usual answer time) gives back what waits in its line (`expire`). A
+later). A host whose slots are all busy and that has answered nothing for a second takes no more work. A
 host whose last answers were all timeouts is "tripped": it gets one slot and no line until it answers again,
 so a hanging publisher holds one request in flight.
 
@@ -245,23 +244,13 @@ class HostSlots:
         self._dispatch(host, start, expired)
 
     def expire(self) -> None:
-        """Give back waiting sends whose time to start has passed, and the lines of hosts silent for longer
-        than their answers take (called periodically)."""
+        """Give back waiting sends whose time to start has passed (called periodically)."""
         now = time.monotonic()
         expired: list[_Waiting] = []
         with self._lock:
             for host, state in list(self._hosts.items()):
                 while state.line and state.line[0].start_by < now:
                     expired.append(state.line.popleft())
-                if state.line and state.busy > 0 and self._silent(state, now):
-                    # Its line would wait for its start_by only to be given back then, and meanwhile count
-                    # against the process's room (`Engine._room`): with 4 of 20 hosts hanging, one worker's
-                    # lines held 4 x 64 sends a second into bench.delivery's run, and it took no more work.
-                    # Only with requests of ours out unanswered: a line refused by the cluster waits for
-                    # slots that other processes hold, and their answers are not seen here.
-                    expired.extend(state.line)
-                    state.line.clear()
-                    state.refused = False  # nothing waits for the retry timer any more
                 self._forget_if_idle(host, state)
         self._give_back(expired)
 
@@ -439,11 +428,6 @@ class HostSlots:
         # Its turn comes after the line ahead of it has been served, `limit` at a time.
         expected_wait = (len(state.line) // limit + 1) * state.answer_s
         return now + expected_wait < start_by
-
-    def _silent(self, state: _Host, now: float) -> bool:
-        """Under self._lock: nothing answered here for STALL_S, or for twice its usual answer time if longer
-        (a host answering in 2 s is silent between rounds of its slots)."""
-        return now - state.progress_at >= max(STALL_S, 2 * (state.answer_s or 0.0))
 
     def _limit(self, state: _Host) -> int:
         return 1 if self._tripped(state) else self.per_host

@@ -109,33 +109,6 @@ def test_a_host_that_stopped_answering_gets_no_line() -> None:
     assert slots.submit("other", FAR, Held().run, noop)  # its neighbours are not affected
 
 
-def test_a_silent_hosts_line_is_given_back_without_waiting_for_its_start_by() -> None:
-    given_back: list[str] = []
-    slots = local(per_host=1)
-    assert slots.submit("h", FAR, Held().run, noop) is STARTED
-    assert slots.submit("h", FAR, Held().run, lambda: given_back.append("waiting")) is WAITING
-    slots.expire()
-    assert given_back == []
-
-    time.sleep(hosts.STALL_S + 0.1)
-    slots.expire()
-
-    assert given_back == ["waiting"]  # its host answered nothing for a second: it would only have waited
-
-
-def test_a_slow_host_keeps_its_line_through_the_silence_its_answers_take() -> None:
-    given_back: list[str] = []
-    slots = local(per_host=1)
-    answered(slots, "slow", 0.8)
-    assert slots.submit("slow", FAR, Held().run, noop) is STARTED
-    assert slots.submit("slow", FAR, Held().run, lambda: given_back.append("waiting")) is WAITING
-
-    time.sleep(hosts.STALL_S + 0.1)  # longer than the stall rule, shorter than two of its answers
-    slots.expire()
-
-    assert given_back == []
-
-
 def test_after_consecutive_timeouts_a_host_is_tripped_to_one_slot_until_it_answers() -> None:
     slots = local(per_host=4, trip_after=2)
     held = Held()
@@ -216,25 +189,6 @@ def eventually(condition: Callable[[], object], timeout_s: float = 2) -> None:
     while not condition():
         assert time.monotonic() < deadline, "Redis never showed it"
         time.sleep(0.005)
-
-
-def test_a_line_waiting_for_slots_another_process_holds_is_not_given_back_as_silent(
-    connect: Callable[[], redis.Redis],
-) -> None:
-    first, second = shared(connect(), per_host=1), shared(connect(), per_host=1)
-    held_first, given_back = Held(), []
-    assert first.submit(HOST, FAR, held_first.run, noop)
-    held_first.wait_for(1)
-    assert second.submit(HOST, FAR, Held().run, lambda: given_back.append("waiting"))
-    eventually(lambda: second.busy(HOST) == 0)  # refused by the cluster: in line, nothing of its own out
-
-    time.sleep(hosts.STALL_S + 0.1)
-    second.expire()
-
-    # Its host's answers go to the other process: a second without one here says nothing of the host.
-    assert given_back == []
-    first.close()
-    second.close()
 
 
 def test_processes_share_a_hosts_slots_and_a_freed_one_is_taken_elsewhere_within_the_retry_period(
