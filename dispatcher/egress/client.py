@@ -215,9 +215,7 @@ class EgressClient:
                 ),
             ) from None
         except h11.LocalProtocolError as exc:  # a request h11 will not write: the postback's fault
-            raise DeliveryError(
-                ErrorClass.TEMPLATE, f"cannot build the request: {exc}", permanent=True
-            ) from None
+            raise _unbuildable(exc) from None
         except (OSError, h11.RemoteProtocolError) as exc:
             raise _with_head(exchange, connection, _broken(exc, where)) from None
         finally:
@@ -334,7 +332,7 @@ def _request_headers(target: _Target, request: OutboundRequest) -> list[tuple[by
     try:
         return [(name.encode("ascii"), value.strip(" \t").encode("latin-1")) for name, value in lines.items()]
     except UnicodeError as exc:
-        raise DeliveryError(ErrorClass.TEMPLATE, f"cannot build the request: {exc}", permanent=True) from None
+        raise _unbuildable(exc) from None
 
 
 def _with_head(
@@ -378,6 +376,11 @@ def _broken(exc: BaseException, where: str) -> DeliveryError:
     return DeliveryError(ErrorClass.CONNECT, f"connection to {where} broken: {reason}", permanent=False)
 
 
+def _unbuildable(exc: BaseException) -> DeliveryError:
+    """A request that cannot be written as asked (URL, header, value): the postback's fault, never retried."""
+    return DeliveryError(ErrorClass.TEMPLATE, f"cannot build the request: {exc}", permanent=True)
+
+
 def _tls_error(exc: BaseException, where: str) -> DeliveryError:
     return DeliveryError(ErrorClass.TLS, f"TLS with {where} failed: {_short(exc)}", permanent=False)
 
@@ -406,7 +409,7 @@ def _target(url: str, headers: Mapping[str, str]) -> _Target:
             basic = urllib3.util.make_headers(basic_auth=f"{user}:{password}")  # Latin-1, or UnicodeError
             auth = {"Authorization": basic["authorization"]}
     except (ValueError, LocationParseError) as exc:  # BadURL, BadHeader and UnicodeError are ValueErrors
-        raise DeliveryError(ErrorClass.TEMPLATE, f"cannot build the request: {exc}", permanent=True) from None
+        raise _unbuildable(exc) from None
     scheme, host = sent.scheme or "", (sent.host or "").strip("[]")
     if scheme not in DEFAULT_PORTS or not host:
         raise DeliveryError(
