@@ -400,15 +400,19 @@ def test_a_postback_whose_receiver_refused_work_is_not_claimed_again_for_a_while
     database: Database, receiver: Receiver
 ) -> None:
     engine = make_engine(database, replace(FAST, host_concurrency=1, defer_s=30))
-    receiver.script["/hang"] = [Reply(delay_s=1.5)]
+    # Answered just before the total timeout (2 s): the first answer must come well after the second batch
+    # is claimed, even on a loaded machine (with 1.5 s, and the delivery made after the pause, a CI run once
+    # got the answer first, and the host was not silent any more).
+    receiver.script["/hang"] = [Reply(delay_s=1.9)]
     try:
         first, postback_id = make_delivery(database, receiver.url("/hang"))
         hanging = [first, *(another_of(database, postback_id) for _ in range(2))]
 
         # One sending, two waiting their turn; after a second without an answer the host takes no more.
         assert engine.send_batch(hanging) == {"claimed": 3, "sent": 3, "deferred": 0}
+        next_one = another_of(database, postback_id)  # made before the pause, not between it and the claim
         time.sleep(hosts.STALL_S + 0.1)
-        assert engine.send_batch([another_of(database, postback_id)]) == {
+        assert engine.send_batch([next_one]) == {
             "claimed": 1,
             "sent": 0,
             "deferred": 1,
