@@ -55,6 +55,7 @@ from bench._database import (
     postgres_url,
     wants_sqlite,
 )
+from dispatcher import heartbeats
 from dispatcher.db import Database
 from dispatcher.models import (
     Advertiser,
@@ -411,11 +412,23 @@ def running(
         run = Running(database, connection, network, start_workers(env, workers), start_pump(env), url)
         try:
             _wait_for_workers(connection, workers)
+            _wait_for_pump(connection)
             yield run
         finally:
             stop([*run.workers, run.pump])
             database.dispose()
             connection.close()
+
+
+def _wait_for_pump(connection: redis.Redis, timeout_s: float = 60) -> None:
+    """Until the pump has made its first pass: its start (the app's imports, about a second of CPU) is not
+    part of the measurement either; stopped during the recording and resumed with the clock, it went on
+    starting inside the measured time of some runs."""
+    deadline = time.monotonic() + timeout_s
+    while not any(beat.last_pass_at for beat in heartbeats.read(connection).pumps):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the pump made no pass within {timeout_s:g} s")
+        time.sleep(0.05)
 
 
 def _wait_for_workers(connection: redis.Redis, count: int, timeout_s: float = 60) -> None:
