@@ -47,6 +47,11 @@ HandOn = Callable[[Sequence[tuple[int, int]]], object]
 CAPACITY_WAIT_S = 10.0
 TOP_UP_TO = 50
 FLUSH_MAX = 1000
+# How long the flusher waits after an outcome for others to write with it. A flush costs about 2 ms of the
+# worker's CPU and one commit whatever its size; taking only what had arrived, flushes held 24-31 outcomes
+# in bench.delivery. With 30 ms: the flusher's CPU fell by a quarter, PostgreSQL's a delivery by 8-11%, and
+# the steady rate rose 0-11% (fast sink and 100 ms, 4 pairs each). An outcome is written this much later.
+FLUSH_GATHER_S = 0.03
 
 
 def worker_name() -> str:
@@ -334,11 +339,7 @@ class Engine:
                 items = [self._outcomes.get(timeout=0.5)]
             except queue.Empty:
                 items = []
-            while items and len(items) < FLUSH_MAX:
-                try:
-                    items.append(self._outcomes.get_nowait())
-                except queue.Empty:
-                    break
+            self._gather(items)
             batch = [item for item in items if item is not None]
             self.slots.expire()
             if batch:
@@ -349,6 +350,17 @@ class Engine:
                 self._unreserve(len(batch) - waited)
                 if waited:
                     self._change_waiting(-waited)
+
+    def _gather(self, items: list[attempts.Outcome | attempts.GiveBack | None]) -> None:
+        """Adds to `items` (a first outcome, or nothing) what else arrives within FLUSH_GATHER_S of it, up to
+        FLUSH_MAX or the close's None, so that it is written in the same flush."""
+        gather_until = time.monotonic() + FLUSH_GATHER_S
+        while items and items[-1] is not None and len(items) < FLUSH_MAX:
+            left = gather_until - time.monotonic()
+            try:
+                items.append(self._outcomes.get(timeout=left) if left > 0 else self._outcomes.get_nowait())
+            except queue.Empty:
+                return
 
     def _flush(self, batch: list[attempts.Outcome | attempts.GiveBack]) -> None:
         outcomes = [item for item in batch if isinstance(item, attempts.Outcome)]

@@ -523,3 +523,27 @@ def test_a_failure_to_count_metrics_never_stops_the_writing_of_outcomes(
 
     assert delivery_row(database, first).state == "succeeded"
     assert delivery_row(database, second).state == "succeeded"
+
+
+def test_outcomes_that_end_close_together_are_written_in_one_flush(
+    database: Database, engine: Engine, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A wide window, so that the machine's load cannot split the flush: the second answer comes 0.2 s
+    # after the first, which the flusher used to write on its own at once.
+    monkeypatch.setattr(engine_module, "FLUSH_GATHER_S", 1.0)
+    receiver.script["/slower"] = [Reply(delay_s=0.2)]
+    flushed: list[int] = []
+    flush = engine._flush
+
+    def counting(batch: list[object]) -> None:
+        flushed.append(len(batch))
+        flush(batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "_flush", counting)
+    quick, _ = make_delivery(database, receiver.url("/pb"))
+    slower, _ = make_delivery(database, receiver.url("/slower"))
+
+    send_now(engine, quick, slower)
+
+    assert flushed == [2]
+    assert [delivery_row(database, i).state for i in (quick, slower)] == ["succeeded", "succeeded"]
