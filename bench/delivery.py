@@ -412,7 +412,7 @@ def running(
         run = Running(database, connection, network, start_workers(env, workers), start_pump(env), url)
         try:
             _wait_for_workers(connection, workers)
-            _wait_for_pump(connection)
+            _wait_for_pump(connection, run.pump)
             yield run
         finally:
             stop([*run.workers, run.pump])
@@ -420,12 +420,14 @@ def running(
             connection.close()
 
 
-def _wait_for_pump(connection: redis.Redis, timeout_s: float = 60) -> None:
+def _wait_for_pump(connection: redis.Redis, pump: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     """Until the pump has made its first pass: its start (the app's imports, about a second of CPU) is not
     part of the measurement either; stopped during the recording and resumed with the clock, it went on
     starting inside the measured time of some runs."""
     deadline = time.monotonic() + timeout_s
     while not any(beat.last_pass_at for beat in heartbeats.read(connection).pumps):
+        if pump.poll() is not None:
+            raise RuntimeError(f"the pump exited with {pump.returncode} before its first pass")
         if time.monotonic() > deadline:
             raise TimeoutError(f"the pump made no pass within {timeout_s:g} s")
         time.sleep(0.05)

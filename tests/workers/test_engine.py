@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -30,8 +31,8 @@ from tests.workers.conftest import (
     postback_row,
     send_now,
 )
+from workers import attempts, hosts
 from workers import engine as engine_module
-from workers import hosts
 from workers.engine import Engine
 
 
@@ -528,16 +529,16 @@ def test_a_failure_to_count_metrics_never_stops_the_writing_of_outcomes(
 def test_outcomes_that_end_close_together_are_written_in_one_flush(
     database: Database, engine: Engine, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A wide window, so that the machine's load cannot split the flush: the second answer comes 0.2 s
+    # A wide window, so that the machine's load cannot split the flush: the second answer comes 0.15 s
     # after the first, which the flusher used to write on its own at once.
-    monkeypatch.setattr(engine_module, "FLUSH_GATHER_S", 1.0)
-    receiver.script["/slower"] = [Reply(delay_s=0.2)]
+    monkeypatch.setattr(engine_module, "FLUSH_GATHER_S", 0.6)
+    receiver.script["/slower"] = [Reply(delay_s=0.15)]
     flushed: list[int] = []
     flush = engine._flush
 
-    def counting(batch: list[object]) -> None:
+    def counting(batch: list[attempts.Outcome | attempts.GiveBack]) -> None:
         flushed.append(len(batch))
-        flush(batch)  # type: ignore[arg-type]
+        flush(batch)
 
     monkeypatch.setattr(engine, "_flush", counting)
     quick, _ = make_delivery(database, receiver.url("/pb"))
@@ -547,3 +548,28 @@ def test_outcomes_that_end_close_together_are_written_in_one_flush(
 
     assert flushed == [2]
     assert [delivery_row(database, i).state for i in (quick, slower)] == ["succeeded", "succeeded"]
+
+
+def test_closing_does_not_wait_for_the_flush_window(
+    database: Database, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "FLUSH_GATHER_S", 30.0)
+    engine = make_engine(database)
+    gathering = threading.Event()
+    gather = engine._gather
+
+    def noting(items: list[attempts.Outcome | attempts.GiveBack | None]) -> None:
+        if items and items[0] is not None:
+            gathering.set()  # the outcome is in hand, and the flusher waits for more
+        gather(items)
+
+    monkeypatch.setattr(engine, "_gather", noting)
+    delivery_id, _ = make_delivery(database, receiver.url("/pb"))
+    engine.send_batch([delivery_id])
+    assert gathering.wait(10)
+
+    started = time.monotonic()
+    engine.close()
+
+    assert time.monotonic() - started < 5  # the close's wake-up ends the gathering: the outcome goes now
+    assert delivery_row(database, delivery_id).state == "succeeded"
