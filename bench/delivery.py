@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -420,28 +420,33 @@ def running(
             connection.close()
 
 
-def _wait_for_pump(connection: redis.Redis, pump: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+def _wait_for_pump(connection: redis.Redis, pump: subprocess.Popen[bytes]) -> None:
     """Until the pump has made its first pass: its start (the app's imports, about a second of CPU) is not
     part of the measurement either; stopped during the recording and resumed with the clock, it went on
     starting inside the measured time of some runs."""
-    deadline = time.monotonic() + timeout_s
-    while not any(beat.last_pass_at for beat in heartbeats.read(connection).pumps):
+
+    def passed() -> bool:
         if pump.poll() is not None:
             raise RuntimeError(f"the pump exited with {pump.returncode} before its first pass")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the pump made no pass within {timeout_s:g} s")
-        time.sleep(0.05)
+        return any(beat.last_pass_at for beat in heartbeats.read(connection).pumps)
+
+    _wait_until(passed, "the pump made no pass")
 
 
-def _wait_for_workers(connection: redis.Redis, count: int, timeout_s: float = 60) -> None:
+def _wait_for_workers(connection: redis.Redis, count: int) -> None:
     """Until every worker process has registered with RQ: their start (imports, connections) is not part of
     the measurement, and on a busy machine it takes anything from 1 to 10 s."""
-    deadline = time.monotonic() + timeout_s
-    while Worker.count(connection=connection) < count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{count} workers did not start within {timeout_s:g} s")
-        time.sleep(0.05)
+    _wait_until(lambda: Worker.count(connection=connection) >= count, f"{count} workers did not start")
     time.sleep(0.2)  # registered just before it starts listening
+
+
+def _wait_until(ready: Callable[[], bool], failure: str, timeout_s: float = 60) -> None:
+    """Asks `ready` every 50 ms; after `timeout_s`, TimeoutError saying `failure`."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{failure} within {timeout_s:g} s")
+        time.sleep(0.05)
 
 
 def pipeline(

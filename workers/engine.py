@@ -47,9 +47,9 @@ HandOn = Callable[[Sequence[tuple[int, int]]], object]
 CAPACITY_WAIT_S = 10.0
 TOP_UP_TO = 50
 FLUSH_MAX = 1000
-# How long the flusher waits after an outcome for others to write with it. A flush costs about 2 ms of the
-# worker's CPU and one commit whatever its size; taking only what had arrived, flushes held 24-31 outcomes
-# in bench.delivery. With 30 ms the flusher's CPU fell by a quarter and PostgreSQL's a delivery by about a
+# How long the flusher waits after an outcome for others to write with it. A flush is a transaction of at
+# least four statements, whatever its size; taking only what had arrived, flushes held 24-31 outcomes in
+# bench.delivery. With 30 ms the flusher's CPU fell by a quarter and PostgreSQL's a delivery by about a
 # tenth (fast sink and 100 ms, 4 pairs each; the rates moved within the machine's noise). An outcome is
 # written up to this much later, and a delivery it held back in turn (`claims.next_in_turn`) goes that much
 # later.
