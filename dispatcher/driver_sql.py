@@ -137,6 +137,13 @@ def rows_inside(connection: Connection, statement: Executable, params: dict[str,
         driver.close()
 
 
+def sql_and_values(
+    statement: Executable, dialect: Dialect, params: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The SQL and the converted values that `DriverConnection.rows` would send (to EXPLAIN a statement)."""
+    return _prepared(statement, dialect, tuple(params)).sql_and_values(params)
+
+
 class _Prepared:
     """A statement compiled for one dialect and one set of parameter names, with its value converters."""
 
