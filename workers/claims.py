@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
-    CTE,
     BindParameter,
     ColumnElement,
     FromClause,
@@ -221,16 +220,8 @@ def _build_claim(postgres: bool, top_up: bool, resting: bool) -> Update:
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     now = bindparam("now", type_=deliveries.c.next_attempt_at.type)
     resting_ids: Resting = bindparam("resting", expanding=True) if resting else None
-    if postgres:
-        taken = _judged(_locked(deliveries.c.id.in_(ids), "asked"), now, resting_ids)
-        if top_up:
-            taken = union_all(taken, _topped_up(ids, now, resting_ids))  # type: ignore[assignment]
-        return _claiming(deliveries.c.id.in_(taken), now)
-    # SQLite has one writer at a time: nothing changes between reading a row and updating it.
     not_resting = deliveries.c.postback_id.not_in(resting_ids) if resting_ids is not None else None
-    chosen: ColumnElement[bool] = and_(deliveries.c.id.in_(ids), claimable(now), in_turn())
-    if not_resting is not None:
-        chosen = and_(chosen, not_resting)
+    others = None
     if top_up:
         others = (
             select(deliveries.c.id)
@@ -240,6 +231,18 @@ def _build_claim(postgres: bool, top_up: bool, resting: bool) -> Update:
         )
         if not_resting is not None:
             others = others.where(not_resting)
+    if postgres:
+        taken = _asked(ids, now, resting_ids)
+        if others is not None:
+            # Locked below its LIMIT: a row another claim holds is skipped for the next due one.
+            topped_up = locked_once(others, name="topped_up", postgres=True)
+            taken = union_all(taken, topped_up)  # type: ignore[assignment]
+        return _claiming(deliveries.c.id.in_(taken), now)
+    # SQLite has one writer at a time: nothing changes between reading a row and updating it.
+    chosen: ColumnElement[bool] = and_(deliveries.c.id.in_(ids), claimable(now), in_turn())
+    if not_resting is not None:
+        chosen = and_(chosen, not_resting)
+    if others is not None:
         chosen = and_(claimable(now), or_(chosen, deliveries.c.id.in_(others)))
     return _claiming(chosen, now)
 
@@ -260,55 +263,31 @@ def _claiming(chosen: ColumnElement[bool], now: BindParameter[datetime]) -> Upda
     )
 
 
-# PostgreSQL reads a claim's rows by primary key and locks them before it judges them claimable. Judged in
-# the query that read them, they were read through ix_deliveries_state_next_attempt_at whenever the planner
-# guessed few pending rows, as it does on a table never analyzed or analyzed while little was pending: each
-# claim then read every pending due delivery. With 50,000 pending (never analyzed), a claim of 50 took the
-# database 9.5 ms instead of 1.2-3.2, and a top-up of 48 took 85 ms (every pending row's turn looked up, then
-# all sorted; 14-22 ms now). Locked first, a row cannot change before it is judged (locking reads its newest
-# version); one that is not claimable stays locked until the claim's transaction ends, and is left as it is.
-_JUDGED_COLUMNS = ("id", "state", "next_attempt_at", "lease_expires_at", "attempt_count")
+def _asked(ids: BindParameter[list[int]], now: BindParameter[datetime], resting_ids: Resting) -> Select[Any]:
+    """PostgreSQL: those of `ids` that are claimable, read by primary key and locked (skipping rows other
+    transactions hold) before they are judged.
+
+    Judged in the query that read them, they were read through ix_deliveries_state_next_attempt_at whenever
+    the planner guessed few pending rows, as it does on a table never analyzed or analyzed while little was
+    pending: each claim then read every pending due delivery. With 50,000 pending (never analyzed), a claim of
+    50 took the database 9.5 ms instead of 0.9-1.8. Read by id, and by lease (no index has it), the rows can
+    only come by primary key. Locked first, a row cannot change before it is judged (locking reads its newest
+    version); an asked row that is not claimable for another reason than a lease (one not pending) stays
+    locked until the caller's transaction ends, and is left as it is.
+    """
+    unleased = or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now)
+    columns = [deliveries.c[column] for column in (*_JUDGED_COLUMNS, *_TURN_COLUMNS)]
+    rows = select(*columns).where(deliveries.c.id.in_(ids), unleased).with_for_update(skip_locked=True)
+    locked = rows.cte("asked").prefix_with("MATERIALIZED")
+    asked = select(locked.c.id).where(claimable(now, locked), _in_turn(locked))
+    if resting_ids is not None:
+        asked = asked.where(locked.c.postback_id.not_in(resting_ids))
+    return asked
+
+
+_JUDGED_COLUMNS = ("id", "state", "next_attempt_at", "lease_expires_at")
 _TURN_COLUMNS = ("transaction_id", "postback_id", "transaction_event_id")
 Resting = BindParameter[list[int]] | None  # the postbacks whose deliveries a claim leaves as they are
-# A top-up looks among this many due first attempts, the longest due first (their order in the index).
-TOP_UP_WINDOW = 200
-
-
-def _locked(which: ColumnElement[bool], name: str) -> CTE:
-    """The rows `which` picks by id, locked (skipping rows other transactions hold), read once."""
-    columns = [deliveries.c[column] for column in (*_JUDGED_COLUMNS, *_TURN_COLUMNS)]
-    rows = select(*columns).where(which).with_for_update(skip_locked=True)
-    return rows.cte(name).prefix_with("MATERIALIZED")
-
-
-def _judged(rows: CTE, now: BindParameter[datetime], resting_ids: Resting) -> Select[Any]:
-    judged = select(rows.c.id).where(claimable(now, rows), _in_turn(rows))
-    if resting_ids is not None:
-        judged = judged.where(rows.c.postback_id.not_in(resting_ids))
-    return judged
-
-
-def _topped_up(
-    ids: BindParameter[list[int]], now: BindParameter[datetime], resting_ids: Resting
-) -> Select[Any]:
-    """Up to `top_up` other due first attempts: of the TOP_UP_WINDOW due longest (read without a lock, so as
-    not to hold up the jobs that carry them), those in their turn, locked by id and judged again. Without
-    statistics the planner still finds the window by sorting every due first attempt, but looks up the turn
-    of only these."""
-    window = (
-        select(*(deliveries.c[column] for column in ("id", "next_attempt_at", *_TURN_COLUMNS)))
-        .where(claimable(now), deliveries.c.attempt_count == 0)
-        .order_by(deliveries.c.next_attempt_at)
-        .limit(TOP_UP_WINDOW)
-        .cte("due_first")
-        .prefix_with("MATERIALIZED")
-    )
-    picked = select(window.c.id).where(window.c.id.not_in(ids), _in_turn(window))
-    if resting_ids is not None:
-        picked = picked.where(window.c.postback_id.not_in(resting_ids))
-    picked = picked.order_by(window.c.next_attempt_at).limit(bindparam("top_up", type_=Integer))
-    rows = _locked(deliveries.c.id.in_(picked.scalar_subquery()), "topped_up")
-    return _judged(rows, now, resting_ids).where(rows.c.attempt_count == 0)
 
 
 def release(session: Session, ids: Sequence[int], *, token: str, retry_at: datetime) -> None:
