@@ -270,10 +270,10 @@ def _asked(ids: BindParameter[list[int]], now: BindParameter[datetime], resting_
     Judged in the query that read them, they were read through ix_deliveries_state_next_attempt_at whenever
     the planner guessed few pending rows, as it does on a table never analyzed or analyzed while little was
     pending: each claim then read every pending due delivery. With 50,000 pending (never analyzed), a claim of
-    50 took the database 9.5 ms instead of 0.9-1.8. Read by id, and by lease (no index has it), the rows can
-    only come by primary key. Locked first, a row cannot change before it is judged (locking reads its newest
-    version); an asked row that is not claimable for another reason than a lease (one not pending) stays
-    locked until the caller's transaction ends, and is left as it is.
+    50 took the database 9.5 ms instead of 0.9-1.8. Asked for by id, and by lease (no index has it), the rows
+    come by primary key (or, from a table of a few thousand rows, by reading it). Locked first, a row cannot
+    change before it is judged (locking reads its newest version); one not leased but not claimable either
+    (not pending, not due, out of turn, resting) stays locked until the caller's transaction ends, untouched.
     """
     unleased = or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now)
     columns = [deliveries.c[column] for column in (*_JUDGED_COLUMNS, *_TURN_COLUMNS)]
