@@ -274,6 +274,9 @@ def _asked(ids: BindParameter[list[int]], now: BindParameter[datetime], resting_
     come by primary key (or, from a table of a few thousand rows, by reading it). Locked first, a row cannot
     change before it is judged (locking reads its newest version); one not leased but not claimable either
     (not pending, not due, out of turn, resting) stays locked until the caller's transaction ends, untouched.
+    What updates it meanwhile waits for that (a job's claim, load and log: tens of ms): the flusher handing on
+    an out-of-turn delivery whose turn has just come; rarely two such waits cross and PostgreSQL ends one
+    transaction (the flusher tries again; a claim's job fails and the pump hands its deliveries out again).
     """
     unleased = or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now)
     columns = [deliveries.c[column] for column in (*_JUDGED_COLUMNS, *_TURN_COLUMNS)]
