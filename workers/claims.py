@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    CTE,
     BindParameter,
     ColumnElement,
     FromClause,
@@ -159,8 +160,12 @@ def locked_once(ids: Select[int], *, name: str, postgres: bool) -> Select[int]:
     """
     if not postgres:
         return ids  # one writer at a time: the subquery cannot see another statement's changes
-    picked = ids.with_for_update(skip_locked=True).cte(name).prefix_with("MATERIALIZED")
-    return select(picked.c.id)
+    return select(_locked_rows(ids, name).c.id)
+
+
+def _locked_rows(rows: Select[Any], name: str) -> CTE:
+    """PostgreSQL: `rows` locked (skipping rows other transactions hold) and read once (see `locked_once`)."""
+    return rows.with_for_update(skip_locked=True).cte(name).prefix_with("MATERIALIZED")
 
 
 def claim(
@@ -205,6 +210,10 @@ def claim(
 # profiled in-process (yappi, CPU clock), claim and load took 80% of a one-delivery job's `send_batch`,
 # much of it building statements and their cache keys; most jobs carry a sale or two (bench.latency).
 _claim_statements: dict[tuple[bool, bool, bool], Update] = {}
+Resting = BindParameter[list[int]] | None  # the postbacks whose deliveries a claim leaves as they are
+# What a PostgreSQL claim reads of the rows asked for, to judge them once locked (`_asked`).
+_JUDGED_COLUMNS = ("id", "state", "next_attempt_at", "lease_expires_at")
+_TURN_COLUMNS = ("transaction_id", "postback_id", "transaction_event_id")
 
 
 def _claim_statement(*, postgres: bool, top_up: bool, resting: bool) -> Update:
@@ -280,17 +289,11 @@ def _asked(ids: BindParameter[list[int]], now: BindParameter[datetime], resting_
     """
     unleased = or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now)
     columns = [deliveries.c[column] for column in (*_JUDGED_COLUMNS, *_TURN_COLUMNS)]
-    rows = select(*columns).where(deliveries.c.id.in_(ids), unleased).with_for_update(skip_locked=True)
-    locked = rows.cte("asked").prefix_with("MATERIALIZED")
+    locked = _locked_rows(select(*columns).where(deliveries.c.id.in_(ids), unleased), "asked")
     asked = select(locked.c.id).where(claimable(now, locked), _in_turn(locked))
     if resting_ids is not None:
         asked = asked.where(locked.c.postback_id.not_in(resting_ids))
     return asked
-
-
-_JUDGED_COLUMNS = ("id", "state", "next_attempt_at", "lease_expires_at")
-_TURN_COLUMNS = ("transaction_id", "postback_id", "transaction_event_id")
-Resting = BindParameter[list[int]] | None  # the postbacks whose deliveries a claim leaves as they are
 
 
 def release(session: Session, ids: Sequence[int], *, token: str, retry_at: datetime) -> None:
