@@ -79,6 +79,24 @@ def test_a_new_host_gets_a_full_line_until_it_stalls() -> None:
     assert taken == [STARTED] * 2 + [WAITING] * 2 * hosts.LINE_PER_SLOT + [REFUSED]
 
 
+def test_a_new_host_silent_while_later_sends_elsewhere_are_answered_takes_no_more_into_its_line() -> None:
+    slots = local(per_host=1)
+    quiet = Held()
+    assert slots.submit("quiet", FAR, quiet.run, noop) is STARTED
+    first = quiet.wait_for(1)
+    answered(slots, "fast", 0.01)  # started with it: says nothing of it
+    assert slots.submit("quiet", FAR, quiet.run, noop) is WAITING
+
+    time.sleep(hosts.SLOWER_THAN_PEERS_S + 0.05)
+    answered(slots, "fast", 0.01)  # started well after it, and answered first
+
+    assert slots.submit("quiet", FAR, quiet.run, noop) is REFUSED
+    assert [slots.submit("fast", FAR, Held().run, noop) for _ in range(2)] == [STARTED, WAITING]
+    first.release(timed_out=False, answer_s=0.3)  # it answers: a slow host, not a dead one
+    quiet.wait_for(2)
+    assert slots.submit("quiet", FAR, quiet.run, noop) is WAITING
+
+
 def test_a_slow_host_lines_up_only_what_can_start_before_its_start_by() -> None:
     slots = local(per_host=2)
     answered(slots, "slow", 2.0)
