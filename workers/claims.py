@@ -282,18 +282,20 @@ def _asked(ids: BindParameter[list[int]], now: BindParameter[datetime], resting_
     50 took the database 9.5 ms instead of 0.9-1.8. Asked for by id, and by lease (no index has it), the rows
     come by primary key (or, from a table of a few thousand rows, by reading it). Locked first, a row cannot
     change before it is judged (locking reads its newest version); one not leased but not claimable either
-    (not pending, not due, out of turn, resting) stays locked until the caller's transaction ends, untouched.
+    (not pending, not due, out of turn) stays locked until the caller's transaction ends, untouched.
     What updates it meanwhile waits for that (a job's claim, load and log: tens of ms): the flusher handing on
     an out-of-turn delivery whose turn has just come; rarely two such waits cross and PostgreSQL ends one
     transaction (the flusher tries again; a claim's job fails and the pump hands its deliveries out again).
     """
     unleased = or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now)
     columns = [deliveries.c[column] for column in (*_JUDGED_COLUMNS, *_TURN_COLUMNS)]
-    locked = _locked_rows(select(*columns).where(deliveries.c.id.in_(ids), unleased), "asked")
-    asked = select(locked.c.id).where(claimable(now, locked), _in_turn(locked))
+    wanted = select(*columns).where(deliveries.c.id.in_(ids), unleased)
     if resting_ids is not None:
-        asked = asked.where(locked.c.postback_id.not_in(resting_ids))
-    return asked
+        # Not locked either: a job carries the deliveries of a hanging receiver for as long as it hangs.
+        # A NOT IN is no index condition, so the rows still come by primary key.
+        wanted = wanted.where(deliveries.c.postback_id.not_in(resting_ids))
+    locked = _locked_rows(wanted, "asked")
+    return select(locked.c.id).where(claimable(now, locked), _in_turn(locked))
 
 
 def release(session: Session, ids: Sequence[int], *, token: str, retry_at: datetime) -> None:
