@@ -9,7 +9,7 @@ import threading
 
 from dispatcher import config
 from dispatcher.db import Database
-from workers import settings
+from workers import planner_costs, settings
 from workers.engine import Engine
 
 _engine: Engine | None = None
@@ -28,5 +28,7 @@ def engine() -> Engine:
     with _lock:
         if _engine is None:
             resolved = config.from_env()
-            _engine = Engine(Database(resolved.database_url), resolved, settings.from_env())
+            database = Database(resolved.database_url)
+            planner_costs.plan_for_key_lookups(database)
+            _engine = Engine(database, resolved, settings.from_env())
         return _engine

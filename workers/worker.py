@@ -31,7 +31,7 @@ from dispatcher import config, instruments, logs
 from dispatcher.broker import Broker
 from dispatcher.db import Database
 from dispatcher.queueing import LANES, enqueue_by_lane
-from workers import cluster, context, metrics, settings
+from workers import cluster, context, metrics, planner_costs, settings
 from workers.engine import Engine, worker_name
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ def run_worker(
     connection = redis.Redis.from_url(broker.url)
     slots_connection = cluster.connect(broker.url)  # receiver caps shared with every worker process
     database = Database(resolved.database_url)
+    planner_costs.plan_for_key_lookups(database)
     engine = Engine(
         database,
         resolved,
