@@ -241,7 +241,7 @@ def _build_claim(postgres: bool, top_up: bool, resting: bool) -> Update:
         if not_resting is not None:
             others = others.where(not_resting)
     if postgres:
-        taken = _asked(ids, now, resting_ids)
+        taken = _asked(ids, now, not_resting)
         if others is not None:
             # Locked below its LIMIT: a row another claim holds is skipped for the next due one.
             topped_up = locked_once(others, name="topped_up", postgres=True)
@@ -272,7 +272,9 @@ def _claiming(chosen: ColumnElement[bool], now: BindParameter[datetime]) -> Upda
     )
 
 
-def _asked(ids: BindParameter[list[int]], now: BindParameter[datetime], resting_ids: Resting) -> Select[Any]:
+def _asked(
+    ids: BindParameter[list[int]], now: BindParameter[datetime], not_resting: ColumnElement[bool] | None
+) -> Select[Any]:
     """PostgreSQL: those of `ids` that are claimable, read by primary key and locked (skipping rows other
     transactions hold) before they are judged.
 
@@ -280,7 +282,8 @@ def _asked(ids: BindParameter[list[int]], now: BindParameter[datetime], resting_
     the planner guessed few pending rows, as it does on a table never analyzed or analyzed while little was
     pending: each claim then read every pending due delivery. With 50,000 pending (never analyzed), a claim of
     50 took the database 9.5 ms instead of 0.9-1.8. Asked for by id, and by lease (no index has it), the rows
-    come by primary key (or, from a table of a few thousand rows, by reading it). Locked first, a row cannot
+    come by primary key (or, from a table of a few thousand rows planned with the server's default page
+    costs, by reading it: see `workers.planner_costs`). Locked first, a row cannot
     change before it is judged (locking reads its newest version); one not leased but not claimable either
     (not pending, not due, out of turn) stays locked until the caller's transaction ends, untouched.
     What updates it meanwhile waits for that (a job's claim, load and log: tens of ms): the flusher handing on
@@ -290,10 +293,10 @@ def _asked(ids: BindParameter[list[int]], now: BindParameter[datetime], resting_
     unleased = or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now)
     columns = [deliveries.c[column] for column in (*_JUDGED_COLUMNS, *_TURN_COLUMNS)]
     wanted = select(*columns).where(deliveries.c.id.in_(ids), unleased)
-    if resting_ids is not None:
+    if not_resting is not None:
         # Not locked either: a job carries the deliveries of a hanging receiver for as long as it hangs.
         # A NOT IN is no index condition, so the rows still come by primary key.
-        wanted = wanted.where(deliveries.c.postback_id.not_in(resting_ids))
+        wanted = wanted.where(not_resting)
     locked = _locked_rows(wanted, "asked")
     return select(locked.c.id).where(claimable(now, locked), _in_turn(locked))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 
 from dispatcher import config
-from dispatcher.db import Database
 from workers import planner_costs, settings
 from workers.engine import Engine
 
@@ -28,7 +27,6 @@ def engine() -> Engine:
     with _lock:
         if _engine is None:
             resolved = config.from_env()
-            database = Database(resolved.database_url)
-            planner_costs.plan_for_key_lookups(database)
+            database = planner_costs.worker_database(resolved.database_url)
             _engine = Engine(database, resolved, settings.from_env())
         return _engine

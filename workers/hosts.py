@@ -5,10 +5,10 @@ slot frees or its `start_by` passes (then it is given back unsent, so its lease 
 Only a host that is making progress gets a line, and only as long as its recent turnaround (answer, or fast
 failure) says the send will start before its `start_by`: a host answering in 2 s takes into its line only what
 its slots can start in the seconds a send may wait (the rest go back to the database, to be offered again
-later). A host that has not answered yet takes no more into its line once sends to other hosts that started
-SLOWER_THAN_PEERS_S after its first have been answered (a receiver that hangs from the start is found out in
-about that time, not in STALL_S). A host whose slots are all busy and that has answered nothing for a second
-takes no more work. A
+later). A host that has not answered a send of this process yet keeps one round of its slots in line once
+sends to other hosts that started SLOWER_THAN_PEERS_S after its first have been answered (a receiver that
+hangs from the start is found out in about that time, not in STALL_S). A host whose slots are all busy and
+that has answered nothing for a second takes no more work. A
 host whose last answers were all timeouts is "tripped": it gets one slot and no line until it answers again,
 so a hanging publisher holds one request in flight.
 
@@ -162,7 +162,8 @@ class _Host:
     busy: int = 0  # sends started here: asking for a cluster slot or in flight
     timeouts: int = 0  # consecutive timeouts: the cluster's count as of its last answer, counted on here
     refused: bool = False  # the cluster had no slot: the line waits for the retry timer
-    first_sent_at: float | None = None  # when its first send here started (while it has not answered yet)
+    answered: bool = False  # it has answered a send of this process (or failed one fast)
+    first_sent_at: float | None = None  # when its first send since it was last idle started, until it answers
     line: deque[_Waiting] = field(default_factory=deque)
 
 
@@ -196,6 +197,7 @@ class HostSlots:
                 # Counting it made a burst after a quiet second take only `per_host` sends and refuse the
                 # rest as if the host had stopped answering (bench.chaos: 16 sends every 15 s).
                 state.progress_at = max(state.progress_at, now)
+                state.first_sent_at = None  # nor does a first send that may never have left (see `_begin`)
             if state.busy < self._limit(state) and not state.line and not state.refused:
                 state.busy += 1
             elif self._may_wait(state, now, start_by):
@@ -220,6 +222,7 @@ class HostSlots:
                 state.timeouts = state.timeouts + 1 if timed_out else 0
                 if not timed_out:
                     state.progress_at = now
+                    state.answered = True
                     slot.answered = True
                     self._answered_start = max(self._answered_start, slot.started_at)
                 if answer_s is not None:
@@ -335,7 +338,7 @@ class HostSlots:
         sending_to = self._hosts.get(host)
         # Without the lock: the host is counted busy (so not forgotten) and the time is set once, by its first
         # send; two first sends at once write much the same time.
-        if sending_to is not None and sending_to.answer_s is None and sending_to.first_sent_at is None:
+        if sending_to is not None and not sending_to.answered and sending_to.first_sent_at is None:
             sending_to.first_sent_at = slot.started_at
         waiting.run(slot)
 
@@ -441,16 +444,23 @@ class HostSlots:
         limit = self._limit(state)
         if len(state.line) >= limit * LINE_PER_SLOT:
             return False
-        if state.answer_s is None:
-            # Not answered yet: a line only until sends started well after its first have been answered by
-            # other hosts. Left to the stall rule above, a hanging host's line took LINE_PER_SLOT sends a slot
-            # in each process, each claimed and logged (and given back later): 392-544 attempts on 4 hanging
-            # hosts in bench.delivery's isolation runs, 68-116 with this rule.
-            first = state.first_sent_at
-            return first is None or self._answered_start <= first + SLOWER_THAN_PEERS_S
+        if self._slower_than_peers(state):
+            # Not answered yet, while sends to other hosts started well after its first have been: one round
+            # of its slots in line. Left to the stall rule above, a hanging host's line took LINE_PER_SLOT
+            # sends a slot in each process, each claimed and logged (and given back later): 368-544 attempts
+            # on 4 hanging hosts in bench.delivery's isolation runs.
+            return len(state.line) < limit
+        if state.answer_s is None:  # new here: the rules above end its line if it does not answer
+            return True
         # Its turn comes after the line ahead of it has been served, `limit` at a time.
         expected_wait = (len(state.line) // limit + 1) * state.answer_s
         return now + expected_wait < start_by
+
+    def _slower_than_peers(self, state: _Host) -> bool:
+        """Under self._lock: it has not answered since its first send here, and sends to other hosts that
+        started SLOWER_THAN_PEERS_S after that one have been answered."""
+        first = state.first_sent_at
+        return not state.answered and first is not None and self._answered_start > first + SLOWER_THAN_PEERS_S
 
     def _limit(self, state: _Host) -> int:
         return 1 if self._tripped(state) else self.per_host

@@ -29,7 +29,6 @@ from rq.worker import DequeueStrategy
 
 from dispatcher import config, instruments, logs
 from dispatcher.broker import Broker
-from dispatcher.db import Database
 from dispatcher.queueing import LANES, enqueue_by_lane
 from workers import cluster, context, metrics, planner_costs, settings
 from workers.engine import Engine, worker_name
@@ -69,8 +68,7 @@ def run_worker(
     broker = Broker(resolved)
     connection = redis.Redis.from_url(broker.url)
     slots_connection = cluster.connect(broker.url)  # receiver caps shared with every worker process
-    database = Database(resolved.database_url)
-    planner_costs.plan_for_key_lookups(database)
+    database = planner_costs.worker_database(resolved.database_url)
     engine = Engine(
         database,
         resolved,

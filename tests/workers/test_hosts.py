@@ -79,22 +79,59 @@ def test_a_new_host_gets_a_full_line_until_it_stalls() -> None:
     assert taken == [STARTED] * 2 + [WAITING] * 2 * hosts.LINE_PER_SLOT + [REFUSED]
 
 
-def test_a_new_host_silent_while_later_sends_elsewhere_are_answered_takes_no_more_into_its_line() -> None:
+@pytest.fixture
+def peers_margin(monkeypatch: pytest.MonkeyPatch) -> float:
+    """SLOWER_THAN_PEERS_S long enough that the thread hand-offs of a loaded machine stay well inside it."""
+    monkeypatch.setattr(hosts, "SLOWER_THAN_PEERS_S", 0.5)
+    return 0.5
+
+
+def test_a_new_host_silent_while_later_sends_elsewhere_are_answered_keeps_one_round_in_line(
+    peers_margin: float,
+) -> None:
     slots = local(per_host=1)
     quiet = Held()
     assert slots.submit("quiet", FAR, quiet.run, noop) is STARTED
     first = quiet.wait_for(1)
     answered(slots, "fast", 0.01)  # started with it: says nothing of it
-    assert slots.submit("quiet", FAR, quiet.run, noop) is WAITING
+    assert [slots.submit("quiet", FAR, quiet.run, noop) for _ in range(2)] == [WAITING, WAITING]
 
-    time.sleep(hosts.SLOWER_THAN_PEERS_S + 0.05)
+    time.sleep(peers_margin + 0.05)
     answered(slots, "fast", 0.01)  # started well after it, and answered first
 
-    assert slots.submit("quiet", FAR, quiet.run, noop) is REFUSED
-    assert [slots.submit("fast", FAR, Held().run, noop) for _ in range(2)] == [STARTED, WAITING]
+    assert slots.submit("quiet", FAR, quiet.run, noop) is REFUSED  # it holds one round (1 slot) and more
+    assert [slots.submit("fast", FAR, Held().run, noop) for _ in range(3)] == [STARTED, WAITING, WAITING]
     first.release(timed_out=False, answer_s=0.3)  # it answers: a slow host, not a dead one
     quiet.wait_for(2)
     assert slots.submit("quiet", FAR, quiet.run, noop) is WAITING
+
+
+def test_a_new_host_whose_line_was_shortened_gets_it_back_after_an_idle_spell(peers_margin: float) -> None:
+    slots = local(per_host=1)
+    quiet = Held()
+    assert slots.submit("quiet", FAR, quiet.run, noop) is STARTED
+    time.sleep(peers_margin + 0.05)
+    answered(slots, "fast", 0.01)
+    assert [slots.submit("quiet", FAR, quiet.run, noop) for _ in range(2)] == [WAITING, REFUSED]
+    quiet.wait_for(1).release(timed_out=False, sent=False)  # its job was rolled back: nothing left
+    quiet.wait_for(2).release(timed_out=False, sent=False)
+
+    # Idle again: what its unsent first send started says nothing of it.
+    assert [slots.submit("quiet", FAR, quiet.run, noop) for _ in range(3)] == [STARTED, WAITING, WAITING]
+
+
+def test_a_send_handed_a_slot_counts_from_when_it_started_among_peers(peers_margin: float) -> None:
+    slots = local(per_host=1)
+    fast = Held()
+    assert [slots.submit("fast", FAR, fast.run, noop) for _ in range(2)] == [STARTED, WAITING]
+    quiet = Held()
+    assert slots.submit("quiet", FAR, quiet.run, noop) is STARTED
+    quiet.wait_for(1)
+    time.sleep(peers_margin + 0.05)
+    fast.wait_for(1).release(timed_out=False, answer_s=0.01)  # its slot goes to the one waiting, starting now
+    fast.wait_for(2).release(timed_out=False, answer_s=0.01)
+
+    assert [slots.submit("quiet", FAR, quiet.run, noop) for _ in range(2)] == [WAITING, REFUSED]
 
 
 def test_a_slow_host_lines_up_only_what_can_start_before_its_start_by() -> None:

@@ -46,8 +46,7 @@ def backlog(empty_postgres_url: str) -> Iterator[tuple[Database, list[int]]]:
 @pytest.fixture
 def worker_backlog(empty_postgres_url: str) -> Iterator[tuple[Database, list[int]]]:
     """SMALL_BACKLOG pending deliveries, read through sessions set up as a worker's."""
-    database = Database(empty_postgres_url)
-    planner_costs.plan_for_key_lookups(database)
+    database = planner_costs.worker_database(empty_postgres_url)
     yield database, _pending(database, SMALL_BACKLOG)
     database.dispose()
 
@@ -175,21 +174,35 @@ def test_a_workers_job_reads_its_deliveries_by_primary_key_from_a_small_table_to
     assert sum(_read(load_nodes).values()) <= 5 * 50
 
 
-def test_a_workers_sessions_keep_a_random_page_cost_chosen_for_the_server(empty_postgres_url: str) -> None:
-    tuned = Database(empty_postgres_url)
-    planner_costs.plan_for_key_lookups(tuned)
-    url = make_url(empty_postgres_url)  # its options name the test's schema: the setting is added to them
-    options = f"{url.query.get('options', '')} -crandom_page_cost=3".strip()
-    chosen = Database(url.update_query_dict({"options": options}).render_as_string(hide_password=False))
-    planner_costs.plan_for_key_lookups(chosen)
+def test_a_workers_sessions_keep_page_costs_chosen_for_the_server(empty_postgres_url: str) -> None:
+    url = make_url(empty_postgres_url)  # its options name the test's schema: the settings are added to them
+
+    def chosen(setting: str) -> str:
+        options = f"{url.query.get('options', '')} -c{setting}".strip()
+        return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+    assert _page_costs(empty_postgres_url) == ("1.1", "1")
+    assert _page_costs(chosen("random_page_cost=3")) == ("3", "1")
+    assert _page_costs(chosen("seq_page_cost=2")) == ("4", "2")  # the ratio chosen stays
+
+
+def _page_costs(url: str) -> tuple[str, str]:
+    """random_page_cost and seq_page_cost in a worker's session, once the pool has rolled back the
+    transaction its first checkout left (a setting made in it and not committed would be gone)."""
+    database = planner_costs.worker_database(url)
     try:
-        with tuned.connect() as connection:
-            assert connection.scalar(text("SHOW random_page_cost")) == "1.1"
-        with chosen.connect() as connection:
-            assert connection.scalar(text("SHOW random_page_cost")) == "3"
+        backends = set()
+        for _ in range(2):
+            with database.connect() as connection:
+                backends.add(connection.scalar(text("SELECT pg_backend_pid()")))
+                costs = (
+                    str(connection.scalar(text("SHOW random_page_cost"))),
+                    str(connection.scalar(text("SHOW seq_page_cost"))),
+                )
+        assert len(backends) == 1  # both checkouts had the same connection
+        return costs
     finally:
-        tuned.dispose()
-        chosen.dispose()
+        database.dispose()
 
 
 def _read(nodes: list[dict[str, Any]]) -> dict[str, int]:
