@@ -8,9 +8,9 @@ its slots can start in the seconds a send may wait (the rest go back to the data
 later). A host that has not answered a send of this process yet keeps one round of its slots in line once
 sends to other hosts that started SLOWER_THAN_PEERS_S after its first have been answered (a receiver that
 hangs from the start is found out in about that time, not in STALL_S). A host whose slots are all busy and
-that has answered nothing for a second takes no more work. A
-host whose last answers were all timeouts is "tripped": it gets one slot and no line until it answers again,
-so a hanging publisher holds one request in flight.
+that has answered nothing for a second takes no more work. A host whose last answers were all timeouts is
+"tripped": it gets one slot and no line until it answers again, so a hanging publisher holds one request in
+flight.
 
 With a `ClusterSlots` (Redis), the same caps and circuit hold across every worker process: a send takes a
 cluster slot before it leaves (one script call; the send starts once Redis has answered, so nothing waits
