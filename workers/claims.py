@@ -54,10 +54,12 @@ class Claim:
 def claimable(now: datetime | BindParameter[datetime], rows: FromClause = deliveries) -> ColumnElement[bool]:
     """Pending, due and not leased; `rows`: the deliveries table, or rows of it already read (a CTE)."""
     return and_(
-        rows.c.state == DeliveryState.PENDING.value,
-        rows.c.next_attempt_at <= now,
-        or_(rows.c.lease_expires_at.is_(None), rows.c.lease_expires_at < now),
+        rows.c.state == DeliveryState.PENDING.value, rows.c.next_attempt_at <= now, _unleased(now, rows)
     )
+
+
+def _unleased(now: datetime | BindParameter[datetime], rows: FromClause = deliveries) -> ColumnElement[bool]:
+    return or_(rows.c.lease_expires_at.is_(None), rows.c.lease_expires_at < now)
 
 
 # Written into the SQL, not bound: a prepared statement's generic plan can use ix_deliveries_pending_turn
@@ -210,7 +212,6 @@ def claim(
 # profiled in-process (yappi, CPU clock), claim and load took 80% of a one-delivery job's `send_batch`,
 # much of it building statements and their cache keys; most jobs carry a sale or two (bench.latency).
 _claim_statements: dict[tuple[bool, bool, bool], Update] = {}
-Resting = BindParameter[list[int]] | None  # the postbacks whose deliveries a claim leaves as they are
 # What a PostgreSQL claim reads of the rows asked for, to judge them once locked (`_asked`).
 _JUDGED_COLUMNS = ("id", "state", "next_attempt_at", "lease_expires_at")
 _TURN_COLUMNS = ("transaction_id", "postback_id", "transaction_event_id")
@@ -228,8 +229,7 @@ def _claim_statement(*, postgres: bool, top_up: bool, resting: bool) -> Update:
 def _build_claim(postgres: bool, top_up: bool, resting: bool) -> Update:
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     now = bindparam("now", type_=deliveries.c.next_attempt_at.type)
-    resting_ids: Resting = bindparam("resting", expanding=True) if resting else None
-    not_resting = deliveries.c.postback_id.not_in(resting_ids) if resting_ids is not None else None
+    not_resting = deliveries.c.postback_id.not_in(bindparam("resting", expanding=True)) if resting else None
     others = None
     if top_up:
         others = (
@@ -290,9 +290,8 @@ def _asked(
     an out-of-turn delivery whose turn has just come; rarely two such waits cross and PostgreSQL ends one
     transaction (the flusher tries again; a claim's job fails and the pump hands its deliveries out again).
     """
-    unleased = or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now)
     columns = [deliveries.c[column] for column in (*_JUDGED_COLUMNS, *_TURN_COLUMNS)]
-    wanted = select(*columns).where(deliveries.c.id.in_(ids), unleased)
+    wanted = select(*columns).where(deliveries.c.id.in_(ids), _unleased(now))
     if not_resting is not None:
         # Not locked either: a job carries the deliveries of a hanging receiver for as long as it hangs.
         # A NOT IN is no index condition, so the rows still come by primary key.

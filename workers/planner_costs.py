@@ -19,17 +19,13 @@ connections; set it for the worker's role there (`ALTER ROLE ... SET random_page
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy import event
 
 from dispatcher.db import Database
 
-log = logging.getLogger(__name__)
-
 RANDOM_PAGE_COST = 1.1
-
 
 # One round trip: set unless either page cost was chosen for the server (the SELECT then returns no row).
 _SET_UNLESS_CHOSEN = f"""

@@ -89,8 +89,7 @@ def _sale(publisher_id: int, program_id: int, n: int) -> dict[str, Any]:
 def _plan(
     database: Database, ids: list[int], resting: list[int] | None = None
 ) -> tuple[int, list[dict[str, Any]]]:
-    """How many the claim took, and every node of its plan (EXPLAIN ANALYZE, rolled back); `resting`: the
-    postbacks whose deliveries it leaves."""
+    """A claim of `ids` explained (see `_explained`); `resting`: the postbacks whose deliveries it leaves."""
     now = datetime.now(UTC)
     statement = claims._claim_statement(postgres=True, top_up=False, resting=resting is not None)
     params: dict[str, Any] = {
