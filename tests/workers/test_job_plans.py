@@ -154,7 +154,6 @@ def test_a_claim_neither_takes_nor_locks_the_deliveries_of_resting_postbacks(
     # Locked only to be left, a hanging receiver's deliveries were written (a row lock) in every job that
     # carried them.
     assert [node["Actual Rows"] for node in nodes if node["Node Type"] == "LockRows"] == [taken]
-    assert sum(_read(nodes).values()) <= 3 * 50
 
 
 def test_a_workers_job_reads_its_deliveries_by_primary_key_from_a_small_table_too(
