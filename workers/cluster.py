@@ -1,11 +1,15 @@
 """Receiver slots and the timeout circuit shared by every worker process through Redis.
 
-Per host, two keys: `postback:host:<host>:slots`, a sorted set of the slots in flight anywhere (one member per
-request, scored by when it expires), and `postback:host:<host>:timeouts`, how many of the host's last answers
-in a row were timeouts. Taking a slot and giving it back are one script call each, carried by one thread in
-the order they were made; calls made while it waits for Redis go together in the next
-write, so that under load many sends share a round trip (a call of its own each cost a send 0.5-1 ms of CPU;
-a round trip costs about 100 us, plus 10-25 us a call).
+Per host, three keys: `postback:host:<host>:slots`, a sorted set of the slots in flight anywhere (one member
+per request, scored by when it expires), `postback:host:<host>:timeouts`, how many of the host's last answers
+in a row were timeouts, and `postback:host:<host>:silent`, set by a process whose sends there have all gone
+unanswered for a second (`mark_silent`) and deleted by the host's next answer: a process whose sends wait
+because others hold every slot has none in flight to judge the host by, and learns it from a refusal.
+
+Taking a slot and giving it back are one script call each, carried by one thread in the order they were made;
+calls made while it waits for Redis go together in the next write, so that under load many sends share a
+round trip (a call of its own each cost a send 0.5-1 ms of CPU; a round trip costs about 100 us, plus 10-25 us
+a call).
 
 A slot is a lease of LEASE_S that its process renews every RENEW_S while it holds it (one call per host and
 second, whatever the number of slots), so that a worker killed mid-request frees its slots within LEASE_S.
@@ -74,8 +78,9 @@ CALL_WAIT_S = 3.0
 
 Outcome = Literal["answer", "timeout", "unsent"]
 
-# KEYS: slots, timeouts. ARGV: token, slots per host, timeouts that trip the circuit, hold ms.
-# Returns {1 if taken else 0, the host's consecutive timeouts, the host's slots taken now (with this one)}.
+# KEYS: slots, timeouts, silent. ARGV: token, slots per host, timeouts that trip the circuit, hold ms.
+# Returns {1 if taken else 0, the host's consecutive timeouts, the host's slots taken now (with this one),
+# 1 if a process holding its slots has found it silent else 0 (asked only on a refusal)}.
 _ACQUIRE = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -84,11 +89,11 @@ local timeouts = tonumber(redis.call('GET', KEYS[2]) or '0')
 local limit = tonumber(ARGV[2])
 if timeouts >= tonumber(ARGV[3]) then limit = 1 end
 local taken = redis.call('ZCARD', KEYS[1])
-if taken >= limit then return {0, timeouts, taken} end
+if taken >= limit then return {0, timeouts, taken, redis.call('EXISTS', KEYS[3])} end
 local hold = tonumber(ARGV[4])
 redis.call('ZADD', KEYS[1], now + hold, ARGV[1])
 if redis.call('PTTL', KEYS[1]) < hold then redis.call('PEXPIRE', KEYS[1], hold) end
-return {1, timeouts, redis.call('ZCARD', KEYS[1])}
+return {1, timeouts, redis.call('ZCARD', KEYS[1]), 0}
 """
 
 # KEYS: slots. ARGV: hold ms, then the tokens this process holds on the host. Extends each one still there
@@ -107,11 +112,12 @@ if redis.call('PTTL', KEYS[1]) < hold then redis.call('PEXPIRE', KEYS[1], hold) 
 return lost
 """
 
-# KEYS: slots, timeouts. ARGV: token, outcome ('answer', 'timeout' or 'unsent'), '1' if an earlier send on
-# this slot was answered (handed on without a call), circuit memory s. Returns the consecutive timeouts.
+# KEYS: slots, timeouts, silent. ARGV: token, outcome ('answer', 'timeout' or 'unsent'), '1' if an earlier
+# send on this slot was answered (handed on without a call), circuit memory s. Returns the consecutive
+# timeouts.
 _RELEASE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
-if ARGV[3] == '1' or ARGV[2] == 'answer' then redis.call('DEL', KEYS[2]) end
+if ARGV[3] == '1' or ARGV[2] == 'answer' then redis.call('DEL', KEYS[2], KEYS[3]) end
 if ARGV[2] == 'timeout' then
   local timeouts = redis.call('INCR', KEYS[2])
   redis.call('EXPIRE', KEYS[2], ARGV[4])
@@ -200,6 +206,10 @@ def timeouts_key(host: str) -> str:
     return f"{PREFIX}{host}:timeouts"
 
 
+def silent_key(host: str) -> str:
+    return f"{PREFIX}{host}:silent"
+
+
 @dataclass
 class _Held:
     host: str
@@ -243,6 +253,8 @@ class ClusterSlots:
         # Hosts whose last count from Redis was above 0: their slots are not parked, nor taken from parking
         # (this process's view of the circuit must not be cleared by a parked slot's assumed 0).
         self._timing_out: set[str] = set()
+        # Hosts whose last refusal said a process holding their slots found them silent (`silent_elsewhere`).
+        self._silent: set[str] = set()
         self._closed = threading.Event()
         # Started with the first slot taken (a process that never holds one has no thread for it).
         self._renewer: threading.Thread | None = None
@@ -293,8 +305,8 @@ class ClusterSlots:
     def _ask(self, host: str, token: str, done: Callable[[Reply], None]) -> bool:
         """Sends the call that takes a slot for `token`; False if the courier is closed (nothing was sent)."""
         hold_ms = int(self.lease_s * 1000)
-        keys = (slot_key(host), timeouts_key(host))
-        command = ("EVAL", _ACQUIRE, 2, *keys, token, self.per_host, self.trip_after_timeouts, hold_ms)
+        keys = (slot_key(host), timeouts_key(host), silent_key(host))
+        command = ("EVAL", _ACQUIRE, 3, *keys, token, self.per_host, self.trip_after_timeouts, hold_ms)
         return self._courier.call(command, done)
 
     def _taken(self, host: str, token: str, sent_at: float, reply: Reply) -> tuple[str | None, int] | None:
@@ -302,9 +314,14 @@ class ClusterSlots:
             self._failed(reply)
             return None
         self._answered()
-        taken, timeouts, in_use = cast("list[int]", reply)  # {1 if taken else 0, count, slots taken}
+        taken, timeouts, in_use, silent = cast("list[int]", reply)  # see _ACQUIRE
         self._saw_timeouts(host, timeouts)
         if not taken:
+            # Under the GIL a set's add and discard are each atomic: this thread alone writes it.
+            if silent:
+                self._silent.add(host)
+            else:
+                self._silent.discard(host)
             return None, timeouts
         parkable = in_use <= self.per_host // 2 and timeouts == 0
         with self._lock:
@@ -360,9 +377,31 @@ class ClusterSlots:
             if then is not None:
                 then(cast(int, reply))
 
-        keys = (slot_key(host), timeouts_key(host))
+        keys = (slot_key(host), timeouts_key(host), silent_key(host))
         flag = "1" if answered_before else "0"
-        self._courier.call(("EVAL", _RELEASE, 2, *keys, token, outcome, flag, CIRCUIT_MEMORY_S), done)
+        self._courier.call(("EVAL", _RELEASE, 3, *keys, token, outcome, flag, CIRCUIT_MEMORY_S), done)
+
+    def mark_silent(self, host: str) -> None:
+        """Tells the other processes, without waiting, that this one's sends to `host` have all gone
+        unanswered for a while: those refused a slot there then give up waiting for one. Kept for a whole
+        request's time (by then its sends have timed out and the circuit knows), unless the host answers."""
+        if self.down():
+            return
+        command: Command = ("SET", silent_key(host), 1, "PX", int(self.renew_for_s * 1000))
+        self._courier.call(command, self._marked)
+
+    def clear_silent(self, host: str) -> None:
+        """The host answers again (`mark_silent` said otherwise): without waiting."""
+        if not self.down():
+            self._courier.call(("DEL", silent_key(host)), self._marked)
+
+    def _marked(self, reply: Reply) -> None:
+        if isinstance(reply, Exception):
+            self._failed(reply)
+
+    def silent_elsewhere(self, host: str) -> bool:
+        """Whether the last refusal of a slot at `host` said a process holding its slots found it silent."""
+        return host in self._silent
 
     def close(self) -> None:
         """Gives back the parked slots, sends what was asked (slots given back) and stops."""

@@ -136,6 +136,7 @@ class Slot:
         self.token: str | None = None  # its cluster slot (None: per-process only)
         self.answered = False  # an answer on it the cluster has not been told of (it was handed on)
         self.started_at = 0.0  # when its current send started (monotonic)
+        self.began = False  # a send went out on it (counted in its host's `in_flight` until it ends)
         self._owner = owner
 
     def release(self, *, timed_out: bool, sent: bool = True, answer_s: float | None = None) -> None:
@@ -160,10 +161,13 @@ class _Host:
     progress_at: float  # last answer, or when it was first seen
     answer_s: float | None = None  # running average of its turnaround; None: nothing ended yet
     busy: int = 0  # sends started here: asking for a cluster slot or in flight
+    in_flight: int = 0  # sends gone out here and not ended: only their silence says the host has stopped
     timeouts: int = 0  # consecutive timeouts: the cluster's count as of its last answer, counted on here
     refused: bool = False  # the cluster had no slot: the line waits for the retry timer
     answered: bool = False  # it has answered a send of this process (or failed one fast)
     first_sent_at: float | None = None  # when its first send since it was last idle started, until it answers
+    told_silent: bool = False  # the cluster has been told it is silent here (since its last answer)
+    silent_until: float = 0.0  # a cluster refusal said it is silent where its slots are held: refused here
     line: deque[_Waiting] = field(default_factory=deque)
 
 
@@ -198,7 +202,8 @@ class HostSlots:
                 # rest as if the host had stopped answering (bench.chaos: 16 sends every 15 s).
                 state.progress_at = max(state.progress_at, now)
                 state.first_sent_at = None  # nor does a first send that may never have left (see `_begin`)
-            if state.busy < self._limit(state) and not state.line and not state.refused:
+            free = state.busy < self._limit(state) and not state.line and not state.refused
+            if free and now >= state.silent_until:
                 state.busy += 1
             elif self._may_wait(state, now, start_by):
                 state.line.append(waiting)
@@ -216,6 +221,7 @@ class HostSlots:
         handed_to: _Waiting | None = None
         start: list[_Waiting] = []
         expired: list[_Waiting] = []
+        heard_again = False  # it answers after this process told the cluster it was silent
         with self._lock:
             state = self._hosts[host]
             if sent:
@@ -223,6 +229,8 @@ class HostSlots:
                 if not timed_out:
                     state.progress_at = now
                     state.answered = True
+                    heard_again, state.told_silent = state.told_silent, False
+                    state.silent_until = 0.0
                     slot.answered = True
                     self._answered_start = max(self._answered_start, slot.started_at)
                 if answer_s is not None:
@@ -237,9 +245,14 @@ class HostSlots:
                         handed_to = waiting
             if handed_to is None:
                 state.busy -= 1
+                if slot.began:
+                    slot.began = False
+                    state.in_flight -= 1
                 state.refused = False  # a slot was freed here: the next in line may take it at once
                 start, expired = self._take_line(state, now, expired)
             self._forget_if_idle(host, state)
+        if heard_again and self.cluster is not None:
+            self.cluster.clear_silent(host)  # its slot may be parked or handed on: no release says so
         if handed_to is not None:
             slot.started_at = now
             self._give_back(expired)
@@ -262,12 +275,19 @@ class HostSlots:
         """Give back waiting sends whose time to start has passed (called periodically)."""
         now = time.monotonic()
         expired: list[_Waiting] = []
+        silent: list[str] = []
         with self._lock:
             for host, state in list(self._hosts.items()):
                 while state.line and state.line[0].start_by < now:
                     expired.append(state.line.popleft())
+                if not state.told_silent and self._silent(state, now):
+                    state.told_silent = True
+                    silent.append(host)
                 self._forget_if_idle(host, state)
         self._give_back(expired)
+        if self.cluster is not None:
+            for host in silent:
+                self.cluster.mark_silent(host)
 
     def stalled(self, host: str) -> bool:
         """All slots busy and no answer for a while (or tripped): more work would only wait."""
@@ -275,8 +295,9 @@ class HostSlots:
             state = self._hosts.get(host)
             if state is None:
                 return False
+            now = time.monotonic()
             full = state.busy >= self._limit(state)
-            return self._tripped(state) or (full and time.monotonic() - state.progress_at >= STALL_S)
+            return self._tripped(state) or now < state.silent_until or (full and self._silent(state, now))
 
     def busy(self, host: str) -> int:
         with self._lock:
@@ -334,12 +355,17 @@ class HostSlots:
             slot.release(timed_out=False, sent=False)
             waiting.give_up()
             return
-        slot.started_at = time.monotonic()
-        sending_to = self._hosts.get(host)
-        # Without the lock: the host is counted busy (so not forgotten) and the time is set once, by its first
-        # send; two first sends at once write much the same time.
-        if sending_to is not None and not sending_to.answered and sending_to.first_sent_at is None:
-            sending_to.first_sent_at = slot.started_at
+        now = slot.started_at = time.monotonic()
+        with self._lock:
+            state = self._hosts[host]  # counted busy: not forgotten
+            if state.in_flight == 0:
+                # Its silence counts from here: while nothing of ours was out there (other processes held
+                # its slots), none was heard because none was asked.
+                state.progress_at = max(state.progress_at, now)
+            state.in_flight += 1
+            slot.began = True
+            if not state.answered and state.first_sent_at is None:
+                state.first_sent_at = now
         waiting.run(slot)
 
     def _refused(self, host: str, waiting: _Waiting, timeouts: int, *, here: bool = False) -> bool:
@@ -349,13 +375,18 @@ class HostSlots:
         must be given back."""
         now = time.monotonic()
         expired: list[_Waiting] = []
+        silent = self.cluster is not None and self.cluster.silent_elsewhere(host)
         with self._lock:
-            if here and (timeouts >= self.trip_after_timeouts or waiting.start_by < now):
+            if here and (timeouts >= self.trip_after_timeouts or waiting.start_by < now or silent):
                 return False
             state = self._hosts[host]
             state.busy -= 1
             state.timeouts = timeouts
-            if self._tripped(state):
+            if silent:
+                # Where its slots are held it has answered nothing for a while: waiting here for one of them
+                # would hold these sends (claimed, logged) until their start_by. Refused for STALL_S.
+                state.silent_until = now + STALL_S
+            if self._tripped(state) or silent:
                 expired = [waiting, *state.line]
                 state.line.clear()
             elif waiting.start_by < now:
@@ -439,7 +470,7 @@ class HostSlots:
 
     def _may_wait(self, state: _Host, now: float, start_by: float) -> bool:
         """Under self._lock: whether a send may wait in the host's line."""
-        if self._tripped(state) or now - state.progress_at >= STALL_S:
+        if self._tripped(state) or self._silent(state, now) or now < state.silent_until:
             return False
         limit = self._limit(state)
         if len(state.line) >= limit * LINE_PER_SLOT:
@@ -461,6 +492,10 @@ class HostSlots:
         started SLOWER_THAN_PEERS_S after that one have been answered."""
         first = state.first_sent_at
         return not state.answered and first is not None and self._answered_start > first + SLOWER_THAN_PEERS_S
+
+    def _silent(self, state: _Host, now: float) -> bool:
+        """Under self._lock: sends of this process are out there and none has been answered for STALL_S."""
+        return state.in_flight > 0 and now - state.progress_at >= STALL_S
 
     def _limit(self, state: _Host) -> int:
         return 1 if self._tripped(state) else self.per_host

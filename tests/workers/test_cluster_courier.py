@@ -21,15 +21,37 @@ def test_a_refused_call_gets_its_error_and_the_others_their_answers(redis_url: s
     client.set(cluster.slot_key("broken.example"), "not a sorted set")  # the script's ZREMRANGEBYSCORE fails
     courier = cluster._Courier(client)
     try:
-        good = ("EVAL", cluster._ACQUIRE, 2, cluster.slot_key("ok.example"), "t:ok", "a", 2, 3, 10_000)
-        bad = ("EVAL", cluster._ACQUIRE, 2, cluster.slot_key("broken.example"), "t:bad", "b", 2, 3, 10_000)
+        good = (
+            "EVAL",
+            cluster._ACQUIRE,
+            3,
+            cluster.slot_key("ok.example"),
+            "t:ok",
+            "s:ok",
+            "a",
+            2,
+            3,
+            10_000,
+        )
+        bad = (
+            "EVAL",
+            cluster._ACQUIRE,
+            3,
+            cluster.slot_key("broken.example"),
+            "t:bad",
+            "s:bad",
+            "b",
+            2,
+            3,
+            10_000,
+        )
         replies = courier._round_trip([good, bad, good])
     finally:
         courier.close()
-    assert replies[0] == [1, 0, 1]  # taken, no timeouts, 1 slot of the host taken
+    assert replies[0] == [1, 0, 1, 0]  # taken, no timeouts, 1 slot of the host taken, (silent: not asked)
     assert isinstance(replies[1], redis.ResponseError)
     assert "WRONGTYPE" in str(replies[1])
-    assert replies[2] == [1, 0, 1]  # the same token again: still one member, still under the cap
+    assert replies[2] == [1, 0, 1, 0]  # the same token again: still one member, still under the cap
     assert client.zcard(cluster.slot_key("ok.example")) == 1
 
 
