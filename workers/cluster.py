@@ -64,6 +64,13 @@ RENEW_S = 1.0
 SLOT_MARGIN_S = 5.0
 # A slot is handed on within its process only while Redis is known to hold it for at least this much more.
 HAND_ON_MARGIN_S = 0.5
+# A slot handed from send to send within its process goes back through Redis after this long, so that a
+# process waiting for the host's slots gets one (see _ACQUIRE): handed on for as long as its holder had a
+# line, slots were held for 2 s and more by one process while the other's sends to the same healthy host
+# waited.
+HAND_ON_FOR_S = 0.5
+# How long a refused process stays first for the host's next free slot unless it asks again (every RETRY_S).
+WANTED_MS = 250
 CIRCUIT_MEMORY_S = 3600
 # How long a slot whose send was answered is kept for this process's next send to the host. bench.delivery
 # (fast sink, 2 processes): the workers' CPU a delivery fell from 0.70 ms to 0.62-0.66 with 0.1 s, and to
@@ -78,9 +85,12 @@ CALL_WAIT_S = 3.0
 
 Outcome = Literal["answer", "timeout", "unsent"]
 
-# KEYS: slots, timeouts, silent. ARGV: token, slots per host, timeouts that trip the circuit, hold ms.
-# Returns {1 if taken else 0, the host's consecutive timeouts, the host's slots taken now (with this one),
-# 1 if a process holding its slots has found it silent else 0 (asked only on a refusal)}.
+# KEYS: slots, timeouts, silent, wanted. ARGV: token, slots per host, timeouts that trip the circuit, hold
+# ms, the asking process, WANTED_MS. Returns {1 if taken else 0, the host's consecutive timeouts, the host's
+# slots taken now (with this one), 1 if a process holding its slots has found it silent else 0 (asked only on
+# a refusal)}.
+# A process refused a slot is "wanted" (WANTED_MS, renewed by its retries): the next slot freed goes to it,
+# not to the process that freed it (whose next send asks in the same round trip, and always won it).
 _ACQUIRE = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -89,7 +99,13 @@ local timeouts = tonumber(redis.call('GET', KEYS[2]) or '0')
 local limit = tonumber(ARGV[2])
 if timeouts >= tonumber(ARGV[3]) then limit = 1 end
 local taken = redis.call('ZCARD', KEYS[1])
-if taken >= limit then return {0, timeouts, taken, redis.call('EXISTS', KEYS[3])} end
+local wanted = redis.call('GET', KEYS[4])
+local other_waits = wanted and wanted ~= ARGV[5]
+if taken >= limit or (other_waits and taken >= limit - 1) then
+  if not other_waits then redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[6]) end
+  return {0, timeouts, taken, redis.call('EXISTS', KEYS[3])}
+end
+if wanted == ARGV[5] then redis.call('DEL', KEYS[4]) end
 local hold = tonumber(ARGV[4])
 redis.call('ZADD', KEYS[1], now + hold, ARGV[1])
 if redis.call('PTTL', KEYS[1]) < hold then redis.call('PEXPIRE', KEYS[1], hold) end
@@ -210,6 +226,10 @@ def silent_key(host: str) -> str:
     return f"{PREFIX}{host}:silent"
 
 
+def wanted_key(host: str) -> str:
+    return f"{PREFIX}{host}:wanted"
+
+
 @dataclass
 class _Held:
     host: str
@@ -225,6 +245,7 @@ class _Held:
     # Monotonic: when an answer on it was first kept from the circuit (parked), None if none is. Past
     # REPORT_AFTER_S it is no longer parked: its answer is reported and the host's crowd is asked again.
     unreported_since: float | None = None
+    taken_at: float = 0.0  # monotonic: when Redis gave it (handed on past HAND_ON_FOR_S, it goes back)
 
     def usable(self, now: float) -> bool:
         """Redis is known to hold it for HAND_ON_MARGIN_S more: it may go to another send of this process."""
@@ -243,7 +264,7 @@ class ClusterSlots:
         self.renew_for_s = send_s + SLOT_MARGIN_S
         self._courier = _Courier(client)
         # One random prefix per process: a generator expression would draw a new one for every token.
-        prefix = uuid.uuid4().hex[:12]
+        prefix = self._prefix = uuid.uuid4().hex[:12]
         self._tokens = (f"{prefix}:{n}" for n in itertools.count())
         self._lock = threading.Lock()
         self._down_until: float | None = None  # set while Redis is unreachable
@@ -305,8 +326,9 @@ class ClusterSlots:
     def _ask(self, host: str, token: str, done: Callable[[Reply], None]) -> bool:
         """Sends the call that takes a slot for `token`; False if the courier is closed (nothing was sent)."""
         hold_ms = int(self.lease_s * 1000)
-        keys = (slot_key(host), timeouts_key(host), silent_key(host))
-        command = ("EVAL", _ACQUIRE, 3, *keys, token, self.per_host, self.trip_after_timeouts, hold_ms)
+        keys = (slot_key(host), timeouts_key(host), silent_key(host), wanted_key(host))
+        limits = (self.per_host, self.trip_after_timeouts, hold_ms, self._prefix, WANTED_MS)
+        command = ("EVAL", _ACQUIRE, 4, *keys, token, *limits)
         return self._courier.call(command, done)
 
     def _taken(self, host: str, token: str, sent_at: float, reply: Reply) -> tuple[str | None, int] | None:
@@ -325,8 +347,9 @@ class ClusterSlots:
             return None, timeouts
         parkable = in_use <= self.per_host // 2 and timeouts == 0
         with self._lock:
+            now = time.monotonic()
             self._held[token] = _Held(
-                host, time.monotonic() + self.renew_for_s, sent_at + self.lease_s, parkable=parkable
+                host, now + self.renew_for_s, sent_at + self.lease_s, parkable=parkable, taken_at=now
             )
             if self._renewer is None and not self._closed.is_set():
                 self._renewer = threading.Thread(target=self._renew_forever, name="slots-renew", daemon=True)
@@ -335,11 +358,12 @@ class ClusterSlots:
 
     def hand_on(self, token: str) -> bool:
         """Whether a finished send's slot may go to the next send in this process without asking Redis: it
-        is still held (renewed lately, not lost), and from now it is renewed for a whole request again."""
+        is still held (renewed lately, not lost) and was taken less than HAND_ON_FOR_S ago, and from now it is
+        renewed for a whole request again."""
         now = time.monotonic()
         with self._lock:
             held = self._held.get(token)
-            if held is None or not held.usable(now):
+            if held is None or not held.usable(now) or now - held.taken_at > HAND_ON_FOR_S:
                 return False
             held.renew_until = now + self.renew_for_s
             return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import redis
 
@@ -16,35 +17,22 @@ def _slots(client: redis.Redis) -> ClusterSlots:
     return ClusterSlots(client, per_host=2, trip_after_timeouts=3, send_s=10)
 
 
+def _acquire_call(host: str, token: str) -> tuple[str | int, ...]:
+    keys = (
+        cluster.slot_key(host),
+        cluster.timeouts_key(host),
+        cluster.silent_key(host),
+        cluster.wanted_key(host),
+    )
+    return ("EVAL", cluster._ACQUIRE, len(keys), *keys, token, 2, 3, 10_000, "process", cluster.WANTED_MS)
+
+
 def test_a_refused_call_gets_its_error_and_the_others_their_answers(redis_url: str) -> None:
     client = cluster.connect(redis_url)
     client.set(cluster.slot_key("broken.example"), "not a sorted set")  # the script's ZREMRANGEBYSCORE fails
     courier = cluster._Courier(client)
     try:
-        good = (
-            "EVAL",
-            cluster._ACQUIRE,
-            3,
-            cluster.slot_key("ok.example"),
-            "t:ok",
-            "s:ok",
-            "a",
-            2,
-            3,
-            10_000,
-        )
-        bad = (
-            "EVAL",
-            cluster._ACQUIRE,
-            3,
-            cluster.slot_key("broken.example"),
-            "t:bad",
-            "s:bad",
-            "b",
-            2,
-            3,
-            10_000,
-        )
+        good, bad = _acquire_call("ok.example", "a"), _acquire_call("broken.example", "b")
         replies = courier._round_trip([good, bad, good])
     finally:
         courier.close()
@@ -104,6 +92,31 @@ def test_a_round_trip_that_times_out_is_not_run_again(redis_url: str) -> None:
     assert isinstance(reply, redis.TimeoutError)
     time.sleep(2.5)  # the script holds the server until it ends
     assert redis.Redis.from_url(redis_url).get("courier:runs") == b"1"
+
+
+def test_a_slot_freed_while_another_process_waits_for_one_goes_to_it(redis_url: str) -> None:
+    """Its holder's next ask, in the same round trip as the slot given back, took it every time before."""
+    client = cluster.connect(redis_url)
+    mine, other = _slots(cluster.connect(redis_url)), _slots(cluster.connect(redis_url))
+    host = f"{uuid.uuid4().hex[:8]}.example"
+    try:
+        first, second = mine.acquire(host), mine.acquire(host)
+        assert first is not None and first[0] is not None and second is not None and second[0] is not None
+        assert other.acquire(host) == (None, 0)  # the cap of 2 is held: it waits
+        assert client.get(cluster.wanted_key(host)) is not None
+
+        mine.release(host, first[0], "unsent", answered_before=False)
+        assert mine.acquire(host) == (None, 0)  # freed, but the other process waits for it
+        taken = other.acquire(host)
+        assert taken is not None and taken[0] is not None
+        assert not client.exists(cluster.wanted_key(host))  # served: the next one freed is anyone's
+
+        mine.release(host, second[0], "unsent", answered_before=False)
+        again = mine.acquire(host)
+        assert again is not None and again[0] is not None
+    finally:
+        mine.close()
+        other.close()
 
 
 def test_acquire_then_answers_in_the_couriers_thread_without_a_waiting_caller(redis_url: str) -> None:

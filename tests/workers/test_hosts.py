@@ -229,9 +229,28 @@ def connect(redis_url: str) -> Iterator[Callable[[], redis.Redis]]:
         client.close()
 
 
+_processes: list[HostSlots] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_processes() -> Iterator[None]:
+    """A test's simulated processes stop at its end: their retry timers would go on asking for HOST's slots
+    (and stand first in line for them) during the next test."""
+    yield
+    while _processes:
+        _processes.pop().close()
+
+
 def shared(client: redis.Redis, per_host: int, trip_after: int = 3, send_s: float = 2) -> HostSlots:
     layer = ClusterSlots(client, per_host=per_host, trip_after_timeouts=trip_after, send_s=send_s)
-    return HostSlots(per_host, trip_after, ThreadPoolExecutor(4), layer)
+    _processes.append(HostSlots(per_host, trip_after, ThreadPoolExecutor(4), layer))
+    return _processes[-1]
+
+
+@pytest.fixture
+def long_hand_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slots may be handed on however long ago they were taken: these tests follow a lease over seconds."""
+    monkeypatch.setattr(cluster, "HAND_ON_FOR_S", 3600.0)
 
 
 def in_flight(client: redis.Redis) -> int:
@@ -340,7 +359,7 @@ def test_a_held_slot_is_renewed_past_its_lease_and_freed_soon_after_its_holder_s
 
 
 def test_a_stuck_send_is_renewed_only_for_its_requests_time_and_a_margin(
-    connect: Callable[[], redis.Redis],
+    connect: Callable[[], redis.Redis], long_hand_on: None
 ) -> None:
     client = connect()
     host = f"lease-{uuid.uuid4().hex[:8]}.example"  # a key of its own
@@ -371,7 +390,7 @@ def lease_holder(redis_url: str) -> tuple[ClusterSlots, str, str, str]:
 
 
 def test_a_slot_redis_cannot_confirm_is_not_handed_on_and_one_given_back_meanwhile_is_never_renewed(
-    connect: Callable[[], redis.Redis], redis_url: str
+    connect: Callable[[], redis.Redis], redis_url: str, long_hand_on: None
 ) -> None:
     client = connect()
     holder, host, kept, given_back = lease_holder(redis_url)
@@ -391,7 +410,7 @@ def test_a_slot_redis_cannot_confirm_is_not_handed_on_and_one_given_back_meanwhi
 
 
 def test_a_lease_that_ran_out_while_redis_was_silent_is_lost_for_good(
-    connect: Callable[[], redis.Redis], redis_url: str
+    connect: Callable[[], redis.Redis], redis_url: str, long_hand_on: None
 ) -> None:
     client = connect()
     holder, host, kept, _ = lease_holder(redis_url)
@@ -474,6 +493,36 @@ def test_a_host_silent_where_its_slots_are_held_is_refused_by_the_processes_wait
     time.sleep(hosts.STALL_S)
     assert waiter.submit(host, FAR, waiting.run, noop) is STARTED
     waiting.wait_for(1)
+
+
+def test_a_process_waiting_for_a_slot_gets_one_while_the_holder_still_has_a_line(
+    connect: Callable[[], redis.Redis],
+) -> None:
+    """The holder hands each freed slot to its next send only for HAND_ON_FOR_S; then the slot goes back
+    through Redis, which keeps it for the process that waits. Before, a holder whose line never emptied kept
+    every slot (bench.delivery: a healthy host's sends waited 2 s in the other process's line)."""
+    holder, waiter = shared(connect(), per_host=1), shared(connect(), per_host=1)
+    host = f"{uuid.uuid4().hex[:8]}.example:8080"
+    held = Held()
+    assert holder.submit(host, FAR, held.run, noop) is STARTED
+    current = held.wait_for(1)
+    waiting = Held()
+    assert waiter.submit(host, FAR, waiting.run, noop)  # refused by the cluster: it waits
+    began = time.monotonic()
+    while not waiting.slots:
+        assert time.monotonic() - began < 3, "the waiting process never got a slot"
+        assert holder.submit(host, FAR, held.run, noop) is WAITING  # the holder's line never empties
+        time.sleep(0.05)
+
+        def handed_on_or_taken(before: int = len(held.slots)) -> bool:
+            return len(held.slots) > before or bool(waiting.slots)
+
+        current.release(timed_out=False, answer_s=0.05)
+        eventually(handed_on_or_taken)
+        current = held.slots[-1]
+
+    assert waiting.started_at[0] - began < cluster.HAND_ON_FOR_S + 0.5
+    assert held.slots.count(held.slots[0]) > 1  # it was handed on meanwhile, as before
 
 
 def test_timeouts_seen_by_one_process_trip_the_host_for_another(connect: Callable[[], redis.Redis]) -> None:
