@@ -4,7 +4,9 @@ Per host, three keys: `postback:host:<host>:slots`, a sorted set of the slots in
 per request, scored by when it expires), `postback:host:<host>:timeouts`, how many of the host's last answers
 in a row were timeouts, and `postback:host:<host>:silent`, set by a process whose sends there have all gone
 unanswered for a second (`mark_silent`) and deleted by the host's next answer: a process whose sends wait
-because others hold every slot has none in flight to judge the host by, and learns it from a refusal.
+because others hold every slot has none in flight to judge the host by, and learns it from a refusal. A
+fourth, `postback:host:<host>:wanted`, names a process refused a slot, for WANTED_MS after its last ask:
+the next slot freed goes to it rather than back to the process that freed it.
 
 Taking a slot and giving it back are one script call each, carried by one thread in the order they were made;
 calls made while it waits for Redis go together in the next write, so that under load many sends share a

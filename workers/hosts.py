@@ -14,13 +14,16 @@ flight.
 
 With a `ClusterSlots` (Redis), the same caps and circuit hold across every worker process: a send takes a
 cluster slot before it leaves (one script call; the send starts once Redis has answered, so nothing waits
-for the round trip) and gives it back after (one more, not waited for, which also
-reports a timeout or an answer to the circuit). A finished send hands its slot straight to the next one
-waiting here for the same host, without asking Redis, while the slot is still held (its lease renewed, see
-`workers.cluster`); with nobody waiting, an answered send's slot is parked for the next send to the host
-(`cluster.PARK_S`), which then takes it without asking Redis either.
+for the round trip) and gives it back after (one more, not waited for, which also reports a timeout or an
+answer to the circuit). A finished send hands its slot straight to the next one waiting here for the same
+host, without asking Redis, while the slot is still held (its lease renewed, see `workers.cluster`) and for
+up to `cluster.HAND_ON_FOR_S` after Redis gave it; with nobody waiting, an answered send's slot is parked for
+the next send to the host (`cluster.PARK_S`), which then takes it without asking Redis either.
 A send refused because other processes hold the host's slots waits at the head of the line; a timer asks
-again every RETRY_S while any host is refused. If Redis cannot be reached the caps are per process.
+again every RETRY_S while any host is refused, and Redis keeps the next slot freed there for it. Such a
+process has nothing in flight to the host to judge its silence by: the process whose sends there go
+unanswered tells the others through Redis (`cluster.mark_silent`). If Redis cannot be reached the caps are
+per process.
 """
 
 from __future__ import annotations
