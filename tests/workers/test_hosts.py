@@ -445,18 +445,24 @@ def test_a_slot_expires_in_redis_when_its_holder_never_gives_it_back(
     assert held.slots[0].token not in (None, token)
 
 
+def held_by_another(connect: Callable[[], redis.Redis]) -> tuple[HostSlots, HostSlots, str, Held]:
+    """Two processes and a host of their own (2 slots), both of whose slots the first holds with sends out."""
+    holder, waiter = shared(connect(), per_host=2), shared(connect(), per_host=2)
+    host = f"{uuid.uuid4().hex[:8]}.example:8080"
+    held = Held()
+    for _ in range(2):
+        assert holder.submit(host, FAR, held.run, noop)
+    held.wait_for(2)
+    return holder, waiter, host, held
+
+
 def test_a_process_waiting_for_the_clusters_slots_does_not_take_the_host_for_silent(
     connect: Callable[[], redis.Redis],
 ) -> None:
     """With nothing of its own out there, its clock says nothing of the host. Judged by it, a process whose
     sends waited a second while another held every slot refused the host's deliveries and set them aside for
     seconds (bench.delivery: the last sales of a run arrived 1-3 s late, in about one run in four)."""
-    holder, waiter = shared(connect(), per_host=2), shared(connect(), per_host=2)
-    host = f"{uuid.uuid4().hex[:8]}.example:8080"  # other tests' slots at HOST may still be renewed
-    held = Held()
-    for _ in range(2):
-        assert holder.submit(host, FAR, held.run, noop)
-    held.wait_for(2)
+    _, waiter, host, held = held_by_another(connect)
     waiting = Held()
     assert waiter.submit(host, FAR, waiting.run, noop)  # refused by the cluster: first in its line
     time.sleep(hosts.STALL_S + 0.1)
@@ -471,12 +477,7 @@ def test_a_host_silent_where_its_slots_are_held_is_refused_by_the_processes_wait
     connect: Callable[[], redis.Redis],
 ) -> None:
     client = connect()
-    holder, waiter = shared(connect(), per_host=2), shared(connect(), per_host=2)
-    host = f"{uuid.uuid4().hex[:8]}.example:8080"  # other tests' slots at HOST may still be renewed
-    held = Held()
-    for _ in range(2):
-        assert holder.submit(host, FAR, held.run, noop)
-    held.wait_for(2)
+    holder, waiter, host, held = held_by_another(connect)
     given_back: list[str] = []
     waiting = Held()
     assert waiter.submit(host, FAR, waiting.run, lambda: given_back.append("back"))
