@@ -3,7 +3,8 @@
 Per host, three keys: `postback:host:<host>:slots`, a sorted set of the slots in flight anywhere (one member
 per request, scored by when it expires), `postback:host:<host>:timeouts`, how many of the host's last answers
 in a row were timeouts, and `postback:host:<host>:silent`, set by a process whose sends there have all gone
-unanswered for a second (`mark_silent`) and deleted by the host's next answer: a process whose sends wait
+unanswered for a second (`mark_silent`) and deleted by an answer given back through Redis or heard by that
+process (`clear_silent`): a process whose sends wait
 because others hold every slot has none in flight to judge the host by, and learns it from a refusal. A
 fourth, `postback:host:<host>:wanted`, names a process refused a slot, for WANTED_MS after its last ask:
 the next slot freed goes to it rather than back to the process that freed it.
@@ -104,7 +105,9 @@ local taken = redis.call('ZCARD', KEYS[1])
 local wanted = redis.call('GET', KEYS[4])
 local other_waits = wanted and wanted ~= ARGV[5]
 if taken >= limit or (other_waits and taken >= limit - 1) then
-  if not other_waits then redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[6]) end
+  if not other_waits and timeouts < tonumber(ARGV[3]) and redis.call('EXISTS', KEYS[3]) == 0 then
+    redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[6])
+  end
   return {0, timeouts, taken, redis.call('EXISTS', KEYS[3])}
 end
 if wanted == ARGV[5] then redis.call('DEL', KEYS[4]) end
@@ -341,7 +344,7 @@ class ClusterSlots:
         taken, timeouts, in_use, silent = cast("list[int]", reply)  # see _ACQUIRE
         self._saw_timeouts(host, timeouts)
         if not taken:
-            # Under the GIL a set's add and discard are each atomic: this thread alone writes it.
+            # A set's add and discard are each atomic under the GIL; the reply read last wins.
             if silent:
                 self._silent.add(host)
             else:
@@ -407,14 +410,14 @@ class ClusterSlots:
         flag = "1" if answered_before else "0"
         self._courier.call(("EVAL", _RELEASE, 3, *keys, token, outcome, flag, CIRCUIT_MEMORY_S), done)
 
-    def mark_silent(self, host: str) -> None:
+    def mark_silent(self, host: str) -> bool:
         """Tells the other processes, without waiting, that this one's sends to `host` have all gone
         unanswered for a while: those refused a slot there then give up waiting for one. Kept for a whole
         request's time (by then its sends have timed out and the circuit knows), unless the host answers."""
         if self.down():
-            return
+            return False
         command: Command = ("SET", silent_key(host), 1, "PX", int(self.renew_for_s * 1000))
-        self._courier.call(command, self._marked)
+        return self._courier.call(command, self._marked)
 
     def clear_silent(self, host: str) -> None:
         """The host answers again (`mark_silent` said otherwise): without waiting."""
@@ -424,6 +427,8 @@ class ClusterSlots:
     def _marked(self, reply: Reply) -> None:
         if isinstance(reply, Exception):
             self._failed(reply)
+        else:
+            self._answered()
 
     def silent_elsewhere(self, host: str) -> bool:
         """Whether the last refusal of a slot at `host` said a process holding its slots found it silent."""
@@ -467,6 +472,9 @@ class ClusterSlots:
                 or host in self._timing_out
                 or not held.usable(now)
                 or (held.unreported_since is not None and now - held.unreported_since > REPORT_AFTER_S)
+                # Kept as long as that, it goes back through Redis as a slot handed on does (HAND_ON_FOR_S):
+                # parked, its process's next send took it straight back from there.
+                or now - held.taken_at > HAND_ON_FOR_S
             ):
                 return False
             if held.unreported_since is None:

@@ -253,9 +253,14 @@ class HostSlots:
                     state.in_flight -= 1
                 state.refused = False  # a slot was freed here: the next in line may take it at once
                 start, expired = self._take_line(state, now, expired)
+            if handed_to is not None:
+                # Taken over by a send that has not gone out yet if this one never did (too late to start).
+                self._going_out(state, slot, now)
+            if heard_again and self.cluster is not None:
+                # Its slot may be parked or handed on: no release tells Redis. Queued under the lock, so that
+                # it cannot overtake the mark of a silence that `expire` judged before this answer.
+                self.cluster.clear_silent(host)
             self._forget_if_idle(host, state)
-        if heard_again and self.cluster is not None:
-            self.cluster.clear_silent(host)  # its slot may be parked or handed on: no release says so
         if handed_to is not None:
             slot.started_at = now
             self._give_back(expired)
@@ -278,19 +283,15 @@ class HostSlots:
         """Give back waiting sends whose time to start has passed (called periodically)."""
         now = time.monotonic()
         expired: list[_Waiting] = []
-        silent: list[str] = []
         with self._lock:
             for host, state in list(self._hosts.items()):
                 while state.line and state.line[0].start_by < now:
                     expired.append(state.line.popleft())
-                if not state.told_silent and self._silent(state, now):
-                    state.told_silent = True
-                    silent.append(host)
+                if self.cluster is not None and not state.told_silent and self._silent(state, now):
+                    # Under the lock: an answer's clear_silent is queued after it, never before.
+                    state.told_silent = self.cluster.mark_silent(host)
                 self._forget_if_idle(host, state)
         self._give_back(expired)
-        if self.cluster is not None:
-            for host in silent:
-                self.cluster.mark_silent(host)
 
     def stalled(self, host: str) -> bool:
         """All slots busy and no answer for a while (or tripped): more work would only wait."""
@@ -361,15 +362,22 @@ class HostSlots:
         now = slot.started_at = time.monotonic()
         with self._lock:
             state = self._hosts[host]  # counted busy: not forgotten
-            if state.in_flight == 0:
-                # Its silence counts from here: while nothing of ours was out there (other processes held
-                # its slots), none was heard because none was asked.
-                state.progress_at = max(state.progress_at, now)
-            state.in_flight += 1
-            slot.began = True
+            self._going_out(state, slot, now)
             if not state.answered and state.first_sent_at is None:
                 state.first_sent_at = now
         waiting.run(slot)
+
+    def _going_out(self, state: _Host, slot: Slot, now: float) -> None:
+        """Under self._lock: a send goes out on `slot`; counted in flight (once) until it ends."""
+        if slot.began:
+            return
+        if state.in_flight == 0:
+            # Its silence counts from here: while nothing of ours was out there (other processes held its
+            # slots), none was heard because none was asked. A new silence is the cluster's to hear of again.
+            state.progress_at = max(state.progress_at, now)
+            state.told_silent = False
+        state.in_flight += 1
+        slot.began = True
 
     def _refused(self, host: str, waiting: _Waiting, timeouts: int, *, here: bool = False) -> bool:
         """Other processes hold the host's slots: wait first in line for the retry timer, unless the host is

@@ -4,12 +4,13 @@ worker processes here; tests/workers/test_cluster_caps.py runs real ones)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
@@ -134,6 +135,35 @@ def test_a_send_handed_a_slot_counts_from_when_it_started_among_peers(peers_marg
     assert [slots.submit("quiet", FAR, quiet.run, noop) for _ in range(2)] == [WAITING, REFUSED]
 
 
+class Deferred(Executor):
+    """Runs what is submitted only when told to (`run_all`), in the test's thread."""
+
+    def __init__(self) -> None:
+        self.tasks: list[Callable[[], object]] = []
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        self.tasks.append(lambda: future.set_result(fn(*args, **kwargs)))
+        return future
+
+    def run_all(self) -> None:
+        while self.tasks:
+            self.tasks.pop(0)()
+
+
+def test_a_send_handed_the_slot_of_one_too_late_to_start_counts_as_out_there() -> None:
+    executor = Deferred()
+    slots = HostSlots(per_host=1, trip_after_timeouts=3, executor=executor)
+    assert slots.submit("h", time.monotonic() - 1, Held().run, noop) is STARTED  # too late once it runs
+    held = Held()
+    assert slots.submit("h", FAR, held.run, noop) is WAITING
+    executor.run_all()  # the first stands down and hands its slot to the second, which goes out
+    held.wait_for(1)
+    time.sleep(hosts.STALL_S + 0.1)
+
+    assert slots.stalled("h")  # out there for a second, unanswered: silent like any other
+
+
 def test_a_slow_host_lines_up_only_what_can_start_before_its_start_by() -> None:
     slots = local(per_host=2)
     answered(slots, "slow", 2.0)
@@ -157,7 +187,9 @@ def test_a_host_idle_for_a_while_gets_a_line_again_for_a_burst() -> None:
 
 def test_a_host_that_stopped_answering_gets_no_line() -> None:
     slots = local(per_host=1)
-    assert slots.submit("h", FAR, Held().run, noop)
+    held = Held()
+    assert slots.submit("h", FAR, held.run, noop)
+    held.wait_for(1)  # its silence counts from when it went out
     time.sleep(hosts.STALL_S + 0.1)
 
     assert not slots.submit("h", FAR, Held().run, noop)
@@ -204,6 +236,7 @@ def test_a_tripped_or_silent_host_reports_itself_stalled() -> None:
     slots = local(per_host=1, trip_after=1)
     held = Held()
     assert slots.submit("h", FAR, held.run, noop)
+    held.wait_for(1)  # its silence counts from when it went out
     assert not slots.stalled("h")
     time.sleep(hosts.STALL_S + 0.05)
     assert slots.stalled("h")
@@ -229,7 +262,7 @@ def connect(redis_url: str) -> Iterator[Callable[[], redis.Redis]]:
         client.close()
 
 
-_processes: list[HostSlots] = []
+_processes: list[tuple[HostSlots, redis.Redis]] = []
 
 
 @pytest.fixture(autouse=True)
@@ -238,13 +271,16 @@ def _close_processes() -> Iterator[None]:
     (and stand first in line for them) during the next test."""
     yield
     while _processes:
-        _processes.pop().close()
+        slots, client = _processes.pop()
+        slots.close()
+        with contextlib.suppress(redis.RedisError):  # a test's client may stand for an unreachable Redis
+            client.delete(cluster.wanted_key(HOST))
 
 
 def shared(client: redis.Redis, per_host: int, trip_after: int = 3, send_s: float = 2) -> HostSlots:
     layer = ClusterSlots(client, per_host=per_host, trip_after_timeouts=trip_after, send_s=send_s)
-    _processes.append(HostSlots(per_host, trip_after, ThreadPoolExecutor(4), layer))
-    return _processes[-1]
+    _processes.append((HostSlots(per_host, trip_after, ThreadPoolExecutor(4), layer), client))
+    return _processes[-1][0]
 
 
 @pytest.fixture
@@ -288,7 +324,7 @@ def test_processes_share_a_hosts_slots_and_a_freed_one_is_taken_elsewhere_within
 
 
 def test_a_slot_handed_on_in_its_process_is_not_given_back_to_redis(
-    connect: Callable[[], redis.Redis],
+    connect: Callable[[], redis.Redis], long_hand_on: None
 ) -> None:
     client = connect()
     slots = shared(client, per_host=1)

@@ -93,6 +93,22 @@ def test_an_answered_slot_is_parked_and_taken_again_without_a_round_trip(
     _eventually(_absent(client, cluster.slot_key(host)))
 
 
+@pytest.mark.usefixtures("long_parking")
+def test_a_slot_taken_from_redis_more_than_hand_on_for_s_ago_is_not_parked(
+    client: redis.Redis, make_slots: MakeSlots, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It goes back through Redis as a slot handed on that long does: parked, its process's next send took it
+    straight back, and a process waiting for the host never got it."""
+    monkeypatch.setattr(cluster, "HAND_ON_FOR_S", 0.2)
+    slots = make_slots()
+    host = "park-old.example"
+    token = _token(slots.acquire(host))
+    time.sleep(0.3)
+    slots.release(host, token, "answer", answered_before=False)
+    assert slots.parked(host) == 0
+    _eventually(_absent(client, cluster.slot_key(host)))
+
+
 def test_a_parked_slot_is_given_back_after_park_s(client: redis.Redis, make_slots: MakeSlots) -> None:
     slots = make_slots()
     host = "park-expiry.example"
