@@ -1,13 +1,13 @@
 """Receiver slots and the timeout circuit shared by every worker process through Redis.
 
-Per host, three keys: `postback:host:<host>:slots`, a sorted set of the slots in flight anywhere (one member
+Per host, four keys: `postback:host:<host>:slots`, a sorted set of the slots in flight anywhere (one member
 per request, scored by when it expires), `postback:host:<host>:timeouts`, how many of the host's last answers
-in a row were timeouts, and `postback:host:<host>:silent`, set by a process whose sends there have all gone
+in a row were timeouts, `postback:host:<host>:silent`, set by a process whose sends there have all gone
 unanswered for a second (`mark_silent`) and deleted by an answer given back through Redis or heard by that
-process (`clear_silent`): a process whose sends wait
-because others hold every slot has none in flight to judge the host by, and learns it from a refusal. A
-fourth, `postback:host:<host>:wanted`, names a process refused a slot, for WANTED_MS after its last ask:
-the next slot freed goes to it rather than back to the process that freed it.
+process (`clear_silent`): a process whose sends wait because others hold every slot has none in flight to
+judge the host by, and learns it from a refusal. The fourth, `postback:host:<host>:wanted`, names a process
+refused a slot, for WANTED_MS after its last ask: the next slot freed goes to it rather than back to the
+process that freed it.
 
 Taking a slot and giving it back are one script call each, carried by one thread in the order they were made;
 calls made while it waits for Redis go together in the next write, so that under load many sends share a
@@ -105,10 +105,11 @@ local taken = redis.call('ZCARD', KEYS[1])
 local wanted = redis.call('GET', KEYS[4])
 local other_waits = wanted and wanted ~= ARGV[5]
 if taken >= limit or (other_waits and taken >= limit - 1) then
-  if not other_waits and timeouts < tonumber(ARGV[3]) and redis.call('EXISTS', KEYS[3]) == 0 then
+  local silent = redis.call('EXISTS', KEYS[3])
+  if not other_waits and timeouts < tonumber(ARGV[3]) and silent == 0 then
     redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[6])
   end
-  return {0, timeouts, taken, redis.call('EXISTS', KEYS[3])}
+  return {0, timeouts, taken, silent}
 end
 if wanted == ARGV[5] then redis.call('DEL', KEYS[4]) end
 local hold = tonumber(ARGV[4])
