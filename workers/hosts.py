@@ -19,11 +19,11 @@ answer to the circuit). A finished send hands its slot straight to the next one 
 host, without asking Redis, while the slot is still held (its lease renewed, see `workers.cluster`) and for
 up to `cluster.HAND_ON_FOR_S` after Redis gave it; with nobody waiting, an answered send's slot is parked for
 the next send to the host (`cluster.PARK_S`), which then takes it without asking Redis either.
-A send refused because other processes hold the host's slots waits at the head of the line; a timer asks
-again every RETRY_S while any host is refused, and Redis keeps the next slot freed there for it. Such a
-process has nothing in flight to the host to judge its silence by: the process whose sends there go
-unanswered tells the others through Redis (`cluster.mark_silent`). If Redis cannot be reached the caps are
-per process.
+A send refused because other processes hold the host's slots waits at the head of the line; Redis keeps the
+next slot freed there for it and tells this process when it is freed, and a timer asks again every RETRY_S
+while any host is refused. Such a process has nothing in flight to the host to judge its silence by: the
+process whose sends there go unanswered tells the others through Redis (`cluster.mark_silent`). If Redis
+cannot be reached the caps are per process.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ LINE_PER_SLOT = 8
 # Weight of the latest answer in a host's running answer time.
 ANSWER_WEIGHT = 0.2
 FORGET_AFTER_S = 300.0
-# How often sends refused by the cluster ask for a slot again (a slot freed elsewhere is taken this late).
-RETRY_S = 0.05
+# How often sends refused by the cluster ask for a slot again: a slot freed elsewhere is taken at once when
+# this process is first in line for it (told by Redis, `ClusterSlots.listen`), else up to this late.
+RETRY_S = 0.2
 
 
 def destination(request_url: str) -> str:
@@ -192,6 +193,8 @@ class HostSlots:
         self._closed = threading.Event()
         # The start of the latest-started send that has been answered, whichever its host (see `_may_wait`).
         self._answered_start = float("-inf")
+        if cluster is not None:
+            cluster.listen(self._freed)
 
     def submit(self, host: str, start_by: float, run: Task, give_up: GiveUp) -> Admission:
         """Run `run` (which must end with `slot.release`) now or when a slot frees, or refuse it."""
@@ -429,16 +432,42 @@ class HostSlots:
                     self._retrying = False
                     return
                 for host, state in refused:
-                    state.refused = False
-                    while state.line and state.line[0].start_by < now:
-                        expired.append(state.line.popleft())
-                    if state.line and state.busy < self._limit(state):
-                        state.busy += 1
-                        start.append((host, state.line.popleft()))
-                    self._forget_if_idle(host, state)
+                    self._ask_again(host, state, now, expired, start)
             self._give_back(expired)
             for host, waiting in start:
                 self._dispatch(host, [waiting], [])
+
+    def _freed(self, host: str) -> None:
+        """Another process gave back a slot of `host`, where this one was refused and is first in line for
+        the next (`ClusterSlots.listen`): its first send asks now, not at the next retry."""
+        expired: list[_Waiting] = []
+        start: list[tuple[str, _Waiting]] = []
+        with self._lock:
+            state = self._hosts.get(host)
+            if state is None or not state.refused:
+                return  # nothing waits for it here any more
+            self._ask_again(host, state, time.monotonic(), expired, start)
+        self._give_back(expired)
+        for _, waiting in start:
+            self._dispatch(host, [waiting], [])
+
+    def _ask_again(
+        self,
+        host: str,
+        state: _Host,
+        now: float,
+        expired: list[_Waiting],
+        start: list[tuple[str, _Waiting]],
+    ) -> None:
+        """Under self._lock: a refused line's first send goes to ask the cluster again (into `start`,
+        counted busy), those too late to start into `expired`."""
+        state.refused = False
+        while state.line and state.line[0].start_by < now:
+            expired.append(state.line.popleft())
+        if state.line and state.busy < self._limit(state):
+            state.busy += 1
+            start.append((host, state.line.popleft()))
+        self._forget_if_idle(host, state)
 
     def _take_line(
         self, state: _Host, now: float, expired: list[_Waiting]

@@ -323,6 +323,53 @@ def test_processes_share_a_hosts_slots_and_a_freed_one_is_taken_elsewhere_within
     assert in_flight(connect()) == 2
 
 
+def test_a_process_first_in_line_is_told_of_a_freed_slot_and_takes_it_at_once(
+    connect: Callable[[], redis.Redis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hosts, "RETRY_S", 5.0)  # the retry timer would be far too late: only the news helps
+    first, second = shared(connect(), per_host=1), shared(connect(), per_host=1)
+    held_first, held_second = Held(), Held()
+    assert first.submit(HOST, FAR, held_first.run, noop)
+    held_first.wait_for(1)
+    assert second.submit(HOST, FAR, held_second.run, noop)  # refused by the cluster: first in line
+    time.sleep(0.3)
+    assert held_second.slots == []
+
+    freed_at = time.monotonic()
+    held_first.slots[0].release(timed_out=False)
+    held_second.wait_for(1)
+
+    waited = held_second.started_at[0] - freed_at
+    assert waited < 0.3, waited
+
+
+def test_a_slot_freed_with_nobody_waiting_elsewhere_tells_no_one(redis_url: str) -> None:
+    host = f"freed-{uuid.uuid4().hex[:8]}.example"  # a key of its own
+    first, second = (
+        ClusterSlots(cluster.connect(redis_url), per_host=1, trip_after_timeouts=3, send_s=2)
+        for _ in range(2)
+    )
+    heard_first: list[str] = []
+    heard_second: list[str] = []
+    first.listen(heard_first.append)
+    second.listen(heard_second.append)
+    time.sleep(0.2)  # subscribed
+    taken = first.acquire(host)
+    assert taken is not None and taken[0] is not None
+    assert second.acquire(host) == (None, 0)  # refused: second is first in line now
+
+    first.release(host, taken[0], "answer", answered_before=False)
+    eventually(lambda: heard_second == [host])
+    again = second.acquire(host)  # taken: second no longer waits for it
+    assert again is not None and again[0] is not None
+    second.release(host, again[0], "answer", answered_before=False)
+    time.sleep(0.3)
+
+    assert heard_first == [] and heard_second == [host]
+    first.close()
+    second.close()
+
+
 def test_a_slot_handed_on_in_its_process_is_not_given_back_to_redis(
     connect: Callable[[], redis.Redis], long_hand_on: None
 ) -> None:
