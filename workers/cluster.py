@@ -77,8 +77,10 @@ HAND_ON_FOR_S = 0.5
 # How long a refused process stays first for the host's next free slot unless it asks again (hosts.RETRY_S):
 # told when it is freed (`listen`), it asks at once.
 WANTED_MS = 500
-# How long the listener waits for a message before it looks whether its process is closing.
+# How long the listener waits for a message before it looks whether its process is closing, and how often it
+# makes sure that its connection still carries messages.
 LISTEN_WAIT_S = 0.5
+LISTEN_PING_S = 5.0
 CIRCUIT_MEMORY_S = 3600
 # How long a slot whose send was answered is kept for this process's next send to the host. bench.delivery
 # (fast sink, 2 processes): the workers' CPU a delivery fell from 0.70 ms to 0.62-0.66 with 0.1 s, and to
@@ -442,21 +444,47 @@ class ClusterSlots:
             self._listener.start()
 
     def _listen_forever(self, on_freed: Callable[[str], None]) -> None:
+        lost = False  # logged once when the subscription is lost, once when it is back
         while not self._closed.is_set():
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(freed_channel(self._prefix))
-                while not self._closed.is_set():
-                    message = pubsub.get_message(timeout=LISTEN_WAIT_S)
-                    if message is not None and message["type"] == "message":
-                        on_freed(message["data"].decode())
-            except (redis.RedisError, OSError):
+                if lost:
+                    lost = False
+                    log.warning("listening for freed receiver slots again")
+                self._hear(pubsub, on_freed)
+            except (redis.RedisError, OSError) as exc:
+                if not lost:
+                    lost = True
+                    log.warning("lost the freed receiver slots' channel (%s): polling meanwhile", exc)
                 self._closed.wait(DOWN_RETRY_S)  # Redis away: the retries stand in meanwhile
-            except Exception:  # noqa: BLE001 - the caller's bug: the retries stand in, the thread goes on
-                log.exception("handling a freed receiver slot failed")
+            except Exception:  # noqa: BLE001 - e.g. its client closed under it: the retries stand in
+                log.exception("listening for freed receiver slots failed")
+                self._closed.wait(DOWN_RETRY_S)
             finally:
                 with contextlib.suppress(redis.RedisError, OSError):
                     pubsub.close()
+
+    def _hear(self, pubsub: redis.client.PubSub, on_freed: Callable[[str], None]) -> None:
+        """Passes on what the channel says until closing; a connection gone quiet (no answer to a PING within
+        LISTEN_PING_S: a half-open connection reads as silence, not as an error) raises ConnectionError."""
+        pinged_at = answered_at = time.monotonic()
+        while not self._closed.is_set():
+            message = pubsub.get_message(timeout=LISTEN_WAIT_S)
+            now = time.monotonic()
+            if message is not None and message["type"] == "pong":
+                answered_at = now
+            elif message is not None and message["type"] == "message":
+                data = message["data"]
+                try:
+                    on_freed(data.decode() if isinstance(data, bytes) else str(data))
+                except Exception:  # noqa: BLE001 - the caller's bug: the retries stand in, the channel stays
+                    log.exception("handling a freed receiver slot failed")
+            if now - pinged_at >= LISTEN_PING_S:
+                if answered_at < pinged_at:
+                    raise redis.ConnectionError(f"no answer to a PING within {LISTEN_PING_S:g} s")
+                pubsub.ping()
+                pinged_at = now
 
     def mark_silent(self, host: str) -> bool:
         """Tells the other processes, without waiting, that this one's sends to `host` have all gone

@@ -167,7 +167,10 @@ class _Host:
     busy: int = 0  # sends started here: asking for a cluster slot or in flight
     in_flight: int = 0  # sends gone out here and not ended: only their silence says the host has stopped
     timeouts: int = 0  # consecutive timeouts: the cluster's count as of its last answer, counted on here
-    refused: bool = False  # the cluster had no slot: the line waits for the retry timer
+    refused: bool = False  # the cluster had no slot: the line waits for news of a freed one, or the retry
+    # A freed slot was announced while an ask was on its way (its refusal may come after the news): the
+    # refusal asks again at once rather than wait for the retry.
+    freed_meanwhile: bool = False
     answered: bool = False  # it has answered a send of this process (or failed one fast)
     first_sent_at: float | None = None  # when its first send since it was last idle started, until it answers
     told_silent: bool = False  # the cluster has been told it is silent here (since its last answer)
@@ -383,12 +386,13 @@ class HostSlots:
         slot.began = True
 
     def _refused(self, host: str, waiting: _Waiting, timeouts: int, *, here: bool = False) -> bool:
-        """Other processes hold the host's slots: wait first in line for the retry timer, unless the host is
-        tripped (no line) or it is too late to start. `here`: called before the executor, which gives the
-        send back instead (a test's thread pool may block on a give-up): False, and nothing done, if it
-        must be given back."""
+        """Other processes hold the host's slots: wait first in line for news of a freed slot (`_freed`) or
+        the retry timer, unless the host is tripped (no line) or it is too late to start. `here`: called
+        before the executor, which gives the send back instead (a test's thread pool may block on a
+        give-up): False, and nothing done, if it must be given back."""
         now = time.monotonic()
         expired: list[_Waiting] = []
+        start: list[tuple[str, _Waiting]] = []
         silent = self.cluster is not None and self.cluster.silent_elsewhere(host)
         with self._lock:
             if here and (timeouts >= self.trip_after_timeouts or waiting.start_by < now or silent):
@@ -410,8 +414,12 @@ class HostSlots:
             if state.line:
                 state.refused = True
                 self._start_retrying()
+                if state.freed_meanwhile:
+                    self._ask_again(host, state, now, expired, start)
             self._forget_if_idle(host, state)
         self._give_back(expired)
+        for _, first in start:
+            self._dispatch(host, [first], [])
         return True
 
     def _start_retrying(self) -> None:
@@ -444,8 +452,12 @@ class HostSlots:
         start: list[tuple[str, _Waiting]] = []
         with self._lock:
             state = self._hosts.get(host)
-            if state is None or not state.refused:
-                return  # nothing waits for it here any more
+            if state is None or self._closed.is_set():
+                return
+            if not state.refused:
+                # An ask of this process may be on its way, to be refused after the news: it asks again then.
+                state.freed_meanwhile = state.busy > 0
+                return
             self._ask_again(host, state, time.monotonic(), expired, start)
         self._give_back(expired)
         for _, waiting in start:
@@ -461,7 +473,7 @@ class HostSlots:
     ) -> None:
         """Under self._lock: a refused line's first send goes to ask the cluster again (into `start`,
         counted busy), those too late to start into `expired`."""
-        state.refused = False
+        state.refused = state.freed_meanwhile = False
         while state.line and state.line[0].start_by < now:
             expired.append(state.line.popleft())
         if state.line and state.busy < self._limit(state):

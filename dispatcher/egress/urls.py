@@ -101,7 +101,9 @@ def as_sent(url: str) -> str:
     request target of this same parse (`parse_url` quotes what a request line cannot carry and leaves what
     is already quoted alone, so a second pass changes nothing), which the tests check.
     """
-    return urllib3.util.parse_url(url).url
+    parsed = urllib3.util.parse_url(url)
+    # A path that dot segments reduce to nothing (`/../`) goes on the wire as "/": signed as sent.
+    return (parsed if parsed.path else parsed._replace(path="/")).url
 
 
 def as_received(url: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -343,6 +344,40 @@ def test_a_process_first_in_line_is_told_of_a_freed_slot_and_takes_it_at_once(
     assert waited < 0.3, waited
 
 
+def test_news_of_a_freed_slot_that_comes_before_the_refusal_it_answers_is_not_lost(
+    connect: Callable[[], redis.Redis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hosts, "RETRY_S", 5.0)
+    first, second = shared(connect(), per_host=1), shared(connect(), per_host=1)
+    layer = second.cluster
+    assert layer is not None
+    held_first, held_second = Held(), Held()
+    assert first.submit(HOST, FAR, held_first.run, noop)
+    held_first.wait_for(1)
+    # Second's first ask is refused by Redis, but its reply is held back until the slot has been freed and
+    # the news of it heard: the order in which a busy process may take them.
+    replies: list[Callable[[], None]] = []
+    real_acquire_then = layer.acquire_then
+
+    def late_reply(host: str, then: Callable[[tuple[str | None, int] | None], None]) -> None:
+        if replies:
+            real_acquire_then(host, then)
+            return
+        real_acquire_then(host, lambda answer: replies.append(lambda: then(answer)))
+
+    monkeypatch.setattr(layer, "acquire_then", late_reply)
+    assert second.submit(HOST, FAR, held_second.run, noop)
+    eventually(lambda: bool(replies))
+    held_first.slots[0].release(timed_out=False)  # freed: second is told while its ask is still out
+    time.sleep(0.3)
+
+    refused_at = time.monotonic()
+    replies[0]()  # the refusal arrives after the news
+    held_second.wait_for(1)
+
+    assert held_second.started_at[0] - refused_at < 0.3  # asked again at once, not at the 5 s retry
+
+
 def test_a_slot_freed_with_nobody_waiting_elsewhere_tells_no_one(redis_url: str) -> None:
     host = f"freed-{uuid.uuid4().hex[:8]}.example"  # a key of its own
     first, second = (
@@ -351,23 +386,25 @@ def test_a_slot_freed_with_nobody_waiting_elsewhere_tells_no_one(redis_url: str)
     )
     heard_first: list[str] = []
     heard_second: list[str] = []
-    first.listen(heard_first.append)
-    second.listen(heard_second.append)
-    time.sleep(0.2)  # subscribed
-    taken = first.acquire(host)
-    assert taken is not None and taken[0] is not None
-    assert second.acquire(host) == (None, 0)  # refused: second is first in line now
+    try:
+        first.listen(heard_first.append)
+        second.listen(heard_second.append)
+        time.sleep(0.2)  # subscribed
+        taken = first.acquire(host)
+        assert taken is not None and taken[0] is not None
+        assert second.acquire(host) == (None, 0)  # refused: second is first in line now
 
-    first.release(host, taken[0], "answer", answered_before=False)
-    eventually(lambda: heard_second == [host])
-    again = second.acquire(host)  # taken: second no longer waits for it
-    assert again is not None and again[0] is not None
-    second.release(host, again[0], "answer", answered_before=False)
-    time.sleep(0.3)
+        first.release(host, taken[0], "answer", answered_before=False)
+        eventually(lambda: heard_second == [host])
+        again = second.acquire(host)  # taken: second no longer waits for it
+        assert again is not None and again[0] is not None
+        second.release(host, again[0], "answer", answered_before=False)
+        time.sleep(0.3)
 
-    assert heard_first == [] and heard_second == [host]
-    first.close()
-    second.close()
+        assert heard_first == [] and heard_second == [host]
+    finally:
+        first.close()
+        second.close()
 
 
 def test_a_slot_handed_on_in_its_process_is_not_given_back_to_redis(
@@ -753,3 +790,69 @@ def test_an_inline_task_submitted_by_a_task_runs_after_it_however_long_the_chain
     executor.shutdown()
     with pytest.raises(RuntimeError):
         executor.submit(order.append, "late")
+
+
+class FreezingProxy:
+    """A TCP relay to Redis that can go silent without closing anything: a half-open connection, as a
+    network that drops packets leaves it (no error ever reaches the client)."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition(":")
+        self._target = (host, int(port))
+        self.frozen = threading.Event()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._sockets: list[socket.socket] = [self._server]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self._server.accept()
+                upstream = socket.create_connection(self._target)
+                self._sockets += [client, upstream]
+                for source, sink in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=self._relay, args=(source, sink), daemon=True).start()
+
+    def _relay(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                while self.frozen.is_set():  # held, unread: neither side hears anything
+                    time.sleep(0.05)
+                sink.sendall(data)
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def test_a_freed_slots_channel_gone_silent_is_noticed_and_listened_to_afresh(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="workers.cluster")
+    monkeypatch.setattr(cluster, "LISTEN_WAIT_S", 0.05)
+    monkeypatch.setattr(cluster, "LISTEN_PING_S", 0.3)
+    monkeypatch.setattr(cluster, "DOWN_RETRY_S", 0.2)
+    proxy = FreezingProxy(redis_url.removeprefix("redis://").split("/")[0])
+    layer = ClusterSlots(
+        cluster.connect(f"redis://127.0.0.1:{proxy.port}"), per_host=1, trip_after_timeouts=3, send_s=2
+    )
+    heard: list[str] = []
+    publisher = redis.Redis.from_url(redis_url)
+    try:
+        layer.listen(heard.append)
+        eventually(lambda: publisher.publish(cluster.freed_channel(layer._prefix), "a.example") == 1)
+        eventually(lambda: heard[-1:] == ["a.example"])
+
+        proxy.frozen.set()  # its connection goes quiet: no error, no message, no answer to a PING
+        eventually(lambda: any("lost the freed" in r.getMessage() for r in caplog.records), timeout_s=3)
+        proxy.frozen.clear()
+
+        eventually(lambda: any("listening for freed" in r.getMessage() for r in caplog.records), timeout_s=3)
+        eventually(lambda: publisher.publish(cluster.freed_channel(layer._prefix), "b.example") >= 1)
+        eventually(lambda: "b.example" in heard)
+    finally:
+        layer.close()
+        publisher.close()
+        proxy.close()

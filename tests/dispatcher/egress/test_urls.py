@@ -105,6 +105,8 @@ def test_the_literal_address_is_what_a_private_check_needs() -> None:
         "http://u:p@t.example:8080?only=query",
         "http://[2001:db8::1]:8080/x",
         "https://xn--exmple-cua.com/%2F?%3D=%26",
+        "http://t.example/../?x=1",
+        "http://t.example/..",
     ],
 )
 def test_a_url_as_sent_is_what_the_http_client_sends_and_receivers_rebuild(url: str) -> None:
