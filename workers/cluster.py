@@ -451,12 +451,13 @@ class ClusterSlots:
                 pubsub.subscribe(freed_channel(self._prefix))
                 if lost:
                     lost = False
-                    log.warning("listening for freed receiver slots again")
+                    log.info("listening for freed receiver slots again")
                 self._hear(pubsub, on_freed)
             except (redis.RedisError, OSError) as exc:
                 if not lost:
                     lost = True
-                    log.warning("lost the freed receiver slots' channel (%s): polling meanwhile", exc)
+                    # Info: the caps hold meanwhile, and Redis out of reach is logged already (`_failed`).
+                    log.info("lost the freed receiver slots' channel (%s): polling meanwhile", exc)
                 self._closed.wait(DOWN_RETRY_S)  # Redis away: the retries stand in meanwhile
             except Exception:  # noqa: BLE001 - e.g. its client closed under it: the retries stand in
                 log.exception("listening for freed receiver slots failed")

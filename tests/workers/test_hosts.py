@@ -830,7 +830,7 @@ class FreezingProxy:
 def test_a_freed_slots_channel_gone_silent_is_noticed_and_listened_to_afresh(
     redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="workers.cluster")
+    caplog.set_level(logging.INFO, logger="workers.cluster")
     monkeypatch.setattr(cluster, "LISTEN_WAIT_S", 0.05)
     monkeypatch.setattr(cluster, "LISTEN_PING_S", 0.3)
     monkeypatch.setattr(cluster, "DOWN_RETRY_S", 0.2)
