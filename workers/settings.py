@@ -30,10 +30,10 @@ class EngineSettings:
     # Sends in flight per worker process; a job claims no more than the free slots. With 128, a process held
     # about 80 requests in flight to receivers answering in 100 ms (the job being claimed and logged holds its
     # share meanwhile): bench.delivery's 100 ms run, 2 processes, delivered 1,090/s; 1,250/s with 256 (no more
-    # with 512 then: the CPU was the limit). Jobs of 100 (`dispatcher.queueing.BATCH_SIZE`) wait for room for
-    # 100: with 256 a job often waited for the sends before it to be written; 512 made the 100 ms run 12%
-    # faster (4 interleaved pairs, 1,190-1,597 a second against 1,323-1,672).
-    max_in_flight: int = 512
+    # with 512: the CPU is the limit then). With jobs of 100, 512 made the 100 ms run 12% faster (4
+    # interleaved pairs) but, in 3 of 3 fast-sink runs of 8,000, left the last deliveries 1-2.6 s behind the
+    # others (they came in at the pump's 1 s steps), against none in 3 runs with 256: not taken.
+    max_in_flight: int = 256
     # Consecutive timeouts after which a host gets one slot until it answers again.
     circuit_timeouts: int = 3
     # A delivery refused for lack of a host slot waits this long before the pump offers it again.

@@ -106,7 +106,7 @@ def test_three_worker_processes_hold_a_receiver_to_its_cap(
         POSTBACK_LEASE_S="6",  # a send waiting for a slot may start up to 2 s after its claim
         POSTBACK_DEFER_S="0.3",
         POSTBACK_PUMP_INTERVAL_S="0.2",
-        # A job's claim tops itself up with other due deliveries: with the default room, the first job could
+        # A job's claim tops itself up with other due deliveries: with room for 256, the first job could
         # take all 24 and leave the other processes nothing to send (seen once in a full run).
         POSTBACK_MAX_IN_FLIGHT="4",
     )
