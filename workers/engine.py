@@ -45,7 +45,7 @@ HandOn = Callable[[Sequence[tuple[int, int]]], object]
 
 # How long a job waits for sending capacity before leaving the rest of its batch to the pump.
 CAPACITY_WAIT_S = 10.0
-TOP_UP_TO = 100
+TOP_UP_TO = 50
 FLUSH_MAX = 1000
 # How long the flusher waits after an outcome for others to write with it. A flush is a transaction of at
 # least four statements, whatever its size; taking only what had arrived, flushes held 24-31 outcomes in

@@ -38,9 +38,8 @@ SMALL_BACKLOG = 10_000
 
 @pytest.fixture
 def backlog(empty_postgres_url: str) -> Iterator[tuple[Database, list[int]]]:
-    """BACKLOG pending deliveries, read through sessions set up as a worker's (the only ones that claim).
-    With the server's default costs, a claim of 50 read them by primary key, one of 100 the whole table."""
-    database = planner_costs.worker_database(empty_postgres_url)
+    """BACKLOG pending deliveries, with the server's planner settings."""
+    database = Database(empty_postgres_url)
     yield database, _pending(database, BACKLOG)
     database.dispose()
 

@@ -29,12 +29,12 @@ def test_a_batchs_job_id_is_derived_from_its_deliveries(redis_client: redis.Redi
 
 def test_rq_reads_the_job_back_as_queued_in_its_lane(redis_client: redis.Redis) -> None:
     before = datetime.now(UTC)
-    assert enqueue_deliveries(redis_client, list(range(1, 221)), retry=True) == 3  # batches of 100
+    assert enqueue_deliveries(redis_client, list(range(1, 121)), retry=True) == 3  # batches of 50
 
     queue = Queue(RETRY_QUEUE, connection=redis_client)
     assert queue in Queue.all(connection=redis_client)  # what `rq info` lists
     jobs = [Job.fetch(job_id, connection=redis_client) for job_id in queue.job_ids]
-    batches = [list(range(start, min(start + 100, 221))) for start in (1, 101, 201)]
+    batches = [list(range(start, min(start + 50, 121))) for start in (1, 51, 101)]
     assert [job.args for job in jobs] == [(batch,) for batch in batches]
     for job in jobs:
         assert job.func_name == SEND_JOB
