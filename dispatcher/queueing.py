@@ -23,9 +23,9 @@ FIRST_ATTEMPT_QUEUE = "postbacks"
 RETRY_QUEUE = "postbacks-retry"
 LANES = (FIRST_ATTEMPT_QUEUE, RETRY_QUEUE)
 SEND_JOB = "workers.jobs.send_deliveries"
-# Not 100: jobs of 100 spread rq's and the claim's cost over twice the deliveries (the 100 ms run about 10%
-# faster), but on a backlog of 10,000 never analyzed the load of 100 was once planned as hash joins reading
-# whole tables (40,000 rows; tests/workers/test_job_plans.py), where 50 stays on primary keys.
+# Jobs of 100 spread rq's and the claim's cost over twice the deliveries (the 100 ms run about 10% faster in
+# one set of rounds); put back to 50 when the plan test failed with them, which then failed with 50 too
+# (autovacuum analyzing its tables mid-test, since prevented): to be measured again.
 BATCH_SIZE = 50
 JOB_TIMEOUT_S = 120
 FAILURE_TTL_S = 24 * 3600
