@@ -417,9 +417,7 @@ class HostSlots:
                 if state.freed_meanwhile:
                     self._ask_again(host, state, now, expired, start)
             self._forget_if_idle(host, state)
-        self._give_back(expired)
-        for _, first in start:
-            self._dispatch(host, [first], [])
+        self._asking(expired, start)
         return True
 
     def _start_retrying(self) -> None:
@@ -441,9 +439,7 @@ class HostSlots:
                     return
                 for host, state in refused:
                     self._ask_again(host, state, now, expired, start)
-            self._give_back(expired)
-            for host, waiting in start:
-                self._dispatch(host, [waiting], [])
+            self._asking(expired, start)
 
     def _freed(self, host: str) -> None:
         """Another process gave back a slot of `host`, where this one was refused and is first in line for
@@ -459,9 +455,7 @@ class HostSlots:
                 state.freed_meanwhile = state.busy > 0
                 return
             self._ask_again(host, state, time.monotonic(), expired, start)
-        self._give_back(expired)
-        for _, waiting in start:
-            self._dispatch(host, [waiting], [])
+        self._asking(expired, start)
 
     def _ask_again(
         self,
@@ -480,6 +474,12 @@ class HostSlots:
             state.busy += 1
             start.append((host, state.line.popleft()))
         self._forget_if_idle(host, state)
+
+    def _asking(self, expired: list[_Waiting], start: list[tuple[str, _Waiting]]) -> None:
+        """After `_ask_again` (outside the lock): gives back the sends too late, sends the others to ask."""
+        self._give_back(expired)
+        for host, waiting in start:
+            self._dispatch(host, [waiting], [])
 
     def _take_line(
         self, state: _Host, now: float, expired: list[_Waiting]
