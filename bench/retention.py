@@ -50,7 +50,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from bench._database import describe, fresh_database, sqlite_wanted
+from bench._database import analyze_schema, describe, fresh_database, sqlite_wanted
 
 OLD = int(os.environ.get("BENCH_OLD", "1000000"))
 KEPT = int(os.environ.get("BENCH_KEPT", "100000"))
@@ -318,7 +318,7 @@ def seed(connection: Connection, old: int, kept: int, now: datetime) -> None:
         connection.execute(
             text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         )
-    connection.execute(text("ANALYZE"))
+    analyze_schema(connection)
 
 
 # Row i's creation time: old ones 91 to 180 days ago, kept ones within the last 89 days.

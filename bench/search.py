@@ -27,7 +27,7 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from bench._database import postgres_url
+from bench._database import analyze_schema, postgres_url
 from dispatcher.models import Base
 from dispatcher.support import search
 
@@ -47,7 +47,7 @@ def seed(connection: Connection, count: int, now: datetime) -> None:
     params = {"n": count, "now": now, "spacing": SPACING_S}
     for statement in SEED_SQL:
         connection.execute(text(statement), params)
-    connection.execute(text("ANALYZE"))
+    analyze_schema(connection)
 
 
 _T = "(:now - make_interval(secs => (:n - i) * :spacing))"  # row i's creation time

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from bench._database import (
     DEFAULT_POSTGRES_URL,
+    analyze_schema,
     autovacuum_warning,
     backend_pids,
     describe,
@@ -17,7 +18,8 @@ from bench._database import (
     postgres_url,
     wants_sqlite,
 )
-from tests.conftest import postgres_url_or_skip
+from dispatcher.models import Base
+from tests.conftest import postgres_schema, postgres_url_or_skip
 
 
 @pytest.mark.parametrize(
@@ -110,3 +112,31 @@ def test_a_server_without_autovacuum_is_named_before_a_long_run() -> None:
 
 def test_sqlite_has_no_autovacuum_warning(tmp_path: Path) -> None:
     assert autovacuum_warning(f"sqlite:///{tmp_path / 'bench.db'}") is None
+
+
+@pytest.mark.postgres
+def test_a_benchs_analyze_leaves_the_other_schemas_tables_never_analyzed() -> None:
+    # A bare ANALYZE reached the tables of tests running beside it (test_job_plans keeps its own never
+    # analyzed) and changed their plans.
+    with postgres_schema("bench") as ours, postgres_schema("beside") as beside:
+        engines = {url: create_engine(url) for url in (ours, beside)}
+        try:
+            for engine in engines.values():
+                Base.metadata.create_all(engine)
+            with engines[ours].begin() as connection:
+                analyze_schema(connection)
+            assert _reltuples(engines[ours]) == 0  # analyzed: empty
+            assert _reltuples(engines[beside]) == -1  # never analyzed
+        finally:
+            for engine in engines.values():
+                engine.dispose()
+
+
+def _reltuples(engine: Engine) -> float:
+    """pg_class's row count of the schema's `deliveries` (-1 until analyzed or vacuumed)."""
+    with engine.connect() as connection:
+        return float(
+            connection.execute(
+                text("SELECT reltuples FROM pg_class WHERE oid = 'deliveries'::regclass")
+            ).scalar_one()
+        )
