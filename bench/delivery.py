@@ -7,6 +7,8 @@ recorded (transaction, event and delivery rows committed in chunks), then their 
 ledger does, chunk by chunk, all at once (the clock starts here) -> 2 worker processes (`python -m
 workers.worker`) + a pump -> a local sink on 20 ports (20 publisher hosts); it ends when the sink has seen
 every delivery id and every attempt is logged as succeeded: the engine draining a backlog (see `pipeline`).
+Each run's workers have each sent a delivery before its clock starts (`_warm_up`), as long-running workers
+have.
 Then the same with a sink answering in 100 ms, on 40 hosts (`delivery_100ms_per_s`) and on 20, where the
 receiver cap is the limit (see SLOW_ENDPOINTS). Then with 20% of the endpoints never answering (isolation: the
 healthy throughput with hangs over the throughput without, medians of 3 runs each, interleaved).
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import multiprocessing
 import os
@@ -44,7 +47,7 @@ from typing import Any
 import redis
 import requests
 from rq import Worker
-from sqlalchemy import func, insert, select
+from sqlalchemy import distinct, func, insert, select
 
 from bench._database import (
     add_sqlite_flag,
@@ -82,6 +85,9 @@ ENDPOINTS = 20
 SLOW_ENDPOINTS = 40
 SLOW_DELAY_S = 0.1  # how long the sink takes to answer in the 100 ms runs
 RECORD_CHUNK = 500
+# A worker process registered with RQ listens a moment later: until both have taken a warm-up job.
+WARM_UP_TIMEOUT_S = 30.0
+WARM_UP_SALES = 10**6  # the warm-up's sale numbers start at this many hook counts
 TEMPLATE = "http://127.0.0.1:{port}/pb?d=#deliveryid#&cid=#fobs#&amount=#sa#&payout=#ca#&n=#attempt#"
 
 
@@ -396,6 +402,7 @@ class Running:
     workers: list[subprocess.Popen[bytes]]
     pump: subprocess.Popen[bytes]
     url: str
+    warmed: int = 0  # deliveries sent before any measurement (`_warm_up`), all to the first port
 
 
 @contextlib.contextmanager
@@ -413,6 +420,7 @@ def running(
         try:
             _wait_for_workers(connection, workers)
             _wait_for_pump(connection, run.pump)
+            run.warmed = _warm_up(run, workers)
             yield run
         finally:
             stop([*run.workers, run.pump])
@@ -438,6 +446,37 @@ def _wait_for_workers(connection: redis.Redis, count: int) -> None:
     the measurement, and on a busy machine it takes anything from 1 to 10 s."""
     _wait_until(lambda: Worker.count(connection=connection) >= count, f"{count} workers did not start")
     time.sleep(0.2)  # registered just before it starts listening
+
+
+def _warm_up(run: Running, workers: int) -> int:
+    """Until each worker process has sent a delivery; returns how many were sent (all to the first port,
+    which answers in every scenario, each in a job of its own: one process takes each of a round's jobs).
+
+    A fresh process's first job pays for what a long-running worker did long before: the jobs module's
+    imports, the database connections, the first plans. Hand-over to the first receipt took 110-125 ms, the
+    next jobs 7-15 ms each: the same in every run, so a larger share of the shorter ones (the isolation run
+    with hangs, 4,000 healthy sales, against 5,000 without).
+    """
+    hooks = run.network.postback_ids
+    sent = 0
+    deadline = time.monotonic() + WARM_UP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        ids: list[int] = []
+        for _ in range(workers):
+            # Sale numbers far past any run's, each a multiple of the hook count: all to the first hook.
+            first = len(hooks) * (WARM_UP_SALES + sent + len(ids))
+            ids += record_sales(run.database, run.connection, run.network, first, 1, hand_over=False)
+        for delivery_id in ids:
+            enqueue_deliveries(run.connection, [delivery_id])
+        sent += len(ids)
+        delivered = functools.partial(_all_logged, run.database, {hooks[0]}, sent)
+        _wait_until(delivered, "the warm-up was not delivered")
+        with run.database.session() as session:
+            senders = session.scalar(select(func.count(distinct(Attempt.worker))))
+        if (senders or 0) >= workers:
+            return sent
+        time.sleep(0.1)
+    raise TimeoutError(f"not every worker process took a warm-up job within {WARM_UP_TIMEOUT_S:g} s")
 
 
 def _wait_until(ready: Callable[[], bool], failure: str, timeout_s: float = 60) -> None:
@@ -483,7 +522,7 @@ def pipeline(
         for first in range(0, sales, RECORD_CHUNK):
             count = min(RECORD_CHUNK, sales - first)
             ids += record_sales(database, run.connection, network, first, count, hand_over=False)
-        if _attempted(database):
+        if _attempted(database) > run.warmed:
             raise RuntimeError("deliveries were attempted before the hand-over: the clock would miss them")
         started = time.monotonic()
         recorded_s = started - recording
@@ -494,12 +533,12 @@ def pipeline(
             1 for i in range(sales) if network.postback_ids[i % len(network.postback_ids)] in healthy_hooks
         )
         deadline = started + timeout_s
-        while sink_process.stats()["unique"] < healthy:
+        while sink_process.stats()["unique"] < healthy + run.warmed:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {sink_process.stats()} of {healthy} after {timeout_s} s")
             time.sleep(0.02)
         received = time.monotonic()
-        while _logged(database, healthy_hooks) < healthy:
+        while _logged(database, healthy_hooks) < healthy + run.warmed:
             if time.monotonic() > deadline:
                 raise TimeoutError("attempts were not all logged")
             time.sleep(0.02)
@@ -508,7 +547,8 @@ def pipeline(
         stats = sink_process.stats()
         print(
             f"  {sales} sales ({healthy} to healthy endpoints, recorded in {recorded_s:.2f} s, then handed "
-            f"over), delay {delay * 1000:g} ms, {len(hang_ports)} of {len(sink_process.ports)} endpoints "
+            f"over; {run.warmed} sent before, to warm the workers up), delay {delay * 1000:g} ms, "
+            f"{len(hang_ports)} of {len(sink_process.ports)} endpoints "
             f"hanging: received in {received - started:.2f} s, all logged in {elapsed:.2f} s, "
             f"duplicates {stats['duplicates']}",
             flush=True,
@@ -639,6 +679,10 @@ def cpu_seconds(run: Running, sink_process: SinkProcess) -> dict[str, float]:
 def _attempted(database: Database) -> int:
     with database.session() as session:
         return int(session.scalar(select(func.count()).select_from(Attempt)) or 0)
+
+
+def _all_logged(database: Database, hooks: set[int], count: int) -> bool:
+    return _logged(database, hooks) >= count
 
 
 def _logged(database: Database, hooks: set[int]) -> int:

@@ -21,16 +21,17 @@ RunBench = Callable[..., list[str]]
 
 @pytest.fixture
 def run_bench() -> RunBench:
-    """`run_bench(module, database, **environment)`: its output's lines, once it has exited with 0."""
+    """`run_bench(module, database, *arguments, **environment)`: its output's lines, once it has exited
+    with 0."""
 
-    def run(module: str, database: str, **settings: str) -> list[str]:
+    def run(module: str, database: str, *arguments: str, **settings: str) -> list[str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("BENCH_")}
         env.update(settings)
         if database == "sqlite":
             env["BENCH_SQLITE"] = "1"
         else:
             env["BENCH_DATABASE_URL"] = postgres_url_or_skip()
-        command = [sys.executable, "-m", module]
+        command = [sys.executable, "-m", module, *arguments]
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout.splitlines()
