@@ -131,10 +131,12 @@ def analyze_schema(connection: Connection) -> None:
     """ANALYZE the run's own tables (those of `dispatcher.models`, found through the search path).
 
     A bare ANALYZE reads every table of the database, other schemas' too: the test suite's, beside a bench on
-    the same server. `tests/workers/test_job_plans.py` keeps its tables never analyzed, and a bench test's
-    ANALYZE mid-test changed a job's plan there (a clean-clone CI run: 10,000 transactions read for 50).
+    the same server. `tests/workers/test_job_plans.py` keeps its tables never analyzed, and the ANALYZE of a
+    bench run by another test (`bench.search`'s seed, `bench.retention`) changed a job's plan there mid-test
+    (a clean-clone CI run: 10,000 transactions read for 50).
     """
-    names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    quoted = connection.dialect.identifier_preparer.format_table
+    names = ", ".join(quoted(table) for table in Base.metadata.sorted_tables)
     connection.execute(text(f"ANALYZE {names}"))
 
 

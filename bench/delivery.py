@@ -450,7 +450,8 @@ def _wait_for_workers(connection: redis.Redis, count: int) -> None:
 
 def _warm_up(run: Running, workers: int) -> int:
     """Until each worker process has sent a delivery; returns how many were sent (all to the first port,
-    which answers in every scenario, each in a job of its own: one process takes each of a round's jobs).
+    which answers in every scenario). Each is handed over in a job of its own, but a job tops itself up with
+    other due deliveries (`Engine.send_batch`): one process may send a whole round, and the round is repeated.
 
     A fresh process's first job pays for what a long-running worker did long before: the jobs module's
     imports, the database connections, the first plans. Hand-over to the first receipt took 110-125 ms, the
@@ -470,7 +471,7 @@ def _warm_up(run: Running, workers: int) -> int:
             enqueue_deliveries(run.connection, [delivery_id])
         sent += len(ids)
         delivered = functools.partial(_all_logged, run.database, {hooks[0]}, sent)
-        _wait_until(delivered, "the warm-up was not delivered")
+        _wait_until(delivered, "the warm-up was not delivered", max(0.1, deadline - time.monotonic()))
         with run.database.session() as session:
             senders = session.scalar(select(func.count(distinct(Attempt.worker))))
         if (senders or 0) >= workers:
@@ -535,7 +536,8 @@ def pipeline(
         deadline = started + timeout_s
         while sink_process.stats()["unique"] < healthy + run.warmed:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"only {sink_process.stats()} of {healthy} after {timeout_s} s")
+                wanted = healthy + run.warmed
+                raise TimeoutError(f"only {sink_process.stats()} of {wanted} after {timeout_s} s")
             time.sleep(0.02)
         received = time.monotonic()
         while _logged(database, healthy_hooks) < healthy + run.warmed:

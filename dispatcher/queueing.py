@@ -25,7 +25,8 @@ LANES = (FIRST_ATTEMPT_QUEUE, RETRY_QUEUE)
 SEND_JOB = "workers.jobs.send_deliveries"
 # Jobs of 100 spread rq's and the claim's cost over twice the deliveries (the 100 ms run about 10% faster in
 # one set of rounds); put back to 50 when the plan test failed with them, which then failed with 50 too (a
-# bench test's database-wide ANALYZE analyzing its tables mid-test, since prevented): to be measured again.
+# bench's database-wide ANALYZE, run by another test, analyzing its tables mid-test, since prevented): to be
+# measured again.
 BATCH_SIZE = 50
 JOB_TIMEOUT_S = 120
 FAILURE_TTL_S = 24 * 3600

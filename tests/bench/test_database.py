@@ -133,7 +133,8 @@ def test_a_benchs_analyze_leaves_the_other_schemas_tables_never_analyzed() -> No
 
 
 def _reltuples(engine: Engine) -> float:
-    """pg_class's row count of the schema's `deliveries` (-1 until analyzed or vacuumed)."""
+    """pg_class's row count of the schema's `deliveries` (-1 until analyzed or vacuumed, since PostgreSQL 14;
+    0 before)."""
     with engine.connect() as connection:
         return float(
             connection.execute(

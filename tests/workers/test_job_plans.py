@@ -59,9 +59,9 @@ def _pending(database: Database, count: int) -> list[int]:
     with database.engine.begin() as connection:
         for table in Base.metadata.sorted_tables:
             # Kept never analyzed: 10,000 rows are past autovacuum's threshold. What did analyze them mid-test
-            # (whole tables then read by a job's load, in 3 full runs) was a bench test's bare ANALYZE, which
-            # reached every schema of the database; the benches now analyze their own tables only
-            # (`bench._database.analyze_schema`).
+            # (whole tables then read by a job's load, in 3 full runs) was the bare ANALYZE of a bench run by
+            # another test (bench.search's seed, bench.retention), which reached every schema of the database;
+            # the benches now analyze their own tables only (`bench._database.analyze_schema`).
             connection.execute(text(f'ALTER TABLE "{table.name}" SET (autovacuum_enabled = false)'))
     with database.session() as session:
         owner, shop = factories.publisher(session), factories.program(session)
